@@ -1,0 +1,74 @@
+# Every target that needs the virtualenv depends on its stamp, so `make run` and `make test`
+# each work as the very first command on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.tagwarden-installed
+# Cloud Custodian pins boto3 exactly, so the benchmarks get a virtualenv of their own.
+BENCH_VENV := .venv-bench
+BENCH_BIN := $(BENCH_VENV)/bin
+BENCH_STAMP := $(BENCH_VENV)/.tagwarden-bench-installed
+PIP := $(BIN)/python -m pip
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install run test unit functional infra lint format bench synth sfn-local-test clean help
+
+help:
+	@echo "make run     run a scan of the demo fleet on the embedded Step Functions engine"
+	@echo "make test    the whole test suite (unit, functional, infra)"
+	@echo "make install only the .venv (with the tagwarden console script at $(BIN)/tagwarden)"
+	@echo "make lint    ruff and mypy"
+	@echo "make bench   benchmarks; figures go to BENCHMARKS.md"
+	@echo "make synth   synthesize the CDK app into cdk.out/ (no Docker, no AWS credentials)"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade "pip>=24"
+	$(PIP) install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/tagwarden run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+functional: $(STAMP)
+	$(BIN)/python -m pytest -q tests/functional
+
+infra: $(STAMP)
+	$(BIN)/python -m pytest -q tests/infra
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check workflow lambdas
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format workflow lambdas tests cdk benchmarks
+	$(BIN)/ruff check --fix .
+
+$(BENCH_STAMP): pyproject.toml
+	@test -x $(BENCH_BIN)/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BENCH_BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BENCH_BIN)/python -c "import boto3, c7n.resources.ec2, moto; print('bench venv: boto3', boto3.__version__)"
+	@touch $@
+
+bench: $(BENCH_STAMP)
+	$(BENCH_BIN)/python benchmarks/bench_evaluator.py --instances 100000 --write BENCHMARKS.md
+
+synth: $(STAMP)
+	cd cdk && ../$(BIN)/python app.py
+
+sfn-local-test: $(STAMP)
+	$(BIN)/python -m pytest -q -m docker tests/functional
+
+clean:
+	rm -rf $(VENV) cdk.out tagwarden-out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,252 @@
+"""The compliance evaluator: a pure function from describe-instances dicts and a compiled policy
+to findings. No AWS SDK here; the workflow steps feed it what they listed.
+
+>>> from datetime import datetime, timezone
+>>> from workflow.policy import compile_policy
+>>> policy = compile_policy({"version": 1, "name": "p", "rules": [{"key": "Owner"}]})
+>>> instance = {"InstanceId": "i-0123456789abcdef0", "State": {"Name": "running"},
+...             "Placement": {"AvailabilityZone": "eu-west-1a"}, "Tags": [{"Key": "owner", "Value": "ana"}]}
+>>> finding = evaluate_instance(instance, policy, account_id="111122223333",
+...                             now=datetime(2026, 1, 1, tzinfo=timezone.utc))
+>>> finding["compliant"], [v["code"] for v in finding["violations"]], finding["region"]
+(False, ['key_case'], 'eu-west-1')
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from workflow.policy.compiler import CompiledPolicy, CompiledRule, bounded_fullmatch
+
+VIOLATION_CODES: Final = (
+    "missing",
+    "key_case",
+    "empty_value",
+    "invalid_value",
+    "pattern_mismatch",
+    "prohibited",
+    "too_many_tags",
+)
+_AWS_PREFIX: Final = "aws:"
+# us-east-1a, us-west-2-lax-1a (Local Zone), us-east-1-wl1-bos-wlz-1 (Wavelength): the region leads.
+_REGION_OF_ZONE: Final = re.compile(r"^([a-z]{2}(?:-gov|-iso[a-z]*)?-[a-z]+-\d+)")
+_SHOWN_VALUE_LIMIT: Final = 80
+
+Finding = dict[str, Any]
+
+
+def region_of_zone(zone: str | None) -> str | None:
+    """The region an availability zone belongs to.
+
+    >>> region_of_zone("us-west-2-lax-1a")
+    'us-west-2'
+    """
+    if not zone:
+        return None
+    match = _REGION_OF_ZONE.match(zone)
+    return match.group(1) if match else None
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= _SHOWN_VALUE_LIMIT else value[:_SHOWN_VALUE_LIMIT] + "…")
+
+
+def _violation(code: str, key: str, message: str, value: str | None = None) -> dict[str, Any]:
+    violation: dict[str, Any] = {"code": code, "key": key, "message": message}
+    if value is not None:
+        violation["value"] = value
+    return violation
+
+
+def _variants(tags: dict[str, str], folded_key: str, exact_key: str) -> list[str]:
+    # Sorted so the outcome never depends on the order AWS happened to return the tags in.
+    return sorted(k for k in tags if k != exact_key and k.casefold() == folded_key)
+
+
+def _check_rule(
+    rule: CompiledRule, tags: dict[str, str], keys_insensitive: bool, out: list[dict[str, Any]]
+) -> None:
+    value = tags.get(rule.key)
+    variants = _variants(tags, rule.folded_key, rule.key)
+    if variants and not keys_insensitive:
+        # Another capitalisation splits cost allocation and search even beside the right one,
+        # as AWS Organizations tag policies also judge it.
+        found = ", ".join(repr(v) for v in variants)
+        out.append(
+            _violation("key_case", rule.key, f"tag {found} should be spelled {rule.key!r}", tags[variants[0]])
+        )
+        if value is None:
+            return
+    if value is None:
+        if not variants:
+            if rule.required:
+                out.append(_violation("missing", rule.key, f"required tag {rule.key!r} is missing"))
+            return
+        value = tags[variants[0]]
+    if not rule.allow_empty and not value.strip():
+        # Users want blank values treated as missing; allow_empty makes blank an ordinary value
+        # (the AWS Config and Organizations semantics) that allowed values and pattern still judge.
+        if rule.required:
+            out.append(_violation("empty_value", rule.key, f"tag {rule.key!r} is blank", value))
+        return
+    if rule.allowed is not None and not rule.allowed.matches(value):
+        out.append(
+            _violation(
+                "invalid_value",
+                rule.key,
+                f"value {_shown(value)} of {rule.key!r} is not one of: {rule.allowed.shown}",
+                value,
+            )
+        )
+    if rule.pattern is not None and not bounded_fullmatch(rule.pattern, value):
+        out.append(
+            _violation(
+                "pattern_mismatch",
+                rule.key,
+                f"value {_shown(value)} of {rule.key!r} does not match {rule.pattern.pattern}",
+                value,
+            )
+        )
+
+
+def tags_of(instance: dict[str, Any]) -> dict[str, str]:
+    """The instance's tags as key to value; an instance without ``Tags`` has none."""
+    return {tag["Key"]: tag.get("Value", "") for tag in instance.get("Tags") or ()}
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _launched_at(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def _is_exempt(instance_id: str, tags: dict[str, str], policy: CompiledPolicy) -> bool:
+    if instance_id in policy.exempt_instance_ids:
+        return True
+    for key, expected in policy.exempt_tags:
+        value = tags.get(key)
+        if value is not None and (expected is None or value == expected):
+            return True
+    return False
+
+
+def _owner(tags: dict[str, str], policy: CompiledPolicy) -> str | None:
+    owner = tags.get(policy.owner_key)
+    if owner is None and policy.keys_insensitive:
+        folded = policy.owner_key.casefold()
+        owner = next((v for k, v in tags.items() if k.casefold() == folded), None)
+    return owner if owner and owner.strip() else None
+
+
+def in_scope(instance: dict[str, Any], policy: CompiledPolicy) -> bool:
+    """Whether the policy applies to an instance at all (its state is in ``scope.states``)."""
+    return (instance.get("State") or {}).get("Name") in policy.states
+
+
+def evaluate_instance(
+    instance: dict[str, Any],
+    policy: CompiledPolicy,
+    *,
+    region: str | None = None,
+    account_id: str | None = None,
+    now: datetime | None = None,
+) -> Finding:
+    """One finding for one instance (in scope or not; see :func:`evaluate_instances`).
+
+    ``region`` is used when the instance has no availability zone; ``account_id`` is the
+    reservation's ``OwnerId``.
+    """
+    tags = tags_of(instance)
+    user_tags = {k: v for k, v in tags.items() if not k.startswith(_AWS_PREFIX)}
+    violations: list[dict[str, Any]] = []
+    for rule in policy.rules:
+        _check_rule(rule, user_tags, policy.keys_insensitive, violations)
+    if policy.prohibited_literals or policy.prohibited_globs is not None:
+        for key, value in user_tags.items():
+            entry = policy.is_prohibited(key)
+            if entry is not None:
+                violations.append(
+                    _violation("prohibited", key, f"tag {key!r} is prohibited (matches {entry!r})", value)
+                )
+    if policy.max_tags is not None and len(user_tags) > policy.max_tags:
+        violations.append(
+            _violation(
+                "too_many_tags",
+                "*",
+                f"{len(user_tags)} user tags; the policy allows at most {policy.max_tags}",
+            )
+        )
+    instance_id = instance.get("InstanceId", "")
+    exempt = _is_exempt(instance_id, tags, policy)
+    in_grace = False
+    if policy.grace_period_seconds and not exempt:
+        launched = _launched_at(instance.get("LaunchTime"))
+        current = now or datetime.now(UTC)
+        in_grace = launched is not None and (current - launched).total_seconds() < policy.grace_period_seconds
+    placement = instance.get("Placement") or {}
+    return {
+        "instance_id": instance_id,
+        "region": region_of_zone(placement.get("AvailabilityZone")) or region,
+        "account_id": account_id,
+        "state": (instance.get("State") or {}).get("Name"),
+        "launch_time": _iso(instance.get("LaunchTime")),
+        "instance_type": instance.get("InstanceType"),
+        "name": tags.get("Name"),
+        "owner": _owner(user_tags, policy),
+        "tags": tags,
+        "compliant": exempt or in_grace or not violations,
+        "exempt": exempt,
+        "in_grace_period": in_grace,
+        "violations": violations,
+    }
+
+
+def evaluate_instances(
+    instances: Iterable[dict[str, Any]],
+    policy: CompiledPolicy,
+    *,
+    region: str | None = None,
+    account_id: str | None = None,
+    now: datetime | None = None,
+) -> Iterator[Finding]:
+    """Findings for the in-scope instances, lazily, so a caller can stream a huge region."""
+    current = now or datetime.now(UTC)
+    for instance in instances:
+        if in_scope(instance, policy):
+            yield evaluate_instance(instance, policy, region=region, account_id=account_id, now=current)
+
+
+def evaluate_reservations(
+    document: dict[str, Any],
+    policy: CompiledPolicy,
+    *,
+    region: str | None = None,
+    now: datetime | None = None,
+) -> Iterator[Finding]:
+    """Findings for a whole ``describe-instances`` document (``{"Reservations": [...]}``)."""
+    current = now or datetime.now(UTC)
+    for reservation in document.get("Reservations") or ():
+        yield from evaluate_instances(
+            reservation.get("Instances") or (),
+            policy,
+            region=region,
+            account_id=reservation.get("OwnerId"),
+            now=current,
+        )

@@ -1,0 +1,169 @@
+"""Compile a validated version 1 policy once into matchers the evaluator applies per instance."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import regex
+
+from workflow.errors import PolicyError
+from workflow.policy import regex_safety
+from workflow.policy.document import glob_to_regex, validate_policy
+
+DEFAULT_STATES = ("pending", "running", "stopping", "stopped")
+DEFAULT_OWNER_KEY = "Owner"
+
+
+@dataclass(frozen=True, slots=True)
+class ValueMatcher:
+    """Allowed values of a rule: a set lookup for plain values, one regex for the globs."""
+
+    literals: frozenset[str]
+    globs: regex.Pattern[str] | None
+    ignore_case: bool
+    shown: str
+
+    def matches(self, value: str) -> bool:
+        probe = value.casefold() if self.ignore_case else value
+        if probe in self.literals:
+            return True
+        if self.globs is None:
+            return False
+        return _bounded_fullmatch(self.globs, value)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    key: str
+    folded_key: str
+    required: bool
+    allow_empty: bool
+    allowed: ValueMatcher | None
+    pattern: regex.Pattern[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    """A policy ready to evaluate; build it with :func:`compile_policy`."""
+
+    name: str
+    sha256: str
+    document: dict[str, Any] = field(repr=False)
+    rules: tuple[CompiledRule, ...]
+    keys_insensitive: bool
+    prohibited_literals: dict[str, str]
+    prohibited_globs: regex.Pattern[str] | None
+    max_tags: int | None
+    exempt_instance_ids: frozenset[str]
+    exempt_tags: tuple[tuple[str, str | None], ...]
+    states: frozenset[str]
+    grace_period_seconds: int
+    owner_key: str
+
+    def is_prohibited(self, key: str) -> str | None:
+        """The prohibited_keys entry that ``key`` matches (case-insensitively), if any."""
+        folded = key.casefold()
+        literal = self.prohibited_literals.get(folded)
+        if literal is not None:
+            return literal
+        if self.prohibited_globs is not None:
+            match = self.prohibited_globs.fullmatch(folded)
+            if match and match.lastgroup:
+                entry: str = self.document["prohibited_keys"][int(match.lastgroup[1:])]
+                return entry
+        return None
+
+
+def _bounded_fullmatch(pattern: regex.Pattern[str], value: str) -> bool:
+    try:
+        return pattern.fullmatch(value, timeout=regex_safety.MATCH_TIMEOUT_SECONDS) is not None
+    except TimeoutError:
+        # Validation rejects patterns this slow; if one gets through anyway, the value is reported
+        # as not matching rather than stalling the scan.
+        return False
+
+
+def bounded_fullmatch(pattern: regex.Pattern[str], value: str) -> bool:
+    """Whole-value match with a fixed time bound; a timeout counts as no match.
+
+    >>> bounded_fullmatch(regex.compile("ab+"), "abbb")
+    True
+    """
+    return _bounded_fullmatch(pattern, value)
+
+
+def policy_sha256(doc: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a policy: same policy, same hash, whatever the formatting."""
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _value_matcher(values: list[str], *, ignore_case: bool) -> ValueMatcher:
+    literals = [v for v in values if "*" not in v]
+    globs = [v for v in values if "*" in v]
+    flags = regex.VERSION0 | (regex.IGNORECASE | regex.FULLCASE if ignore_case else 0)
+    glob_pattern = regex.compile("|".join(f"(?:{glob_to_regex(g)})" for g in globs), flags) if globs else None
+    shown = ", ".join(values[:8]) + (f", ... ({len(values)} values)" if len(values) > 8 else "")
+    return ValueMatcher(
+        literals=frozenset(v.casefold() if ignore_case else v for v in literals),
+        globs=glob_pattern,
+        ignore_case=ignore_case,
+        shown=shown,
+    )
+
+
+def compile_policy(doc: dict[str, Any]) -> CompiledPolicy:
+    """Validate a version 1 policy and compile it; raises :class:`PolicyError` listing every problem.
+
+    >>> policy = compile_policy({"version": 1, "name": "p", "rules": [{"key": "Owner"}]})
+    >>> policy.rules[0].key, policy.rules[0].required
+    ('Owner', True)
+    """
+    problems = validate_policy(doc)
+    if problems:
+        raise PolicyError(problems)
+    rules = []
+    for raw in doc["rules"]:
+        ignore_case = raw.get("value_case", "sensitive") == "insensitive"
+        rules.append(
+            CompiledRule(
+                key=raw["key"],
+                folded_key=raw["key"].casefold(),
+                required=raw.get("required", True),
+                allow_empty=raw.get("allow_empty", False),
+                allowed=_value_matcher(raw["allowed_values"], ignore_case=ignore_case)
+                if "allowed_values" in raw
+                else None,
+                pattern=regex_safety.compile_user_pattern(raw["pattern"], ignore_case=ignore_case)
+                if "pattern" in raw
+                else None,
+            )
+        )
+    prohibited = doc.get("prohibited_keys", [])
+    prohibited_globs = [
+        f"(?P<p{index}>{glob_to_regex(glob.casefold())})"
+        for index, glob in enumerate(prohibited)
+        if "*" in glob
+    ]
+    scope = doc.get("scope", {})
+    exemptions = doc.get("exemptions", [])
+    return CompiledPolicy(
+        name=doc["name"],
+        sha256=policy_sha256(doc),
+        document=doc,
+        rules=tuple(rules),
+        keys_insensitive=doc.get("key_case", "exact") == "insensitive",
+        prohibited_literals={g.casefold(): g for g in prohibited if "*" not in g},
+        prohibited_globs=regex.compile("|".join(prohibited_globs), regex.IGNORECASE | regex.FULLCASE)
+        if prohibited_globs
+        else None,
+        max_tags=doc.get("max_tags"),
+        exempt_instance_ids=frozenset(i for e in exemptions for i in e.get("instance_ids", [])),
+        exempt_tags=tuple((e["tag"]["key"], e["tag"].get("value")) for e in exemptions if "tag" in e),
+        states=frozenset(scope.get("states", DEFAULT_STATES)),
+        grace_period_seconds=60 * scope.get("grace_period_minutes", 0),
+        owner_key=doc.get("owner_key", DEFAULT_OWNER_KEY),
+    )

@@ -1,0 +1,242 @@
+"""Reading and validating tag policy documents (version 1, or a foreign format converted to it).
+
+Every problem is reported at once, one ``<JSON path>: <message>`` line each, so a policy author
+fixes a file in one round trip; nothing here raises anything but :class:`PolicyError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import regex
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from workflow.errors import PolicyError, Problem
+from workflow.policy import regex_safety
+
+# AWS Organizations caps tag policies at 10,000 characters; ours are plain JSON of at most 200
+# rules, so 1 MiB is far above any honest policy and far below anything that could hurt memory.
+MAX_POLICY_BYTES = 1024 * 1024
+SCHEMA_RESOURCE = "policy-v1.schema.json"
+
+
+@cache
+def policy_schema() -> dict[str, Any]:
+    """The JSON Schema (Draft 2020-12) of policy version 1, as shipped in the package."""
+    text = resources.files("workflow.policy").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    Draft202012Validator.check_schema(policy_schema())
+    return Draft202012Validator(policy_schema())
+
+
+def json_path(parts: Any) -> str:
+    """Render a jsonschema path deque as ``$.rules[2].pattern``.
+
+    >>> json_path(["rules", 2, "pattern"])
+    '$.rules[2].pattern'
+    """
+    out = "$"
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(part, str) and part.replace("_", "").isalnum():
+            out += f".{part}"
+        else:
+            out += f"[{json.dumps(part, ensure_ascii=False)}]"
+    return out
+
+
+def _reject_duplicate_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateMember(key)
+        seen[key] = value
+    return seen
+
+
+class _DuplicateMember(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def parse_policy_text(text: str, *, source: str | None = None) -> Any:
+    """Parse JSON text, turning syntax errors into a PolicyError with line and column.
+
+    >>> parse_policy_text('{"version": 1}')
+    {'version': 1}
+    """
+    try:
+        return json.loads(text, object_pairs_hook=_reject_duplicate_members)
+    except _DuplicateMember as dup:
+        raise PolicyError(
+            [Problem("$", f"member {dup.key!r} appears twice in one object; keep one")], source=source
+        ) from None
+    except json.JSONDecodeError as err:
+        raise PolicyError(
+            [Problem("$", f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}")],
+            source=source,
+        ) from None
+    except RecursionError:
+        raise PolicyError([Problem("$", "JSON nested too deeply")], source=source) from None
+
+
+def read_policy_file(path: str | Path) -> Any:
+    """Read and parse a policy file; unreadable, oversized or non-JSON files raise PolicyError."""
+    source = str(path)
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_POLICY_BYTES + 1)
+    except OSError as err:
+        raise PolicyError([Problem("$", f"cannot read file: {err.strerror or err}")], source=source) from None
+    if len(raw) > MAX_POLICY_BYTES:
+        raise PolicyError(
+            [
+                Problem(
+                    "$", f"file is larger than {MAX_POLICY_BYTES // 1024} KiB; a tag policy never needs that"
+                )
+            ],
+            source=source,
+        )
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise PolicyError([Problem("$", f"not UTF-8 text (byte {err.start})")], source=source) from None
+    return parse_policy_text(text, source=source)
+
+
+def _schema_problem(error: ValidationError) -> Problem:
+    path = json_path(error.absolute_path)
+    validator = error.validator
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if validator == "additionalProperties":
+        known = set(schema.get("properties", {}))
+        extras = sorted(set(error.instance if isinstance(error.instance, dict) else ()) - known)
+        allowed = ", ".join(sorted(known))
+        field = extras[0] if extras else "?"
+        return Problem(
+            json_path([*error.absolute_path, field]), f"unknown field; allowed fields here: {allowed}"
+        )
+    if validator == "required":
+        missing = str(error.message).split("'")[1] if "'" in error.message else "?"
+        return Problem(json_path([*error.absolute_path, missing]), "required field is missing")
+    if validator == "const" and list(error.absolute_path) == ["version"]:
+        return Problem(
+            path, f"must be 1 (got {json.dumps(error.instance)}); this is policy language version 1"
+        )
+    if validator == "oneOf" and "exemptions" in error.absolute_path:
+        return Problem(path, "an exemption needs exactly one of 'tag' or 'instance_ids'")
+    if validator == "pattern" and list(error.absolute_path)[-1:] == ["name"]:
+        return Problem(
+            path, "must start with a letter or digit and hold only letters, digits, '.', '_', '-', ' '"
+        )
+    if validator == "uniqueItems":
+        return Problem(path, "contains the same item twice; list each once")
+    return Problem(path, error.message)
+
+
+def _schema_problems(doc: Any) -> Iterator[Problem]:
+    for error in sorted(
+        _validator().iter_errors(doc), key=lambda e: (list(map(str, e.absolute_path)), e.message)
+    ):
+        yield _schema_problem(error)
+
+
+def _well_formed_rules(doc: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """Rules with a string key; the schema reports the others, this keeps the checks below safe."""
+    rules = doc.get("rules")
+    if not isinstance(rules, list):
+        return []
+    return [(i, r) for i, r in enumerate(rules) if isinstance(r, dict) and isinstance(r.get("key"), str)]
+
+
+def _semantic_problems(doc: dict[str, Any]) -> Iterator[Problem]:
+    rules = _well_formed_rules(doc)
+    by_index = dict(rules)
+    first_seen: dict[str, int] = {}
+    for index, rule in rules:
+        path = f"$.rules[{index}]"
+        key = rule["key"]
+        folded = key.casefold()
+        if folded in first_seen:
+            other = first_seen[folded]
+            other_key = by_index[other]["key"]
+            reason = "duplicate rule for" if other_key == key else "differs only by case from"
+            yield Problem(f"{path}.key", f"{reason} {other_key!r} ($.rules[{other}]); keep one rule per key")
+        else:
+            first_seen[folded] = index
+        if key.lower().startswith("aws:"):
+            yield Problem(
+                f"{path}.key", "keys beginning with 'aws:' are reserved for AWS and never evaluated"
+            )
+        ignore_case = rule.get("value_case") == "insensitive"
+        if isinstance(rule.get("pattern"), str):
+            yield from _pattern_problems(rule["pattern"], f"{path}.pattern", ignore_case=ignore_case)
+        values = rule.get("allowed_values")
+        for value_index, value in enumerate(values if isinstance(values, list) else []):
+            if isinstance(value, str) and "*" in value:
+                yield from _pattern_problems(
+                    glob_to_regex(value), f"{path}.allowed_values[{value_index}]", ignore_case=ignore_case
+                )
+    prohibited = doc.get("prohibited_keys")
+    for index, glob in enumerate(prohibited if isinstance(prohibited, list) else []):
+        if not isinstance(glob, str):
+            continue
+        matcher = regex.compile(glob_to_regex(glob), regex.IGNORECASE | regex.FULLCASE)
+        for rule_index, rule in rules:
+            if matcher.fullmatch(rule["key"]):
+                yield Problem(
+                    f"$.prohibited_keys[{index}]",
+                    f"prohibits {rule['key']!r}, which $.rules[{rule_index}] asks for; remove one of them",
+                )
+
+
+def _pattern_problems(pattern: str, path: str, *, ignore_case: bool) -> Iterator[Problem]:
+    try:
+        compiled = regex_safety.compile_user_pattern(pattern, ignore_case=ignore_case)
+    except (regex.error, ValueError, OverflowError, RecursionError) as err:
+        yield Problem(path, f"not a valid regular expression: {err}")
+        return
+    slow = regex_safety.find_slow_input(compiled)
+    if slow is not None:
+        yield Problem(
+            path,
+            "could hang the evaluator (catastrophic backtracking) on a 256-character value such as "
+            f"{regex_safety.describe_value(slow)}; "
+            "avoid nested or overlapping quantifiers like (a+)+ or (a|aa)*",
+        )
+
+
+def glob_to_regex(glob: str) -> str:
+    """Translate a value or key glob, where ``*`` matches any run of characters, to a regex.
+
+    >>> glob_to_regex("dev*")
+    'dev(?s:.*)'
+    """
+    return "(?s:.*)".join(regex.escape(part) for part in glob.split("*"))
+
+
+def validate_policy(doc: Any) -> list[Problem]:
+    """Every problem of a version 1 policy document, or an empty list when it is valid.
+
+    >>> validate_policy({"version": 1, "name": "p", "rules": [{"key": "Owner"}]})
+    []
+    >>> [str(p) for p in validate_policy({"version": 2, "name": "p", "rules": [{"key": "Owner"}]})]
+    ['$.version: must be 1 (got 2); this is policy language version 1']
+    """
+    problems = list(_schema_problems(doc))
+    if isinstance(doc, dict):
+        problems.extend(_semantic_problems(doc))
+    return problems
