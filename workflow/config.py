@@ -1,0 +1,161 @@
+"""Configuration of each workflow step, parsed once from the environment into a frozen dataclass.
+
+Every environment variable name lives here, so the CDK app, the local engine and the handlers
+agree on them. A missing or malformed variable is a :class:`ConfigurationError` at the start of the
+step, naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from workflow.errors import ConfigurationError
+
+REPORT_BUCKET: Final = "TAGWARDEN_REPORT_BUCKET"
+DEFAULT_POLICY_URI: Final = "TAGWARDEN_DEFAULT_POLICY_URI"
+DEFAULT_REGIONS: Final = "TAGWARDEN_DEFAULT_REGIONS"
+DEFAULT_NOTIFY: Final = "TAGWARDEN_DEFAULT_NOTIFY"
+MAP_MAX_CONCURRENCY: Final = "TAGWARDEN_MAP_MAX_CONCURRENCY"
+ENVIRONMENT: Final = "TAGWARDEN_ENVIRONMENT"
+PAGE_SIZE: Final = "TAGWARDEN_PAGE_SIZE"
+TIME_BUDGET_MARGIN_SECONDS: Final = "TAGWARDEN_TIME_BUDGET_MARGIN_SECONDS"
+CRAWLER_NAME: Final = "TAGWARDEN_CRAWLER_NAME"
+TOPIC_ARN: Final = "TAGWARDEN_TOPIC_ARN"
+CONSOLE_REGION: Final = "TAGWARDEN_CONSOLE_REGION"
+METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
+
+NOTIFY_MODES: Final = ("always", "violations", "new_violations", "never")
+DEFAULT_METRICS_NAMESPACE: Final = "Tagwarden"
+
+Environ = Mapping[str, str]
+
+
+def _required(env: Environ, name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigurationError(f"environment variable {name} is not set; the deployment must set it")
+    return value
+
+
+def _int(env: Environ, name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"environment variable {name}={raw!r} is not an integer") from None
+    if not low <= value <= high:
+        raise ConfigurationError(f"environment variable {name}={value} must be between {low} and {high}")
+    return value
+
+
+def _regions(env: Environ, name: str) -> tuple[str, ...]:
+    regions = tuple(r.strip() for r in env.get(name, "").split(",") if r.strip())
+    if not regions:
+        raise ConfigurationError(f"environment variable {name} must list at least one region (comma-separated)")
+    return regions
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    """``Validate input``: defaults for fields the execution input leaves out."""
+
+    report_bucket: str
+    default_policy_uri: str
+    default_regions: tuple[str, ...]
+    default_notify: str
+    max_concurrency: int
+
+    @classmethod
+    def from_env(cls, env: Environ | None = None) -> ValidateConfig:
+        """>>> ValidateConfig.from_env({REPORT_BUCKET: "b", DEFAULT_POLICY_URI: "s3://b/p.json",
+        ...     DEFAULT_REGIONS: "us-east-1, eu-west-1"}).default_regions
+        ('us-east-1', 'eu-west-1')
+        """
+        env = os.environ if env is None else env
+        notify = env.get(DEFAULT_NOTIFY, "violations").strip() or "violations"
+        if notify not in NOTIFY_MODES:
+            raise ConfigurationError(f"environment variable {DEFAULT_NOTIFY}={notify!r} must be one of {NOTIFY_MODES}")
+        return cls(
+            report_bucket=_required(env, REPORT_BUCKET),
+            default_policy_uri=_required(env, DEFAULT_POLICY_URI),
+            default_regions=_regions(env, DEFAULT_REGIONS),
+            default_notify=notify,
+            max_concurrency=_int(env, MAP_MAX_CONCURRENCY, 4, 0, 1000),
+        )
+
+
+@dataclass(frozen=True)
+class ListConfig:
+    """``List EC2 instances``: where inventory pages go, and how much of the time budget to keep."""
+
+    report_bucket: str
+    page_size: int
+    time_budget_margin_seconds: int
+
+    @classmethod
+    def from_env(cls, env: Environ | None = None) -> ListConfig:
+        env = os.environ if env is None else env
+        return cls(
+            report_bucket=_required(env, REPORT_BUCKET),
+            page_size=_int(env, PAGE_SIZE, 1000, 5, 1000),
+            time_budget_margin_seconds=_int(env, TIME_BUDGET_MARGIN_SECONDS, 60, 1, 600),
+        )
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    report_bucket: str
+
+    @classmethod
+    def from_env(cls, env: Environ | None = None) -> EvaluateConfig:
+        env = os.environ if env is None else env
+        return cls(report_bucket=_required(env, REPORT_BUCKET))
+
+
+@dataclass(frozen=True)
+class PersistConfig:
+    report_bucket: str
+    environment: str
+    metrics_namespace: str
+
+    @classmethod
+    def from_env(cls, env: Environ | None = None) -> PersistConfig:
+        env = os.environ if env is None else env
+        return cls(
+            report_bucket=_required(env, REPORT_BUCKET),
+            environment=env.get(ENVIRONMENT, "dev").strip() or "dev",
+            metrics_namespace=env.get(METRICS_NAMESPACE, DEFAULT_METRICS_NAMESPACE).strip() or DEFAULT_METRICS_NAMESPACE,
+        )
+
+
+@dataclass(frozen=True)
+class CrawlConfig:
+    crawler_name: str
+
+    @classmethod
+    def from_env(cls, env: Environ | None = None) -> CrawlConfig:
+        env = os.environ if env is None else env
+        return cls(crawler_name=_required(env, CRAWLER_NAME))
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    topic_arn: str
+    report_bucket: str
+    environment: str
+    console_region: str | None
+
+    @classmethod
+    def from_env(cls, env: Environ | None = None) -> NotifyConfig:
+        env = os.environ if env is None else env
+        return cls(
+            topic_arn=_required(env, TOPIC_ARN),
+            report_bucket=_required(env, REPORT_BUCKET),
+            environment=env.get(ENVIRONMENT, "dev").strip() or "dev",
+            console_region=env.get(CONSOLE_REGION) or env.get("AWS_REGION") or None,
+        )
