@@ -56,7 +56,9 @@ def _int(env: Environ, name: str, default: int, low: int, high: int) -> int:
 def _regions(env: Environ, name: str) -> tuple[str, ...]:
     regions = tuple(r.strip() for r in env.get(name, "").split(",") if r.strip())
     if not regions:
-        raise ConfigurationError(f"environment variable {name} must list at least one region (comma-separated)")
+        raise ConfigurationError(
+            f"environment variable {name} must list at least one region (comma-separated)"
+        )
     return regions
 
 
@@ -72,14 +74,18 @@ class ValidateConfig:
 
     @classmethod
     def from_env(cls, env: Environ | None = None) -> ValidateConfig:
-        """>>> ValidateConfig.from_env({REPORT_BUCKET: "b", DEFAULT_POLICY_URI: "s3://b/p.json",
-        ...     DEFAULT_REGIONS: "us-east-1, eu-west-1"}).default_regions
+        """Read the step's variables; a missing one is a :class:`ConfigurationError` naming it.
+
+        >>> env = {REPORT_BUCKET: "b", DEFAULT_POLICY_URI: "s3://b/p.json", DEFAULT_REGIONS: "us-east-1, eu-west-1"}
+        >>> ValidateConfig.from_env(env).default_regions
         ('us-east-1', 'eu-west-1')
         """
         env = os.environ if env is None else env
         notify = env.get(DEFAULT_NOTIFY, "violations").strip() or "violations"
         if notify not in NOTIFY_MODES:
-            raise ConfigurationError(f"environment variable {DEFAULT_NOTIFY}={notify!r} must be one of {NOTIFY_MODES}")
+            raise ConfigurationError(
+                f"environment variable {DEFAULT_NOTIFY}={notify!r} must be one of {NOTIFY_MODES}"
+            )
         return cls(
             report_bucket=_required(env, REPORT_BUCKET),
             default_policy_uri=_required(env, DEFAULT_POLICY_URI),
@@ -129,7 +135,8 @@ class PersistConfig:
         return cls(
             report_bucket=_required(env, REPORT_BUCKET),
             environment=env.get(ENVIRONMENT, "dev").strip() or "dev",
-            metrics_namespace=env.get(METRICS_NAMESPACE, DEFAULT_METRICS_NAMESPACE).strip() or DEFAULT_METRICS_NAMESPACE,
+            metrics_namespace=env.get(METRICS_NAMESPACE, DEFAULT_METRICS_NAMESPACE).strip()
+            or DEFAULT_METRICS_NAMESPACE,
         )
 
 

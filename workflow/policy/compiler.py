@@ -115,14 +115,14 @@ def _value_matcher(values: list[str], *, ignore_case: bool) -> ValueMatcher:
     )
 
 
-def compile_policy(doc: dict[str, Any]) -> CompiledPolicy:
+def compile_policy(doc: dict[str, Any], *, probe_patterns: bool = True) -> CompiledPolicy:
     """Validate a version 1 policy and compile it; raises :class:`PolicyError` listing every problem.
 
     >>> policy = compile_policy({"version": 1, "name": "p", "rules": [{"key": "Owner"}]})
     >>> policy.rules[0].key, policy.rules[0].required
     ('Owner', True)
     """
-    problems = validate_policy(doc)
+    problems = validate_policy(doc, probe_patterns=probe_patterns)
     if problems:
         raise PolicyError(problems)
     rules = []

@@ -162,7 +162,7 @@ def _well_formed_rules(doc: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
     return [(i, r) for i, r in enumerate(rules) if isinstance(r, dict) and isinstance(r.get("key"), str)]
 
 
-def _semantic_problems(doc: dict[str, Any]) -> Iterator[Problem]:
+def _semantic_problems(doc: dict[str, Any], *, probe_patterns: bool) -> Iterator[Problem]:
     rules = _well_formed_rules(doc)
     by_index = dict(rules)
     first_seen: dict[str, int] = {}
@@ -183,12 +183,17 @@ def _semantic_problems(doc: dict[str, Any]) -> Iterator[Problem]:
             )
         ignore_case = rule.get("value_case") == "insensitive"
         if isinstance(rule.get("pattern"), str):
-            yield from _pattern_problems(rule["pattern"], f"{path}.pattern", ignore_case=ignore_case)
+            yield from _pattern_problems(
+                rule["pattern"], f"{path}.pattern", ignore_case=ignore_case, probe=probe_patterns
+            )
         values = rule.get("allowed_values")
         for value_index, value in enumerate(values if isinstance(values, list) else []):
             if isinstance(value, str) and "*" in value:
                 yield from _pattern_problems(
-                    glob_to_regex(value), f"{path}.allowed_values[{value_index}]", ignore_case=ignore_case
+                    glob_to_regex(value),
+                    f"{path}.allowed_values[{value_index}]",
+                    ignore_case=ignore_case,
+                    probe=probe_patterns,
                 )
     prohibited = doc.get("prohibited_keys")
     for index, glob in enumerate(prohibited if isinstance(prohibited, list) else []):
@@ -203,13 +208,13 @@ def _semantic_problems(doc: dict[str, Any]) -> Iterator[Problem]:
                 )
 
 
-def _pattern_problems(pattern: str, path: str, *, ignore_case: bool) -> Iterator[Problem]:
+def _pattern_problems(pattern: str, path: str, *, ignore_case: bool, probe: bool) -> Iterator[Problem]:
     try:
         compiled = regex_safety.compile_user_pattern(pattern, ignore_case=ignore_case)
     except (regex.error, ValueError, OverflowError, RecursionError) as err:
         yield Problem(path, f"not a valid regular expression: {err}")
         return
-    slow = regex_safety.find_slow_input(compiled)
+    slow = regex_safety.find_slow_input(compiled) if probe else None
     if slow is not None:
         yield Problem(
             path,
@@ -228,8 +233,11 @@ def glob_to_regex(glob: str) -> str:
     return "(?s:.*)".join(regex.escape(part) for part in glob.split("*"))
 
 
-def validate_policy(doc: Any) -> list[Problem]:
+def validate_policy(doc: Any, *, probe_patterns: bool = True) -> list[Problem]:
     """Every problem of a version 1 policy document, or an empty list when it is valid.
+
+    ``probe_patterns=False`` skips the backtracking probes, for a policy that already passed them
+    (a later workflow step re-reading what "Validate input" stored).
 
     >>> validate_policy({"version": 1, "name": "p", "rules": [{"key": "Owner"}]})
     []
@@ -238,5 +246,5 @@ def validate_policy(doc: Any) -> list[Problem]:
     """
     problems = list(_schema_problems(doc))
     if isinstance(doc, dict):
-        problems.extend(_semantic_problems(doc))
+        problems.extend(_semantic_problems(doc, probe_patterns=probe_patterns))
     return problems

@@ -22,7 +22,8 @@ import regex
 
 # A legitimate anchored pattern matches a 256-character value in microseconds; the exponential
 # ones take seconds. The gap is so wide that a loaded CI machine cannot blur it.
-PROBE_TIMEOUT_SECONDS = 0.05
+PROBE_TIMEOUT_SECONDS = 0.25
+PROBE_CPU_SECONDS = 0.05
 # Generous: a value is matched once per rule, and this only bounds the pathological case.
 MATCH_TIMEOUT_SECONDS = 0.1
 MAX_VALUE_LENGTH = 256
@@ -87,8 +88,22 @@ def _pumping_values(pattern: str) -> Iterator[str]:
             yield base * repeats + suffix
 
 
+def _is_slow(compiled: regex.Pattern[str], value: str, timeout: float) -> bool:
+    # Thread CPU time, not wall time: other threads (a Map state's parallel iterations) must not
+    # make an innocent pattern look slow. The wall-clock timeout only caps the probe itself.
+    started = time.thread_time()
+    try:
+        compiled.fullmatch(value, timeout=timeout)
+    except TimeoutError:
+        return time.thread_time() - started > PROBE_CPU_SECONDS
+    return time.thread_time() - started > PROBE_CPU_SECONDS
+
+
 def find_slow_input(compiled: regex.Pattern[str]) -> str | None:
     """Return a 256-character value on which ``compiled`` backtracks catastrophically, else None.
+
+    A probe that looks slow is tried again with more time before the pattern is blamed, so a busy
+    machine cannot turn a good pattern into a rejected one.
 
     >>> find_slow_input(regex.compile(r"[a-z]+@example\\.com")) is None
     True
@@ -96,12 +111,9 @@ def find_slow_input(compiled: regex.Pattern[str]) -> str | None:
     True
     """
     for value in _pumping_values(compiled.pattern):
-        started = time.perf_counter()
-        try:
-            compiled.fullmatch(value, timeout=PROBE_TIMEOUT_SECONDS)
-        except TimeoutError:
-            return value
-        if time.perf_counter() - started > PROBE_TIMEOUT_SECONDS:
+        if _is_slow(compiled, value, PROBE_TIMEOUT_SECONDS) and _is_slow(
+            compiled, value, 4 * PROBE_TIMEOUT_SECONDS
+        ):
             return value
     return None
 

@@ -1,0 +1,12 @@
+"""Lambda for the state "Evaluate tag compliance"."""
+
+from typing import Any
+
+from lambdas._runtime import client, logger
+from workflow.config import EvaluateConfig
+from workflow.steps.evaluate_tags import evaluate_tags
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return evaluate_tags(event, EvaluateConfig.from_env(), s3=client("s3"))

@@ -1,0 +1,18 @@
+"""Lambda for the state "List EC2 instances"."""
+
+from typing import Any
+
+from lambdas._runtime import client, logger
+from workflow.config import ListConfig
+from workflow.steps.list_instances import list_instances
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return list_instances(
+        event,
+        ListConfig.from_env(),
+        ec2_factory=lambda region: client("ec2", region),
+        s3=client("s3"),
+        remaining_ms=context.get_remaining_time_in_millis,
+    )

@@ -1,0 +1,62 @@
+"""What the state machine needs from a deployment, shared by the CDK app and the local engine:
+the ASL file, its ``${...}`` placeholders, and the Lambda behind each Task.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+ROOT: Final = Path(__file__).resolve().parent.parent
+ASL_PATH: Final = ROOT / "state_machines" / "tagwarden.asl.json"
+DEAD_LETTER_QUEUE_PLACEHOLDER: Final = "DeadLetterQueueUrl"
+_PLACEHOLDER: Final = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+
+@dataclass(frozen=True)
+class StepFunction:
+    """One Lambda of the workflow: its ASL placeholder, handler, sizing."""
+
+    placeholder: str
+    name: str
+    handler: str
+    timeout_seconds: int
+    memory_mb: int
+
+
+STEP_FUNCTIONS: Final = (
+    StepFunction("ValidateInputFunctionArn", "validate-input", "lambdas.validate_input.handler", 60, 512),
+    StepFunction("ListInstancesFunctionArn", "list-instances", "lambdas.list_instances.handler", 900, 512),
+    StepFunction("EvaluateTagsFunctionArn", "evaluate-tags", "lambdas.evaluate_tags.handler", 900, 1024),
+    StepFunction("PersistReportFunctionArn", "persist-report", "lambdas.persist_report.handler", 900, 1024),
+    StepFunction("StartCrawlerFunctionArn", "start-crawler", "lambdas.start_crawler.handler", 60, 256),
+    StepFunction("NotifyFunctionArn", "notify", "lambdas.notify.handler", 60, 256),
+)
+
+
+def placeholders(definition: str) -> set[str]:
+    """The ``${Name}`` placeholders of a definition.
+
+    >>> sorted(placeholders('{"A": "${One}", "B": "${Two}"}'))
+    ['One', 'Two']
+    """
+    return set(_PLACEHOLDER.findall(definition))
+
+
+def substitute(definition: str, values: Mapping[str, str]) -> str:
+    """Replace every placeholder, as CloudFormation's ``Fn::Sub`` does; a missing one is an error.
+
+    >>> substitute('{"Q": "${DeadLetterQueueUrl}"}', {"DeadLetterQueueUrl": "https://q"})
+    '{"Q": "https://q"}'
+    """
+    missing = placeholders(definition) - set(values)
+    if missing:
+        raise KeyError(f"no substitution for {', '.join(sorted(missing))}")
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], definition)
+
+
+def read_definition() -> str:
+    return ASL_PATH.read_text(encoding="utf-8")

@@ -1,0 +1,169 @@
+"""EC2 ``DescribeInstances`` answered from describe-instances documents, for the local engine.
+
+Why not moto's EC2: seeding it takes about 24 ms per instance and describing about 15 ms per
+instance (measured with moto 5.2.5), and it assigns its own instance ids, launch times and states,
+so a dump of a real account could not be audited with the ids it has. This endpoint hooks into
+botocore's request pipeline (``before-call``), so the step's real boto3 client, paginator and
+parameter validation run unchanged; only the HTTP exchange is replaced. It follows the API:
+``MaxResults`` 5 to 1000, opaque ``NextToken``, the ``instance-state-name`` filter, and
+``RequestLimitExceeded`` when a test asks for throttling.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import threading
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import boto3
+from botocore.awsrequest import AWSResponse
+
+from workflow.fleet import FleetInstance
+
+_PARAMS = "tagwarden_fleet_params"
+_DEFAULT_ACCOUNT = "123456789012"
+
+
+class _Response(AWSResponse):  # type: ignore[misc]
+    def __init__(self, status: int) -> None:
+        super().__init__("https://ec2.local.tagwarden", status, {}, None)
+
+    @property
+    def content(self) -> bytes:
+        return b""
+
+
+def _parse_time(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    return value
+
+
+class FleetEndpoint:
+    """Serve DescribeInstances/DescribeRegions for ``(account, region)`` from fleet instances.
+
+    >>> endpoint = FleetEndpoint([])
+    >>> session = endpoint.attach(boto3.Session(aws_access_key_id="x", aws_secret_access_key="y"))
+    >>> session.client("ec2", region_name="eu-west-1").describe_instances()["Reservations"]
+    []
+    """
+
+    def __init__(self, instances: Iterable[FleetInstance], *, account_id: str = _DEFAULT_ACCOUNT) -> None:
+        self.account_id = account_id
+        self._lock = threading.Lock()
+        self._throttle: dict[str, int] = {}
+        self._by_region: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.replace(instances)
+
+    def replace(self, instances: Iterable[FleetInstance]) -> None:
+        """Serve another fleet from now on (tests reuse one deployment for several fleets)."""
+        by_region: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for item in instances:
+            instance = copy.deepcopy(item.instance)
+            instance["LaunchTime"] = _parse_time(instance.get("LaunchTime"))
+            by_region.setdefault(item.region, []).append((item.account_id or self.account_id, instance))
+        with self._lock:
+            self._by_region = by_region
+
+    @property
+    def regions(self) -> list[str]:
+        return sorted(self._by_region)
+
+    def throttle(self, region: str, times: int) -> None:
+        """Answer the next ``times`` DescribeInstances calls in ``region`` with RequestLimitExceeded."""
+        with self._lock:
+            self._throttle[region] = times
+
+    def attach(self, session: boto3.Session) -> boto3.Session:
+        """Register the hooks on a session; its EC2 clients are then served by this endpoint."""
+        session.events.register("before-parameter-build.ec2.*", self._remember_params)
+        session.events.register("before-call.ec2.DescribeInstances", self._describe_instances)
+        session.events.register("before-call.ec2.DescribeRegions", self._describe_regions)
+        return session
+
+    @staticmethod
+    def _remember_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context[_PARAMS] = copy.deepcopy(params)
+
+    @staticmethod
+    def _error(code: str, message: str, status: int = 400) -> tuple[AWSResponse, dict[str, Any]]:
+        return _Response(status), {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
+
+    def _region_of(self, request_signer: Any) -> str:
+        return str(request_signer._region_name)
+
+    def _describe_regions(self, context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        regions = [
+            {"RegionName": r, "Endpoint": f"ec2.{r}.amazonaws.com", "OptInStatus": "opt-in-not-required"}
+            for r in self.regions
+        ]
+        return _Response(200), {"Regions": regions, "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    def _describe_instances(
+        self, context: dict[str, Any], request_signer: Any, **_: Any
+    ) -> tuple[AWSResponse, dict[str, Any]]:
+        params = context.get(_PARAMS, {})
+        region = self._region_of(request_signer)
+        with self._lock:
+            self.calls.append((region, params))
+            if self._throttle.get(region, 0) > 0:
+                self._throttle[region] -= 1
+                return self._error("RequestLimitExceeded", "Request limit exceeded.", 503)
+        max_results = params.get("MaxResults")
+        if max_results is not None and not 5 <= int(max_results) <= 1000:
+            return self._error(
+                "InvalidParameterValue",
+                f"Value ( {max_results} ) for parameter maxResults is invalid. "
+                "Expecting a value between 5 and 1000.",
+            )
+        if max_results is not None and params.get("InstanceIds"):
+            return self._error(
+                "InvalidParameterCombination", "The parameter instancesSet cannot be used with maxResults"
+            )
+        states: set[str] | None = None
+        for flt in params.get("Filters", []):
+            if flt["Name"] != "instance-state-name":
+                return self._error(
+                    "InvalidParameterValue", f"filter {flt['Name']!r} is not supported by the local endpoint"
+                )
+            states = set(flt["Values"])
+        wanted_ids = set(params.get("InstanceIds", []))
+        matching = [
+            (account, instance)
+            for account, instance in self._by_region.get(region, [])
+            if (states is None or instance.get("State", {}).get("Name") in states)
+            and (not wanted_ids or instance.get("InstanceId") in wanted_ids)
+        ]
+        start = 0
+        if params.get("NextToken"):
+            try:
+                start = int(json.loads(base64.b64decode(params["NextToken"]))["offset"])
+            except (ValueError, KeyError, TypeError):
+                return self._error("InvalidParameterValue", "Invalid value for parameter NextToken")
+        size = int(max_results) if max_results is not None else 1000
+        page = matching[start : start + size]
+        reservations: list[dict[str, Any]] = []
+        for account, instance in page:
+            reservations.append(
+                {
+                    "OwnerId": account,
+                    "ReservationId": f"r-{instance['InstanceId'][2:]}",
+                    "Groups": [],
+                    "Instances": [copy.deepcopy(instance)],
+                }
+            )
+        parsed: dict[str, Any] = {"Reservations": reservations, "ResponseMetadata": {"HTTPStatusCode": 200}}
+        if start + size < len(matching):
+            parsed["NextToken"] = base64.b64encode(json.dumps({"offset": start + size}).encode()).decode()
+        return _Response(200), parsed

@@ -1,0 +1,299 @@
+"""Tagwarden deployed on the embedded engine: the same ASL file and handlers as on AWS, with
+moto's S3, SNS, SQS, Glue and Step Functions, and EC2 answered from a fleet.
+
+>>> from workflow.fleet import demo_fleet, iter_fleet_document
+>>> with LocalDeployment(list(iter_fleet_document(demo_fleet(instances_per_region=5)))) as local:
+...     result = local.run({"notify": "always"}, name="doc-run")
+>>> result.status, result.summary["totals"]["total"] > 0, len(result.notifications)
+('SUCCEEDED', True, 1)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Final
+
+import boto3
+import botocore.loaders
+import botocore.session
+
+from workflow import aws, config, deployment, layout
+from workflow.engine.embedded import EmbeddedEngine
+from workflow.engine.fleet_endpoint import FleetEndpoint
+from workflow.fleet import FleetInstance
+from workflow.storage import get_json, iter_jsonl_gz
+
+ENVIRONMENT: Final = "local"
+STATE_MACHINE_NAME: Final = "tagwarden-local"
+BUCKET: Final = "tagwarden-reports-local"
+CRAWLER: Final = "tagwarden-local"
+DATABASE: Final = "tagwarden_local"
+DEFAULT_POLICY: Final = deployment.ROOT / "policies" / "baseline.json"
+
+
+_loader_lock = threading.Lock()
+_shared_loader: Any = None
+
+
+def _handler_session(region: str) -> boto3.Session:
+    """A session of its own (for the fleet hooks) that shares the parsed botocore models: loading
+    them again costs seconds per deployment."""
+    global _shared_loader
+    with _loader_lock:
+        if _shared_loader is None:
+            _shared_loader = botocore.loaders.create_loader()
+    core = botocore.session.Session()
+    core.register_component("data_loader", _shared_loader)
+    return boto3.Session(botocore_session=core, region_name=region)
+
+
+class _CurrentStream(io.TextIOBase):
+    """Writes to whatever the thread's log sink is (a Lambda's stdout is its CloudWatch log)."""
+
+    def __init__(self, fallback: IO[str], sink: Callable[[], IO[str] | None]) -> None:
+        self._fallback = fallback
+        self._sink = sink
+
+    def write(self, text: str) -> int:
+        target = self._sink() or self._fallback
+        return target.write(text)
+
+    def flush(self) -> None:
+        (self._sink() or self._fallback).flush()
+
+
+@dataclass
+class RunResult:
+    """What one execution produced, read back from the (moto) AWS services."""
+
+    execution_arn: str
+    status: str
+    output: dict[str, Any] | None
+    error: str | None
+    cause: str | None
+    history: list[dict[str, Any]]
+    summary: dict[str, Any] | None = None
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    logs: str = ""
+
+
+class LocalDeployment:
+    """Deploy Tagwarden on an :class:`EmbeddedEngine` and run scans on a fleet.
+
+    ``retry_wait_scale`` shortens Retry backoffs (tests use 0) without touching the definition.
+    """
+
+    def __init__(
+        self,
+        fleet: Sequence[FleetInstance],
+        *,
+        regions: Sequence[str] | None = None,
+        default_policy: Mapping[str, Any] | None = None,
+        retry_wait_scale: float = 1.0,
+        mock_config: str | Path | Mapping[str, Any] | None = None,
+        environment: str = ENVIRONMENT,
+        map_max_concurrency: int = 4,
+        region: str = "us-east-1",
+        function_timeouts: Mapping[str, int] | None = None,
+    ) -> None:
+        self.fleet = FleetEndpoint(fleet)
+        self.regions = list(regions or self.fleet.regions or [region])
+        self.default_policy = (
+            dict(default_policy) if default_policy else json.loads(DEFAULT_POLICY.read_text())
+        )
+        self.environment = environment
+        self.map_max_concurrency = map_max_concurrency
+        self.region = region
+        self.function_timeouts = dict(function_timeouts or {})
+        self.engine = EmbeddedEngine(
+            region=region, retry_wait_scale=retry_wait_scale, mock_config=mock_config
+        )
+        self.state_machine_arn = ""
+        self.queue_url = ""
+        self.capture_queue_url = ""
+        self.topic_arn = ""
+        self.function_arns: dict[str, str] = {}
+        self._stack: contextlib.ExitStack | None = None
+        self._log = io.StringIO()
+        self._log_lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalDeployment:
+        stack = contextlib.ExitStack()
+        try:
+            stack.enter_context(self.engine)
+            # A Lambda's stdout is its CloudWatch log: keep handler output (JSON logs, EMF
+            # metrics) out of the terminal and in this deployment's log.
+            real_stdout = sys.stdout
+            stack.enter_context(contextlib.redirect_stdout(_CurrentStream(real_stdout, self._log_sink)))
+            session = self.fleet.attach(_handler_session(self.region))
+            stack.enter_context(aws.use_session(session))
+            self._deploy()
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
+
+    def _log_sink(self) -> IO[str] | None:
+        # moto's interpreter runs executions in worker threads; the main thread keeps the terminal.
+        return self._log if threading.current_thread() is not threading.main_thread() else None
+
+    @property
+    def logs(self) -> str:
+        return self._log.getvalue()
+
+    # -- deployment ------------------------------------------------------------------------------
+
+    def _deploy(self) -> None:
+        s3 = self.engine.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(
+            Bucket=BUCKET, Key=layout.DEFAULT_POLICY_KEY, Body=json.dumps(self.default_policy).encode()
+        )
+        sqs = self.engine.client("sqs")
+        self.queue_url = sqs.create_queue(QueueName="tagwarden-dead-letters-local")["QueueUrl"]
+        self.capture_queue_url = sqs.create_queue(QueueName="tagwarden-notifications-capture")["QueueUrl"]
+        sns = self.engine.client("sns")
+        self.topic_arn = sns.create_topic(Name="tagwarden-compliance-local")["TopicArn"]
+        capture_arn = sqs.get_queue_attributes(QueueUrl=self.capture_queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=capture_arn)
+        glue = self.engine.client("glue")
+        glue.create_database(DatabaseInput={"Name": DATABASE})
+        glue.create_crawler(
+            Name=CRAWLER,
+            Role="arn:aws:iam::123456789012:role/tagwarden-crawler",
+            DatabaseName=DATABASE,
+            Targets={
+                "S3Targets": [
+                    {"Path": f"s3://{BUCKET}/{layout.FINDINGS_PREFIX}"},
+                    {"Path": f"s3://{BUCKET}/{layout.RUNS_PREFIX}"},
+                ]
+            },
+        )
+        environment = {
+            config.REPORT_BUCKET: BUCKET,
+            config.DEFAULT_POLICY_URI: f"s3://{BUCKET}/{layout.DEFAULT_POLICY_KEY}",
+            config.DEFAULT_REGIONS: ",".join(self.regions),
+            config.DEFAULT_NOTIFY: "violations",
+            config.MAP_MAX_CONCURRENCY: str(self.map_max_concurrency),
+            config.ENVIRONMENT: self.environment,
+            config.CRAWLER_NAME: CRAWLER,
+            config.TOPIC_ARN: self.topic_arn,
+            config.CONSOLE_REGION: self.region,
+            "POWERTOOLS_SERVICE_NAME": "tagwarden",
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        }
+        substitutions = {deployment.DEAD_LETTER_QUEUE_PLACEHOLDER: self.queue_url}
+        for step in deployment.STEP_FUNCTIONS:
+            arn = self.engine.create_function(
+                f"tagwarden-{step.name}-local",
+                step.handler,
+                environment,
+                timeout=self.function_timeouts.get(step.name, step.timeout_seconds),
+                memory=step.memory_mb,
+            )
+            self.function_arns[step.name] = arn
+            substitutions[step.placeholder] = arn
+        definition = deployment.substitute(deployment.read_definition(), substitutions)
+        self.state_machine_arn = self.engine.create_state_machine(STATE_MACHINE_NAME, definition)
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def start(
+        self,
+        execution_input: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        test_case: str | None = None,
+    ) -> str:
+        return self.engine.start_execution(
+            self.state_machine_arn, dict(execution_input or {}), name=name, test_case=test_case
+        )
+
+    def run(
+        self,
+        execution_input: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        test_case: str | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        timeout: float = 300,
+    ) -> RunResult:
+        """Start an execution, follow it to the end and collect what it produced."""
+        arn = self.start(execution_input, name=name, test_case=test_case)
+        return self.collect(arn, on_event=on_event, timeout=timeout)
+
+    def collect(
+        self, arn: str, *, on_event: Callable[[dict[str, Any]], None] | None = None, timeout: float = 300
+    ) -> RunResult:
+        description = self.engine.wait(arn, timeout=timeout, on_event=on_event)
+        output = json.loads(description["output"]) if description.get("output") else None
+        result = RunResult(
+            execution_arn=arn,
+            status=description["status"],
+            output=output,
+            error=description.get("error"),
+            cause=description.get("cause"),
+            history=self.engine.history(arn),
+            notifications=self.drain_notifications(),
+            dead_letters=self.drain_dead_letters(),
+            logs=self.logs,
+        )
+        report = (output or {}).get("result", {}).get("report") if isinstance(output, dict) else None
+        if report:
+            s3 = self.engine.client("s3")
+            result.summary = get_json(s3, BUCKET, report["summary_key"])
+            result.findings = list(iter_jsonl_gz(s3, BUCKET, report["findings_key"]))
+        return result
+
+    def _drain(self, queue_url: str) -> Iterator[dict[str, Any]]:
+        sqs = self.engine.client("sqs")
+        while True:
+            messages = sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+            ).get("Messages", [])
+            if not messages:
+                return
+            for message in messages:
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                yield message
+
+    def drain_notifications(self) -> list[dict[str, Any]]:
+        """SNS messages published since the last call: ``{"subject", "body", "attributes"}``."""
+        out = []
+        for message in self._drain(self.capture_queue_url):
+            envelope = json.loads(message["Body"])
+            attributes = {k: v.get("Value") for k, v in envelope.get("MessageAttributes", {}).items()}
+            out.append(
+                {
+                    "subject": envelope.get("Subject"),
+                    "body": envelope.get("Message"),
+                    "attributes": attributes,
+                }
+            )
+        return out
+
+    def drain_dead_letters(self) -> list[dict[str, Any]]:
+        """Dead-letter messages sent since the last call, parsed."""
+        return [json.loads(m["Body"]) for m in self._drain(self.queue_url)]
+
+    def crawler_state(self) -> str:
+        return str(self.engine.client("glue").get_crawler(Name=CRAWLER)["Crawler"]["State"])

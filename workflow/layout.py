@@ -1,0 +1,66 @@
+"""Where a run's objects live in the report bucket. One run id (the execution name), one set of
+keys: a retried or redriven step overwrites the same objects instead of adding new ones.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+FINDINGS_PREFIX: Final = "reports/findings/"
+RUNS_PREFIX: Final = "reports/runs/"
+STAGING_PREFIX: Final = "staging/"
+LATEST_RUN_KEY: Final = "state/latest-run.json"
+DEFAULT_POLICY_KEY: Final = "policies/default.json"
+SELF_ACCOUNT: Final = "self"
+
+
+def policy_key(run_id: str) -> str:
+    """The validated policy of a run.
+
+    >>> policy_key("nightly-2026-11-28")
+    'staging/nightly-2026-11-28/policy.json'
+    """
+    return f"{STAGING_PREFIX}{run_id}/policy.json"
+
+
+def inventory_page_key(run_id: str, account: str, region: str, page: int) -> str:
+    return f"{STAGING_PREFIX}{run_id}/inventory/{account}/{region}/page-{page:05d}.json.gz"
+
+
+def staged_findings_key(run_id: str, account: str, region: str) -> str:
+    return f"{STAGING_PREFIX}{run_id}/findings/{account}/{region}.jsonl.gz"
+
+
+def staged_summary_key(run_id: str) -> str:
+    """Where a dry run's summary goes: out of the crawled ``reports/`` tree."""
+    return f"{STAGING_PREFIX}{run_id}/report/summary.json"
+
+
+def staged_report_findings_key(run_id: str) -> str:
+    """Where a dry run's findings go: out of the crawled ``reports/`` tree."""
+    return f"{STAGING_PREFIX}{run_id}/report/findings.jsonl.gz"
+
+
+def findings_key(dt: str, run_id: str) -> str:
+    """The run's findings: one object, so a report is whole or absent.
+
+    >>> findings_key("2026-11-28", "r1")
+    'reports/findings/dt=2026-11-28/run=r1/findings.jsonl.gz'
+    """
+    return f"{FINDINGS_PREFIX}dt={dt}/run={run_id}/findings.jsonl.gz"
+
+
+def summary_key(dt: str, run_id: str) -> str:
+    return f"{RUNS_PREFIX}dt={dt}/run={run_id}/summary.json"
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str] | None:
+    """Bucket and key of an ``s3://`` URI, or None.
+
+    >>> parse_s3_uri("s3://bucket/policies/a.json")
+    ('bucket', 'policies/a.json')
+    """
+    if not uri.startswith("s3://"):
+        return None
+    bucket, _, key = uri[5:].partition("/")
+    return (bucket, key) if bucket and key else None

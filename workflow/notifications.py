@@ -1,0 +1,129 @@
+"""The SNS message of a run: a useful summary, not a dump.
+
+Subjects stay valid for SNS (under 100 characters, printable ASCII-safe, no control characters);
+tag values in the body are shortened and stripped of control characters, so a hostile tag cannot
+forge lines or break the message.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from typing import Any, Final
+from urllib.parse import quote
+
+MAX_SUBJECT: Final = 99
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def clean(text: Any, limit: int = 120) -> str:
+    """Printable, one-line, bounded text for a message.
+
+    >>> clean("evil\\nSubject: x")
+    'evil Subject: x'
+    """
+    value = _CONTROL.sub(" ", str(text))
+    value = "".join(c for c in value if unicodedata.category(c) not in {"Cf", "Cs", "Co"} or c == " ")
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def subject(environment: str, totals: Mapping[str, Any]) -> str:
+    """The SNS subject: ASCII, one line, under 100 characters.
+
+    >>> subject("dev", {"total": 512, "noncompliant": 37})
+    '[tagwarden dev] 37 of 512 EC2 instances noncompliant'
+    """
+    env = clean(environment, 20)
+    if totals["noncompliant"]:
+        text = f"[tagwarden {env}] {totals['noncompliant']} of {totals['total']} EC2 instances noncompliant"
+    else:
+        text = f"[tagwarden {env}] all {totals['total']} EC2 instances compliant"
+    # SNS subjects: ASCII, no line breaks, under 100 characters.
+    text = text.encode("ascii", "replace").decode("ascii")
+    return text[:MAX_SUBJECT]
+
+
+def severity(totals: Mapping[str, Any]) -> str:
+    """``high`` below 80% compliance, ``medium`` with any violation, else ``info``."""
+    if totals["noncompliant"] == 0:
+        return "info"
+    return "high" if totals["compliance_percentage"] < 80 else "medium"
+
+
+def console_url(region: str | None, execution_arn: str) -> str | None:
+    if not region:
+        return None
+    arn = quote(execution_arn, safe="")
+    return f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{arn}"
+
+
+def _top(mapping: Mapping[str, int], n: int = 5) -> list[tuple[str, int]]:
+    return sorted(mapping.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+
+
+def build_message(
+    summary: Mapping[str, Any],
+    *,
+    environment: str,
+    report_uri: str,
+    execution_arn: str,
+    console_region: str | None,
+    crawler: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Subject, body and message attributes for the run's notification."""
+    totals = summary["totals"]
+    lines = [
+        f"Tag policy {clean(summary['policy']['name'])!r} on {totals['total']} EC2 instances "
+        f"(run {clean(summary['run_id'])}, {summary['evaluated_at']}):",
+        f"  compliant     {totals['compliant']} ({totals['compliance_percentage']}%)",
+        f"  noncompliant  {totals['noncompliant']}",
+        f"  exempt        {totals['exempt']}",
+        f"  in grace      {totals['in_grace_period']}",
+        "",
+    ]
+    if summary.get("by_rule"):
+        lines.append("Worst rules:")
+        lines += [f"  {count:6d}  {clean(rule)}" for rule, count in _top(summary["by_rule"])]
+        lines.append("")
+    if summary.get("noncompliant_by_owner"):
+        lines.append("Top owners of noncompliant instances:")
+        lines += [f"  {count:6d}  {clean(owner)}" for owner, count in _top(summary["noncompliant_by_owner"])]
+        lines.append("")
+    regions = {
+        r: c.get("noncompliant", 0) for r, c in summary.get("by_region", {}).items() if c.get("noncompliant")
+    }
+    if regions:
+        lines.append("Noncompliant by region:")
+        lines += [f"  {count:6d}  {clean(region)}" for region, count in _top(regions, 10)]
+        lines.append("")
+    drift = summary.get("drift", {})
+    if drift.get("newly_noncompliant") is None:
+        lines.append("Since the previous run: no previous run to compare with.")
+    else:
+        new, fixed = drift["newly_noncompliant"], drift["newly_compliant"]
+        lines.append(
+            f"Since the previous run ({clean(drift.get('previous_run_id'))}): "
+            f"{len(new)} became noncompliant, {len(fixed)} became compliant."
+        )
+        if new:
+            lines.append(
+                "  newly noncompliant: "
+                + ", ".join(clean(i, 40) for i in new[:10])
+                + (" …" if len(new) > 10 else "")
+            )
+    lines.append("")
+    lines.append(f"Report: {report_uri}")
+    url = console_url(console_region, execution_arn)
+    lines.append(f"Execution: {url or execution_arn}")
+    if crawler and not crawler.get("started"):
+        lines.append(f"Note: the Glue crawler did not start ({clean(crawler.get('reason'))}).")
+    return {
+        "subject": subject(environment, totals),
+        "body": "\n".join(lines) + "\n",
+        "attributes": {
+            "environment": {"DataType": "String", "StringValue": clean(environment, 64)},
+            "severity": {"DataType": "String", "StringValue": severity(totals)},
+            "noncompliant_count": {"DataType": "Number", "StringValue": str(int(totals["noncompliant"]))},
+        },
+    }

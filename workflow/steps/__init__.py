@@ -1,0 +1,1 @@
+"""One module per workflow step: the logic behind each Lambda handler in ``lambdas/``."""

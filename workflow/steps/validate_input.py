@@ -1,0 +1,147 @@
+"""Step "Validate input": check the execution input and the policy, fix the run's parameters."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from typing import Any, Final
+
+from jsonschema import Draft202012Validator
+
+from workflow import layout
+from workflow.aws import aws_call
+from workflow.config import ValidateConfig
+from workflow.errors import InvalidInput, Problem, ReportNotFound
+from workflow.policy import compile_policy, load_policy_document, parse_policy_text
+from workflow.policy.document import MAX_POLICY_BYTES, json_path
+from workflow.storage import put_json
+
+# The cause travels in the state and ends in the Fail state: keep it far below the 8 KB budget.
+MAX_CAUSE_CHARS: Final = 4000
+
+
+@cache
+def _input_validator() -> Draft202012Validator:
+    schema = json.loads(
+        resources.files("workflow").joinpath("execution-input.schema.json").read_text("utf-8")
+    )
+    return Draft202012Validator(schema)
+
+
+def input_problems(document: Any) -> list[Problem]:
+    """Problems of the execution input's shape (not of the policy inside it).
+
+    >>> [str(p) for p in input_problems({"notify": "sometimes"})]
+    ["$.notify: 'sometimes' is not one of ['always', 'violations', 'new_violations', 'never']"]
+    """
+    problems = []
+    for error in sorted(
+        _input_validator().iter_errors(document), key=lambda e: list(map(str, e.absolute_path))
+    ):
+        path = json_path(error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            allowed = ", ".join(sorted(error.schema.get("properties", {})))
+            for extra in sorted(set(error.instance) - set(error.schema.get("properties", {}))):
+                problems.append(Problem(f"$.{extra}", f"unknown field; allowed fields: {allowed}"))
+        elif error.validator == "not":
+            problems.append(Problem("$", "give either 'policy' or 'policy_uri', not both"))
+        elif error.validator == "type" and path == "$":
+            problems.append(Problem("$", "the execution input must be a JSON object"))
+        else:
+            problems.append(Problem(path, error.message))
+    return problems
+
+
+def _read_policy_object(s3: Any, uri: str, path: str) -> Any:
+    location = layout.parse_s3_uri(uri)
+    if location is None:
+        raise InvalidInput([Problem(path, f"{uri!r} is not an s3://bucket/key URI")])
+    bucket, key = location
+    try:
+        with aws_call(f"GetObject {uri}"):
+            response = s3.get_object(Bucket=bucket, Key=key)
+            if int(response.get("ContentLength", 0)) > MAX_POLICY_BYTES:
+                raise InvalidInput([Problem(path, f"{uri} is larger than {MAX_POLICY_BYTES // 1024} KiB")])
+            raw = response["Body"].read(MAX_POLICY_BYTES + 1)
+    except ReportNotFound:
+        raise InvalidInput([Problem(path, f"{uri} does not exist")]) from None
+    try:
+        return parse_policy_text(raw.decode("utf-8-sig"), source=uri)
+    except UnicodeDecodeError:
+        raise InvalidInput([Problem(path, f"{uri} is not UTF-8 text")]) from None
+
+
+def _cause(problems: list[Problem]) -> str:
+    lines: list[str] = []
+    size = 0
+    for index, problem in enumerate(problems):
+        line = str(problem)
+        if size + len(line) > MAX_CAUSE_CHARS:
+            lines.append(f"... and {len(problems) - index} more problems")
+            break
+        lines.append(line)
+        size += len(line) + 1
+    return "\n".join(lines)
+
+
+def validate_input(event: dict[str, Any], config: ValidateConfig, *, s3: Any) -> dict[str, Any]:
+    """Validate the input and store the policy; ``{"valid": False, "cause": ...}`` when invalid.
+
+    ``event`` is ``{"input": <execution input>, "execution": {"id", "name", "start_time"}}``.
+    """
+    document = event.get("input")
+    execution = event["execution"]
+    problems = input_problems(document)
+    if problems:
+        return {"valid": False, "cause": _cause(problems), "run": None}
+    assert isinstance(document, dict)
+    try:
+        if "policy" in document:
+            raw_policy, source = document["policy"], "$.policy"
+        else:
+            uri = document.get("policy_uri", config.default_policy_uri)
+            source = "$.policy_uri" if "policy_uri" in document else "default policy"
+            raw_policy = _read_policy_object(s3, uri, source)
+        policy_doc = load_policy_document(raw_policy, name="execution-input")
+        policy = compile_policy(policy_doc)
+    except InvalidInput as err:
+        prefix = "$.policy" if source == "$.policy" else None
+        return {
+            "valid": False,
+            "cause": _cause([_nest(p, prefix, source) for p in err.problems]),
+            "run": None,
+        }
+
+    run_id = execution["name"]
+    started = datetime.fromisoformat(execution["start_time"].replace("Z", "+00:00"))
+    put_json(s3, config.report_bucket, layout.policy_key(run_id), policy_doc)
+    return {
+        "valid": True,
+        "cause": None,
+        "run": {
+            "run_id": run_id,
+            "execution_id": execution["id"],
+            "dt": started.date().isoformat(),
+            "started_at": started.isoformat(),
+            "bucket": config.report_bucket,
+            "policy_key": layout.policy_key(run_id),
+            "policy_name": policy.name,
+            "policy_sha256": policy.sha256,
+            "states": sorted(policy.states),
+            "regions": list(document.get("regions", config.default_regions)),
+            "notify": document.get("notify", config.default_notify),
+            "dry_run": bool(document.get("dry_run", False)),
+            "max_concurrency": config.max_concurrency,
+        },
+    }
+
+
+def _nest(problem: Problem, prefix: str | None, source: str) -> Problem:
+    """Report policy problems at their place in the execution input (``$.policy.rules[0]``)."""
+    if prefix and problem.path.startswith("$"):
+        return Problem(prefix + problem.path[1:], problem.message)
+    if prefix is None and problem.path.startswith("$") and source != "$.policy":
+        return Problem(f"{source}: {problem.path}", problem.message)
+    return problem

@@ -1,0 +1,127 @@
+"""Reading and writing the report bucket: JSON documents and gzip JSON Lines, streamed.
+
+Writes go through a spooled temporary file and ``upload_fileobj``: an object appears whole or not
+at all (a multipart upload is invisible until completed), so readers never see half a report, and
+memory stays flat however many findings a run has.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import tempfile
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import IO, Any, Final
+
+from workflow.aws import aws_call
+from workflow.errors import ReportNotFound
+
+_SPOOL_BYTES: Final = 32 * 1024 * 1024
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def dumps_line(document: Any) -> str:
+    """Compact one-line JSON: what Athena's JSON SerDe needs (pretty-printed JSON fails there).
+
+    >>> dumps_line({"b": 1, "t": datetime(2026, 1, 1)})
+    '{"b":1,"t":"2026-01-01T00:00:00"}'
+    """
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
+def put_json(s3: Any, bucket: str, key: str, document: Any) -> None:
+    body = (dumps_line(document) + "\n").encode("utf-8")
+    with aws_call(f"PutObject s3://{bucket}/{key}"):
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+
+
+def get_json(s3: Any, bucket: str, key: str) -> Any:
+    """The parsed document, or :class:`ReportNotFound` when the object does not exist."""
+    with aws_call(f"GetObject s3://{bucket}/{key}"):
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return json.loads(body)
+
+
+def get_json_if_exists(s3: Any, bucket: str, key: str) -> Any | None:
+    try:
+        return get_json(s3, bucket, key)
+    except ReportNotFound:
+        return None
+
+
+class JsonLinesWriter:
+    """Gzip JSON Lines into a spooled temp file; :meth:`upload` publishes the object in one go."""
+
+    def __init__(self) -> None:
+        self._spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115
+        self._gzip = gzip.GzipFile(fileobj=self._spool, mode="wb", compresslevel=6, mtime=0)
+        self._text = io.TextIOWrapper(self._gzip, encoding="utf-8", newline="\n")
+        self.lines = 0
+
+    def write(self, document: Any) -> None:
+        self._text.write(dumps_line(document))
+        self._text.write("\n")
+        self.lines += 1
+
+    def write_all(self, documents: Iterable[Any]) -> None:
+        for document in documents:
+            self.write(document)
+
+    def upload(self, s3: Any, bucket: str, key: str) -> None:
+        self._text.flush()
+        self._text.detach()
+        self._gzip.close()
+        self._spool.seek(0)
+        with aws_call(f"PutObject s3://{bucket}/{key}"):
+            s3.upload_fileobj(
+                self._spool,
+                bucket,
+                key,
+                ExtraArgs={"ContentType": "application/x-ndjson", "ContentEncoding": "gzip"},
+            )
+        self._spool.close()
+
+    def close(self) -> None:
+        self._spool.close()
+
+
+def put_jsonl_gz(s3: Any, bucket: str, key: str, documents: Iterable[Any]) -> int:
+    """Write documents as gzip JSON Lines; returns how many lines were written."""
+    writer = JsonLinesWriter()
+    try:
+        writer.write_all(documents)
+        writer.upload(s3, bucket, key)
+    finally:
+        writer.close()
+    return writer.lines
+
+
+def iter_jsonl_gz(s3: Any, bucket: str, key: str) -> Iterator[Any]:
+    """Stream the documents of a gzip JSON Lines object without holding it in memory."""
+    with aws_call(f"GetObject s3://{bucket}/{key}"):
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        with gzip.GzipFile(fileobj=body, mode="rb") as unzipped:
+            for line in io.TextIOWrapper(unzipped, encoding="utf-8"):
+                if line.strip():
+                    yield json.loads(line)
+
+
+def put_json_gz(s3: Any, bucket: str, key: str, document: Any) -> None:
+    body = gzip.compress(dumps_line(document).encode("utf-8"), compresslevel=6, mtime=0)
+    with aws_call(f"PutObject s3://{bucket}/{key}"):
+        s3.put_object(
+            Bucket=bucket, Key=key, Body=body, ContentType="application/json", ContentEncoding="gzip"
+        )
+
+
+def get_json_gz(s3: Any, bucket: str, key: str) -> Any:
+    with aws_call(f"GetObject s3://{bucket}/{key}"):
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return json.loads(gzip.decompress(body))
