@@ -31,7 +31,7 @@ from workflow.fleet import FleetInstance
 from workflow.storage import get_json, iter_jsonl_gz
 
 ENVIRONMENT: Final = "local"
-STATE_MACHINE_NAME: Final = "tagwarden-local"
+STATE_MACHINE_NAME: Final = "tagwarden"
 BUCKET: Final = "tagwarden-reports-local"
 CRAWLER: Final = "tagwarden-local"
 DATABASE: Final = "tagwarden_local"

@@ -1,0 +1,97 @@
+"""`tagwarden run`: a real execution on the embedded engine from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from workflow.cli import main
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "describe-instances.two-regions.json"
+
+
+def test_run_on_a_describe_instances_dump_prints_one_json_object(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["run", "--fleet", str(FIXTURE), "--out", str(tmp_path), "--json", "--name", "dump-run"])
+    out = capsys.readouterr().out
+    assert status == 0
+    document = json.loads(out)
+    assert document["status"] == "SUCCEEDED"
+    assert document["execution_arn"].endswith(":execution:tagwarden:dump-run")
+    assert document["summary"] == {"total": 3, "compliant": 1, "noncompliant": 2, "exempt": 0}
+    findings = [json.loads(line) for line in Path(document["findings_path"]).read_text().splitlines()]
+    assert {f["instance_id"]: f["account_id"] for f in findings} == {
+        "i-0a00000000000001": "111122223333",
+        "i-0a00000000000002": "111122223333",
+        "i-0b00000000000001": "444455556666",
+    }
+    by_id = {f["instance_id"]: f for f in findings}
+    assert by_id["i-0a00000000000001"]["launch_time"] == "2025-06-01T08:00:00+00:00"
+    assert by_id["i-0b00000000000001"]["state"] == "running"
+    run_dir = tmp_path / "dump-run"
+    assert {p.name for p in run_dir.iterdir()} >= {
+        "findings.jsonl",
+        "summary.json",
+        "history.json",
+        "notifications.json",
+    }
+    history = json.loads((run_dir / "history.json").read_text())
+    assert history[0]["type"] == "ExecutionStarted" and history[-1]["type"] == "ExecutionSucceeded"
+    [notification] = json.loads((run_dir / "notifications.json").read_text())
+    assert notification["subject"] == "[tagwarden local] 2 of 3 EC2 instances noncompliant"
+
+
+def test_fail_on_violations_exits_1_and_drift_spans_local_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--fleet", str(FIXTURE), "--out", str(tmp_path), "--json", "--name", "first"]) == 0
+    status = main(
+        [
+            "run",
+            "--fleet",
+            str(FIXTURE),
+            "--out",
+            str(tmp_path),
+            "--json",
+            "--name",
+            "second",
+            "--fail-on-violations",
+        ]
+    )
+    assert status == 1
+    summary = json.loads((tmp_path / "second" / "summary.json").read_text())
+    assert summary["drift"] == {"previous_run_id": "first", "newly_noncompliant": [], "newly_compliant": []}
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fleet", "missing.json"], "missing.json: $: cannot read file: No such file or directory"),
+        (["--regions", "mars-north-1x"], "--regions: not a region list like us-east-1,eu-west-1"),
+        (["--name", "has space"], "--name: 1 to 80 letters, digits"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert main(["run", "--out", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [err.strip()]
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_invalid_policy_is_refused_before_any_execution(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "policy.json"
+    policy.write_text(
+        json.dumps({"version": 1, "name": "p", "rules": [{"key": "Owner", "pattern": "(a|aa)+$"}]})
+    )
+    assert main(["run", "--policy", str(policy), "--out", str(tmp_path / "out")]) == 2
+    assert "$.rules[0].pattern: could hang the evaluator" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

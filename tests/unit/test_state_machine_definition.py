@@ -1,0 +1,111 @@
+"""Contracts between the ASL file, the handlers and the exception hierarchy."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from workflow import deployment, errors
+
+DEFINITION = deployment.read_definition()
+ASL = json.loads(DEFINITION)
+# Errors raised by Step Functions or the Lambda service, not by our handlers.
+SERVICE_ERRORS = {
+    "States.ALL",
+    "States.Timeout",
+    "Sandbox.Timedout",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
+
+
+def all_states(states: dict[str, Any] = ASL["States"]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, state in states.items():
+        yield name, state
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            yield from all_states(processor["States"])
+        for branch in state.get("Branches", []):
+            yield from all_states(branch["States"])
+
+
+def test_definition_uses_jsonpath_not_jsonata() -> None:
+    assert ASL["QueryLanguage"] == "JSONPath"
+    assert "{%" not in DEFINITION
+
+
+def test_every_state_has_a_comment() -> None:
+    assert [name for name, state in all_states() if not state.get("Comment")] == []
+
+
+def test_every_error_name_in_retry_and_catch_is_raised_by_a_handler_or_the_service() -> None:
+    ours = {
+        name
+        for name, obj in vars(errors).items()
+        if isinstance(obj, type) and issubclass(obj, errors.WorkflowError)
+    }
+    used = {
+        error
+        for _, state in all_states()
+        for clause in state.get("Retry", []) + state.get("Catch", [])
+        for error in clause["ErrorEquals"]
+    }
+    assert used - SERVICE_ERRORS <= ours
+    assert {"Throttled", "ServiceUnavailable"} <= used
+
+
+def test_every_placeholder_has_a_substitution_and_every_task_its_handler() -> None:
+    expected = {s.placeholder for s in deployment.STEP_FUNCTIONS} | {deployment.DEAD_LETTER_QUEUE_PLACEHOLDER}
+    assert deployment.placeholders(DEFINITION) == expected
+    lambda_tasks = {
+        state["Parameters"]["FunctionName"]
+        for _, state in all_states()
+        if state.get("Resource") == "arn:aws:states:::lambda:invoke"
+    }
+    assert lambda_tasks == {f"${{{s.placeholder}}}" for s in deployment.STEP_FUNCTIONS}
+    for step in deployment.STEP_FUNCTIONS:
+        module, function = step.handler.rsplit(".", 1)
+        assert callable(getattr(importlib.import_module(module), function)), step.handler
+
+
+def test_every_lambda_task_retries_transient_errors_with_jitter_and_catches_everything() -> None:
+    for name, state in all_states():
+        if state.get("Resource") != "arn:aws:states:::lambda:invoke":
+            continue
+        retried = {e for r in state["Retry"] for e in r["ErrorEquals"]}
+        assert {"Throttled", "ServiceUnavailable", "Lambda.TooManyRequestsException"} <= retried, name
+        assert all(
+            r.get("JitterStrategy") == "FULL" and r.get("BackoffRate", 1) > 1 for r in state["Retry"]
+        ), name
+        assert "States.ALL" not in retried, f"{name} must not retry permanent errors"
+        assert [c["ErrorEquals"] for c in state["Catch"]] == [["States.ALL"]], name
+        assert state["TimeoutSeconds"] >= next(
+            s.timeout_seconds
+            for s in deployment.STEP_FUNCTIONS
+            if f"${{{s.placeholder}}}" == state["Parameters"]["FunctionName"]
+        ), f"{name}: the Lambda timeout must fire before the Task's"
+
+
+def test_every_failure_path_except_invalid_input_and_crawler_reaches_the_dead_letter_queue() -> None:
+    states = ASL["States"]
+    for name in ("Validate input", "Scan regions", "Persist report", "Notify"):
+        handler = states[states[name]["Catch"][0]["Next"]]
+        assert handler["Parameters"]["state"] == name
+        assert handler["Next"] == "Send to dead-letter queue"
+    assert states["Start crawler"]["Catch"][0]["Next"] == "Crawler not started"
+    assert states["Crawler not started"]["Next"] == "Notify?"
+    body = states["Send to dead-letter queue"]["Parameters"]["MessageBody"]
+    assert {"execution_id.$", "execution_name.$", "failed_state.$", "error.$", "cause.$", "input.$"} <= set(
+        body
+    )
+
+
+def test_substitute_refuses_a_missing_value() -> None:
+    with pytest.raises(KeyError, match="DeadLetterQueueUrl"):
+        deployment.substitute(DEFINITION, {s.placeholder: "arn" for s in deployment.STEP_FUNCTIONS})
