@@ -76,7 +76,8 @@ class ValidateConfig:
     def from_env(cls, env: Environ | None = None) -> ValidateConfig:
         """Read the step's variables; a missing one is a :class:`ConfigurationError` naming it.
 
-        >>> env = {REPORT_BUCKET: "b", DEFAULT_POLICY_URI: "s3://b/p.json", DEFAULT_REGIONS: "us-east-1, eu-west-1"}
+        >>> env = {REPORT_BUCKET: "b", DEFAULT_POLICY_URI: "s3://b/p.json",
+        ...        DEFAULT_REGIONS: "us-east-1, eu-west-1"}
         >>> ValidateConfig.from_env(env).default_regions
         ('us-east-1', 'eu-west-1')
         """

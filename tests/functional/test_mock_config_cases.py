@@ -169,7 +169,7 @@ def sfn_local() -> Iterator[Runner]:
             try:
                 sfn.list_state_machines()
                 break
-            except Exception:  # noqa: BLE001 - the container is still starting
+            except Exception:
                 time.sleep(1)
         queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/tagwarden-dead-letters"
         definition = deployment.substitute(deployment.read_definition(), placeholders_for(queue_url))
