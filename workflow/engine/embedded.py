@@ -1267,7 +1267,16 @@ class EmbeddedEngine:
         return self._router.records
 
     def invocations_of(self, function_name: str) -> list[Invocation]:
-        """The invocations of one function, in completion order."""
+        """The invocations of one function, in completion order.
+
+        Direct ``lambda.invoke`` calls are routed and recorded too:
+
+        >>> with EmbeddedEngine() as engine:
+        ...     _ = engine.create_function("parse", "json.loads")  # json.loads(event, context) fails
+        ...     _ = engine.client("lambda").invoke(FunctionName="parse", Payload=b'"[1]"')
+        ...     [(i.function_name, i.event, i.error_type) for i in engine.invocations_of("parse")]
+        [('parse', '[1]', 'TypeError')]
+        """
         return [i for i in self._router.records if i.function_name == function_name]
 
     @property
