@@ -95,3 +95,15 @@ def test_invalid_policy_is_refused_before_any_execution(
     assert main(["run", "--policy", str(policy), "--out", str(tmp_path / "out")]) == 2
     assert "$.rules[0].pattern: could hang the evaluator" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_rerunning_the_same_name_rewrites_the_same_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["run", "--fleet", str(FIXTURE), "--out", str(tmp_path), "--json", "--name", "same-name"]
+    assert main(args) == 0
+    first = (tmp_path / "same-name" / "findings.jsonl").read_text()
+    assert main(args) == 0
+    assert (tmp_path / "same-name" / "findings.jsonl").read_text().count("\n") == first.count("\n") == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["same-name"]
+    capsys.readouterr()

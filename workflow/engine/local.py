@@ -104,6 +104,7 @@ class LocalDeployment:
         map_max_concurrency: int = 4,
         region: str = "us-east-1",
         function_timeouts: Mapping[str, int] | None = None,
+        extra_environment: Mapping[str, str] | None = None,
     ) -> None:
         self.fleet = FleetEndpoint(fleet)
         self.regions = list(regions or self.fleet.regions or [region])
@@ -114,6 +115,7 @@ class LocalDeployment:
         self.map_max_concurrency = map_max_concurrency
         self.region = region
         self.function_timeouts = dict(function_timeouts or {})
+        self.extra_environment = dict(extra_environment or {})
         self.engine = EmbeddedEngine(
             region=region, retry_wait_scale=retry_wait_scale, mock_config=mock_config
         )
@@ -200,6 +202,7 @@ class LocalDeployment:
             config.CONSOLE_REGION: self.region,
             "POWERTOOLS_SERVICE_NAME": "tagwarden",
             "POWERTOOLS_LOG_LEVEL": "INFO",
+            **self.extra_environment,
         }
         substitutions = {deployment.DEAD_LETTER_QUEUE_PLACEHOLDER: self.queue_url}
         for step in deployment.STEP_FUNCTIONS:
