@@ -74,11 +74,16 @@ class JsonLinesWriter:
         for document in documents:
             self.write(document)
 
-    def upload(self, s3: Any, bucket: str, key: str) -> None:
+    def finish(self) -> IO[bytes]:
+        """Close the gzip stream; returns the compressed bytes' file, rewound."""
         self._text.flush()
         self._text.detach()
         self._gzip.close()
         self._spool.seek(0)
+        return self._spool
+
+    def upload(self, s3: Any, bucket: str, key: str) -> None:
+        self.finish()
         with aws_call(f"PutObject s3://{bucket}/{key}"):
             s3.upload_fileobj(
                 self._spool,
