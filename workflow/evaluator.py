@@ -17,9 +17,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final
 
-from workflow.policy.compiler import CompiledPolicy, CompiledRule, bounded_fullmatch
+from workflow.policy.compiler import CompiledPolicy, CompiledRule
 
 VIOLATION_CODES: Final = (
     "missing",
@@ -38,6 +39,7 @@ _SHOWN_VALUE_LIMIT: Final = 80
 Finding = dict[str, Any]
 
 
+@lru_cache(maxsize=1024)
 def region_of_zone(zone: str | None) -> str | None:
     """The region an availability zone belongs to.
 
@@ -61,16 +63,16 @@ def _violation(code: str, key: str, message: str, value: str | None = None) -> d
     return violation
 
 
-def _variants(tags: dict[str, str], folded_key: str, exact_key: str) -> list[str]:
-    # Sorted so the outcome never depends on the order AWS happened to return the tags in.
-    return sorted(k for k in tags if k != exact_key and k.casefold() == folded_key)
-
-
 def _check_rule(
-    rule: CompiledRule, tags: dict[str, str], keys_insensitive: bool, out: list[dict[str, Any]]
+    rule: CompiledRule,
+    tags: dict[str, str],
+    misspelled: dict[str, list[str]],
+    keys_insensitive: bool,
+    out: list[dict[str, Any]],
 ) -> None:
     value = tags.get(rule.key)
-    variants = _variants(tags, rule.folded_key, rule.key)
+    # Sorted so the outcome never depends on the order AWS happened to return the tags in.
+    variants = sorted(misspelled.get(rule.folded_key, ()))
     if variants and not keys_insensitive:
         # Another capitalisation splits cost allocation and search even beside the right one,
         # as AWS Organizations tag policies also judge it.
@@ -86,6 +88,7 @@ def _check_rule(
                 out.append(_violation("missing", rule.key, f"required tag {rule.key!r} is missing"))
             return
         value = tags[variants[0]]
+    found_before = len(out)
     if not rule.allow_empty and not value.strip():
         # Users want blank values treated as missing; allow_empty makes blank an ordinary value
         # (the AWS Config and Organizations semantics) that allowed values and pattern still judge.
@@ -101,7 +104,7 @@ def _check_rule(
                 value,
             )
         )
-    if rule.pattern is not None and not bounded_fullmatch(rule.pattern, value):
+    if rule.pattern is not None and not rule.pattern_matches(value):
         out.append(
             _violation(
                 "pattern_mismatch",
@@ -110,11 +113,40 @@ def _check_rule(
                 value,
             )
         )
+    if len(out) == found_before:
+        rule.accepted.remember(value, True)
 
 
 def tags_of(instance: dict[str, Any]) -> dict[str, str]:
-    """The instance's tags as key to value; an instance without ``Tags`` has none."""
+    """The instance's tags as key to value; an instance without ``Tags`` has none.
+
+    >>> tags_of({"Tags": [{"Key": "Owner", "Value": "ana"}]})
+    {'Owner': 'ana'}
+    """
     return {tag["Key"]: tag.get("Value", "") for tag in instance.get("Tags") or ()}
+
+
+def _split_tags(
+    instance: dict[str, Any], policy: CompiledPolicy
+) -> tuple[dict[str, str], int, dict[str, list[str]]]:
+    """All tags, how many are user tags (not ``aws:``), and the other spellings of rule keys.
+
+    One pass; only keys that are not a rule's exact key are case-folded, and the usual fleet has
+    few of them. Rule keys never start with ``aws:``, so rules read the full dict directly.
+    """
+    tags = {tag["Key"]: tag.get("Value", "") for tag in instance.get("Tags") or ()}
+    user_count = len(tags)
+    misspelled: dict[str, list[str]] = {}
+    exact, folded_rule_keys = policy.rule_keys, policy.folded_rule_keys
+    for key in tags:
+        if key not in exact:
+            if key.startswith(_AWS_PREFIX):
+                user_count -= 1
+                continue
+            folded = key.casefold()
+            if folded in folded_rule_keys:
+                misspelled.setdefault(folded, []).append(key)
+    return tags, user_count, misspelled
 
 
 def _iso(value: Any) -> str | None:
@@ -151,7 +183,10 @@ def _owner(tags: dict[str, str], policy: CompiledPolicy) -> str | None:
     owner = tags.get(policy.owner_key)
     if owner is None and policy.keys_insensitive:
         folded = policy.owner_key.casefold()
-        owner = next((v for k, v in tags.items() if k.casefold() == folded), None)
+        owner = next(
+            (v for k, v in sorted(tags.items()) if k.casefold() == folded and not k.startswith(_AWS_PREFIX)),
+            None,
+        )
     return owner if owner and owner.strip() else None
 
 
@@ -173,43 +208,50 @@ def evaluate_instance(
     ``region`` is used when the instance has no availability zone; ``account_id`` is the
     reservation's ``OwnerId``.
     """
-    tags = tags_of(instance)
-    user_tags = {k: v for k, v in tags.items() if not k.startswith(_AWS_PREFIX)}
+    # This function is the hot loop of a scan (100,000 instances a region): plain local lookups.
+    tags, user_count, misspelled = _split_tags(instance, policy)
     violations: list[dict[str, Any]] = []
+    get = tags.get
     for rule in policy.rules:
-        _check_rule(rule, user_tags, policy.keys_insensitive, violations)
+        value = get(rule.key)
+        if value is not None and value in rule.accepted and rule.folded_key not in misspelled:
+            continue  # the common case: right spelling, a value already judged good
+        _check_rule(rule, tags, misspelled, policy.keys_insensitive, violations)
     if policy.prohibited_literals or policy.prohibited_globs is not None:
-        for key, value in user_tags.items():
+        for key, value in tags.items():
+            if key.startswith(_AWS_PREFIX):
+                continue
             entry = policy.is_prohibited(key)
             if entry is not None:
                 violations.append(
                     _violation("prohibited", key, f"tag {key!r} is prohibited (matches {entry!r})", value)
                 )
-    if policy.max_tags is not None and len(user_tags) > policy.max_tags:
+    if policy.max_tags is not None and user_count > policy.max_tags:
         violations.append(
             _violation(
                 "too_many_tags",
                 "*",
-                f"{len(user_tags)} user tags; the policy allows at most {policy.max_tags}",
+                f"{user_count} user tags; the policy allows at most {policy.max_tags}",
             )
         )
     instance_id = instance.get("InstanceId", "")
-    exempt = _is_exempt(instance_id, tags, policy)
+    exempt = bool(policy.exempt_instance_ids or policy.exempt_tags) and _is_exempt(instance_id, tags, policy)
     in_grace = False
     if policy.grace_period_seconds and not exempt:
         launched = _launched_at(instance.get("LaunchTime"))
         current = now or datetime.now(UTC)
         in_grace = launched is not None and (current - launched).total_seconds() < policy.grace_period_seconds
     placement = instance.get("Placement") or {}
+    launch_time = instance.get("LaunchTime")
     return {
         "instance_id": instance_id,
         "region": region_of_zone(placement.get("AvailabilityZone")) or region,
         "account_id": account_id,
         "state": (instance.get("State") or {}).get("Name"),
-        "launch_time": _iso(instance.get("LaunchTime")),
+        "launch_time": launch_time.isoformat() if isinstance(launch_time, datetime) else _iso(launch_time),
         "instance_type": instance.get("InstanceType"),
-        "name": tags.get("Name"),
-        "owner": _owner(user_tags, policy),
+        "name": get("Name"),
+        "owner": _owner(tags, policy),
         "tags": tags,
         "compliant": exempt or in_grace or not violations,
         "exempt": exempt,
@@ -228,8 +270,9 @@ def evaluate_instances(
 ) -> Iterator[Finding]:
     """Findings for the in-scope instances, lazily, so a caller can stream a huge region."""
     current = now or datetime.now(UTC)
+    states = policy.states
     for instance in instances:
-        if in_scope(instance, policy):
+        if (instance.get("State") or {}).get("Name") in states:
             yield evaluate_instance(instance, policy, region=region, account_id=account_id, now=current)
 
 

@@ -17,6 +17,21 @@ DEFAULT_STATES = ("pending", "running", "stopping", "stopped")
 DEFAULT_OWNER_KEY = "Owner"
 
 
+# Tag values repeat across a fleet (a few environments, tens of cost centers, hundreds of owners):
+# remembering each rule's verdicts skips most regex work. Bounded so memory stays flat.
+_VERDICT_CACHE_SIZE = 4096
+
+
+class _Verdicts(dict[str, bool]):
+    """value -> does it match, for one matcher; cleared when full (cheap, and fair to every value)."""
+
+    def remember(self, value: str, verdict: bool) -> bool:
+        if len(self) >= _VERDICT_CACHE_SIZE:
+            self.clear()
+        self[value] = verdict
+        return verdict
+
+
 @dataclass(frozen=True, slots=True)
 class ValueMatcher:
     """Allowed values of a rule: a set lookup for plain values, one regex for the globs."""
@@ -25,6 +40,7 @@ class ValueMatcher:
     globs: regex.Pattern[str] | None
     ignore_case: bool
     shown: str
+    verdicts: _Verdicts = field(default_factory=_Verdicts, compare=False, repr=False)
 
     def matches(self, value: str) -> bool:
         probe = value.casefold() if self.ignore_case else value
@@ -32,7 +48,10 @@ class ValueMatcher:
             return True
         if self.globs is None:
             return False
-        return _bounded_fullmatch(self.globs, value)
+        verdict = self.verdicts.get(value)
+        if verdict is None:
+            verdict = self.verdicts.remember(value, _bounded_fullmatch(self.globs, value))
+        return verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +62,18 @@ class CompiledRule:
     allow_empty: bool
     allowed: ValueMatcher | None
     pattern: regex.Pattern[str] | None
+    verdicts: _Verdicts = field(default_factory=_Verdicts, compare=False, repr=False)
+    # Values known to pass every value check (blank, allowed values, pattern): the evaluator's
+    # fast path for the common case of a correctly spelled, correctly valued tag.
+    accepted: _Verdicts = field(default_factory=_Verdicts, compare=False, repr=False)
+
+    def pattern_matches(self, value: str) -> bool:
+        """Whole-value match of the rule's pattern, time-bounded, remembered per value."""
+        assert self.pattern is not None
+        verdict = self.verdicts.get(value)
+        if verdict is None:
+            verdict = self.verdicts.remember(value, _bounded_fullmatch(self.pattern, value))
+        return verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +93,8 @@ class CompiledPolicy:
     states: frozenset[str]
     grace_period_seconds: int
     owner_key: str
+    rule_keys: frozenset[str] = frozenset()
+    folded_rule_keys: frozenset[str] = frozenset()
 
     def is_prohibited(self, key: str) -> str | None:
         """The prohibited_keys entry that ``key`` matches (case-insensitively), if any."""
@@ -166,4 +199,6 @@ def compile_policy(doc: dict[str, Any], *, probe_patterns: bool = True) -> Compi
         states=frozenset(scope.get("states", DEFAULT_STATES)),
         grace_period_seconds=60 * scope.get("grace_period_minutes", 0),
         owner_key=doc.get("owner_key", DEFAULT_OWNER_KEY),
+        rule_keys=frozenset(rule.key for rule in rules),
+        folded_rule_keys=frozenset(rule.folded_key for rule in rules),
     )
