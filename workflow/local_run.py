@@ -169,6 +169,9 @@ def run_locally(args: argparse.Namespace) -> int:
             progress.close()
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / "history.json", result.history)
+    from workflow.graph import write_run_graph
+
+    write_run_graph(run_dir, result.history)
     _write_json(run_dir / "notifications.json", result.notifications)
     (run_dir / "lambda-logs.txt").write_text(result.logs, encoding="utf-8")
     findings_path = run_dir / "findings.jsonl"

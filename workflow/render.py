@@ -1,0 +1,577 @@
+"""Pure renderers for reports and query results: a table (rich), CSV, JSON and one HTML page.
+
+Everything rendered here can come from an instance's tags, which anyone allowed to tag an
+instance controls. So every output is safe for where it goes, and otherwise unchanged:
+
+* **table** (a terminal): control, format and bidirectional characters (a newline, U+202E
+  RIGHT-TO-LEFT OVERRIDE, ...) are shown as escapes such as ``\\u202e``; rich markup in a value is
+  printed as text, never interpreted.
+* **CSV**: a cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a
+  leading ``'`` so no spreadsheet evaluates it as a formula (OWASP "CSV injection").
+* **JSON**: the same characters as in a table are written as ``\\uXXXX`` escapes, so a parser
+  reads back exactly the original value and a terminal never applies them.
+* **HTML**: every value is escaped (``html.escape``) and isolated (``<bdi>``) so an override
+  cannot reorder the text around it; the page has no script and a Content Security Policy that
+  forbids loading anything.
+
+>>> neutralise_cell('=HYPERLINK("http://x","y")')
+'\\'=HYPERLINK("http://x","y")'
+>>> printable("evil\\u202eexe.txt")
+'evil\\\\u202eexe.txt'
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Final
+
+__all__ = [
+    "UNOWNED",
+    "group_by_owner",
+    "neutralise_cell",
+    "printable",
+    "report_csv",
+    "report_html",
+    "report_json",
+    "report_table",
+    "rows_csv",
+    "rows_json",
+    "rows_table",
+    "to_json_text",
+]
+
+UNOWNED: Final = "(no owner)"
+FORMULA_PREFIXES: Final = ("=", "+", "-", "@", "\t", "\r")
+_UNSAFE_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
+_NON_ASCII_OR_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\U0010ffff]")
+_NON_ASCII: Final = re.compile(r"[\x80-\U0010ffff]")
+_NAMED_ESCAPES: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+REPORT_COLUMNS: Final = (
+    "run_id",
+    "evaluated_at",
+    "account_id",
+    "region",
+    "instance_id",
+    "name",
+    "owner",
+    "state",
+    "instance_type",
+    "launch_time",
+    "compliant",
+    "exempt",
+    "in_grace_period",
+    "violation_codes",
+    "violations",
+    "tags",
+)
+
+
+# -- making values safe ----------------------------------------------------------------------------
+
+
+def _unsafe(character: str) -> bool:
+    return unicodedata.category(character) in _UNSAFE_CATEGORIES
+
+
+def printable(text: str) -> str:
+    """``text`` for a terminal: control, format (bidirectional, zero-width) and separator
+    characters become visible escapes; everything else is unchanged.
+
+    >>> printable("a\\nb\\u200bc é")
+    'a\\\\nb\\\\u200bc é'
+    """
+
+    def escape(match: re.Match[str]) -> str:
+        c = match.group()
+        if not _unsafe(c):
+            return c
+        if c in _NAMED_ESCAPES:
+            return _NAMED_ESCAPES[c]
+        return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+    return _NON_ASCII_OR_CONTROL.sub(escape, text)
+
+
+def neutralise_cell(text: str) -> str:
+    """A CSV cell no spreadsheet evaluates: a leading ``'`` when it starts with a formula character.
+
+    >>> neutralise_cell("-1+1"), neutralise_cell("@SUM(A1)"), neutralise_cell("ok=1")
+    ("'-1+1", "'@SUM(A1)", 'ok=1')
+    """
+    return f"'{text}" if text.startswith(FORMULA_PREFIXES) else text
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def to_json_text(document: Any, *, indent: int | None = 2) -> str:
+    """JSON text where format and bidirectional characters are ``\\uXXXX`` escapes (they can only
+    occur inside strings, so the parsed value is exactly the original).
+
+    >>> to_json_text({"v": "a\\u202eb"}, indent=None)
+    '{"v": "a\\\\u202eb"}'
+    >>> json.loads(to_json_text({"v": "a\\u202eb"}))["v"] == "a\\u202eb"
+    True
+    """
+    text = json.dumps(document, ensure_ascii=False, indent=indent, default=_json_default)
+    return _NON_ASCII.sub(lambda m: _json_escape(m.group()) if _unsafe(m.group()) else m.group(), text)
+
+
+def _json_escape(character: str) -> str:
+    code = ord(character)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float | Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return json.dumps(value, ensure_ascii=False, default=_json_default, separators=(",", ":"))
+
+
+# -- query results -----------------------------------------------------------------------------
+
+
+def rows_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """CSV (RFC 4180: CRLF line ends, so a carriage return or newline inside a value is always
+    quoted) with a header row; nested values as compact JSON; formula cells neutralised.
+
+    >>> rows_csv(["owner", "n"], [("=cmd|' /C calc'!A0", 2), (None, 1)]).splitlines()
+    ['owner,n', "'=cmd|' /C calc'!A0,2", ',1']
+    """
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([neutralise_cell(str(c)) for c in columns])
+    for row in rows:
+        writer.writerow([neutralise_cell(_cell_text(v)) for v in row])
+    return out.getvalue()
+
+
+def rows_json(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A JSON array with one object per row.
+
+    >>> print(rows_json(["a"], [(1,)]), end="")
+    [
+      {
+        "a": 1
+      }
+    ]
+    """
+    return to_json_text([dict(zip(columns, row, strict=False)) for row in rows]) + "\n"
+
+
+def _console(width: int) -> Any:
+    from rich.console import Console
+
+    return Console(
+        file=io.StringIO(),
+        width=width,
+        color_system=None,
+        force_terminal=False,
+        highlight=False,
+        emoji=False,
+        markup=False,
+    )
+
+
+def _text(value: Any) -> Any:
+    from rich.text import Text
+
+    return Text(printable(_cell_text(value)))
+
+
+def rows_table(
+    columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None, width: int = 120
+) -> str:
+    """A text table (rich); values are printed as text, never as markup.
+
+    >>> print(rows_table(["tag"], [("[red]x[/red]",)], width=30), end="")
+    ┏━━━━━━━━━━━━━━┓
+    ┃ tag          ┃
+    ┡━━━━━━━━━━━━━━┩
+    │ [red]x[/red] │
+    └──────────────┘
+    """
+    from rich.table import Table
+
+    table = Table(title=_text(title) if title else None, title_justify="left")
+    materialised = [list(row) for row in rows]
+    for index, column in enumerate(columns):
+        numeric = bool(materialised) and all(
+            isinstance(row[index], int | float | Decimal) and not isinstance(row[index], bool)
+            for row in materialised
+            if row[index] is not None
+        )
+        table.add_column(_text(column), justify="right" if numeric else "left", overflow="fold")
+    for row in materialised:
+        table.add_row(*(_text(v) for v in row))
+    console = _console(width)
+    console.print(table)
+    if not materialised:
+        console.print("(no rows)")
+    return str(console.file.getvalue())
+
+
+# -- reports -----------------------------------------------------------------------------------
+
+
+def _owner(finding: Mapping[str, Any]) -> str:
+    owner = finding.get("owner")
+    return owner if isinstance(owner, str) and owner.strip() else UNOWNED
+
+
+def group_by_owner(findings: Iterable[Mapping[str, Any]]) -> list[tuple[str, list[Mapping[str, Any]]]]:
+    """Noncompliant findings per owner, the owner with most first (then by name); an instance
+    without an owner is under ``(no owner)``.
+
+    >>> [(o, len(f)) for o, f in group_by_owner([{"owner": "b", "compliant": False, "instance_id": "i-1"},
+    ...     {"owner": None, "compliant": False, "instance_id": "i-2"}, {"owner": "b", "compliant": True}])]
+    [('(no owner)', 1), ('b', 1)]
+    """
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for finding in findings:
+        if not finding.get("compliant"):
+            groups.setdefault(_owner(finding), []).append(finding)
+    for members in groups.values():
+        members.sort(
+            key=lambda f: (str(f.get("account_id")), str(f.get("region")), str(f.get("instance_id")))
+        )
+    return sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+
+
+def _violation_codes(finding: Mapping[str, Any]) -> str:
+    return "; ".join(f"{v.get('key')}:{v.get('code')}" for v in finding.get("violations") or [])
+
+
+def _violation_messages(finding: Mapping[str, Any]) -> str:
+    return "; ".join(str(v.get("message", "")) for v in finding.get("violations") or [])
+
+
+def _report_row(finding: Mapping[str, Any]) -> list[Any]:
+    values = {
+        **{column: finding.get(column) for column in REPORT_COLUMNS},
+        "violation_codes": _violation_codes(finding),
+        "violations": _violation_messages(finding),
+        "tags": finding.get("tags") or {},
+    }
+    return [values[column] for column in REPORT_COLUMNS]
+
+
+def report_csv(findings: Iterable[Mapping[str, Any]]) -> str:
+    """Every finding of a run, one row each (tags as a JSON object), formula cells neutralised.
+
+    >>> text = report_csv([{"instance_id": "i-1", "owner": "=HYPERLINK(\\"http://x\\")", "compliant": False,
+    ...                     "violations": [{"key": "Owner", "code": "pattern_mismatch", "message": "m"}]}])
+    >>> text.splitlines()[1]
+    ',,,,i-1,,"\\'=HYPERLINK(""http://x"")",,,,false,,,Owner:pattern_mismatch,m,{}'
+    """
+    return rows_csv(REPORT_COLUMNS, (_report_row(f) for f in findings))
+
+
+def report_json(summary: Mapping[str, Any], findings: Iterable[Mapping[str, Any]]) -> str:
+    """``{"run_id", "summary", "findings"}`` as JSON text.
+
+    >>> json.loads(report_json({"run_id": "r1"}, []))["run_id"]
+    'r1'
+    """
+    return (
+        to_json_text({"run_id": summary.get("run_id"), "summary": summary, "findings": list(findings)}) + "\n"
+    )
+
+
+def _totals_rows(summary: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    totals = summary.get("totals") or {}
+    return [
+        ("evaluated", totals.get("total")),
+        ("compliant", totals.get("compliant")),
+        ("noncompliant", totals.get("noncompliant")),
+        ("exempt", totals.get("exempt")),
+        ("in grace period", totals.get("in_grace_period")),
+        ("compliance", f"{totals.get('compliance_percentage')}%"),
+    ]
+
+
+def _run_line(summary: Mapping[str, Any]) -> str:
+    policy = summary.get("policy") or {}
+    flags = [f for f in ("dry_run", "partial") if summary.get(f)]
+    extra = f" ({', '.join(flag.replace('_', ' ') for flag in flags)})" if flags else ""
+    return (
+        f"Run {summary.get('run_id')}{extra}, evaluated {summary.get('evaluated_at')}, "
+        f"policy {policy.get('name')!s} (sha256 {str(policy.get('sha256', ''))[:12]})"
+    )
+
+
+def report_table(
+    summary: Mapping[str, Any], findings: Iterable[Mapping[str, Any]], *, width: int = 120
+) -> str:
+    """Totals, violations by rule and region, then the noncompliant instances by owner.
+
+    >>> text = report_table({"run_id": "r1", "totals": {"total": 1, "noncompliant": 1}},
+    ...                     [{"instance_id": "i-1", "owner": "ana", "compliant": False, "violations": []}])
+    >>> "Run r1" in text and "ana (1 noncompliant)" in text
+    True
+    """
+    parts = [printable(_run_line(summary)) + "\n"]
+    parts.append(rows_table(["instances", "count"], _totals_rows(summary), title="Totals", width=width))
+    by_rule = summary.get("by_rule") or {}
+    if by_rule:
+        rule_rows = list(by_rule.items())
+        parts.append(
+            rows_table(["tag:code", "instances"], rule_rows, title="Violations by rule", width=width)
+        )
+    by_region = summary.get("by_region") or {}
+    if by_region:
+        region_rows = [(r, c.get("compliant", 0), c.get("noncompliant", 0)) for r, c in by_region.items()]
+        parts.append(
+            rows_table(["region", "compliant", "noncompliant"], region_rows, title="By region", width=width)
+        )
+    for owner, members in group_by_owner(findings):
+        owner_rows = [
+            (f.get("instance_id"), f.get("name"), f.get("account_id"), f.get("region"), _violation_codes(f))
+            for f in members
+        ]
+        parts.append(
+            rows_table(
+                ["instance", "name", "account", "region", "violations"],
+                owner_rows,
+                title=f"{owner} ({len(members)} noncompliant)",
+                width=width,
+            )
+        )
+    return "".join(parts)
+
+
+# -- HTML ------------------------------------------------------------------------------------------
+
+
+def _e(value: Any) -> str:
+    return html.escape(_cell_text(value), quote=True)
+
+
+def _bdi(value: Any) -> str:
+    return f"<bdi>{_e(value)}</bdi>"
+
+
+#: No script, nothing loaded from anywhere: the page is data, not an application.
+CONTENT_SECURITY_POLICY: Final = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+)
+
+_CSS: Final = """
+body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif; margin: 24px;
+       color: #0f172a; background: #f8fafc; }
+h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 16px; margin: 28px 0 8px; }
+h3 { font-size: 14px; margin: 20px 0 6px; }
+.meta { color: #475569; margin: 0 0 16px; }
+.cards { display: flex; flex-wrap: wrap; gap: 12px; }
+.card { background: #fff; border: 1px solid #e2e8f0; border-radius: 8px; padding: 10px 16px;
+        min-width: 110px; }
+.card .value { font-size: 22px; font-weight: 700; font-variant-numeric: tabular-nums; }
+.card .label { color: #64748b; font-size: 12px; }
+.bad .value { color: #b91c1c; } .good .value { color: #15803d; }
+table { border-collapse: collapse; background: #fff; font-size: 13px; }
+th, td { border: 1px solid #e2e8f0; padding: 4px 8px; text-align: left; vertical-align: top;
+         unicode-bidi: isolate; }
+th { background: #f1f5f9; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+ul.violations { margin: 0; padding-left: 16px; }
+.chart { background: #fff; border: 1px solid #e2e8f0; border-radius: 8px; padding: 8px;
+         display: inline-block; }
+.small { color: #64748b; font-size: 12px; }
+code { font-size: 12px; }
+"""
+
+
+def _trend_svg(history: Sequence[Mapping[str, Any]]) -> str:
+    """Compliance percentage per run (oldest left), with noncompliant counts as bars."""
+    width, height, left, right, top, bottom = 760.0, 260.0, 48.0, 48.0, 16.0, 56.0
+    plot_w, plot_h = width - left - right, height - top - bottom
+    n = len(history)
+    totals = [(s.get("totals") or {}) for s in history]
+    percentages = [float(t.get("compliance_percentage") or 0.0) for t in totals]
+    noncompliant = [int(t.get("noncompliant") or 0) for t in totals]
+    most = max(max(noncompliant, default=0), 1)
+
+    def x(i: int) -> float:
+        return left + (plot_w * (i + 0.5) / n)
+
+    def y(percent: float) -> float:
+        return top + plot_h * (1 - percent / 100.0)
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="trend" viewBox="0 0 {width:.0f} {height:.0f}" '
+        f'width="{width:.0f}" height="{height:.0f}" font-size="11" font-family="system-ui, sans-serif" '
+        'role="img" aria-label="compliance trend">'
+    ]
+    for grid in (0, 25, 50, 75, 100):
+        out.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y(grid):.1f}" y2="{y(grid):.1f}" '
+            'stroke="#e2e8f0"/>'
+            f'<text x="{left - 6}" y="{y(grid) + 4:.1f}" text-anchor="end" fill="#64748b">'
+            f"{grid}%</text>"
+        )
+    bar = min(28.0, plot_w / n * 0.5)
+    for i, count in enumerate(noncompliant):
+        bar_h = plot_h * count / most * 0.9
+        out.append(
+            f'<rect class="noncompliant-bar" x="{x(i) - bar / 2:.1f}" y="{top + plot_h - bar_h:.1f}" '
+            f'width="{bar:.1f}" height="{bar_h:.1f}" fill="#fecaca">'
+            f"<title>{_e(history[i].get('run_id'))}: {count} noncompliant</title></rect>"
+        )
+    points = " ".join(f"{x(i):.1f},{y(p):.1f}" for i, p in enumerate(percentages))
+    out.append(f'<polyline points="{points}" fill="none" stroke="#15803d" stroke-width="2.2"/>')
+    for i, percent in enumerate(percentages):
+        run = history[i]
+        out.append(
+            f'<circle class="point" cx="{x(i):.1f}" cy="{y(percent):.1f}" r="4" fill="#15803d">'
+            f"<title>{_e(run.get('run_id'))} ({_e(run.get('evaluated_at'))}): {percent}% compliant, "
+            f"{noncompliant[i]} noncompliant</title></circle>"
+        )
+    step = max(1, math.ceil(n / 8))
+    for i in range(0, n, step):
+        label = str(history[i].get("evaluated_at") or "")[:16].replace("T", " ")
+        out.append(
+            f'<text x="{x(i):.1f}" y="{height - bottom + 16:.1f}" text-anchor="middle" fill="#475569">'
+            f"{_e(label)}</text>"
+        )
+    out.append(
+        f'<text x="{left}" y="{height - 8}" fill="#475569">line: compliance % · bars: noncompliant '
+        f"instances (tallest = {most})</text>"
+    )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _card(label: str, value: Any, tone: str = "") -> str:
+    return (
+        f'<div class="card {tone}"><div class="value">{_e(value)}</div>'
+        f'<div class="label">{_e(label)}</div></div>'
+    )
+
+
+def report_html(
+    summary: Mapping[str, Any],
+    findings: Iterable[Mapping[str, Any]],
+    *,
+    history: Sequence[Mapping[str, Any]] = (),
+) -> str:
+    """One self-contained page: totals, a compliance trend (inline SVG) when ``history`` holds
+    several runs' summaries, violations by rule and region, and the noncompliant instances by owner.
+
+    >>> page = report_html({"run_id": "<r>", "totals": {"total": 1}}, [])
+    >>> "&lt;r&gt;" in page and "<r>" not in page and "<script" not in page
+    True
+    """
+    totals = summary.get("totals") or {}
+    noncompliant = int(totals.get("noncompliant") or 0)
+    cards = "".join(
+        [
+            _card("evaluated", totals.get("total")),
+            _card("compliant", totals.get("compliant"), "good"),
+            _card("noncompliant", noncompliant, "bad" if noncompliant else "good"),
+            _card("exempt", totals.get("exempt")),
+            _card("in grace period", totals.get("in_grace_period")),
+            _card("compliance", f"{totals.get('compliance_percentage')}%"),
+        ]
+    )
+    trend = ""
+    if len(history) >= 2:
+        trend = (
+            f'<h2>Compliance trend ({len(history)} runs)</h2><div class="chart">{_trend_svg(history)}</div>'
+        )
+    by_rule = summary.get("by_rule") or {}
+    rules = ""
+    if by_rule:
+        rows = "".join(
+            f'<tr><td>{_bdi(rule)}</td><td class="num">{_e(n)}</td></tr>' for rule, n in by_rule.items()
+        )
+        rules = (
+            f"<h2>Violations by rule</h2><table><tr><th>tag:code</th><th>instances</th></tr>{rows}</table>"
+        )
+    by_region = summary.get("by_region") or {}
+    regions = ""
+    if by_region:
+        rows = "".join(
+            f'<tr><td>{_bdi(region)}</td><td class="num">{_e(c.get("compliant", 0))}</td>'
+            f'<td class="num">{_e(c.get("noncompliant", 0))}</td></tr>'
+            for region, c in by_region.items()
+        )
+        regions = (
+            "<h2>By region</h2><table><tr><th>region</th><th>compliant</th><th>noncompliant</th></tr>"
+            f"{rows}</table>"
+        )
+    drift = summary.get("drift") or {}
+    drift_html = ""
+    if drift.get("previous_run_id"):
+        new = drift.get("newly_noncompliant") or []
+        fixed = drift.get("newly_compliant") or []
+        drift_html = (
+            f"<h2>Since run {_bdi(drift.get('previous_run_id'))}</h2>"
+            f"<p>newly noncompliant: {len(new)} {', '.join(_bdi(i) for i in new[:50])}</p>"
+            f"<p>newly compliant: {len(fixed)} {', '.join(_bdi(i) for i in fixed[:50])}</p>"
+        )
+    owners = []
+    for owner, members in group_by_owner(findings):
+        instance_rows = []
+        for f in members:
+            violations = "".join(
+                f"<li><code>{_bdi(v.get('key'))}:{_e(v.get('code'))}</code> {_bdi(v.get('message', ''))}</li>"
+                for v in f.get("violations") or []
+            )
+            instance_rows.append(
+                f'<tr data-instance="{_e(f.get("instance_id"))}"><td>{_bdi(f.get("instance_id"))}</td>'
+                f"<td>{_bdi(f.get('name'))}</td><td>{_bdi(f.get('account_id'))}</td><td>{_bdi(f.get('region'))}</td>"
+                f"<td>{_bdi(f.get('state'))}</td><td>{_bdi(f.get('instance_type'))}</td>"
+                f'<td><ul class="violations">{violations}</ul></td></tr>'
+            )
+        owners.append(
+            f'<section class="owner" data-owner="{_e(owner)}"><h3>{_bdi(owner)} '
+            f'<span class="small">({len(members)} noncompliant)</span></h3>'
+            "<table><tr><th>instance</th><th>name</th><th>account</th><th>region</th><th>state</th>"
+            f"<th>type</th><th>violations</th></tr>{''.join(instance_rows)}</table></section>"
+        )
+    noncompliant_html = (
+        "<h2>Noncompliant instances by owner</h2>" + "".join(owners)
+        if owners
+        else "<h2>Noncompliant instances</h2><p>None: every evaluated instance is compliant.</p>"
+    )
+    title = f"Tagwarden report {_cell_text(summary.get('run_id'))}"
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+        f'<h1>{_bdi(title)}</h1><p class="meta">{_bdi(_run_line(summary))}</p>'
+        f'<div class="cards">{cards}</div>{trend}{rules}{regions}{drift_html}{noncompliant_html}'
+        "</body></html>\n"
+    )
