@@ -122,9 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--name", help="execution name (the run id); default: generated")
     run.set_defaults(func=cmd_run)
 
+    from workflow import cli_stack_ops
     from workflow.cli_local_ops import register as register_local_ops
 
     register_local_ops(sub)
+    cli_stack_ops.register(sub)
     return parser
 
 
