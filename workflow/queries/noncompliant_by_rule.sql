@@ -1,0 +1,22 @@
+-- title: Violations by rule (latest run)
+-- description: Per tag key and violation code in the most recent run: how many noncompliant instances break it.
+--
+-- One row per violation through CROSS JOIN UNNEST(violations) AS t(v): Trino and DuckDB both
+-- accept this form (Trino needs the column alias list t(v); DuckDB also allows unnest() in SELECT).
+WITH latest AS (
+    SELECT dt, run
+    FROM runs
+    ORDER BY evaluated_at DESC, run DESC
+    LIMIT 1
+)
+SELECT
+    v.key AS tag_key,
+    v.code AS violation,
+    count(DISTINCT f.instance_id) AS instances,
+    count(*) AS violations
+FROM findings AS f
+JOIN latest AS l ON f.dt = l.dt AND f.run = l.run
+CROSS JOIN UNNEST(f.violations) AS t(v)
+WHERE NOT f.compliant
+GROUP BY v.key, v.code
+ORDER BY instances DESC, tag_key, violation

@@ -1,0 +1,49 @@
+-- title: Instances noncompliant for more than N days
+-- description: Instances noncompliant in the latest run whose current noncompliant streak (since their last compliant finding, or their first finding) is older than N days.
+-- param: days (integer, default 30): report instances noncompliant for more than this many days
+--
+-- Reads the whole findings history (every dt partition still in S3 Standard, Standard-IA or
+-- Glacier Instant Retrieval: all three are readable by Athena). The streak starts at the first
+-- noncompliant day after the last compliant day; days are counted from the dt partition (UTC date).
+WITH latest AS (
+    SELECT dt, run
+    FROM runs
+    ORDER BY evaluated_at DESC, run DESC
+    LIMIT 1
+),
+current_noncompliant AS (
+    SELECT f.account_id, f.region, f.instance_id, f.name, f.owner, f.violations
+    FROM findings AS f
+    JOIN latest AS l ON f.dt = l.dt AND f.run = l.run
+    WHERE NOT f.compliant
+),
+last_compliant AS (
+    SELECT account_id, region, instance_id, max(dt) AS dt
+    FROM findings
+    WHERE compliant
+    GROUP BY account_id, region, instance_id
+),
+streak AS (
+    SELECT f.account_id, f.region, f.instance_id, min(f.dt) AS since
+    FROM findings AS f
+    JOIN current_noncompliant AS c
+        ON f.account_id = c.account_id AND f.region = c.region AND f.instance_id = c.instance_id
+    LEFT JOIN last_compliant AS lc
+        ON f.account_id = lc.account_id AND f.region = lc.region AND f.instance_id = lc.instance_id
+    WHERE NOT f.compliant AND (lc.dt IS NULL OR f.dt > lc.dt)
+    GROUP BY f.account_id, f.region, f.instance_id
+)
+SELECT
+    c.account_id,
+    c.region,
+    c.instance_id,
+    c.name,
+    c.owner,
+    s.since AS noncompliant_since,
+    date_diff('day', CAST(s.since AS DATE), current_date) AS days_noncompliant,
+    c.violations
+FROM current_noncompliant AS c
+JOIN streak AS s
+    ON c.account_id = s.account_id AND c.region = s.region AND c.instance_id = s.instance_id
+WHERE date_diff('day', CAST(s.since AS DATE), current_date) > ?
+ORDER BY days_noncompliant DESC, c.owner, c.instance_id

@@ -1,0 +1,106 @@
+"""The tables the named queries read: ``findings`` and ``runs``, column by column, in Hive types.
+
+One definition for every consumer: the CDK app creates the Glue tables from it, a local engine
+can load run folders into DuckDB with the same names and types. Tags are one
+``map<string,string>`` column, never a column per tag key. Both tables are partitioned by ``dt``
+(UTC date, ``YYYY-MM-DD``) and ``run`` (the run id), in that order.
+
+>>> [name for name, _ in PARTITION_KEYS]
+['dt', 'run']
+>>> dict(FINDINGS_COLUMNS)["tags"]
+'map<string,string>'
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "COLUMN_COMMENTS",
+    "FINDINGS_COLUMNS",
+    "PARTITION_KEYS",
+    "RUNS_COLUMNS",
+    "VIOLATION",
+]
+
+VIOLATION: Final = "struct<code:string,key:string,value:string,message:string>"
+_COUNTS: Final = "struct<compliant:int,noncompliant:int>"
+
+#: ``findings``: one row per evaluated instance per run (JSON Lines, gzip), in column order.
+FINDINGS_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("instance_id", "string"),
+    ("region", "string"),
+    ("account_id", "string"),
+    ("state", "string"),
+    ("launch_time", "string"),
+    ("instance_type", "string"),
+    ("name", "string"),
+    ("owner", "string"),
+    ("tags", "map<string,string>"),
+    ("compliant", "boolean"),
+    ("exempt", "boolean"),
+    ("in_grace_period", "boolean"),
+    ("violations", f"array<{VIOLATION}>"),
+    ("run_id", "string"),
+    ("evaluated_at", "string"),
+    ("policy_name", "string"),
+)
+
+#: ``runs``: one row per run (the run summary, one JSON object per file), in column order.
+RUNS_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("run_id", "string"),
+    ("evaluated_at", "string"),
+    ("status", "string"),
+    ("partial", "boolean"),
+    ("policy", "struct<name:string,sha256:string>"),
+    (
+        "totals",
+        "struct<total:int,compliant:int,noncompliant:int,exempt:int,in_grace_period:int,"
+        "compliance_percentage:double>",
+    ),
+    ("by_rule", "map<string,int>"),
+    ("by_code", "map<string,int>"),
+    ("by_region", f"map<string,{_COUNTS}>"),
+    ("by_account", f"map<string,{_COUNTS}>"),
+    ("noncompliant_by_owner", "map<string,int>"),
+    ("noncompliant_instance_ids", "array<string>"),
+    (
+        "drift",
+        "struct<previous_run_id:string,newly_noncompliant:array<string>,newly_compliant:array<string>>",
+    ),
+)
+
+PARTITION_KEYS: Final[tuple[tuple[str, str], ...]] = (("dt", "string"), ("run", "string"))
+
+#: Column comments for the Glue catalog (what Athena shows next to each column).
+COLUMN_COMMENTS: Final[dict[str, str]] = {
+    "instance_id": "EC2 instance id",
+    "region": "AWS region of the instance",
+    "account_id": "AWS account that owns the instance",
+    "state": "instance state when listed (running, stopped, ...)",
+    "launch_time": "launch time, ISO 8601",
+    "instance_type": "instance type",
+    "name": "value of the Name tag",
+    "owner": "value of the policy's owner tag",
+    "tags": "every tag of the instance, key to value",
+    "compliant": "true when the instance passes the policy (exempt instances do)",
+    "exempt": "true when an exemption of the policy matches",
+    "in_grace_period": "true when launched too recently to be judged",
+    "violations": "what is wrong: code, tag key, value, message",
+    "run_id": "the run (Step Functions execution name)",
+    "evaluated_at": "when the run evaluated the instances, ISO 8601",
+    "policy_name": "name of the tag policy",
+    "status": "complete when every region was evaluated",
+    "partial": "true when some regions are missing",
+    "policy": "the policy's name and SHA-256",
+    "totals": "instance counts and compliance percentage",
+    "by_rule": "violations per tag key and code (key:code)",
+    "by_code": "violations per violation code",
+    "by_region": "compliant and noncompliant instances per region",
+    "by_account": "compliant and noncompliant instances per account",
+    "noncompliant_by_owner": "noncompliant instances per owner",
+    "noncompliant_instance_ids": "every noncompliant instance id",
+    "drift": "change since the previous run",
+    "dt": "UTC date of the run, YYYY-MM-DD",
+    "run": "run id",
+}
