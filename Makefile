@@ -10,6 +10,7 @@ BENCH_BIN := $(BENCH_VENV)/bin
 BENCH_STAMP := $(BENCH_VENV)/.tagwarden-bench-installed
 PIP := $(BIN)/python -m pip
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: install run test unit functional infra lint format bench synth sfn-local-test clean help
@@ -20,7 +21,7 @@ help:
 	@echo "make install only the .venv (with the tagwarden console script at $(BIN)/tagwarden)"
 	@echo "make lint    ruff and mypy"
 	@echo "make bench   benchmarks; figures go to BENCHMARKS.md"
-	@echo "make synth   synthesize the CDK app into cdk.out/ (no Docker, no AWS credentials)"
+	@echo "make synth   synthesize the CDK app into cdk/cdk.out/ (no Docker, no AWS credentials)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,4 +72,4 @@ sfn-local-test: $(STAMP)
 	$(BIN)/python -m pytest -q -m docker tests/functional
 
 clean:
-	rm -rf $(VENV) cdk.out tagwarden-out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-bench cdk.out cdk/cdk.out build tagwarden-out .pytest_cache .mypy_cache .ruff_cache

@@ -29,9 +29,10 @@ class StepFunction:
 
 STEP_FUNCTIONS: Final = (
     StepFunction("ValidateInputFunctionArn", "validate-input", "lambdas.validate_input.handler", 60, 512),
-    StepFunction("ListInstancesFunctionArn", "list-instances", "lambdas.list_instances.handler", 900, 512),
-    StepFunction("EvaluateTagsFunctionArn", "evaluate-tags", "lambdas.evaluate_tags.handler", 900, 1024),
-    StepFunction("PersistReportFunctionArn", "persist-report", "lambdas.persist_report.handler", 900, 1024),
+    # 840 s under the Task's 900 s: the Lambda's own timeout fires first, with its logs.
+    StepFunction("ListInstancesFunctionArn", "list-instances", "lambdas.list_instances.handler", 840, 512),
+    StepFunction("EvaluateTagsFunctionArn", "evaluate-tags", "lambdas.evaluate_tags.handler", 840, 1024),
+    StepFunction("PersistReportFunctionArn", "persist-report", "lambdas.persist_report.handler", 840, 1024),
     StepFunction("StartCrawlerFunctionArn", "start-crawler", "lambdas.start_crawler.handler", 60, 256),
     StepFunction("NotifyFunctionArn", "notify", "lambdas.notify.handler", 60, 256),
 )

@@ -200,8 +200,8 @@ class LocalDeployment:
             config.CRAWLER_NAME: CRAWLER,
             config.TOPIC_ARN: self.topic_arn,
             config.CONSOLE_REGION: self.region,
-            "POWERTOOLS_SERVICE_NAME": "tagwarden",
-            "POWERTOOLS_LOG_LEVEL": "INFO",
+            config.SERVICE_NAME: "tagwarden",
+            config.LOG_LEVEL: "INFO",
             **self.extra_environment,
         }
         substitutions = {deployment.DEAD_LETTER_QUEUE_PLACEHOLDER: self.queue_url}

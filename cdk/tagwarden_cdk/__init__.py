@@ -1,0 +1,1 @@
+"""The Tagwarden CDK app: one stack per environment (``Tagwarden-<environment>``)."""

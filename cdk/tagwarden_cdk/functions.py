@@ -1,0 +1,264 @@
+"""One Lambda per Task of the state machine, each with a role holding only what its step does.
+
+Sizing (timeout, memory) and handlers come from ``workflow.deployment.STEP_FUNCTIONS``, shared with
+the local engine; environment variable names from ``workflow.config``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from aws_cdk import Aws, Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from tagwarden_cdk.bundling import ARCHITECTURE, RUNTIME
+from tagwarden_cdk.common import data_removal_policy, log_retention
+from tagwarden_cdk.nag import acknowledge, arn_finding
+from tagwarden_cdk.settings import Settings
+from tagwarden_cdk.storage import REPORTS_PREFIX, ReportStorage
+from workflow import config, deployment, layout
+
+# Powertools reads these two; use workflow.config's constants once it names them.
+SERVICE_NAME_VAR: Final[str] = getattr(config, "SERVICE_NAME", "POWERTOOLS_SERVICE_NAME")
+LOG_LEVEL_VAR: Final[str] = getattr(config, "LOG_LEVEL", "POWERTOOLS_LOG_LEVEL")
+SERVICE_NAME: Final = "tagwarden"
+PAGE_SIZE: Final = 1000  # DescribeInstances MaxResults
+POLICIES_PREFIX: Final = layout.DEFAULT_POLICY_KEY.rsplit("/", 1)[0] + "/"  # "policies/"
+STATE_PREFIX: Final = layout.LATEST_RUN_KEY.rsplit("/", 1)[0] + "/"  # "state/"
+
+VALIDATE: Final = "validate-input"
+LIST: Final = "list-instances"
+EVALUATE: Final = "evaluate-tags"
+PERSIST: Final = "persist-report"
+CRAWL: Final = "start-crawler"
+NOTIFY: Final = "notify"
+
+DESCRIPTIONS: Final[Mapping[str, str]] = {
+    VALIDATE: "Tagwarden: check the execution input and the tag policy, fix the run's parameters",
+    LIST: "Tagwarden: list the EC2 instances of one region into S3, page by page",
+    EVALUATE: "Tagwarden: evaluate one region's instances against the tag policy",
+    PERSIST: "Tagwarden: merge the regions' findings into the run's report, summary and metrics",
+    CRAWL: "Tagwarden: start the Glue crawler so Athena sees the new partitions",
+    NOTIFY: "Tagwarden: publish the run's summary to the compliance topic",
+}
+
+# Why each step's S3 access is a prefix and not a key (the cdk-nag IAM5 acknowledgements).
+PREFIX_REASONS: Final[Mapping[str, str]] = {
+    POLICIES_PREFIX: "Policies under policies/ in the report bucket: default.json and the custom "
+    "policies users upload next to it, named at run time by the execution input's policy_uri.",
+    layout.STAGING_PREFIX: "Objects under staging/ in the report bucket: keys contain the run id, account, "
+    "region and page number, known only at run time; the prefix is the narrowest fixed scope.",
+    REPORTS_PREFIX: "Objects under reports/ in the report bucket: keys contain the run's date and run id "
+    "(dt=/run= partitions), known only at run time; the prefix is the narrowest fixed scope.",
+    STATE_PREFIX: "Objects under state/ in the report bucket: the workflow's run pointers "
+    "(state/latest-run.json today); nothing else is written there.",
+}
+
+_APPLICATION_LOG_LEVELS: Final[Mapping[str, lambda_.ApplicationLogLevel]] = {
+    "DEBUG": lambda_.ApplicationLogLevel.DEBUG,
+    "INFO": lambda_.ApplicationLogLevel.INFO,
+    "WARN": lambda_.ApplicationLogLevel.WARN,
+    "ERROR": lambda_.ApplicationLogLevel.ERROR,
+}
+
+
+@dataclass(frozen=True)
+class WorkflowFunction:
+    step: deployment.StepFunction
+    function: lambda_.Function
+    role: iam.Role
+    log_group: logs.LogGroup
+
+
+class WorkflowFunctions(Construct):
+    """``functions[step name]`` for each entry of ``deployment.STEP_FUNCTIONS``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Settings,
+        storage: ReportStorage,
+        compliance_topic: sns.Topic,
+        topic_key: kms.IKey,
+        crawler_name: str,
+        code: lambda_.Code,
+        layer: lambda_.ILayerVersion,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        bucket = storage.bucket.bucket_name
+        regions = ",".join(settings.regions) if settings.regions else Aws.REGION
+        common = {SERVICE_NAME_VAR: SERVICE_NAME, LOG_LEVEL_VAR: settings.log_level}
+        environments: dict[str, dict[str, str]] = {
+            VALIDATE: {
+                config.REPORT_BUCKET: bucket,
+                config.DEFAULT_POLICY_URI: storage.default_policy_uri,
+                config.DEFAULT_REGIONS: regions,
+                config.DEFAULT_NOTIFY: settings.notify,
+                config.MAP_MAX_CONCURRENCY: str(settings.map_max_concurrency),
+            },
+            LIST: {config.REPORT_BUCKET: bucket, config.PAGE_SIZE: str(PAGE_SIZE)},
+            EVALUATE: {config.REPORT_BUCKET: bucket},
+            PERSIST: {
+                config.REPORT_BUCKET: bucket,
+                config.ENVIRONMENT: settings.environment,
+                config.METRICS_NAMESPACE: config.DEFAULT_METRICS_NAMESPACE,
+            },
+            CRAWL: {config.CRAWLER_NAME: crawler_name},
+            NOTIFY: {
+                config.TOPIC_ARN: compliance_topic.topic_arn,
+                config.REPORT_BUCKET: bucket,
+                config.ENVIRONMENT: settings.environment,
+                config.CONSOLE_REGION: Aws.REGION,
+            },
+        }
+        crawler_arn = stack.format_arn(service="glue", resource="crawler", resource_name=crawler_name)
+
+        objects = storage.objects
+        statements: dict[str, list[iam.PolicyStatement]] = {
+            VALIDATE: [
+                _allow(["s3:GetObject"], [objects(POLICIES_PREFIX)], "ReadPolicies"),
+                _allow(["s3:PutObject"], [objects(layout.STAGING_PREFIX)], "WriteStaging"),
+            ],
+            LIST: [
+                # DescribeInstances and DescribeRegions support no resource-level permissions.
+                _allow(["ec2:DescribeInstances", "ec2:DescribeRegions"], ["*"], "DescribeInstances"),
+                _allow(["s3:GetObject"], [objects(layout.STAGING_PREFIX)], "ReadStaging"),
+                _allow(["s3:PutObject"], [objects(layout.STAGING_PREFIX)], "WriteStaging"),
+            ],
+            EVALUATE: [
+                _allow(["s3:GetObject"], [objects(layout.STAGING_PREFIX)], "ReadStaging"),
+                _allow(["s3:PutObject"], [objects(layout.STAGING_PREFIX)], "WriteStaging"),
+            ],
+            PERSIST: [
+                _allow(
+                    ["s3:GetObject"],
+                    [objects(layout.STAGING_PREFIX), objects(REPORTS_PREFIX), objects(STATE_PREFIX)],
+                    "ReadRunObjects",
+                ),
+                _allow(["s3:PutObject"], [objects(REPORTS_PREFIX), objects(STATE_PREFIX)], "WriteReport"),
+                # Without s3:ListBucket, S3 answers a missing key (the very first run's
+                # state/latest-run.json) with 403 instead of 404. S3 checks it without an s3:prefix
+                # in the request context, so a prefix condition would bring the 403 back.
+                _allow(["s3:ListBucket"], [storage.bucket.bucket_arn], "FoundOrNotFound"),
+            ],
+            CRAWL: [_allow(["glue:StartCrawler", "glue:GetCrawler"], [crawler_arn], "StartCrawler")],
+            NOTIFY: [
+                _allow(["sns:Publish"], [compliance_topic.topic_arn], "PublishSummary"),
+                _allow(["kms:Decrypt", "kms:GenerateDataKey"], [topic_key.key_arn], "EncryptedTopic"),
+                _allow(["s3:GetObject"], [objects(REPORTS_PREFIX)], "ReadReport"),
+            ],
+        }
+
+        self.functions: dict[str, WorkflowFunction] = {}
+        for step in deployment.STEP_FUNCTIONS:
+            self.functions[step.name] = self._function(
+                step,
+                settings=settings,
+                environment={**environments[step.name], **common},
+                statements=statements[step.name],
+                code=code,
+                layer=layer,
+            )
+
+        for name, prefix in (
+            (VALIDATE, POLICIES_PREFIX),
+            (VALIDATE, layout.STAGING_PREFIX),
+            (LIST, layout.STAGING_PREFIX),
+            (EVALUATE, layout.STAGING_PREFIX),
+            (PERSIST, layout.STAGING_PREFIX),
+            (PERSIST, REPORTS_PREFIX),
+            (PERSIST, STATE_PREFIX),
+            (NOTIFY, REPORTS_PREFIX),
+        ):
+            acknowledge(
+                self.functions[name].role,
+                f"AwsSolutions-IAM5[Resource::{arn_finding(storage.bucket)}/{prefix}*]",
+                PREFIX_REASONS[prefix],
+            )
+        acknowledge(
+            self.functions[LIST].role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "ec2:DescribeInstances and ec2:DescribeRegions support no resource-level permissions "
+            "(the IAM service authorization reference lists no resource type for them), and X-Ray's "
+            "PutTraceSegments/PutTelemetryRecords neither.",
+        )
+
+    def _function(
+        self,
+        step: deployment.StepFunction,
+        *,
+        settings: Settings,
+        environment: dict[str, str],
+        statements: list[iam.PolicyStatement],
+        code: lambda_.Code,
+        layer: lambda_.ILayerVersion,
+    ) -> WorkflowFunction:
+        construct_id = "".join(part.capitalize() for part in step.name.split("-"))
+        function_name = settings.name(step.name)
+        log_group = logs.LogGroup(
+            self,
+            f"{construct_id}Logs",
+            log_group_name=f"/aws/lambda/{function_name}",
+            retention=log_retention(settings),
+            removal_policy=data_removal_policy(settings),
+        )
+        role = iam.Role(
+            self,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Tagwarden {settings.environment}: the {step.name} step",
+        )
+        role.add_to_policy(
+            _allow(["logs:CreateLogStream", "logs:PutLogEvents"], [log_group.log_group_arn], "WriteOwnLogs")
+        )
+        for statement in statements:
+            role.add_to_policy(statement)
+        function = lambda_.Function(
+            self,
+            construct_id,
+            function_name=function_name,
+            description=DESCRIPTIONS[step.name],
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            code=code,
+            layers=[layer],
+            handler=step.handler,
+            timeout=Duration.seconds(step.timeout_seconds),
+            memory_size=step.memory_mb,
+            role=role,
+            environment=environment,
+            tracing=lambda_.Tracing.ACTIVE,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=_APPLICATION_LOG_LEVELS[settings.log_level],
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            log_group=log_group,
+        )
+        if step.name != LIST:
+            acknowledge(
+                role,
+                "AwsSolutions-IAM5[Resource::*]",
+                "X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level permissions; "
+                "CDK adds exactly these two for active tracing.",
+            )
+        acknowledge(
+            function,
+            "Serverless-LambdaDLQ",
+            "Only Step Functions invokes this function, synchronously (lambda:invoke): there is no "
+            "asynchronous event to keep; failures go to the Task's Retry/Catch and from there to the "
+            "workflow's dead-letter queue.",
+        )
+        return WorkflowFunction(step=step, function=function, role=role, log_group=log_group)
+
+
+def _allow(actions: list[str], resources: list[str], sid: str) -> iam.PolicyStatement:
+    return iam.PolicyStatement(sid=sid, effect=iam.Effect.ALLOW, actions=actions, resources=resources)

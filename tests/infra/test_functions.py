@@ -1,0 +1,267 @@
+"""One Lambda per step: runtime, packaging, logging, configuration and a least-privilege role each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.infra.cfn import (
+    all_policy_statements,
+    expected,
+    function_id,
+    getatt,
+    grants,
+    objects,
+    only,
+    ref,
+    role_of,
+)
+from tests.infra.conftest import Synthesized
+from workflow import config, deployment
+
+STEP_NAMES = [s.name for s in deployment.STEP_FUNCTIONS]
+XRAY = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+LOG_WRITE = ["logs:CreateLogStream", "logs:PutLogEvents"]
+# Resource "*" is allowed only for APIs without resource-level permissions.
+STAR_RESOURCE_ACTIONS = {
+    "ec2:DescribeInstances",
+    "ec2:DescribeRegions",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:DescribeLogGroups",
+    "logs:DescribeResourcePolicies",
+    "logs:GetLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:UpdateLogDelivery",
+}
+
+
+def _function(synthesized: Synthesized, step: str) -> tuple[str, dict[str, Any]]:
+    logical_id = function_id(synthesized.resources, f"tagwarden-test-{step}")
+    return logical_id, synthesized.resources[logical_id]["Properties"]
+
+
+def _bucket(synthesized: Synthesized) -> str:
+    return only(
+        synthesized.resources,
+        "AWS::S3::Bucket",
+        lambda p: "tagwarden-test-reports-" in str(p.get("BucketName")),
+    )
+
+
+def _log_group_of(synthesized: Synthesized, step: str) -> str:
+    _, properties = _function(synthesized, step)
+    log_group: str = properties["LoggingConfig"]["LogGroup"]["Ref"]
+    return log_group
+
+
+@pytest.mark.parametrize("step", deployment.STEP_FUNCTIONS, ids=STEP_NAMES)
+def test_each_step_runs_on_the_newest_python_runtime_on_arm64_with_its_handler_and_sizing(
+    synthesized: Synthesized, step: deployment.StepFunction
+) -> None:
+    _, properties = _function(synthesized, step.name)
+    assert properties["Runtime"] == "python3.14"
+    assert properties["Architectures"] == ["arm64"]
+    assert properties["Handler"] == step.handler
+    assert properties["Timeout"] == step.timeout_seconds
+    assert properties["MemorySize"] == step.memory_mb
+    assert properties["TracingConfig"] == {"Mode": "Active"}
+
+
+def test_python_3_14_is_the_newest_python_runtime_cdk_offers() -> None:
+    from aws_cdk import aws_lambda
+
+    versions = [
+        tuple(int(x) for x in name.removeprefix("PYTHON_").split("_"))
+        for name in dir(aws_lambda.Runtime)
+        if name.startswith("PYTHON_")
+    ]
+    assert max(versions) == (3, 14)
+
+
+@pytest.mark.parametrize("step", STEP_NAMES)
+def test_each_step_logs_structured_json_to_its_own_log_group_with_retention(
+    synthesized: Synthesized, step: str
+) -> None:
+    _, properties = _function(synthesized, step)
+    logging = properties["LoggingConfig"]
+    assert logging["LogFormat"] == "JSON"
+    assert logging["ApplicationLogLevel"] == "DEBUG"  # the test context's log_level
+    assert logging["SystemLogLevel"] == "WARN"
+    group = synthesized.resources[_log_group_of(synthesized, step)]["Properties"]
+    assert group["LogGroupName"] == f"/aws/lambda/tagwarden-test-{step}"
+    assert group["RetentionInDays"] == 30
+
+
+def test_every_function_shares_one_code_asset_and_one_dependency_layer(synthesized: Synthesized) -> None:
+    codes = {str(_function(synthesized, s)[1]["Code"]) for s in STEP_NAMES}
+    layers = {str(_function(synthesized, s)[1]["Layers"]) for s in STEP_NAMES}
+    assert len(codes) == 1
+    assert len(layers) == 1
+    layer_id = _function(synthesized, STEP_NAMES[0])[1]["Layers"][0]["Ref"]
+    layer = synthesized.resources[layer_id]["Properties"]
+    assert layer["CompatibleRuntimes"] == ["python3.14"]
+    assert layer["CompatibleArchitectures"] == ["arm64"]
+
+
+def _asset_dir(synthesized: Synthesized, code: dict[str, Any]) -> Path:
+    key: str = code["S3Key"]
+    return synthesized.asset_path(f"asset.{key.removesuffix('.zip')}")
+
+
+def test_code_asset_holds_the_workflow_and_lambdas_packages_and_nothing_compiled(
+    synthesized: Synthesized,
+) -> None:
+    _, properties = _function(synthesized, STEP_NAMES[0])
+    root = _asset_dir(synthesized, properties["Code"])
+    assert sorted(p.name for p in root.iterdir()) == ["lambdas", "workflow"]
+    for step in deployment.STEP_FUNCTIONS:
+        module = step.handler.rsplit(".", 1)[0].replace(".", "/") + ".py"
+        assert (root / module).is_file(), module
+    assert (root / "workflow" / "policy" / "policy-v1.schema.json").is_file()
+    assert not [p for p in root.rglob("*") if p.name == "__pycache__" or p.suffix == ".pyc"]
+
+
+def test_dependency_layer_holds_the_runtime_dependencies_built_for_python_3_14_on_arm64(
+    synthesized: Synthesized,
+) -> None:
+    _, properties = _function(synthesized, STEP_NAMES[0])
+    layer = synthesized.resources[properties["Layers"][0]["Ref"]]["Properties"]
+    site = _asset_dir(synthesized, layer["Content"]) / "python"
+    for package in ("jsonschema", "regex", "aws_lambda_powertools", "rpds"):
+        assert (site / package).is_dir(), package
+    for package in ("boto3", "botocore"):
+        assert not (site / package).exists(), f"{package} comes with the Lambda runtime"
+    extensions = [p.name for p in site.rglob("*.so")]
+    assert extensions
+    assert all("cpython-314-aarch64-linux-gnu" in name for name in extensions), extensions
+
+
+def test_default_policy_object_is_the_baseline_policy_from_the_repository(synthesized: Synthesized) -> None:
+    deployments = synthesized.of_type("Custom::CDKBucketDeployment")
+    (properties,) = (r["Properties"] for r in deployments.values())
+    assert properties["DestinationBucketKeyPrefix"] == "policies/"
+    assert properties["Prune"] is False
+    (key,) = properties["SourceObjectKeys"]
+    staged = synthesized.asset_path(f"asset.{key.removesuffix('.zip')}")  # zipped when published
+    assert sorted(p.name for p in staged.iterdir()) == ["default.json"]
+    deployed = (staged / "default.json").read_bytes()
+    repository = Path(__file__).resolve().parents[2] / "policies" / "baseline.json"
+    assert deployed == repository.read_bytes()
+
+
+def test_environment_of_each_function_is_exactly_what_its_step_reads(synthesized: Synthesized) -> None:
+    bucket = ref(_bucket(synthesized))
+    topic = ref(
+        only(
+            synthesized.resources, "AWS::SNS::Topic", lambda p: p["TopicName"] == "tagwarden-test-compliance"
+        )
+    )
+    common = {"POWERTOOLS_SERVICE_NAME": "tagwarden", "POWERTOOLS_LOG_LEVEL": "DEBUG"}
+    want: dict[str, dict[str, Any]] = {
+        "validate-input": {
+            config.REPORT_BUCKET: bucket,
+            config.DEFAULT_POLICY_URI: {"Fn::Join": ["", ["s3://", bucket, "/policies/default.json"]]},
+            config.DEFAULT_REGIONS: "us-east-1,eu-west-1",
+            config.DEFAULT_NOTIFY: "new_violations",
+            config.MAP_MAX_CONCURRENCY: "8",
+        },
+        "list-instances": {config.REPORT_BUCKET: bucket, config.PAGE_SIZE: "1000"},
+        "evaluate-tags": {config.REPORT_BUCKET: bucket},
+        "persist-report": {
+            config.REPORT_BUCKET: bucket,
+            config.ENVIRONMENT: "test",
+            config.METRICS_NAMESPACE: "Tagwarden",
+        },
+        "start-crawler": {config.CRAWLER_NAME: "tagwarden-test-reports"},
+        "notify": {
+            config.TOPIC_ARN: topic,
+            config.REPORT_BUCKET: bucket,
+            config.ENVIRONMENT: "test",
+            config.CONSOLE_REGION: {"Ref": "AWS::Region"},
+        },
+    }
+    for step in STEP_NAMES:
+        _, properties = _function(synthesized, step)
+        assert properties["Environment"]["Variables"] == {**want[step], **common}, step
+
+
+def test_each_function_has_its_own_role(synthesized: Synthesized) -> None:
+    roles = [role_of(synthesized.resources, _function(synthesized, s)[0]) for s in STEP_NAMES]
+    assert len(set(roles)) == len(roles)
+
+
+def test_each_role_is_allowed_exactly_its_allow_list(synthesized: Synthesized) -> None:
+    resources = synthesized.resources
+    bucket = _bucket(synthesized)
+    key = only(resources, "AWS::KMS::Key", lambda p: True)
+    topic = only(resources, "AWS::SNS::Topic", lambda p: p["TopicName"] == "tagwarden-test-compliance")
+    crawler_arn = {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":glue:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                ":crawler/tagwarden-test-reports",
+            ],
+        ]
+    }
+    allow = {
+        "validate-input": expected(
+            (["s3:GetObject"], [objects(bucket, "policies/")]),
+            (["s3:PutObject"], [objects(bucket, "staging/")]),
+        ),
+        "list-instances": expected(
+            (["ec2:DescribeInstances", "ec2:DescribeRegions"], ["*"]),
+            (["s3:GetObject", "s3:PutObject"], [objects(bucket, "staging/")]),
+        ),
+        "evaluate-tags": expected((["s3:GetObject", "s3:PutObject"], [objects(bucket, "staging/")])),
+        "persist-report": expected(
+            (["s3:GetObject"], [objects(bucket, p) for p in ("staging/", "reports/", "state/")]),
+            (["s3:PutObject"], [objects(bucket, p) for p in ("reports/", "state/")]),
+            (["s3:ListBucket"], [getatt(bucket)]),
+        ),
+        "start-crawler": expected((["glue:StartCrawler", "glue:GetCrawler"], [crawler_arn])),
+        "notify": expected(
+            (["sns:Publish"], [ref(topic)]),
+            (["kms:Decrypt", "kms:GenerateDataKey"], [getatt(key)]),
+            (["s3:GetObject"], [objects(bucket, "reports/")]),
+        ),
+    }
+    for step in STEP_NAMES:
+        function, _ = _function(synthesized, step)
+        role = role_of(resources, function)
+        own = expected((LOG_WRITE, [getatt(_log_group_of(synthesized, step))]), (XRAY, ["*"]))
+        assert grants(resources, role) == allow[step] | own, step
+
+
+def test_lambda_roles_trust_only_lambda(synthesized: Synthesized) -> None:
+    for step in STEP_NAMES:
+        role = synthesized.resources[role_of(synthesized.resources, _function(synthesized, step)[0])]
+        assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
+            {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}}
+        ]
+
+
+def test_no_policy_allows_every_action_and_star_resources_only_where_the_api_requires_it(
+    synthesized: Synthesized,
+) -> None:
+    for logical_id, statement in all_policy_statements(synthesized.resources):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
+        assert "*" not in actions and not any(a.endswith(":*") for a in actions), (logical_id, statement)
+        if "*" in resources:
+            assert set(actions) <= STAR_RESOURCE_ACTIONS, (logical_id, statement)
