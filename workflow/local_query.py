@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from workflow.errors import InvalidInput, Problem
-from workflow.queries import NAMED_QUERIES, NamedQuery
+from workflow.queries import NAMED_QUERIES, NamedQuery, schema
 
 __all__ = [
     "DUCKDB_SESSION",
@@ -57,51 +57,10 @@ __all__ = [
 
 # -- the tables ------------------------------------------------------------------------------------
 
-_VIOLATION: Final = "struct<code:string,key:string,value:string,message:string>"
-_COUNTS: Final = "struct<compliant:int,noncompliant:int>"
-
-#: The Glue table ``findings`` (Hive types), in order; the partition keys follow.
-FINDINGS_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
-    ("instance_id", "string"),
-    ("region", "string"),
-    ("account_id", "string"),
-    ("state", "string"),
-    ("launch_time", "string"),
-    ("instance_type", "string"),
-    ("name", "string"),
-    ("owner", "string"),
-    ("tags", "map<string,string>"),
-    ("compliant", "boolean"),
-    ("exempt", "boolean"),
-    ("in_grace_period", "boolean"),
-    ("violations", f"array<{_VIOLATION}>"),
-    ("run_id", "string"),
-    ("evaluated_at", "string"),
-    ("policy_name", "string"),
-)
-#: The Glue table ``runs`` (one summary per run), in order; the partition keys follow.
-RUNS_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
-    ("run_id", "string"),
-    ("evaluated_at", "string"),
-    ("status", "string"),
-    ("partial", "boolean"),
-    ("policy", "struct<name:string,sha256:string>"),
-    (
-        "totals",
-        "struct<total:int,compliant:int,noncompliant:int,exempt:int,in_grace_period:int,compliance_percentage:double>",
-    ),
-    ("by_rule", "map<string,int>"),
-    ("by_code", "map<string,int>"),
-    ("by_region", f"map<string,{_COUNTS}>"),
-    ("by_account", f"map<string,{_COUNTS}>"),
-    ("noncompliant_by_owner", "map<string,int>"),
-    ("noncompliant_instance_ids", "array<string>"),
-    (
-        "drift",
-        "struct<previous_run_id:string,newly_noncompliant:array<string>,newly_compliant:array<string>>",
-    ),
-)
-PARTITION_KEYS: Final[tuple[tuple[str, str], ...]] = (("dt", "string"), ("run", "string"))
+# One definition of the tables for the Glue catalog (CDK) and DuckDB: workflow/queries/schema.py.
+FINDINGS_COLUMNS: Final = schema.FINDINGS_COLUMNS
+RUNS_COLUMNS: Final = schema.RUNS_COLUMNS
+PARTITION_KEYS: Final = schema.PARTITION_KEYS
 
 _SCALARS: Final = {
     "string": "VARCHAR",

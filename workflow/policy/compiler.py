@@ -31,6 +31,13 @@ class _Verdicts(dict[str, bool]):
         self[value] = verdict
         return verdict
 
+    def fullmatch(self, pattern: regex.Pattern[str], value: str) -> bool:
+        """Time-bounded whole-value match of ``pattern`` (always the same one for this cache)."""
+        verdict = self.get(value)
+        if verdict is None:
+            verdict = self.remember(value, _bounded_fullmatch(pattern, value))
+        return verdict
+
 
 @dataclass(frozen=True, slots=True)
 class ValueMatcher:
@@ -48,10 +55,7 @@ class ValueMatcher:
             return True
         if self.globs is None:
             return False
-        verdict = self.verdicts.get(value)
-        if verdict is None:
-            verdict = self.verdicts.remember(value, _bounded_fullmatch(self.globs, value))
-        return verdict
+        return self.verdicts.fullmatch(self.globs, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +74,7 @@ class CompiledRule:
     def pattern_matches(self, value: str) -> bool:
         """Whole-value match of the rule's pattern, time-bounded, remembered per value."""
         assert self.pattern is not None
-        verdict = self.verdicts.get(value)
-        if verdict is None:
-            verdict = self.verdicts.remember(value, _bounded_fullmatch(self.pattern, value))
-        return verdict
+        return self.verdicts.fullmatch(self.pattern, value)
 
 
 @dataclass(frozen=True, slots=True)
