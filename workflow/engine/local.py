@@ -105,7 +105,13 @@ class LocalDeployment:
         region: str = "us-east-1",
         function_timeouts: Mapping[str, int] | None = None,
         extra_environment: Mapping[str, str] | None = None,
+        ec2: str = "fleet",
     ) -> None:
+        if ec2 not in {"fleet", "moto"}:
+            raise ValueError("ec2 must be 'fleet' (DescribeInstances from the fleet) or 'moto' (moto's EC2)")
+        # "moto": DescribeInstances goes to moto's own EC2 backend, seeded by the caller through the
+        # EC2 API (slow, and it assigns its own ids); used to run other tools on the same backend.
+        self.ec2 = ec2
         self.fleet = FleetEndpoint(fleet)
         self.regions = list(regions or self.fleet.regions or [region])
         self.default_policy = (
@@ -138,7 +144,9 @@ class LocalDeployment:
             # metrics) out of the terminal and in this deployment's log.
             real_stdout = sys.stdout
             stack.enter_context(contextlib.redirect_stdout(_CurrentStream(real_stdout, self._log_sink)))
-            session = self.fleet.attach(_handler_session(self.region))
+            session = _handler_session(self.region)
+            if self.ec2 == "fleet":
+                self.fleet.attach(session)
             stack.enter_context(aws.use_session(session))
             self._deploy()
         except BaseException:
