@@ -4,26 +4,43 @@
 exit status; bad input (an unknown run, query or file, a malformed history) raises
 :class:`~workflow.errors.InvalidInput`, which the CLI prints one line per problem with exit 2.
 
+``query`` and ``report`` read local run folders (``--local DIR``) or the deployment: ``query
+--athena`` runs on the stack's Athena workgroup (:mod:`workflow.athena`), ``report --stack NAME``
+(or ``TAGWARDEN_STACK``, or ``--bucket``) reads the report bucket (:mod:`workflow.s3_runs`).
+Those paths share the operations commands' AWS session, clients and one-line AWS errors
+(:mod:`workflow.cli_stack_ops`); the same renderers print both.
+
 >>> import argparse
 >>> parser = argparse.ArgumentParser(prog="tagwarden")
 >>> register(parser.add_subparsers(dest="command"))
 >>> parser.parse_args(["query", "noncompliant_by_rule", "--format", "csv"]).format
 'csv'
+>>> args = parser.parse_args(["report", "--stack", "tagwarden-prod", "--format", "html", "--trend", "7"])
+>>> args.stack, args.local, args.trend
+('tagwarden-prod', None, 7)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
+from workflow.cli_stack_ops import STACK_ENV
 from workflow.errors import InvalidInput, Problem
+
+if TYPE_CHECKING:
+    from workflow.cli_stack_ops import _Aws
+    from workflow.local_query import QueryResult, RunSource
 
 __all__ = ["cmd_graph", "cmd_query", "cmd_report", "register"]
 
 DEFAULT_LOCAL_DIR: Final = "tagwarden-out"
+DEFAULT_TREND_RUNS: Final = 30  # the same as workflow.s3_runs' (a test checks)
 _GRAPH_SUFFIXES: Final = {".html": "html", ".htm": "html", ".dot": "dot", ".gv": "dot", ".mmd": "mermaid"}
 
 
@@ -105,10 +122,37 @@ def _list_queries() -> str:
     return "".join(lines)
 
 
-def cmd_query(args: argparse.Namespace) -> int:
-    """``tagwarden query``: a named query or SQL on DuckDB over the run folders of ``--local``."""
-    from workflow.local_query import LocalDuckDB, parse_params, run_named_query
+def _print_rows(args: argparse.Namespace, result: QueryResult) -> None:
     from workflow.render import rows_csv, rows_json, rows_table
+
+    if args.format == "csv":
+        text = rows_csv(result.columns, result.rows)
+    elif args.format == "json":
+        text = rows_json(result.columns, result.rows)
+    else:
+        title = result.query.title if result.query else None
+        text = rows_table(result.columns, result.rows, title=title, width=_width())
+    _emit(text, None)
+
+
+def _query_athena(args: argparse.Namespace, aws: _Aws, params: Mapping[str, int]) -> int:
+    from workflow.athena import AthenaBackend
+    from workflow.local_query import run_named_query
+
+    resources = aws.resources("AthenaWorkGroupName", "GlueDatabaseName")
+    backend = AthenaBackend(
+        aws.client("athena"),
+        workgroup=resources.require("AthenaWorkGroupName"),
+        database=resources.require("GlueDatabaseName"),
+    )
+    _print_rows(args, run_named_query(args.query, backend=backend, params=params))
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    """``tagwarden query``: a named query or SQL on DuckDB over the run folders of ``--local``, or on
+    the deployment's Athena workgroup with ``--athena``."""
+    from workflow.local_query import LocalDuckDB, parse_params, resolve_query, run_named_query
 
     if args.list:
         sys.stdout.write(_list_queries())
@@ -118,29 +162,31 @@ def cmd_query(args: argparse.Namespace) -> int:
             [Problem("query", "give a named query or SQL (tagwarden query --list names them)")]
         )
     params = parse_params(args.param)
-    with LocalDuckDB(Path(args.local)) as backend:
+    if args.athena:
+        resolve_query(args.query)  # an unknown name is exit 2 before any AWS call
+        args.stack = _stack(args)
+        if not args.stack:
+            raise InvalidInput(
+                [Problem("--athena", f"which deployment? pass --stack NAME or set {STACK_ENV}")]
+            )
+        return _with_aws(args, lambda aws: _query_athena(args, aws, params))
+    if args.stack or args.region or args.profile:
+        raise InvalidInput([Problem("--stack", "--stack, --region and --profile go with --athena")])
+    with LocalDuckDB(Path(args.local or DEFAULT_LOCAL_DIR)) as backend:
         result = run_named_query(args.query, backend=backend, params=params)
-    if args.format == "csv":
-        text = rows_csv(result.columns, result.rows)
-    elif args.format == "json":
-        text = rows_json(result.columns, result.rows)
-    else:
-        title = result.query.title if result.query else None
-        text = rows_table(result.columns, result.rows, title=title, width=_width())
-    _emit(text, None)
+    _print_rows(args, result)
     return 0
 
 
 # -- report ----------------------------------------------------------------------------------------
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    """``tagwarden report``: one run's findings and summary from the run folders of ``--local``."""
-    from workflow.local_query import LocalRuns, RunSource
+def _print_report(
+    args: argparse.Namespace, source: RunSource, trend: Iterable[dict[str, Any]] | None = None
+) -> None:
+    """Render one run with the same renderers whatever the store; ``trend`` only for html."""
     from workflow.render import report_csv, report_html, report_json, report_table
 
-    runs = LocalRuns(Path(args.local))
-    source: RunSource = runs.get(args.run) if args.run else runs.latest()
     summary = source.summary()
     findings = list(source.findings())
     if args.format == "csv":
@@ -148,12 +194,59 @@ def cmd_report(args: argparse.Namespace) -> int:
     elif args.format == "json":
         text = report_json(summary, findings)
     elif args.format == "html":
-        history = [s for s in runs.summaries() if not s.get("dry_run")]
+        history = [s for s in trend or () if not s.get("dry_run")][-args.trend :] if args.trend else []
         text = report_html(summary, findings, history=history)
     else:
         text = report_table(summary, findings, width=_width())
     _emit(text, args.out)
+
+
+def _report_s3(args: argparse.Namespace, aws: _Aws) -> int:
+    from workflow.s3_runs import S3Runs
+
+    resources = aws.resources("ReportBucketName")
+    runs = S3Runs(aws.client("s3"), resources.require("ReportBucketName"))
+    source = runs.get(args.run) if args.run else runs.latest()
+    if args.format == "html":
+        source.summary()  # an unreadable run is reported before the trend is read
+        _print_report(args, source, runs.summaries(args.trend) if args.trend else [])
+    else:
+        _print_report(args, source)
     return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``tagwarden report``: one run's findings and summary from the run folders of ``--local``, or
+    from the report bucket with ``--stack`` (or ``TAGWARDEN_STACK``) or ``--bucket``."""
+    from workflow.local_query import LocalRuns
+
+    if args.local is not None and args.bucket:
+        raise InvalidInput(
+            [Problem("--local", "reads run folders, --bucket the report bucket: give one of them")]
+        )
+    if args.local is None and (_stack(args) or args.bucket):
+        args.stack = _stack(args)
+        return _with_aws(args, lambda aws: _report_s3(args, aws))
+    if args.region or args.profile:
+        raise InvalidInput([Problem("--local", "reads run folders: --region and --profile do not apply")])
+    runs = LocalRuns(Path(args.local or DEFAULT_LOCAL_DIR))
+    source = runs.get(args.run) if args.run else runs.latest()
+    _print_report(args, source, runs.summaries() if args.format == "html" else None)
+    return 0
+
+
+def _stack(args: argparse.Namespace) -> str | None:
+    """``--stack``, else ``$TAGWARDEN_STACK`` (read when the command runs, as with the operations)."""
+    stack: str | None = args.stack or os.environ.get(STACK_ENV) or None
+    return stack
+
+
+def _with_aws(args: argparse.Namespace, body: Callable[[_Aws], int]) -> int:
+    """Run ``body(aws)`` with the operations commands' session and one-line AWS errors."""
+    from workflow.cli_stack_ops import _command
+
+    status: int = _command(lambda a, aws: body(aws))(args)
+    return status
 
 
 # -- wiring ----------------------------------------------------------------------------------------
@@ -187,16 +280,20 @@ def register(subparsers: Any) -> None:
 
     query = subparsers.add_parser(
         "query",
-        help="run a named query (or SQL) on local run folders with DuckDB",
+        help="run a named query (or SQL) on local run folders with DuckDB, or on Athena",
         description="Run one of the named Athena queries, or any SQL over the tables findings and "
-        "runs, on the run folders that 'tagwarden run' wrote. --list names the queries.",
+        "runs, on the run folders that 'tagwarden run' wrote (DuckDB), or with --athena in the "
+        "deployment's Athena workgroup and Glue database. --list names the queries.",
     )
     query.add_argument("query", nargs="?", metavar="NAME_OR_SQL", help="a named query or SQL")
-    query.add_argument(
-        "--local",
-        default=DEFAULT_LOCAL_DIR,
-        metavar="DIR",
-        help=f"run folders (default: {DEFAULT_LOCAL_DIR})",
+    engine = query.add_mutually_exclusive_group()
+    engine.add_argument(
+        "--local", metavar="DIR", help=f"run folders, queried with DuckDB (the default: {DEFAULT_LOCAL_DIR})"
+    )
+    engine.add_argument(
+        "--athena",
+        action="store_true",
+        help="run on Athena, in the workgroup and database of the stack's outputs (needs --stack)",
     )
     query.add_argument(
         "--param",
@@ -207,24 +304,59 @@ def register(subparsers: Any) -> None:
     )
     query.add_argument("--format", choices=["table", "csv", "json"], default="table")
     query.add_argument("--list", action="store_true", help="list the named queries and their parameters")
-    query.set_defaults(func=cmd_query)
+    _deployment_options(query.add_argument_group("deployment (with --athena)"))
+    query.set_defaults(func=cmd_query, bucket=None, state_machine_arn=None, queue_url=None)
 
     report = subparsers.add_parser(
         "report",
-        help="one run's report from local run folders: table, CSV, JSON or an HTML page",
+        help="one run's report from local run folders or the report bucket: table, CSV, JSON or HTML",
         description="Totals, violations by rule and region, and the noncompliant instances grouped "
-        "by owner, for one run of 'tagwarden run'. CSV cells that a spreadsheet would evaluate "
-        "are prefixed with an apostrophe.",
+        "by owner, for one run of 'tagwarden run' (--local) or of the deployed workflow (--stack or "
+        f"${STACK_ENV}, or --bucket). CSV cells that a spreadsheet would evaluate are prefixed with "
+        "an apostrophe.",
     )
-    report.add_argument(
+    where = report.add_argument_group("where the runs are")
+    store = where.add_mutually_exclusive_group()
+    store.add_argument(
         "--local",
-        default=DEFAULT_LOCAL_DIR,
         metavar="DIR",
-        help=f"run folders (default: {DEFAULT_LOCAL_DIR})",
+        help=f"run folders (the default, {DEFAULT_LOCAL_DIR}, unless --stack, ${STACK_ENV} or --bucket)",
+    )
+    _deployment_options(where, stack_group=store)
+    where.add_argument(
+        "--bucket", metavar="NAME", help="report bucket, instead of the stack's ReportBucketName"
     )
     which = report.add_mutually_exclusive_group()
     which.add_argument("--run", metavar="RUN_ID", help="the run to report")
     which.add_argument("--latest", action="store_true", help="the newest run (the default)")
     report.add_argument("--format", choices=["table", "csv", "json", "html"], default="table")
     report.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
-    report.set_defaults(func=cmd_report)
+    report.add_argument(
+        "--trend",
+        type=_runs_count,
+        default=DEFAULT_TREND_RUNS,
+        metavar="N",
+        help=f"html: the compliance trend of the N most recent runs (default: {DEFAULT_TREND_RUNS}; 0: none)",
+    )
+    report.set_defaults(func=cmd_report, state_machine_arn=None, queue_url=None)
+
+
+def _runs_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
+    return value
+
+
+def _deployment_options(group: Any, stack_group: Any = None) -> None:
+    """``--stack``, ``--region`` and ``--profile``, as the operations commands define them."""
+    (stack_group or group).add_argument(
+        "--stack",
+        metavar="NAME",
+        help=f"CloudFormation stack of the deployment (default: ${STACK_ENV})",
+    )
+    group.add_argument("--region", metavar="REGION", help="AWS region (default: the profile's)")
+    group.add_argument("--profile", metavar="PROFILE", help="AWS profile (default: $AWS_PROFILE)")
