@@ -217,6 +217,8 @@ class WorkflowFunctions(Construct):
             f"{construct_id}Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"Tagwarden {settings.environment}: the {step.name} step",
+            # Member accounts trust the list role by its ARN: give it a stable name.
+            role_name=function_name if step.name == LIST else None,
         )
         role.add_to_policy(
             _allow(["logs:CreateLogStream", "logs:PutLogEvents"], [log_group.log_group_arn], "WriteOwnLogs")

@@ -30,6 +30,19 @@ CONTEXT_KEYS: Final[dict[str, str]] = {
     "log_retention_days": "90: retention of the Lambda, state machine and crawler log groups",
     "athena_bytes_scanned_cutoff": "10737418240 (10 GiB): per-query scan limit of the Athena workgroup",
     "log_level": "INFO: POWERTOOLS_LOG_LEVEL and the Lambda application log level",
+    # Organisation-wide scanning: parsed and checked, not yet used by the stack or the workflow.
+    "targets": "[]: member accounts to scan, a JSON list of {account_id, regions}",
+    "organization": "false: scan every account of the organisation instead of a targets list",
+    "member_role_name": "TagwardenReadOnly: the read-only role the list step assumes in member accounts",
+    "member_external_id": "none: sts:ExternalId the member roles require (needed with targets/organization)",
+}
+
+# Keys of the member stack (``-c deploy=member``, see member.py); member_role_name,
+# member_external_id and environment (for the central role's default name) come from CONTEXT_KEYS.
+MEMBER_CONTEXT_KEYS: Final[dict[str, str]] = {
+    "central_account_id": "required unless central_list_role_arn: the account of the central deployment",
+    "central_list_role_name": "tagwarden-<environment>-list-instances: the central list-instances role",
+    "central_list_role_arn": "none: the central list role's full ARN, instead of the two keys above",
 }
 
 DEFAULT_SCHEDULE: Final = "cron(0 6 * * ? *)"
@@ -43,6 +56,15 @@ LOG_RETENTION_DAYS: Final = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
 _MIN_ATHENA_CUTOFF: Final = 10 * 1024 * 1024  # Athena's lower bound for BytesScannedCutoffPerQuery
+DEFAULT_MEMBER_ROLE_NAME: Final = "TagwardenReadOnly"
+_ACCOUNT_ID: Final = re.compile(r"^[0-9]{12}$")
+_ROLE_NAME: Final = re.compile(r"^[\w+=,.@-]{1,64}$")  # IAM's rule for role names
+_ROLE_ARN: Final = re.compile(
+    r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>[0-9]{12}):role/(?:[\w+=,.@-]+/)*(?P<name>[\w+=,.@-]{1,64})$"
+)
+# STS accepts 2 to 1224 characters; a guessable short value defeats its purpose.
+MIN_EXTERNAL_ID_LENGTH: Final = 16
+_EXTERNAL_ID: Final = re.compile(rf"^[\w+=,.@:/-]{{{MIN_EXTERNAL_ID_LENGTH},1224}}$")
 
 
 class SettingsError(ValueError):
@@ -133,6 +155,75 @@ def _schedule(value: Any) -> str | None:
     )
 
 
+def _account_id(key: str, value: Any) -> str:
+    # cdk.json may hold an account id as a JSON number; one with leading zeros must be a string.
+    text = _text(key, value)
+    if not _ACCOUNT_ID.match(text):
+        raise SettingsError(f"context {key}: {text!r} is not a 12-digit AWS account id")
+    return text
+
+
+def _role_name(key: str, value: Any) -> str:
+    text = _text(key, value)
+    if not _ROLE_NAME.match(text):
+        raise SettingsError(
+            f"context {key}: {text!r} is not an IAM role name (1 to 64 letters, digits and +=,.@_-)"
+        )
+    return text
+
+
+def _external_id(key: str, value: Any) -> str:
+    text = _text(key, value)
+    if not _EXTERNAL_ID.match(text):
+        raise SettingsError(
+            f"context {key}: must be {MIN_EXTERNAL_ID_LENGTH} to 1224 characters of letters, digits "
+            f"and +=,.@:/-_ (got {len(text)} characters); generate one with "
+            "`python3 -c 'import secrets; print(secrets.token_hex(16))'`"
+        )
+    return text
+
+
+@dataclass(frozen=True)
+class Target:
+    """One member account a scan covers; empty regions: the deployment's ``regions``."""
+
+    account_id: str
+    regions: tuple[str, ...] = ()
+
+
+def _targets(value: Any) -> tuple[Target, ...]:
+    """A JSON list (or JSON-encoded list) of ``{"account_id": "...", "regions": [...]}``."""
+    items: Any = value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            items = json.loads(text) if text else []
+        except json.JSONDecodeError as error:
+            raise SettingsError(f"context targets: not a JSON list: {error}") from None
+    if not isinstance(items, list | tuple):
+        raise SettingsError(
+            f"context targets: expected a JSON list of {{account_id, regions}}, got {value!r}"
+        )
+    targets: list[Target] = []
+    for index, item in enumerate(items):
+        where = f"targets[{index}]"
+        if not isinstance(item, dict):
+            raise SettingsError(f"context {where}: expected an object {{account_id, regions}}, got {item!r}")
+        unknown = sorted(set(item) - {"account_id", "regions"})
+        if unknown:
+            raise SettingsError(f"context {where}: unknown field(s) {', '.join(unknown)}")
+        if "account_id" not in item:
+            raise SettingsError(f"context {where}: account_id is missing")
+        account_id = _account_id(f"{where}.account_id", item["account_id"])
+        if any(t.account_id == account_id for t in targets):
+            raise SettingsError(f"context {where}: account {account_id} is listed twice")
+        regions = _list(
+            f"{where}.regions", item.get("regions") or [], lambda r: bool(_REGION.match(r)), "a region"
+        )
+        targets.append(Target(account_id=account_id, regions=regions))
+    return tuple(targets)
+
+
 @dataclass(frozen=True)
 class Settings:
     """What one deployment (one environment) is configured with."""
@@ -151,6 +242,11 @@ class Settings:
     log_retention_days: int = 90
     athena_bytes_scanned_cutoff: int = 10 * 1024**3
     log_level: str = "INFO"
+    # Organisation-wide scanning (parsed and checked only; nothing consumes them yet).
+    targets: tuple[Target, ...] = ()
+    organization: bool = False
+    member_role_name: str = DEFAULT_MEMBER_ROLE_NAME
+    member_external_id: str | None = None
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> Settings:
@@ -179,6 +275,23 @@ class Settings:
             raise SettingsError(
                 f"context log_retention_days: {retention} is not a CloudWatch Logs retention "
                 f"({', '.join(map(str, LOG_RETENTION_DAYS))})"
+            )
+        targets = _targets(ctx.get("targets", []))
+        organization = _boolean("organization", ctx.get("organization", False))
+        if organization and targets:
+            raise SettingsError(
+                "context targets: give either targets or organization=true, not both "
+                "(organization mode scans every active account of the organisation)"
+            )
+        external_id = (
+            _external_id("member_external_id", ctx["member_external_id"])
+            if "member_external_id" in ctx
+            else None
+        )
+        if (targets or organization) and external_id is None:
+            raise SettingsError(
+                "context member_external_id: required with targets or organization=true "
+                "(the member roles trust the list step only with this sts:ExternalId)"
             )
         return cls(
             environment=environment,
@@ -219,6 +332,12 @@ class Settings:
                 2**62,
             ),
             log_level=log_level,
+            targets=targets,
+            organization=organization,
+            member_role_name=_role_name(
+                "member_role_name", ctx.get("member_role_name", DEFAULT_MEMBER_ROLE_NAME)
+            ),
+            member_external_id=external_id,
         )
 
     def name(self, suffix: str) -> str:
@@ -237,3 +356,74 @@ class Settings:
     def glue_database_name(self) -> str:
         """Glue and Athena want lowercase letters, digits and underscores."""
         return f"tagwarden_{self.environment.replace('-', '_')}"
+
+
+@dataclass(frozen=True)
+class MemberSettings:
+    """The member stack (``-c deploy=member``): the read-only role and whom it trusts."""
+
+    central_account_id: str
+    central_list_role_name: str
+    member_external_id: str
+    member_role_name: str = DEFAULT_MEMBER_ROLE_NAME
+    central_role_path: str = "/"
+    central_partition: str | None = None  # None: the partition the member stack is deployed in
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any]) -> MemberSettings:
+        """Member settings; ``member_external_id`` and the central account (or role ARN) are required.
+
+        >>> MemberSettings.from_context(
+        ...     {"central_account_id": "111122223333", "member_external_id": "0123456789abcdef"}
+        ... ).central_list_role_name
+        'tagwarden-dev-list-instances'
+        """
+        keys = {*MEMBER_CONTEXT_KEYS, "environment", "member_role_name", "member_external_id"}
+        ctx = {k: v for k, v in context.items() if k in keys and v is not None and v != ""}
+        if "member_external_id" not in ctx:
+            raise SettingsError(
+                "context member_external_id: required for the member stack, the same value as the "
+                "central deployment's (-c member_external_id=...); "
+                f"at least {MIN_EXTERNAL_ID_LENGTH} characters"
+            )
+        external_id = _external_id("member_external_id", ctx["member_external_id"])
+        role_name = _role_name("member_role_name", ctx.get("member_role_name", DEFAULT_MEMBER_ROLE_NAME))
+        if "central_list_role_arn" in ctx:
+            for key in ("central_account_id", "central_list_role_name"):
+                if key in ctx:
+                    raise SettingsError(
+                        f"context {key}: give either central_list_role_arn or {key}, not both"
+                    )
+            arn = _text("central_list_role_arn", ctx["central_list_role_arn"])
+            match = _ROLE_ARN.match(arn)
+            if not match:
+                raise SettingsError(
+                    f"context central_list_role_arn: {arn!r} is not an IAM role ARN "
+                    "(arn:aws:iam::<12-digit account>:role/<name>)"
+                )
+            path = arn.split(":role", 1)[1].rsplit("/", 1)[0] + "/"
+            return cls(
+                central_account_id=match["account"],
+                central_list_role_name=match["name"],
+                member_external_id=external_id,
+                member_role_name=role_name,
+                central_role_path=path,
+                central_partition=match["partition"],
+            )
+        if "central_account_id" not in ctx:
+            raise SettingsError(
+                "context central_account_id: required for the member stack (or central_list_role_arn): "
+                "the account the central Tagwarden stack is deployed in"
+            )
+        environment = _text("environment", ctx.get("environment", "dev"))
+        if not _ENVIRONMENT.match(environment):
+            raise SettingsError(f"context environment: {environment!r} is not a Tagwarden environment name")
+        default_name = Settings(environment=environment).name("list-instances")
+        return cls(
+            central_account_id=_account_id("central_account_id", ctx["central_account_id"]),
+            central_list_role_name=_role_name(
+                "central_list_role_name", ctx.get("central_list_role_name", default_name)
+            ),
+            member_external_id=external_id,
+            member_role_name=role_name,
+        )

@@ -1,0 +1,187 @@
+"""The member stack: the read-only role the central list step assumes in every scanned account.
+
+``cd cdk && npx aws-cdk deploy -c deploy=member -c central_account_id=... -c member_external_id=...``
+deploys it into one account; ``../.venv/bin/python app.py -c ...`` (or ``npx aws-cdk synth``) writes
+``cdk.out/TagwardenMember.template.json``, which can be uploaded as a CloudFormation StackSet with
+service-managed permissions to an organisational unit (docs/deploy.md, "Organisation-wide
+scanning: the member role").
+
+The role, ``<member_role_name>`` (``TagwardenReadOnly``): a fixed name, so the central stack can
+compute ``arn:<partition>:iam::<member account>:role/<member_role_name>``; it may call
+``ec2:DescribeInstances`` and ``ec2:DescribeRegions`` and nothing else.
+
+Its trust: the central account (``arn:<partition>:iam::<central>:root``) under two conditions,
+``aws:PrincipalArn`` equal to the central list-instances role's ARN and ``sts:ExternalId`` equal to
+``member_external_id``. Why the account with ``aws:PrincipalArn`` rather than the role ARN as
+principal: IAM replaces a role principal by the role's unique id when the policy is saved, so
+(1) creating the member role fails while the central role does not exist yet (a StackSet rolled out
+before the central stack, a central stack torn down and redeployed), and (2) a central role that is
+replaced (renamed, stack recreated) silently stops matching in every member account until each
+member stack is updated. The condition compares the ARN at request time: exactly one role name in
+exactly one account, with neither failure mode. Both forms need a *stable* central role name; the
+default assumes ``tagwarden-<environment>-list-instances``.
+
+The template has no parameters, no assets and no bootstrap-version rule, and ``cdk deploy`` uses the
+caller's credentials without a CDK deploy role (``LegacyStackSynthesizer``): it deploys into
+accounts that were never CDK-bootstrapped, by hand or as a StackSet.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+from aws_cdk import App, Aws, CfnOutput, Duration, LegacyStackSynthesizer, Stack
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from tagwarden_cdk.main import cdk_json_context
+from tagwarden_cdk.nag import acknowledge, register_nag_packs
+from tagwarden_cdk.settings import (
+    CONTEXT_KEYS,
+    DEFAULT_MEMBER_ROLE_NAME,
+    MEMBER_CONTEXT_KEYS,
+    MemberSettings,
+    SettingsError,
+)
+
+DEPLOY_CONTEXT: Final = "deploy"
+CENTRAL: Final = "central"
+MEMBER: Final = "member"
+DEPLOY_KINDS: Final = (CENTRAL, MEMBER)
+
+MEMBER_STACK_NAME: Final = "TagwardenMember"
+ROLE_ARN_OUTPUT: Final = "MemberRoleArn"
+POLICY_NAME: Final = "DescribeInstances"
+MEMBER_ACTIONS: Final = ("ec2:DescribeInstances", "ec2:DescribeRegions")
+MAX_SESSION: Final = Duration.hours(1)
+RESOURCE_STAR_REASON: Final = (
+    "ec2:DescribeInstances and ec2:DescribeRegions support no resource-level permissions (the IAM "
+    "service authorization reference lists no resource type or condition key that scopes them); "
+    "the policy allows these two read-only actions and nothing else."
+)
+
+
+def member_stack_name(settings: MemberSettings) -> str:
+    """``TagwardenMember``; ``TagwardenMember-<role name>`` for another role name, so two roles
+    (for two central environments, say) can be deployed into one account side by side.
+
+    >>> from tagwarden_cdk.settings import MemberSettings
+    >>> member_stack_name(MemberSettings("111122223333", "x", "0" * 16, member_role_name="Tw.Prod_Scan"))
+    'TagwardenMember-Tw-Prod-Scan'
+    """
+    if settings.member_role_name == DEFAULT_MEMBER_ROLE_NAME:
+        return MEMBER_STACK_NAME
+    return f"{MEMBER_STACK_NAME}-{re.sub(r'[^A-Za-z0-9-]', '-', settings.member_role_name)}"
+
+
+def central_list_role_arn(settings: MemberSettings) -> str:
+    """The ARN the trust's ``aws:PrincipalArn`` condition must equal (the partition may be a token)."""
+    partition = settings.central_partition or Aws.PARTITION
+    return (
+        f"arn:{partition}:iam::{settings.central_account_id}:role"
+        f"{settings.central_role_path}{settings.central_list_role_name}"
+    )
+
+
+class TagwardenMemberStack(Stack):
+    """The read-only role of one member account; deploy per account or upload as a StackSet."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: MemberSettings,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("synthesizer", LegacyStackSynthesizer())
+        kwargs.setdefault("analytics_reporting", False)  # no CDKMetadata resource in the StackSet template
+        kwargs.setdefault(
+            "description",
+            "Tagwarden member account: read-only role for the central EC2 tag compliance scans",
+        )
+        super().__init__(scope, construct_id, **kwargs)
+        self.settings = settings
+        self.central_role_arn = central_list_role_arn(settings)
+
+        trust = iam.AccountPrincipal(settings.central_account_id).with_conditions(
+            {
+                "StringEquals": {"sts:ExternalId": settings.member_external_id},
+                "ArnEquals": {"aws:PrincipalArn": self.central_role_arn},
+            }
+        )
+        self.role = iam.Role(
+            self,
+            "ReadOnlyRole",
+            role_name=settings.member_role_name,
+            assumed_by=trust,
+            description=(
+                f"Tagwarden: lets {settings.central_list_role_name} in account "
+                f"{settings.central_account_id} list this account's EC2 instances"
+            ),
+            max_session_duration=MAX_SESSION,
+            inline_policies={
+                POLICY_NAME: iam.PolicyDocument(
+                    statements=[
+                        iam.PolicyStatement(
+                            sid=POLICY_NAME,
+                            effect=iam.Effect.ALLOW,
+                            actions=list(MEMBER_ACTIONS),
+                            resources=["*"],
+                        )
+                    ]
+                )
+            },
+        )
+        acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]", RESOURCE_STAR_REASON)
+        CfnOutput(
+            self,
+            ROLE_ARN_OUTPUT,
+            value=self.role.role_arn,
+            description="The role the central list-instances step assumes (with the external id)",
+        )
+
+
+def _merged_context(context: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {**cdk_json_context(), **(context or {})}
+
+
+def deploy_kind(context: Mapping[str, Any] | None = None, *, outdir: str | None = None) -> str:
+    """``central`` (default) or ``member``, from context ``deploy`` (the CLI's ``-c`` included).
+
+    A throw-away App reads the context exactly as the real one will (cdk.json, then ``context``,
+    then the CLI's ``-c`` values); nothing is synthesized.
+    """
+    value = App(context=_merged_context(context), outdir=outdir).node.try_get_context(DEPLOY_CONTEXT)
+    kind = CENTRAL if value is None or str(value).strip() == "" else str(value).strip().lower()
+    if kind not in DEPLOY_KINDS:
+        raise SettingsError(f"context {DEPLOY_CONTEXT}: {value!r} is not one of {', '.join(DEPLOY_KINDS)}")
+    return kind
+
+
+def member_settings_of(app: App) -> MemberSettings:
+    keys = {*MEMBER_CONTEXT_KEYS, "environment", "member_role_name", "member_external_id"}
+    assert keys - set(MEMBER_CONTEXT_KEYS) <= set(CONTEXT_KEYS)
+    return MemberSettings.from_context({key: app.node.try_get_context(key) for key in keys})
+
+
+def build_member_app(
+    context: Mapping[str, Any] | None = None,
+    *,
+    outdir: str | None = None,
+    nag: bool = True,
+    builtin_validation: bool = True,
+) -> tuple[App, TagwardenMemberStack]:
+    """An app with only the member stack, always environment-agnostic (one template for every account)."""
+    app = App(
+        context=_merged_context(context),
+        outdir=outdir,
+        builtin_cloud_formation_validation=builtin_validation,
+    )
+    settings = member_settings_of(app)
+    stack = TagwardenMemberStack(app, member_stack_name(settings), settings=settings)
+    if nag:
+        register_nag_packs(app)
+    return app, stack
