@@ -13,7 +13,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test unit functional infra lint format bench bench-evaluator bench-scale bench-e2e synth sfn-local-test clean help
+.PHONY: install run test unit functional infra lint format bench bench-evaluator bench-scale bench-e2e synth sfn-local-test fuzz clean help
 
 help:
 	@echo "make run     run a scan of the demo fleet on the embedded Step Functions engine"
@@ -75,6 +75,19 @@ bench-e2e: $(BENCH_STAMP)
 
 synth: $(STAMP)
 	cd cdk && ../$(BIN)/python app.py
+
+FUZZ_SECONDS ?= 300
+FUZZ_FLAGS = -max_total_time=$(FUZZ_SECONDS) -timeout=30 -rss_limit_mb=4096 -max_len=65536 -print_final_stats=1
+
+fuzz: $(STAMP)
+	@if $(PIP) install --quiet "atheris>=2.3,<4"; then \
+	    mkdir -p build/fuzz && \
+	    $(BIN)/python tests/fuzz/fuzz_policy.py build/fuzz/policy $(FUZZ_FLAGS) && \
+	    $(BIN)/python tests/fuzz/fuzz_fleet.py build/fuzz/fleet $(FUZZ_FLAGS); \
+	else \
+	    echo "atheris did not install: running the same properties under hypothesis instead"; \
+	    TAGWARDEN_FUZZ_EXAMPLES=50000 $(BIN)/python -m pytest -q tests/fuzz; \
+	fi
 
 sfn-local-test: $(STAMP)
 	$(BIN)/python -m pytest -q -m docker tests/functional
