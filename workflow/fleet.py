@@ -122,7 +122,21 @@ def load_fleet_file(path: str | Path) -> list[FleetInstance]:
                 source=source,
             )
         with open(path, "rb") as handle:
-            document = json.load(handle)
+            # stat() says 0 for a pipe or a device: bound the read itself too.
+            raw = handle.read(MAX_FLEET_BYTES + 1)
+        if len(raw) > MAX_FLEET_BYTES:
+            raise FleetError(
+                [
+                    Problem(
+                        "$",
+                        f"more than {MAX_FLEET_BYTES // 2**20} MiB: above the "
+                        f"{MAX_FLEET_BYTES // 2**20} MiB limit; split it by region "
+                        "(aws ec2 describe-instances --region ...)",
+                    )
+                ],
+                source=source,
+            )
+        document = json.loads(raw)
     except FleetError:
         raise
     except OSError as err:

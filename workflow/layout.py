@@ -31,6 +31,11 @@ def staged_findings_key(run_id: str, account: str, region: str) -> str:
     return f"{STAGING_PREFIX}{run_id}/findings/{account}/{region}.jsonl.gz"
 
 
+def baseline_key(run_id: str) -> str:
+    """The run its drift compares with, fixed at its first Persist report attempt."""
+    return f"{STAGING_PREFIX}{run_id}/report/baseline.json"
+
+
 def staged_summary_key(run_id: str) -> str:
     """Where a dry run's summary goes: out of the crawled ``reports/`` tree."""
     return f"{STAGING_PREFIX}{run_id}/report/summary.json"

@@ -15,10 +15,14 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import IO, Any, Final
 
-from workflow.aws import aws_call
+from botocore.exceptions import BotoCoreError, ClientError
+
+from workflow.aws import aws_call, error_code, translate
 from workflow.errors import ReportNotFound
 
 _SPOOL_BYTES: Final = 32 * 1024 * 1024
+# 412 when the ETag no longer matches; 409 when another conditional write is in flight.
+_CONFLICT_CODES: Final = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 
 
 def _json_default(value: Any) -> Any:
@@ -40,6 +44,33 @@ def put_json(s3: Any, bucket: str, key: str, document: Any) -> None:
     body = (dumps_line(document) + "\n").encode("utf-8")
     with aws_call(f"PutObject s3://{bucket}/{key}"):
         s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+
+
+def get_json_and_etag(s3: Any, bucket: str, key: str) -> tuple[Any | None, str | None]:
+    """The parsed document and its ETag, or ``(None, None)`` when the object does not exist."""
+    try:
+        with aws_call(f"GetObject s3://{bucket}/{key}"):
+            response = s3.get_object(Bucket=bucket, Key=key)
+            body = response["Body"].read()
+    except ReportNotFound:
+        return None, None
+    return json.loads(body), str(response["ETag"])
+
+
+def put_json_if_unchanged(s3: Any, bucket: str, key: str, document: Any, etag: str | None) -> bool:
+    """Write only if the object still has ``etag`` (with None: still does not exist), an S3
+    conditional write; False when another writer got there first."""
+    body = (dumps_line(document) + "\n").encode("utf-8")
+    condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", **condition)
+    except ClientError as err:
+        if error_code(err) in _CONFLICT_CODES:
+            return False
+        raise translate(err, f"PutObject s3://{bucket}/{key}") from err
+    except BotoCoreError as err:
+        raise translate(err, f"PutObject s3://{bucket}/{key}") from err
+    return True
 
 
 def get_json(s3: Any, bucket: str, key: str) -> Any:

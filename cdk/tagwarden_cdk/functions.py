@@ -50,7 +50,12 @@ DESCRIPTIONS: Final[Mapping[str, str]] = {
 }
 
 # Why each step's S3 access is a prefix and not a key (the cdk-nag IAM5 acknowledgements).
+# A dry run's report stays out of the crawled reports/ tree, under its run's staging folder.
+STAGED_REPORT_PREFIX: Final = f"{layout.STAGING_PREFIX}*/report/"
+
 PREFIX_REASONS: Final[Mapping[str, str]] = {
+    STAGED_REPORT_PREFIX: "A dry run's report and each run's drift baseline under staging/<run id>/report/: "
+    "the run id is known only at run time; the key is fixed below it.",
     POLICIES_PREFIX: "Policies under policies/ in the report bucket: default.json and the custom "
     "policies users upload next to it, named at run time by the execution input's policy_uri.",
     layout.STAGING_PREFIX: "Objects under staging/ in the report bucket: keys contain the run id, account, "
@@ -145,7 +150,11 @@ class WorkflowFunctions(Construct):
                     [objects(layout.STAGING_PREFIX), objects(REPORTS_PREFIX), objects(STATE_PREFIX)],
                     "ReadRunObjects",
                 ),
-                _allow(["s3:PutObject"], [objects(REPORTS_PREFIX), objects(STATE_PREFIX)], "WriteReport"),
+                _allow(
+                    ["s3:PutObject"],
+                    [objects(REPORTS_PREFIX), objects(STATE_PREFIX), objects(STAGED_REPORT_PREFIX)],
+                    "WriteReport",
+                ),
                 # Without s3:ListBucket, S3 answers a missing key (the very first run's
                 # state/latest-run.json) with 403 instead of 404. S3 checks it without an s3:prefix
                 # in the request context, so a prefix condition would bring the 403 back.
@@ -178,6 +187,7 @@ class WorkflowFunctions(Construct):
             (PERSIST, layout.STAGING_PREFIX),
             (PERSIST, REPORTS_PREFIX),
             (PERSIST, STATE_PREFIX),
+            (PERSIST, STAGED_REPORT_PREFIX),
             (NOTIFY, REPORTS_PREFIX),
         ):
             acknowledge(

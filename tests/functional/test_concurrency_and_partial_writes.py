@@ -551,14 +551,6 @@ def overlapping_runs(
     return runs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ProductBug,
-    reason="product bug: _previous_run (workflow/steps/persist_report.py) recomputes the drift "
-    "baseline from state/latest-run.json on every attempt; once a later-started run has moved the "
-    "pointer, a retry, replay or redrive of the earlier run finds no previous run and rewrites its "
-    "summary with drift.previous_run_id null (fix: fix the baseline once per run, see docs/reliability.md)",
-)
 def test_replaying_the_tasks_of_two_overlapping_runs_changes_no_object(
     local: LocalDeployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -597,14 +589,6 @@ def _summary_key(local: LocalDeployment, run_id: str) -> str:
     return key
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ProductBug,
-    reason="product bug: _advance_latest_pointer (workflow/steps/persist_report.py) reads, then "
-    "writes state/latest-run.json unconditionally; two overlapping Persist report invocations can "
-    "move the pointer back to the earlier-started run (fix: conditional PutObject with IfMatch / "
-    "IfNoneMatch, decide again on 412 PreconditionFailed; see docs/reliability.md)",
-)
 def test_overlapping_persists_leave_the_latest_pointer_on_the_later_started_run(
     local: LocalDeployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -649,16 +633,9 @@ def test_overlapping_persists_leave_the_latest_pointer_on_the_later_started_run(
 # The object keys the persist-report role may write (IAM wildcards): cdk/tagwarden_cdk/functions.py,
 # statement "WriteReport", pinned by tests/infra/test_functions.py. The embedded engine enforces no
 # IAM, so the test applies it; keep the three in step.
-PERSIST_ROLE_WRITES = ("reports/*", "state/*")
+PERSIST_ROLE_WRITES = ("reports/*", "state/*", "staging/*/report/*")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ProductBug,
-    reason="product bug: a dry run's Persist report writes staging/<run>/report/findings.jsonl.gz "
-    "and summary.json, but the persist-report role may only PutObject under reports/ and state/ "
-    "(cdk/tagwarden_cdk/functions.py, WriteReport): on AWS every dry run fails with AccessDenied",
-)
 def test_persist_report_writes_only_where_its_role_allows_in_a_normal_and_a_dry_run(
     local: LocalDeployment,
 ) -> None:

@@ -229,7 +229,7 @@ def test_each_role_is_allowed_exactly_its_allow_list(synthesized: Synthesized) -
         "evaluate-tags": expected((["s3:GetObject", "s3:PutObject"], [objects(bucket, "staging/")])),
         "persist-report": expected(
             (["s3:GetObject"], [objects(bucket, p) for p in ("staging/", "reports/", "state/")]),
-            (["s3:PutObject"], [objects(bucket, p) for p in ("reports/", "state/")]),
+            (["s3:PutObject"], [objects(bucket, p) for p in ("reports/", "state/", "staging/*/report/")]),
             (["s3:ListBucket"], [getatt(bucket)]),
         ),
         "start-crawler": expected((["glue:StartCrawler", "glue:GetCrawler"], [crawler_arn])),

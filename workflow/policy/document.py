@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import regex
 from jsonschema import Draft202012Validator
@@ -144,7 +144,23 @@ def _schema_problem(error: ValidationError) -> Problem:
         )
     if validator == "uniqueItems":
         return Problem(path, "contains the same item twice; list each once")
+    if validator in _SIZE_LIMITS and isinstance(error.instance, list | str | dict):
+        # jsonschema's message quotes the whole value: a 10,000-rule list makes a 180 KB line.
+        noun, bound = _SIZE_LIMITS[validator]
+        return Problem(path, f"has {len(error.instance)} {noun}; {bound} {error.validator_value} allowed")
     return Problem(path, error.message)
+
+
+_SIZE_LIMITS: Final = {
+    "maxItems": ("items", "at most"),
+    "maxLength": ("characters", "at most"),
+    "maxProperties": ("fields", "at most"),
+}
+
+
+@cache
+def _max_rules() -> int:
+    return int(policy_schema()["properties"]["rules"]["maxItems"])
 
 
 def _schema_problems(doc: Any) -> Iterator[Problem]:
@@ -246,5 +262,9 @@ def validate_policy(doc: Any, *, probe_patterns: bool = True) -> list[Problem]:
     """
     problems = list(_schema_problems(doc))
     if isinstance(doc, dict):
-        problems.extend(_semantic_problems(doc, probe_patterns=probe_patterns))
+        # Past the schema's 200 rules, probing every pattern (a few ms each) would only make the
+        # rejection slow: report the schema problems alone.
+        rules = doc.get("rules")
+        too_many = isinstance(rules, list) and len(rules) > _max_rules()
+        problems.extend(_semantic_problems(doc, probe_patterns=probe_patterns and not too_many))
     return problems

@@ -11,22 +11,43 @@ from typing import Any
 
 from workflow import layout
 from workflow.config import PersistConfig
+from workflow.errors import Throttled
 from workflow.metrics import Sink, emit_run_metrics
 from workflow.report import SummaryBuilder
-from workflow.storage import JsonLinesWriter, get_json_if_exists, iter_jsonl_gz, put_json
+from workflow.storage import (
+    JsonLinesWriter,
+    get_json_and_etag,
+    get_json_if_exists,
+    iter_jsonl_gz,
+    put_json,
+    put_json_if_unchanged,
+)
 
 
 def _previous_run(s3: Any, bucket: str, run: dict[str, Any]) -> tuple[str | None, set[str] | None]:
-    pointer = get_json_if_exists(s3, bucket, layout.LATEST_RUN_KEY)
-    if pointer and pointer.get("run_id") == run["run_id"]:
-        # A repeat of this very run: compare with the run before it, as the first attempt did.
-        pointer = pointer.get("previous")
-    if not pointer or pointer.get("started_at", "") > run["started_at"]:
+    """The run this one's drift compares with, fixed at its first attempt: a retry, replay or
+    redrive compares with the same run even after a later run has moved the pointer."""
+    baseline_key = layout.baseline_key(run["run_id"])
+    baseline = get_json_if_exists(s3, bucket, baseline_key)
+    if baseline is None:
+        pointer = get_json_if_exists(s3, bucket, layout.LATEST_RUN_KEY)
+        if pointer and pointer.get("run_id") == run["run_id"]:
+            # A repeat of this very run from before baselines were kept: the run before it.
+            pointer = pointer.get("previous")
+        if not pointer or pointer.get("started_at", "") > run["started_at"]:
+            pointer = None
+        baseline = (
+            {"run_id": pointer["run_id"], "summary_key": pointer["summary_key"]}
+            if pointer
+            else {"run_id": None}
+        )
+        put_json(s3, bucket, baseline_key, baseline)
+    if baseline["run_id"] is None:
         return None, None
-    summary = get_json_if_exists(s3, bucket, pointer["summary_key"])
+    summary = get_json_if_exists(s3, bucket, baseline["summary_key"])
     if summary is None:
         return None, None
-    return pointer["run_id"], set(summary.get("noncompliant_instance_ids", []))
+    return baseline["run_id"], set(summary.get("noncompliant_instance_ids", []))
 
 
 def _targets(run: dict[str, Any]) -> list[tuple[str, str]]:
@@ -86,21 +107,25 @@ def persist_report(
 
 
 def _advance_latest_pointer(s3: Any, bucket: str, run: dict[str, Any], summary_key: str) -> None:
-    current = get_json_if_exists(s3, bucket, layout.LATEST_RUN_KEY)
-    if current and current.get("run_id") == run["run_id"]:
-        previous = current.get("previous")
-    elif current and current.get("started_at", "") > run["started_at"]:
-        return  # a newer run already finished (two executions at once); keep pointing at it
-    else:
-        previous = {k: current[k] for k in ("run_id", "started_at", "summary_key")} if current else None
-    put_json(
-        s3,
-        bucket,
-        layout.LATEST_RUN_KEY,
-        {
+    # Read, decide, write only if nobody wrote in between (S3 conditional write); a Persist report
+    # of another run overlapping this one otherwise could move the pointer back.
+    for _ in range(_POINTER_ATTEMPTS):
+        current, etag = get_json_and_etag(s3, bucket, layout.LATEST_RUN_KEY)
+        if current and current.get("run_id") == run["run_id"]:
+            previous = current.get("previous")
+        elif current and current.get("started_at", "") > run["started_at"]:
+            return  # a newer run already finished (two executions at once); keep pointing at it
+        else:
+            previous = {k: current[k] for k in ("run_id", "started_at", "summary_key")} if current else None
+        document = {
             "run_id": run["run_id"],
             "started_at": run["started_at"],
             "summary_key": summary_key,
             "previous": previous,
-        },
-    )
+        }
+        if put_json_if_unchanged(s3, bucket, layout.LATEST_RUN_KEY, document, etag):
+            return
+    raise Throttled(f"{layout.LATEST_RUN_KEY} changed under every one of {_POINTER_ATTEMPTS} attempts")
+
+
+_POINTER_ATTEMPTS = 5
