@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_evaluator import C7N_POLICY, TAGWARDEN_POLICY
 from fleetgen import DEFAULT_SEED, generate_fleet
+from markdown_sections import replace_section
 
 from workflow.engine.local import LocalDeployment
 
@@ -180,19 +181,7 @@ def _load() -> float:
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of ``path`` (or add it), keeping every other section."""
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if not text.strip():
-        text = "# Benchmarks\n\nFigures measured by `make bench`; each section is written by its benchmark.\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        rest = "".join(lines[end:])
-        new = "".join(lines[:start]) + section + ("\n" + rest if rest else "")
-    path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
+    replace_section(path, SECTION, section)
 
 
 def main(argv: list[str] | None = None) -> int:

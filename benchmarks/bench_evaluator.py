@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetgen import CLASSIFICATIONS, DEFAULT_SEED, ENVIRONMENTS, TEAMS, describe_fleet, generate_fleet
+from markdown_sections import replace_section
 
 from workflow.evaluator import evaluate_instances
 from workflow.policy import compile_policy
@@ -432,19 +433,7 @@ Why the two policies flag the same instances:
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of ``path`` (or add it), keeping every other section."""
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if not text.strip():
-        text = "# Benchmarks\n\nFigures measured by `make bench`; each section is written by its benchmark.\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        rest = "".join(lines[end:])
-        new = "".join(lines[:start]) + section + ("\n" + rest if rest else "")
-    path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
+    replace_section(path, SECTION, section)
 
 
 def print_table(count: int, sides: list[Side], runs: int) -> None:

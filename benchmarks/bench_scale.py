@@ -47,6 +47,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from markdown_sections import replace_section
+
 from workflow import aws
 from workflow.engine import embedded
 from workflow.engine.local import BUCKET, LocalDeployment
@@ -331,19 +333,7 @@ def _has(package: str) -> bool:
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of ``path`` (or add it), keeping every other section."""
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if not text.strip():
-        text = "# Benchmarks\n\nFigures measured by `make bench`; each section is written by its benchmark.\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        rest = "".join(lines[end:])
-        new = "".join(lines[:start]) + section + ("\n" + rest if rest else "")
-    path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
+    replace_section(path, SECTION, section)
 
 
 def main(argv: list[str] | None = None) -> int:
