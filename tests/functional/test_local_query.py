@@ -11,7 +11,6 @@ findings files, independently of the SQL.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -22,12 +21,10 @@ from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 
 from workflow import cli
-from workflow.cli_local_ops import register
 from workflow.local_query import (
     FINDINGS_COLUMNS,
     NAMED_QUERIES,
@@ -47,18 +44,8 @@ DAYS_BACK = {"run-a": 40, "run-b": 10}
 
 
 def tagwarden(argv: list[str]) -> int:
-    """`tagwarden ...` with the graph/query/report subcommands, wired into workflow.cli or not yet."""
-    original = cli.build_parser
-
-    def build() -> argparse.ArgumentParser:
-        parser = original()
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        if "query" not in sub.choices:
-            register(sub)
-        return parser
-
-    with mock.patch.object(cli, "build_parser", build):
-        return cli.main(argv)
+    """`tagwarden ...`, as the console script runs it."""
+    return cli.main(argv)
 
 
 def instance(instance_id: str, region: str, tags: dict[str, str]) -> dict[str, Any]:

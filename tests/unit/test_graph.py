@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import re
@@ -12,12 +11,10 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 
 from workflow import cli, graph
-from workflow.cli_local_ops import register
 from workflow.graph import graph_model, to_dot, to_html, to_mermaid, write_run_graph
 
 HOSTILE = [
@@ -31,18 +28,8 @@ HOSTILE = [
 
 
 def tagwarden(argv: list[str]) -> int:
-    """`tagwarden ...` with the graph/query/report subcommands, wired into workflow.cli or not yet."""
-    original = cli.build_parser
-
-    def build() -> argparse.ArgumentParser:
-        parser = original()
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        if "graph" not in sub.choices:
-            register(sub)
-        return parser
-
-    with mock.patch.object(cli, "build_parser", build):
-        return cli.main(argv)
+    """`tagwarden ...`, as the console script runs it."""
+    return cli.main(argv)
 
 
 # -- a small history builder that chains events the way Step Functions does ----------------------
