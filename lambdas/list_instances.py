@@ -3,6 +3,7 @@
 from typing import Any
 
 from lambdas._runtime import client, logger
+from workflow.aws import assumed_client
 from workflow.config import ListConfig
 from workflow.steps.list_instances import list_instances
 
@@ -12,7 +13,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return list_instances(
         event,
         ListConfig.from_env(),
-        ec2_factory=lambda region: client("ec2", region),
+        ec2_factory=lambda region, credentials: (
+            assumed_client("ec2", region, credentials) if credentials else client("ec2", region)
+        ),
         s3=client("s3"),
+        sts=client("sts"),
         remaining_ms=context.get_remaining_time_in_millis,
     )

@@ -9,4 +9,9 @@ from workflow.steps.validate_input import validate_input
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return validate_input(event, ValidateConfig.from_env(), s3=client("s3"))
+    return validate_input(
+        event,
+        ValidateConfig.from_env(),
+        s3=client("s3"),
+        organizations_factory=lambda: client("organizations"),
+    )

@@ -43,7 +43,16 @@ THROTTLING_CODES: Final = frozenset(
     }
 )
 ACCESS_DENIED_CODES: Final = frozenset(
-    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure", "InvalidClientTokenId"}
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "AuthFailure",
+        "InvalidClientTokenId",
+        # The region is not enabled for the account (opt-in regions), or STS is off there.
+        "OptInRequired",
+        "RegionDisabledException",
+    }
 )
 NOT_FOUND_CODES: Final = frozenset({"NoSuchKey", "NoSuchBucket", "404", "NotFound"})
 
@@ -72,6 +81,47 @@ def client(service: str, region: str | None = None) -> Any:
             found = _current_session().client(service, region_name=region, config=RETRY_CONFIG)
             _clients[key] = found
         return found
+
+
+Credentials = dict[str, str]
+
+
+def assumed_client(service: str, region: str, credentials: Credentials) -> Any:
+    """A client of the current session (its event hooks included) signing with ``credentials``.
+
+    Not cached: assumed-role credentials belong to one target and expire.
+    """
+    return _current_session().client(
+        service,
+        region_name=region,
+        config=RETRY_CONFIG,
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+
+
+def assume_role(sts: Any, role_arn: str, *, session_name: str, external_id: str | None) -> Credentials:
+    """Temporary credentials of ``role_arn`` (15 minutes: one list invocation at most).
+
+    A missing role and a trust policy that does not admit us both answer AccessDenied, raised as
+    :class:`AccessDenied`.
+    """
+    request: dict[str, Any] = {
+        "RoleArn": role_arn,
+        "RoleSessionName": session_name[:64],
+        "DurationSeconds": 900,
+    }
+    if external_id:
+        request["ExternalId"] = external_id
+    with aws_call(f"sts:AssumeRole {role_arn}"):
+        response = sts.assume_role(**request)
+    credentials = response["Credentials"]
+    return {
+        "AccessKeyId": credentials["AccessKeyId"],
+        "SecretAccessKey": credentials["SecretAccessKey"],
+        "SessionToken": credentials["SessionToken"],
+    }
 
 
 @contextmanager

@@ -23,6 +23,11 @@ ENVIRONMENT: Final = "TAGWARDEN_ENVIRONMENT"
 PAGE_SIZE: Final = "TAGWARDEN_PAGE_SIZE"
 TIME_BUDGET_MARGIN_SECONDS: Final = "TAGWARDEN_TIME_BUDGET_MARGIN_SECONDS"
 CRAWLER_NAME: Final = "TAGWARDEN_CRAWLER_NAME"
+MEMBER_ROLE_NAME: Final = "TAGWARDEN_MEMBER_ROLE_NAME"
+MEMBER_EXTERNAL_ID: Final = "TAGWARDEN_MEMBER_EXTERNAL_ID"
+DISTRIBUTED_MAP_THRESHOLD: Final = "TAGWARDEN_DISTRIBUTED_MAP_THRESHOLD"
+DISTRIBUTED_MAX_CONCURRENCY: Final = "TAGWARDEN_DISTRIBUTED_MAX_CONCURRENCY"
+TOLERATED_FAILURE_PERCENTAGE: Final = "TAGWARDEN_TOLERATED_FAILURE_PERCENTAGE"
 TOPIC_ARN: Final = "TAGWARDEN_TOPIC_ARN"
 CONSOLE_REGION: Final = "TAGWARDEN_CONSOLE_REGION"
 METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
@@ -31,6 +36,12 @@ LOG_LEVEL: Final = "POWERTOOLS_LOG_LEVEL"
 
 NOTIFY_MODES: Final = ("always", "violations", "new_violations", "never")
 DEFAULT_METRICS_NAMESPACE: Final = "Tagwarden"
+DEFAULT_MEMBER_ROLE_NAME: Final = "TagwardenReadOnly"
+# An inline Map iteration adds about 16 events to the execution's history (more when a region
+# needs continuation loops): 40 pairs stay near 700 of the 25,000 events a Standard execution may
+# have, and their work items near 2 KB of state. Above it the Distributed Map takes over.
+DEFAULT_DISTRIBUTED_MAP_THRESHOLD: Final = 40
+MAX_DISTRIBUTED_MAP_THRESHOLD: Final = 200
 
 Environ = Mapping[str, str]
 
@@ -73,6 +84,10 @@ class ValidateConfig:
     default_regions: tuple[str, ...]
     default_notify: str
     max_concurrency: int
+    member_role_name: str = DEFAULT_MEMBER_ROLE_NAME
+    distributed_map_threshold: int = DEFAULT_DISTRIBUTED_MAP_THRESHOLD
+    distributed_max_concurrency: int = 50
+    tolerated_failure_percentage: int = 10
 
     @classmethod
     def from_env(cls, env: Environ | None = None) -> ValidateConfig:
@@ -95,6 +110,17 @@ class ValidateConfig:
             default_regions=_regions(env, DEFAULT_REGIONS),
             default_notify=notify,
             max_concurrency=_int(env, MAP_MAX_CONCURRENCY, 4, 0, 1000),
+            member_role_name=env.get(MEMBER_ROLE_NAME, "").strip() or DEFAULT_MEMBER_ROLE_NAME,
+            distributed_map_threshold=_int(
+                env,
+                DISTRIBUTED_MAP_THRESHOLD,
+                DEFAULT_DISTRIBUTED_MAP_THRESHOLD,
+                1,
+                MAX_DISTRIBUTED_MAP_THRESHOLD,
+            ),
+            # Child executions run in parallel up to this; each is one Lambda at a time.
+            distributed_max_concurrency=_int(env, DISTRIBUTED_MAX_CONCURRENCY, 50, 1, 10000),
+            tolerated_failure_percentage=_int(env, TOLERATED_FAILURE_PERCENTAGE, 10, 0, 100),
         )
 
 
@@ -105,14 +131,21 @@ class ListConfig:
     report_bucket: str
     page_size: int
     time_budget_margin_seconds: int
+    member_external_id: str | None = None
 
     @classmethod
     def from_env(cls, env: Environ | None = None) -> ListConfig:
+        """Read the step's variables; the external id is optional (only member roles need it).
+
+        >>> ListConfig.from_env({REPORT_BUCKET: "b", MEMBER_EXTERNAL_ID: "tw-7f3a"}).member_external_id
+        'tw-7f3a'
+        """
         env = os.environ if env is None else env
         return cls(
             report_bucket=_required(env, REPORT_BUCKET),
             page_size=_int(env, PAGE_SIZE, 1000, 5, 1000),
             time_budget_margin_seconds=_int(env, TIME_BUDGET_MARGIN_SECONDS, 60, 1, 600),
+            member_external_id=env.get(MEMBER_EXTERNAL_ID, "").strip() or None,
         )
 
 

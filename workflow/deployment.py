@@ -13,6 +13,8 @@ from typing import Final
 ROOT: Final = Path(__file__).resolve().parent.parent
 ASL_PATH: Final = ROOT / "state_machines" / "tagwarden.asl.json"
 DEAD_LETTER_QUEUE_PLACEHOLDER: Final = "DeadLetterQueueUrl"
+# The Distributed Map's ResultWriter writes to the report bucket, named by the deployment.
+REPORT_BUCKET_PLACEHOLDER: Final = "ReportBucketName"
 _PLACEHOLDER: Final = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 

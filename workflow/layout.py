@@ -28,7 +28,38 @@ def inventory_page_key(run_id: str, account: str, region: str, page: int) -> str
 
 
 def staged_findings_key(run_id: str, account: str, region: str) -> str:
-    return f"{STAGING_PREFIX}{run_id}/findings/{account}/{region}.jsonl.gz"
+    return f"{staged_findings_prefix(run_id)}{account}/{region}.jsonl.gz"
+
+
+def staged_findings_prefix(run_id: str) -> str:
+    return f"{STAGING_PREFIX}{run_id}/findings/"
+
+
+def targets_manifest_key(run_id: str) -> str:
+    """The run's (account, region) work items: a JSON array, the Distributed Map's ItemReader input.
+
+    >>> targets_manifest_key("r1")
+    'staging/r1/targets.json'
+    """
+    return f"{STAGING_PREFIX}{run_id}/targets.json"
+
+
+def target_error_key(run_id: str, account: str, region: str) -> str:
+    """Why one target was not scanned (its role could not be assumed, or access was denied).
+
+    >>> target_error_key("r1", "111122223333", "eu-west-1")
+    'staging/r1/target-errors/111122223333/eu-west-1.json'
+    """
+    return f"{target_errors_prefix(run_id)}{account}/{region}.json"
+
+
+def target_errors_prefix(run_id: str) -> str:
+    return f"{STAGING_PREFIX}{run_id}/target-errors/"
+
+
+def map_results_prefix(run_id: str) -> str:
+    """Where the Distributed Map's ResultWriter puts its manifest and result files."""
+    return f"{STAGING_PREFIX}{run_id}/map-results/"
 
 
 def baseline_key(run_id: str) -> str:

@@ -100,7 +100,39 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     for region, counts in summary["by_region"].items():
         regions.add_row(region, str(counts.get("compliant", 0)), str(counts.get("noncompliant", 0)))
     console.print(regions)
+    if len(summary.get("by_account", {})) > 1:
+        accounts = Table(title="By account", title_justify="left")
+        for column in ("account", "compliant", "noncompliant"):
+            accounts.add_column(column, justify="left" if column == "account" else "right")
+        for account, counts in summary["by_account"].items():
+            accounts.add_row(account, str(counts.get("compliant", 0)), str(counts.get("noncompliant", 0)))
+        console.print(accounts)
+    failed = [t for t in summary.get("targets", []) if t.get("status") != "ok"]
+    if failed:
+        console.print(f"[bold]Partial scan[/]: {len(failed)} account/region targets were not scanned:")
+        for target in failed[:20]:
+            console.print(
+                f"  {target['account_id']} {target['region']}: {target.get('reason')}", markup=False
+            )
     console.print(f"Report folder: {run_dir}")
+
+
+def _targets_file(path: str) -> list[Any]:
+    """``--targets``: a JSON list of targets, or an object with a ``targets`` list."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.loads(handle.read(1024 * 1024))
+    except OSError as err:
+        raise InvalidInput([Problem("--targets", f"cannot read {path}: {err.strerror or err}")]) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InvalidInput([Problem("--targets", f"{path} is not JSON: {err}")]) from None
+    if isinstance(document, dict) and "targets" in document:
+        document = document["targets"]
+    if not isinstance(document, list):
+        raise InvalidInput(
+            [Problem("--targets", f'{path}: expected a JSON list like [{{"account_id": "111122223333"}}]')]
+        )
+    return document
 
 
 def _seed_previous_run(local: Any, out: Path) -> None:
@@ -153,6 +185,14 @@ def run_locally(args: argparse.Namespace) -> int:
     fleet = _fleet(args.fleet)
     if regions:
         execution_input["regions"] = regions
+    if getattr(args, "targets", None):
+        execution_input["targets"] = _targets_file(args.targets)
+    if getattr(args, "organization", False):
+        execution_input["organization"] = True
+    if getattr(args, "exclude_accounts", None):
+        execution_input["exclude_accounts"] = [
+            a.strip() for a in args.exclude_accounts.split(",") if a.strip()
+        ]
     out = Path(args.out)
     run_dir = out / run_id
     progress = None if args.json else ExecutionProgress()
@@ -193,6 +233,7 @@ def run_locally(args: argparse.Namespace) -> int:
                     if totals
                     else None,
                     "findings_path": str(findings_path) if result.summary is not None else None,
+                    "partial": (result.summary or {}).get("partial"),
                     **(
                         {"error": result.error, "cause": result.cause} if result.status != "SUCCEEDED" else {}
                     ),

@@ -28,14 +28,19 @@ def clean(text: Any, limit: int = 120) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
-def subject(environment: str, totals: Mapping[str, Any]) -> str:
+def subject(environment: str, totals: Mapping[str, Any], *, partial: bool = False) -> str:
     """The SNS subject: ASCII, one line, under 100 characters.
 
     >>> subject("dev", {"total": 512, "noncompliant": 37})
     '[tagwarden dev] 37 of 512 EC2 instances noncompliant'
+    >>> subject("dev", {"total": 512, "noncompliant": 37}, partial=True)
+    '[tagwarden dev] PARTIAL scan: 37 of 512 EC2 instances noncompliant'
     """
     env = clean(environment, 20)
-    if totals["noncompliant"]:
+    if partial:
+        env += "] PARTIAL scan:"
+        text = f"[tagwarden {env} {totals['noncompliant']} of {totals['total']} EC2 instances noncompliant"
+    elif totals["noncompliant"]:
         text = f"[tagwarden {env}] {totals['noncompliant']} of {totals['total']} EC2 instances noncompliant"
     else:
         text = f"[tagwarden {env}] all {totals['total']} EC2 instances compliant"
@@ -82,6 +87,20 @@ def build_message(
         f"  in grace      {totals['in_grace_period']}",
         "",
     ]
+    if summary.get("partial"):
+        counts = summary.get("target_counts", {})
+        failed = [t for t in summary.get("targets", []) if t.get("status") != "ok"]
+        lines.append(
+            f"PARTIAL SCAN: {counts.get('error', len(failed))} of {counts.get('total', '?')} "
+            "account/region targets were not scanned:"
+        )
+        lines += [
+            f"  {clean(t.get('account_id'), 20)} {clean(t.get('region'), 20)}: {clean(t.get('reason'), 200)}"
+            for t in failed[:10]
+        ]
+        if len(failed) > 10:
+            lines.append(f"  … and {len(failed) - 10} more (summary.json lists them all)")
+        lines.append("")
     if summary.get("by_rule"):
         lines.append("Worst rules:")
         lines += [f"  {count:6d}  {clean(rule)}" for rule, count in _top(summary["by_rule"])]
@@ -119,11 +138,12 @@ def build_message(
     if crawler and not crawler.get("started"):
         lines.append(f"Note: the Glue crawler did not start ({clean(crawler.get('reason'))}).")
     return {
-        "subject": subject(environment, totals),
+        "subject": subject(environment, totals, partial=bool(summary.get("partial"))),
         "body": "\n".join(lines) + "\n",
         "attributes": {
             "environment": {"DataType": "String", "StringValue": clean(environment, 64)},
             "severity": {"DataType": "String", "StringValue": severity(totals)},
             "noncompliant_count": {"DataType": "Number", "StringValue": str(int(totals["noncompliant"]))},
+            "partial": {"DataType": "String", "StringValue": "true" if summary.get("partial") else "false"},
         },
     }

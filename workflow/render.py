@@ -36,6 +36,8 @@ from typing import Any, Final
 
 __all__ = [
     "UNOWNED",
+    "account_rows",
+    "group_by_account",
     "group_by_owner",
     "neutralise_cell",
     "printable",
@@ -47,9 +49,11 @@ __all__ = [
     "rows_json",
     "rows_table",
     "to_json_text",
+    "unscanned_targets",
 ]
 
 UNOWNED: Final = "(no owner)"
+UNKNOWN_ACCOUNT: Final = "(unknown account)"
 FORMULA_PREFIXES: Final = ("=", "+", "-", "@", "\t", "\r")
 _UNSAFE_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
 _NON_ASCII_OR_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\U0010ffff]")
@@ -268,6 +272,78 @@ def group_by_owner(findings: Iterable[Mapping[str, Any]]) -> list[tuple[str, lis
     return sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
 
 
+def _account(finding: Mapping[str, Any]) -> str:
+    account = finding.get("account_id")
+    return str(account) if account else UNKNOWN_ACCOUNT
+
+
+def group_by_account(
+    findings: Iterable[Mapping[str, Any]],
+) -> list[tuple[str, list[tuple[str, list[Mapping[str, Any]]]]]]:
+    """Noncompliant findings per account, each account's split by owner as :func:`group_by_owner`
+    does; the account with most first (then by id).
+
+    >>> [(a, [(o, len(f)) for o, f in owners]) for a, owners in group_by_account([
+    ...     {"account_id": "2", "owner": "b", "compliant": False},
+    ...     {"account_id": "1", "owner": "b", "compliant": False},
+    ...     {"account_id": "2", "owner": None, "compliant": False},
+    ...     {"account_id": "1", "owner": "c", "compliant": True}])]
+    [('2', [('(no owner)', 1), ('b', 1)]), ('1', [('b', 1)])]
+    """
+    accounts: dict[str, list[Mapping[str, Any]]] = {}
+    for finding in findings:
+        if not finding.get("compliant"):
+            accounts.setdefault(_account(finding), []).append(finding)
+    ordered = sorted(accounts.items(), key=lambda item: (-len(item[1]), item[0]))
+    return [(account, group_by_owner(members)) for account, members in ordered]
+
+
+def _accounts_in(findings: Sequence[Mapping[str, Any]]) -> int:
+    return len({_account(f) for f in findings})
+
+
+def account_rows(summary: Mapping[str, Any]) -> list[tuple[str, int, int, float]]:
+    """``(account, instances, noncompliant, compliance %)`` per account of a run summary's
+    ``by_account``, the most noncompliant first (then by id).
+
+    >>> account_rows({"by_account": {"111": {"compliant": 3, "noncompliant": 1}, "222": {"compliant": 2}}})
+    [('111', 4, 1, 75.0), ('222', 2, 0, 100.0)]
+    """
+    rows = []
+    for account, outcomes in (summary.get("by_account") or {}).items():
+        counts = outcomes if isinstance(outcomes, Mapping) else {}
+        compliant, noncompliant = int(counts.get("compliant") or 0), int(counts.get("noncompliant") or 0)
+        total = compliant + noncompliant
+        # As SummaryBuilder.totals(): an account with nothing evaluated counts as fully compliant.
+        percentage = 100.0 if total == 0 else round(100.0 * compliant / total, 2)
+        rows.append((str(account), total, noncompliant, percentage))
+    return sorted(rows, key=lambda row: (-row[2], row[0]))
+
+
+def unscanned_targets(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The ``targets`` of a run summary that were not scanned (any status but ``ok``), by account
+    then region; empty for a summary without ``targets``.
+
+    >>> [t["region"] for t in unscanned_targets({"targets": [
+    ...     {"account_id": "1", "region": "us-east-1", "status": "ok"},
+    ...     {"account_id": "1", "region": "eu-west-1", "status": "error", "reason": "AccessDenied"}]})]
+    ['eu-west-1']
+    """
+    targets = summary.get("targets")
+    if not isinstance(targets, list | tuple):
+        return []
+    failed = [t for t in targets if isinstance(t, Mapping) and t.get("status") != "ok"]
+    return sorted(failed, key=lambda t: (str(t.get("account_id") or ""), str(t.get("region") or "")))
+
+
+def _targets_title(summary: Mapping[str, Any], failed: Sequence[Mapping[str, Any]]) -> str:
+    counts = summary.get("target_counts")
+    total = counts.get("total") if isinstance(counts, Mapping) else None
+    if total is None:
+        total = len(summary.get("targets") or [])
+    return f"Targets not scanned ({len(failed)} of {total})"
+
+
 def _violation_codes(finding: Mapping[str, Any]) -> str:
     return "; ".join(f"{v.get('key')}:{v.get('code')}" for v in finding.get("violations") or [])
 
@@ -287,14 +363,17 @@ def _report_row(finding: Mapping[str, Any]) -> list[Any]:
 
 
 def report_csv(findings: Iterable[Mapping[str, Any]]) -> str:
-    """Every finding of a run, one row each (tags as a JSON object), formula cells neutralised.
+    """Every finding of a run, one row each (tags as a JSON object), formula cells neutralised;
+    grouped by account (accounts in order, the run's order within each).
 
     >>> text = report_csv([{"instance_id": "i-1", "owner": "=HYPERLINK(\\"http://x\\")", "compliant": False,
     ...                     "violations": [{"key": "Owner", "code": "pattern_mismatch", "message": "m"}]}])
     >>> text.splitlines()[1]
     ',,,,i-1,,"\\'=HYPERLINK(""http://x"")",,,,false,,,Owner:pattern_mismatch,m,{}'
     """
-    return rows_csv(REPORT_COLUMNS, (_report_row(f) for f in findings))
+    # A stable sort: a single-account report keeps the run's order (regions as scanned).
+    ordered = sorted(findings, key=_account)
+    return rows_csv(REPORT_COLUMNS, (_report_row(f) for f in ordered))
 
 
 def report_json(summary: Mapping[str, Any], findings: Iterable[Mapping[str, Any]]) -> str:
@@ -322,8 +401,10 @@ def _totals_rows(summary: Mapping[str, Any]) -> list[tuple[str, Any]]:
 
 def _run_line(summary: Mapping[str, Any]) -> str:
     policy = summary.get("policy") or {}
-    flags = [f for f in ("dry_run", "partial") if summary.get(f)]
-    extra = f" ({', '.join(flag.replace('_', ' ') for flag in flags)})" if flags else ""
+    flags = [
+        label for key, label in (("dry_run", "dry run"), ("partial", "partial scan")) if summary.get(key)
+    ]
+    extra = f" ({', '.join(flags)})" if flags else ""
     return (
         f"Run {summary.get('run_id')}{extra}, evaluated {summary.get('evaluated_at')}, "
         f"policy {policy.get('name')!s} (sha256 {str(policy.get('sha256', ''))[:12]})"
@@ -333,14 +414,27 @@ def _run_line(summary: Mapping[str, Any]) -> str:
 def report_table(
     summary: Mapping[str, Any], findings: Iterable[Mapping[str, Any]], *, width: int = 120
 ) -> str:
-    """Totals, violations by rule and region, then the noncompliant instances by owner.
+    """Totals, targets not scanned, violations by rule, account (several only) and region, then the
+    noncompliant instances by owner, within each account when there are several.
 
     >>> text = report_table({"run_id": "r1", "totals": {"total": 1, "noncompliant": 1}},
     ...                     [{"instance_id": "i-1", "owner": "ana", "compliant": False, "violations": []}])
-    >>> "Run r1" in text and "ana (1 noncompliant)" in text
+    >>> "Run r1" in text and "ana (1 noncompliant)" in text and "By account" not in text
     True
     """
+    findings = list(findings)
     parts = [printable(_run_line(summary)) + "\n"]
+    failed = unscanned_targets(summary)
+    if failed:
+        target_rows = [(t.get("account_id"), t.get("region"), t.get("reason")) for t in failed]
+        parts.append(
+            rows_table(
+                ["account", "region", "reason"],
+                target_rows,
+                title=_targets_title(summary, failed),
+                width=width,
+            )
+        )
     parts.append(rows_table(["instances", "count"], _totals_rows(summary), title="Totals", width=width))
     by_rule = summary.get("by_rule") or {}
     if by_rule:
@@ -348,18 +442,40 @@ def report_table(
         parts.append(
             rows_table(["tag:code", "instances"], rule_rows, title="Violations by rule", width=width)
         )
+    accounts = account_rows(summary)
+    if len(accounts) > 1:  # one account: the totals are its row
+        parts.append(
+            rows_table(
+                ["account", "instances", "noncompliant", "compliance %"],
+                accounts,
+                title="By account",
+                width=width,
+            )
+        )
     by_region = summary.get("by_region") or {}
     if by_region:
         region_rows = [(r, c.get("compliant", 0), c.get("noncompliant", 0)) for r, c in by_region.items()]
         parts.append(
             rows_table(["region", "compliant", "noncompliant"], region_rows, title="By region", width=width)
         )
-    for owner, members in group_by_owner(findings):
+    if _accounts_in(findings) > 1:
+        for account, owners in group_by_account(findings):
+            count = sum(len(members) for _, members in owners)
+            parts.append(printable(f"Account {account}: {count} noncompliant") + "\n")
+            parts.extend(_owner_tables(owners, width))
+    else:
+        parts.extend(_owner_tables(group_by_owner(findings), width))
+    return "".join(parts)
+
+
+def _owner_tables(owners: Sequence[tuple[str, list[Mapping[str, Any]]]], width: int) -> list[str]:
+    tables = []
+    for owner, members in owners:
         owner_rows = [
             (f.get("instance_id"), f.get("name"), f.get("account_id"), f.get("region"), _violation_codes(f))
             for f in members
         ]
-        parts.append(
+        tables.append(
             rows_table(
                 ["instance", "name", "account", "region", "violations"],
                 owner_rows,
@@ -367,7 +483,7 @@ def report_table(
                 width=width,
             )
         )
-    return "".join(parts)
+    return tables
 
 
 # -- HTML ------------------------------------------------------------------------------------------
@@ -390,7 +506,9 @@ _CSS: Final = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif; margin: 24px;
        color: #0f172a; background: #f8fafc; }
 h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 16px; margin: 28px 0 8px; }
-h3 { font-size: 14px; margin: 20px 0 6px; }
+h3 { font-size: 14px; margin: 20px 0 6px; } h4 { font-size: 13px; margin: 14px 0 6px; }
+.warning { background: #fef2f2; border: 1px solid #fecaca; color: #991b1b; border-radius: 8px;
+           padding: 8px 12px; display: inline-block; }
 .meta { color: #475569; margin: 0 0 16px; }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; }
 .card { background: #fff; border: 1px solid #e2e8f0; border-radius: 8px; padding: 10px 16px;
@@ -485,12 +603,14 @@ def report_html(
     history: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """One self-contained page: totals, a compliance trend (inline SVG) when ``history`` holds
-    several runs' summaries, violations by rule and region, and the noncompliant instances by owner.
+    several runs' summaries, targets not scanned, violations by rule, account (several only) and
+    region, and the noncompliant instances by owner, within each account when there are several.
 
     >>> page = report_html({"run_id": "<r>", "totals": {"total": 1}}, [])
     >>> "&lt;r&gt;" in page and "<r>" not in page and "<script" not in page
     True
     """
+    findings = list(findings)
     totals = summary.get("totals") or {}
     noncompliant = int(totals.get("noncompliant") or 0)
     cards = "".join(
@@ -529,6 +649,35 @@ def report_html(
             "<h2>By region</h2><table><tr><th>region</th><th>compliant</th><th>noncompliant</th></tr>"
             f"{rows}</table>"
         )
+    accounts = account_rows(summary)
+    accounts_html = ""
+    if len(accounts) > 1:  # one account: the cards are its row
+        rows = "".join(
+            f'<tr><td>{_bdi(account)}</td><td class="num">{_e(instances)}</td>'
+            f'<td class="num">{_e(bad)}</td><td class="num">{_e(percentage)}%</td></tr>'
+            for account, instances, bad, percentage in accounts
+        )
+        accounts_html = (
+            '<h2>By account</h2><table class="accounts"><tr><th>account</th><th>instances</th>'
+            f"<th>noncompliant</th><th>compliance</th></tr>{rows}</table>"
+        )
+    partial_html = ""
+    if summary.get("partial"):
+        partial_html = (
+            '<p class="warning partial">Partial scan: some accounts or regions were not scanned; '
+            "the figures cover only those that were.</p>"
+        )
+    failed = unscanned_targets(summary)
+    if failed:
+        rows = "".join(
+            f"<tr><td>{_bdi(t.get('account_id'))}</td><td>{_bdi(t.get('region'))}</td>"
+            f"<td>{_bdi(t.get('reason'))}</td></tr>"
+            for t in failed
+        )
+        partial_html += (
+            f"<h2>{_e(_targets_title(summary, failed))}</h2>"
+            f'<table class="targets"><tr><th>account</th><th>region</th><th>reason</th></tr>{rows}</table>'
+        )
     drift = summary.get("drift") or {}
     drift_html = ""
     if drift.get("previous_run_id"):
@@ -539,8 +688,39 @@ def report_html(
             f"<p>newly noncompliant: {len(new)} {', '.join(_bdi(i) for i in new[:50])}</p>"
             f"<p>newly compliant: {len(fixed)} {', '.join(_bdi(i) for i in fixed[:50])}</p>"
         )
-    owners = []
-    for owner, members in group_by_owner(findings):
+    if _accounts_in(findings) > 1:
+        sections = [
+            f'<div class="account" data-account="{_e(account)}"><h3>Account {_bdi(account)} '
+            f'<span class="small">({sum(len(m) for _, m in owners)} noncompliant)</span></h3>'
+            f"{''.join(_owner_sections(owners, 'h4'))}</div>"
+            for account, owners in group_by_account(findings)
+        ]
+        heading = "Noncompliant instances by account and owner"
+    else:
+        sections = _owner_sections(group_by_owner(findings), "h3")
+        heading = "Noncompliant instances by owner"
+    noncompliant_html = (
+        f"<h2>{heading}</h2>" + "".join(sections)
+        if sections
+        else "<h2>Noncompliant instances</h2><p>None: every evaluated instance is compliant.</p>"
+    )
+    title = f"Tagwarden report {_cell_text(summary.get('run_id'))}"
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+        f'<h1>{_bdi(title)}</h1><p class="meta">{_bdi(_run_line(summary))}</p>'
+        f'{partial_html}<div class="cards">{cards}</div>{trend}{rules}{accounts_html}{regions}{drift_html}'
+        f"{noncompliant_html}"
+        "</body></html>\n"
+    )
+
+
+def _owner_sections(owners: Sequence[tuple[str, list[Mapping[str, Any]]]], heading: str) -> list[str]:
+    sections = []
+    for owner, members in owners:
         instance_rows = []
         for f in members:
             violations = "".join(
@@ -553,25 +733,10 @@ def report_html(
                 f"<td>{_bdi(f.get('state'))}</td><td>{_bdi(f.get('instance_type'))}</td>"
                 f'<td><ul class="violations">{violations}</ul></td></tr>'
             )
-        owners.append(
-            f'<section class="owner" data-owner="{_e(owner)}"><h3>{_bdi(owner)} '
-            f'<span class="small">({len(members)} noncompliant)</span></h3>'
+        sections.append(
+            f'<section class="owner" data-owner="{_e(owner)}"><{heading}>{_bdi(owner)} '
+            f'<span class="small">({len(members)} noncompliant)</span></{heading}>'
             "<table><tr><th>instance</th><th>name</th><th>account</th><th>region</th><th>state</th>"
             f"<th>type</th><th>violations</th></tr>{''.join(instance_rows)}</table></section>"
         )
-    noncompliant_html = (
-        "<h2>Noncompliant instances by owner</h2>" + "".join(owners)
-        if owners
-        else "<h2>Noncompliant instances</h2><p>None: every evaluated instance is compliant.</p>"
-    )
-    title = f"Tagwarden report {_cell_text(summary.get('run_id'))}"
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
-        f'<h1>{_bdi(title)}</h1><p class="meta">{_bdi(_run_line(summary))}</p>'
-        f'<div class="cards">{cards}</div>{trend}{rules}{regions}{drift_html}{noncompliant_html}'
-        "</body></html>\n"
-    )
+    return sections

@@ -36,10 +36,16 @@ class SummaryBuilder:
     by_account: dict[str, Counter[str]] = field(default_factory=dict)
     noncompliant_by_owner: Counter[str] = field(default_factory=Counter)
     noncompliant_ids: set[str] = field(default_factory=set)
+    # Set for a partial scan: the previous run's noncompliant ids; those seen compliant now are the
+    # only "newly compliant" ones (the others may be in a target this run could not scan).
+    watched_ids: set[str] | None = None
+    seen_compliant_watched: set[str] = field(default_factory=set)
 
     def add(self, finding: Mapping[str, Any]) -> None:
         self.total += 1
         compliant = bool(finding["compliant"])
+        if compliant and self.watched_ids is not None and finding["instance_id"] in self.watched_ids:
+            self.seen_compliant_watched.add(str(finding["instance_id"]))
         self.compliant += compliant
         self.exempt += bool(finding.get("exempt"))
         self.in_grace_period += bool(finding.get("in_grace_period"))
@@ -88,7 +94,11 @@ class SummaryBuilder:
         else:
             drift.update(
                 newly_noncompliant=sorted(self.noncompliant_ids - previous_noncompliant),
-                newly_compliant=sorted(previous_noncompliant - self.noncompliant_ids),
+                newly_compliant=sorted(
+                    self.seen_compliant_watched
+                    if self.watched_ids is not None
+                    else previous_noncompliant - self.noncompliant_ids
+                ),
             )
         return {
             "run_id": run_id,

@@ -161,3 +161,11 @@ def get_json_gz(s3: Any, bucket: str, key: str) -> Any:
     with aws_call(f"GetObject s3://{bucket}/{key}"):
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     return json.loads(gzip.decompress(body))
+
+
+def list_keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
+    """Every key under ``prefix`` (ListObjectsV2 through its paginator, 1,000 keys a call)."""
+    with aws_call(f"ListObjectsV2 s3://{bucket}/{prefix}"):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield str(item["Key"])

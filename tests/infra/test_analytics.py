@@ -297,5 +297,11 @@ def test_day_one_queries_exist() -> None:
         "noncompliant_by_rule",
         "noncompliant_by_region",
         "noncompliant_longer_than_days",
+        # Organisation-wide runs: the same questions per account.
+        "compliance_by_account",
+        "compliance_trend_by_account",
+        "noncompliant_by_account_and_owner",
+        "noncompliant_by_account_and_rule",
     }
     assert [p.name for p in NAMED_QUERIES["noncompliant_longer_than_days"].parameters] == ["days"]
+    assert [p.name for p in NAMED_QUERIES["compliance_trend_by_account"].parameters] == ["days"]

@@ -3,8 +3,9 @@
 DuckDB reads JSON Lines written the way the workflow writes them (gzip findings, one-line
 summaries) under ``dt=/run=`` folders, with the column types of the Glue tables converted from
 their Hive type strings, so a query that runs here runs over the deployed schema. The data: three
-runs of the demo fleet, 10, 5 and 1 days ago; the latest run fixes a few instances, the middle run
-one instance that regresses again.
+runs of the demo fleet spread over three accounts (the third only in one region), 10, 5 and 1 days
+ago; the latest run fixes a few instances, the middle run one instance that regresses again, and
+the middle run could not reach the third account (a partial scan: no findings from it).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -25,7 +27,7 @@ from tagwarden_cdk.catalog import FINDINGS_TABLE, RUNS_TABLE, TableSpec
 from tests.infra.conftest import CDK_DIR  # noqa: F401  (puts cdk/ on sys.path)
 from workflow import deployment
 from workflow.evaluator import evaluate_instance, in_scope
-from workflow.fleet import demo_fleet, iter_fleet_document
+from workflow.fleet import DEMO_REGIONS, demo_fleet, iter_fleet_document
 from workflow.policy import load_policy
 from workflow.queries import NAMED_QUERIES, count_placeholders, parse_named_query
 from workflow.report import SummaryBuilder
@@ -92,6 +94,18 @@ def _fix(finding: dict[str, Any]) -> dict[str, Any]:
     return {**finding, "compliant": True, "violations": []}
 
 
+ACCOUNT_A, ACCOUNT_B, ACCOUNT_C = "111111111111", "222222222222", "333333333333"
+ACCOUNTS = (ACCOUNT_A, ACCOUNT_B, ACCOUNT_C)
+
+
+def _account_of(index: int, region: str) -> str:
+    """A of most instances, B of every third, C of a few in the first region only, so an account is
+    neither a region nor a fixed share of one."""
+    if region == DEMO_REGIONS[0] and index % 5 == 0:
+        return ACCOUNT_C
+    return ACCOUNT_B if index % 3 == 0 else ACCOUNT_A
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Run]]:
     root = tmp_path_factory.mktemp("report-bucket")
@@ -101,23 +115,31 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Run]]:
     ]
     today = date.today()
     base = [
-        evaluate_instance(i.instance, policy, region=i.region, account_id=i.account_id, now=datetime.now(UTC))
-        for i in fleet
+        evaluate_instance(
+            i.instance,
+            policy,
+            region=i.region,
+            account_id=_account_of(index, i.region),
+            now=datetime.now(UTC),
+        )
+        for index, i in enumerate(fleet)
     ]
-    noncompliant = [f["instance_id"] for f in base if not f["compliant"]]
+    # Changes only in accounts A and B: the middle run has no findings from C.
+    noncompliant = [f["instance_id"] for f in base if not f["compliant"] and f["account_id"] != ACCOUNT_C]
     assert len(noncompliant) > 10
     regressed, fixed = noncompliant[0], set(noncompliant[1:6])
     result = []
-    for run_id, days_ago, adjust in (
-        ("scan-a", 10, lambda f: f),
-        ("scan-c", 5, lambda f: _fix(f) if f["instance_id"] == regressed else f),
-        ("scan-b", 1, lambda f: _fix(f) if f["instance_id"] in fixed else f),
+    for run_id, days_ago, adjust, reached in (
+        ("scan-a", 10, lambda f: f, set(ACCOUNTS)),
+        ("scan-c", 5, lambda f: _fix(f) if f["instance_id"] == regressed else f, {ACCOUNT_A, ACCOUNT_B}),
+        ("scan-b", 1, lambda f: _fix(f) if f["instance_id"] in fixed else f, set(ACCOUNTS)),
     ):
         day = today - timedelta(days=days_ago)
         evaluated_at = f"{day.isoformat()}T06:00:00+00:00"
         findings = [
             {**adjust(f), "run_id": run_id, "evaluated_at": evaluated_at, "policy_name": policy.name}
             for f in base
+            if f["account_id"] in reached
         ]
         summary = (
             SummaryBuilder()
@@ -127,7 +149,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Run]]:
                 policy_name=policy.name,
                 policy_sha256=policy.sha256,
                 evaluated_at=evaluated_at,
-                extra={"status": "complete", "partial": False, "regions": ["us-east-1"], "dry_run": False},
+                extra={
+                    "status": "complete",
+                    "partial": reached != set(ACCOUNTS),
+                    "regions": list(DEMO_REGIONS),
+                    "dry_run": False,
+                },
             )
         )
         dt = day.isoformat()
@@ -243,9 +270,201 @@ def test_noncompliant_longer_than_days_counts_the_streak_since_the_last_complian
     db: duckdb.DuckDBPyConnection, runs: tuple[Path, list[Run]]
 ) -> None:
     first, middle, latest = runs[1]
-    regressed = next(iter(first.noncompliant - middle.noncompliant))
+    # Fixed in the middle run only (the middle run's missing account is not "fixed").
+    (regressed,) = first.noncompliant & {f["instance_id"] for f in middle.findings if f["compliant"]}
     rows = _rows(db, "noncompliant_longer_than_days", days=5)
     assert {r["instance_id"] for r in rows} == latest.noncompliant - {regressed}
     assert {r["days_noncompliant"] for r in rows} == {10}
     assert regressed in {r["instance_id"] for r in _rows(db, "noncompliant_longer_than_days", days=0)}
     assert _rows(db, "noncompliant_longer_than_days", days=10) == []
+
+
+# -- grouped by account ------------------------------------------------------------------------------
+
+
+def _percentage(compliant: int, total: int) -> float:
+    return round(100 * compliant / total, 2)
+
+
+def test_the_fixture_spans_three_accounts_that_are_not_regions(runs: tuple[Path, list[Run]]) -> None:
+    latest = runs[1][-1]
+    regions_of: dict[str, set[str]] = defaultdict(set)
+    for f in latest.findings:
+        regions_of[f["account_id"]].add(f["region"])
+    assert regions_of == {
+        ACCOUNT_A: set(DEMO_REGIONS),
+        ACCOUNT_B: set(DEMO_REGIONS),
+        ACCOUNT_C: {DEMO_REGIONS[0]},
+    }
+    assert all(latest.summary["by_account"][a]["noncompliant"] for a in ACCOUNTS)
+
+
+def test_compliance_by_account_rolls_each_account_up_with_its_worst_rule(
+    db: duckdb.DuckDBPyConnection, runs: tuple[Path, list[Run]]
+) -> None:
+    latest = runs[1][-1]
+    expected = []
+    for account in ACCOUNTS:
+        mine = [f for f in latest.findings if f["account_id"] == account]
+        bad = [f for f in mine if not f["compliant"]]
+        breaking: dict[str, set[str]] = defaultdict(set)
+        for f in bad:
+            for v in f["violations"]:
+                breaking[f"{v['key']}:{v['code']}"].add(f["instance_id"])
+        worst = min(breaking, key=lambda rule: (-len(breaking[rule]), rule))
+        expected.append(
+            {
+                "account_id": account,
+                "regions": len({f["region"] for f in mine}),
+                "instances": len(mine),
+                "noncompliant": len(bad),
+                "compliance_percentage": pytest.approx(_percentage(len(mine) - len(bad), len(mine))),
+                "worst_rule": worst,
+                "worst_rule_instances": len(breaking[worst]),
+            }
+        )
+    expected.sort(key=lambda r: (-r["noncompliant"], r["account_id"]))
+    rows = _rows(db, "compliance_by_account")
+    assert rows == expected
+    assert [r["regions"] for r in sorted(rows, key=lambda r: r["account_id"])] == [3, 3, 1]
+    # The same counts as the run summary's by_account.
+    assert {r["account_id"]: (r["instances"] - r["noncompliant"], r["noncompliant"]) for r in rows} == {
+        a: (c.get("compliant", 0), c.get("noncompliant", 0)) for a, c in latest.summary["by_account"].items()
+    }
+
+
+def test_compliance_by_account_has_no_worst_rule_for_a_clean_account() -> None:
+    connection = duckdb.connect()
+    connection.execute(
+        "CREATE TABLE runs AS SELECT '2026-01-01' AS dt, 'r1' AS run, '2026-01-01T00:00:00+00:00' AS evaluated_at"
+    )
+    connection.execute(
+        "CREATE TABLE findings AS SELECT * FROM (VALUES "
+        "('2026-01-01', 'r1', '1', 'us-east-1', 'i-1', true, "
+        "CAST([] AS STRUCT(code VARCHAR, key VARCHAR, value VARCHAR, message VARCHAR)[])), "
+        "('2026-01-01', 'r1', '2', 'us-east-1', 'i-2', false, "
+        "[{'code': 'missing', 'key': 'Owner', 'value': NULL, 'message': 'm'}])) "
+        "AS t(dt, run, account_id, region, instance_id, compliant, violations)"
+    )
+    rows = _rows(connection, "compliance_by_account")
+    connection.close()
+    assert [
+        (r["account_id"], r["noncompliant"], r["worst_rule"], r["worst_rule_instances"]) for r in rows
+    ] == [
+        ("2", 1, "Owner:missing", 1),
+        ("1", 0, None, None),
+    ]
+
+
+def test_noncompliant_by_account_and_owner_splits_owners_per_account(
+    db: duckdb.DuckDBPyConnection, runs: tuple[Path, list[Run]]
+) -> None:
+    latest = runs[1][-1]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for f in latest.findings:
+        groups[(f["account_id"], f["owner"] or "(no owner)")].append(f)
+    expected = []
+    for (account, owner), members in groups.items():
+        bad = sum(not f["compliant"] for f in members)
+        if bad:
+            expected.append(
+                {
+                    "account_id": account,
+                    "owner": owner,
+                    "instances": len(members),
+                    "noncompliant": bad,
+                    "compliance_percentage": pytest.approx(_percentage(len(members) - bad, len(members))),
+                }
+            )
+    expected.sort(key=lambda r: (r["account_id"], -r["noncompliant"], r["owner"]))
+    rows = _rows(db, "noncompliant_by_account_and_owner")
+    assert rows == expected
+    assert [r["account_id"] for r in rows] == sorted(r["account_id"] for r in rows)
+    # Some owner has noncompliant instances in several accounts, and the rows add up to the
+    # organisation-wide count of the summary (and of noncompliant_by_owner).
+    per_owner: Counter[str] = Counter()
+    for r in rows:
+        per_owner[r["owner"]] += r["noncompliant"]
+    assert any(len({r["account_id"] for r in rows if r["owner"] == o}) > 1 for o in per_owner)
+    assert dict(per_owner) == latest.summary["noncompliant_by_owner"]
+    assert dict(per_owner) == {r["owner"]: r["noncompliant"] for r in _rows(db, "noncompliant_by_owner")}
+
+
+def test_noncompliant_by_account_and_rule_counts_each_accounts_violations(
+    db: duckdb.DuckDBPyConnection, runs: tuple[Path, list[Run]]
+) -> None:
+    latest = runs[1][-1]
+    instances: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    count: Counter[tuple[str, str, str]] = Counter()
+    for f in latest.findings:
+        if f["compliant"]:
+            continue
+        for v in f["violations"]:
+            instances[(f["account_id"], v["key"], v["code"])].add(f["instance_id"])
+            count[(f["account_id"], v["key"], v["code"])] += 1
+    expected = [
+        {"account_id": a, "tag_key": k, "violation": c, "instances": len(ids), "violations": count[(a, k, c)]}
+        for (a, k, c), ids in instances.items()
+    ]
+    expected.sort(key=lambda r: (r["account_id"], -r["instances"], r["tag_key"], r["violation"]))
+    rows = _rows(db, "noncompliant_by_account_and_rule")
+    assert rows == expected
+    assert {r["account_id"] for r in rows} == set(ACCOUNTS)
+    by_rule: Counter[str] = Counter()
+    for r in rows:
+        by_rule[f"{r['tag_key']}:{r['violation']}"] += r["violations"]
+    assert dict(by_rule) == latest.summary["by_rule"]
+
+
+def test_compliance_trend_by_account_has_one_row_per_day_and_account_scanned(
+    db: duckdb.DuckDBPyConnection, runs: tuple[Path, list[Run]]
+) -> None:
+    expected = []
+    for run in runs[1]:
+        for account in sorted({f["account_id"] for f in run.findings}):
+            mine = [f for f in run.findings if f["account_id"] == account]
+            bad = sum(not f["compliant"] for f in mine)
+            expected.append(
+                {
+                    "day": run.dt,
+                    "account_id": account,
+                    "runs": 1,
+                    "last_run_id": run.run_id,
+                    "evaluated": len(mine),
+                    "noncompliant": bad,
+                    "exempt": sum(bool(f["exempt"]) for f in mine),
+                    "compliance_percentage": pytest.approx(_percentage(len(mine) - bad, len(mine))),
+                }
+            )
+    expected.sort(key=lambda r: (r["day"], r["account_id"]))
+    rows = _rows(db, "compliance_trend_by_account")
+    assert rows == expected
+    middle = runs[1][1]
+    assert [r["account_id"] for r in rows if r["day"] == middle.dt] == [ACCOUNT_A, ACCOUNT_B]  # C not reached
+    # Per day, the accounts add up to the run's totals (the daily trend).
+    for day in {r["day"] for r in rows}:
+        totals = next(run.summary["totals"] for run in runs[1] if run.dt == day)
+        assert sum(r["evaluated"] for r in rows if r["day"] == day) == totals["total"]
+        assert sum(r["noncompliant"] for r in rows if r["day"] == day) == totals["noncompliant"]
+    assert {r["day"] for r in _rows(db, "compliance_trend_by_account", days=3)} == {runs[1][-1].dt}
+
+
+def test_compliance_trend_by_account_takes_the_days_last_run_that_scanned_the_account() -> None:
+    connection = duckdb.connect()
+    connection.execute(
+        "CREATE TABLE findings AS SELECT * FROM (VALUES "
+        # Account 1: two runs on the day, the later one fixes i-1. Account 2: only in the earlier run.
+        "(CAST(current_date AS VARCHAR), 'early', '1', 'i-1', false, false, '2026-01-01T01:00:00+00:00'), "
+        "(CAST(current_date AS VARCHAR), 'early', '1', 'i-2', true, true, '2026-01-01T01:00:00+00:00'), "
+        "(CAST(current_date AS VARCHAR), 'early', '2', 'i-3', false, false, '2026-01-01T01:00:00+00:00'), "
+        "(CAST(current_date AS VARCHAR), 'late', '1', 'i-1', true, false, '2026-01-01T09:00:00+00:00'), "
+        "(CAST(current_date AS VARCHAR), 'late', '1', 'i-2', true, false, '2026-01-01T09:00:00+00:00')) "
+        "AS t(dt, run_id, account_id, instance_id, compliant, exempt, evaluated_at)"
+    )
+    rows = _rows(connection, "compliance_trend_by_account")
+    connection.close()
+    assert [
+        (r["account_id"], r["runs"], r["last_run_id"], r["evaluated"], r["noncompliant"], r["exempt"])
+        for r in rows
+    ] == [("1", 2, "late", 2, 0, 0), ("2", 1, "early", 1, 1, 0)]
+    assert [r["compliance_percentage"] for r in rows] == [100.0, 0.0]

@@ -174,12 +174,14 @@ def all_state_names(machine: dict[str, Any]) -> set[str]:
 def test_every_state_of_the_workflow_is_a_node_and_the_map_processor_is_a_subgraph() -> None:
     model = graph_model(asl(), None)
     assert {n.name for n in model.states()} == all_state_names(asl())
-    [cluster] = model.clusters
-    assert model.nodes[cluster.owner].name == "Scan regions"
-    inner = {model.nodes[m].name for m in cluster.members if model.nodes[m].kind == "state"}
-    assert inner == set(asl()["States"]["Scan regions"]["ItemProcessor"]["States"])
+    clusters = {model.nodes[c.owner].name: c for c in model.clusters}
+    assert set(clusters) == {"Scan regions", "Scan regions at scale"}
+    for owner, cluster in clusters.items():
+        inner = {model.nodes[m].name for m in cluster.members if model.nodes[m].kind == "state"}
+        assert inner == set(asl()["States"][owner]["ItemProcessor"]["States"])
     mermaid = to_mermaid(model)
-    assert 'subgraph s4_group ["Scan regions"]' in mermaid
+    assert re.search(r"subgraph s\d+_group \[\"Scan regions\"\]", mermaid)
+    assert re.search(r"subgraph s\d+_group \[\"Scan regions at scale\"\]", mermaid)
     assert 'subgraph "cluster_' in to_dot(model)
 
 
@@ -191,7 +193,9 @@ def test_choice_edges_are_labelled_with_their_condition() -> None:
         if e.kind != "catch"
     }
     assert ("Input valid?", "Reject invalid input", "$.valid == false") in labels
-    assert ("Input valid?", "Scan regions", "default") in labels
+    assert ("Input valid?", "Many targets?", "default") in labels
+    assert ("Many targets?", "Scan regions at scale", '$.run.fanout == "distributed"') in labels
+    assert ("Many targets?", "Scan regions", "default") in labels
     assert ("Listing complete?", "Continue listing", "$.result.listing.complete == false") in labels
     assert ("Notify?", "Notify", '$.run.notify == "always"') in labels
     assert (

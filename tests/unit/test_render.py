@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from workflow.render import (
     FORMULA_PREFIXES,
     UNOWNED,
+    account_rows,
+    group_by_account,
     group_by_owner,
     neutralise_cell,
     printable,
@@ -25,6 +27,7 @@ from workflow.render import (
     rows_json,
     rows_table,
     to_json_text,
+    unscanned_targets,
 )
 
 HOSTILE_VALUES = [
@@ -86,6 +89,70 @@ def summary(run_id: str = "r1", percentage: float = 50.0, noncompliant: int = 1)
         "by_region": {"eu-west-1": {"compliant": 2 - noncompliant, "noncompliant": noncompliant}},
         "drift": {"previous_run_id": None, "newly_noncompliant": None, "newly_compliant": None},
     }
+
+
+ACCOUNT_A, ACCOUNT_B, ACCOUNT_C = "111122223333", "444455556666", "777788889999"
+
+
+def in_account(account_id: str, region: str, base: dict[str, Any]) -> dict[str, Any]:
+    return {**base, "account_id": account_id, "region": region}
+
+
+def org_findings() -> list[dict[str, Any]]:
+    """Three accounts: A has 1 of 3 noncompliant, B 2 of 2 (one owner also in A), C 0 of 1."""
+    return [
+        in_account(ACCOUNT_A, "us-east-1", finding("i-a1", "bo@example.com")),
+        in_account(ACCOUNT_B, "eu-west-1", finding("i-b1", "bo@example.com")),
+        in_account(ACCOUNT_A, "eu-west-1", finding("i-a2", "ana@example.com", compliant=True)),
+        in_account(ACCOUNT_B, "us-east-1", finding("i-b2", None)),
+        in_account(ACCOUNT_C, "us-east-1", finding("i-c1", "cy@example.com", compliant=True)),
+        in_account(ACCOUNT_A, "us-east-1", finding("i-a3", "dee@example.com", compliant=True)),
+    ]
+
+
+def org_summary(**extra: Any) -> dict[str, Any]:
+    return {
+        **summary(noncompliant=3),
+        "totals": {
+            "total": 6,
+            "compliant": 3,
+            "noncompliant": 3,
+            "exempt": 0,
+            "in_grace_period": 0,
+            "compliance_percentage": 50.0,
+        },
+        "by_region": {
+            "eu-west-1": {"compliant": 1, "noncompliant": 1},
+            "us-east-1": {"compliant": 2, "noncompliant": 2},
+        },
+        "by_account": {
+            ACCOUNT_A: {"compliant": 2, "noncompliant": 1},
+            ACCOUNT_B: {"noncompliant": 2},
+            ACCOUNT_C: {"compliant": 1},
+        },
+        **extra,
+    }
+
+
+TARGETS = [
+    {"account_id": ACCOUNT_A, "region": "us-east-1", "status": "ok"},
+    {"account_id": ACCOUNT_C, "region": "eu-west-1", "status": "error", "reason": "AccessDenied: <b>no</b>"},
+    {"account_id": ACCOUNT_B, "region": "ap-south-1", "status": "error", "reason": "AssumeRole failed"},
+    {"account_id": ACCOUNT_A, "region": "eu-west-1", "status": "ok"},
+]
+
+
+def table_rows(text: str, title: str) -> list[list[str]]:
+    """The body rows of the table titled ``title`` in a report_table text, cells stripped."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == title)
+    rows = []
+    for line in lines[start + 1 :]:
+        if line.startswith("└"):
+            break
+        if line.startswith("│"):
+            rows.append([cell.strip() for cell in line.strip("│").split("│")])
+    return rows
 
 
 def read_csv(text: str) -> list[list[str]]:
@@ -193,6 +260,113 @@ def test_report_table_groups_noncompliant_instances_by_owner() -> None:
     assert "Owner:pattern_mismatch" in text
 
 
+def test_account_rows_count_instances_and_compliance_per_account_most_noncompliant_first() -> None:
+    assert account_rows(org_summary()) == [
+        (ACCOUNT_B, 2, 2, 0.0),
+        (ACCOUNT_A, 3, 1, 66.67),
+        (ACCOUNT_C, 1, 0, 100.0),
+    ]
+    assert account_rows(summary()) == []  # a summary without by_account
+    assert account_rows({"by_account": {"1": {}, "2": {"compliant": 1, "noncompliant": 1}}}) == [
+        ("2", 2, 1, 50.0),
+        ("1", 0, 0, 100.0),
+    ]
+
+
+def test_report_table_has_a_by_account_table_with_several_accounts() -> None:
+    text = report_table(org_summary(), org_findings(), width=160)
+    assert table_rows(text, "By account") == [
+        [ACCOUNT_B, "2", "2", "0.0"],
+        [ACCOUNT_A, "3", "1", "66.67"],
+        [ACCOUNT_C, "1", "0", "100.0"],
+    ]
+    assert text.index("By account") < text.index("By region")  # accounts first: the wider view
+
+
+def test_report_table_of_a_single_account_run_has_no_account_table_or_headings() -> None:
+    single = {**summary(), "by_account": {ACCOUNT_A: {"compliant": 1, "noncompliant": 1}}}
+    text = report_table(single, [finding("i-1", "bo@example.com"), finding("i-2", "ana", compliant=True)])
+    assert "By account" not in text
+    assert "Account " not in text
+    assert "bo@example.com (1 noncompliant)" in text
+
+
+def test_report_table_groups_noncompliant_instances_by_account_then_owner() -> None:
+    text = report_table(org_summary(), org_findings(), width=160)
+    b = text.index(f"Account {ACCOUNT_B}: 2 noncompliant")
+    a = text.index(f"Account {ACCOUNT_A}: 1 noncompliant")
+    assert b < a  # the account with most noncompliant instances first
+    assert f"Account {ACCOUNT_C}" not in text  # nothing to fix there
+    # bo@example.com owns a noncompliant instance in both accounts: one table under each.
+    assert text.count("bo@example.com (1 noncompliant)") == 2
+    assert b < text.index(f"{UNOWNED} (1 noncompliant)") < a
+    assert table_rows(text[b:a], f"{UNOWNED} (1 noncompliant)") == [
+        ["i-b2", "", ACCOUNT_B, "us-east-1", "Owner:pattern_mismatch"]
+    ]
+    assert table_rows(text[a:], "bo@example.com (1 noncompliant)") == [
+        ["i-a1", "", ACCOUNT_A, "us-east-1", "Owner:pattern_mismatch"]
+    ]
+
+
+def test_group_by_account_splits_each_account_by_owner() -> None:
+    groups = group_by_account(org_findings())
+    assert [
+        (account, [(o, [f["instance_id"] for f in m]) for o, m in owners]) for account, owners in groups
+    ] == [
+        (ACCOUNT_B, [(UNOWNED, ["i-b2"]), ("bo@example.com", ["i-b1"])]),
+        (ACCOUNT_A, [("bo@example.com", ["i-a1"])]),
+    ]
+
+
+def test_report_csv_groups_rows_by_account_keeping_the_run_order_within_each() -> None:
+    rows = read_csv(report_csv(org_findings()))
+    header, body = rows[0], rows[1:]
+    records = [dict(zip(header, row, strict=True)) for row in body]
+    assert [(r["account_id"], r["instance_id"]) for r in records] == [
+        (ACCOUNT_A, "i-a1"),
+        (ACCOUNT_A, "i-a2"),
+        (ACCOUNT_A, "i-a3"),
+        (ACCOUNT_B, "i-b1"),
+        (ACCOUNT_B, "i-b2"),
+        (ACCOUNT_C, "i-c1"),
+    ]
+
+
+def test_unscanned_targets_are_those_not_ok_by_account_then_region() -> None:
+    assert [(t["account_id"], t["region"]) for t in unscanned_targets({"targets": TARGETS})] == [
+        (ACCOUNT_B, "ap-south-1"),
+        (ACCOUNT_C, "eu-west-1"),
+    ]
+    assert unscanned_targets(summary()) == []
+    assert unscanned_targets({"targets": None}) == []
+    assert unscanned_targets({"targets": {"not": "a list"}}) == []
+
+
+def test_report_table_lists_targets_not_scanned_and_marks_a_partial_scan() -> None:
+    text = report_table(org_summary(partial=True, targets=TARGETS), org_findings(), width=160)
+    assert text.splitlines()[0].startswith("Run r1 (partial scan), evaluated ")
+    assert table_rows(text, "Targets not scanned (2 of 4)") == [
+        [ACCOUNT_B, "ap-south-1", "AssumeRole failed"],
+        [ACCOUNT_C, "eu-west-1", "AccessDenied: <b>no</b>"],
+    ]
+    assert text.index("Targets not scanned") < text.index("Totals")  # before the figures it qualifies
+    counted = report_table(
+        org_summary(partial=True, targets=TARGETS[1:2], target_counts={"total": 30, "error": 1}), []
+    )
+    assert table_rows(counted, "Targets not scanned (1 of 30)") == [
+        [ACCOUNT_C, "eu-west-1", "AccessDenied: <b>no</b>"]
+    ]
+
+
+def test_report_without_targets_or_partial_renders_as_before() -> None:
+    plain = report_table(summary(), [finding("i-1", "bo@example.com")])
+    all_ok = report_table({**summary(), "partial": False, "targets": [TARGETS[0]]}, [finding("i-1", "bo")])
+    for text in (plain, all_ok):
+        assert "partial" not in text and "Targets not scanned" not in text
+    page = report_html({**summary(), "partial": False, "targets": [TARGETS[0]]}, [])
+    assert "Partial scan" not in page and "Targets not scanned" not in page
+
+
 def test_group_by_owner_puts_blank_owners_under_no_owner_and_sorts_by_count() -> None:
     groups = group_by_owner(
         [
@@ -267,3 +441,84 @@ def test_report_html_draws_a_trend_only_when_several_runs_exist() -> None:
     assert many.count('class="point"') == 3 and many.count('class="noncompliant-bar"') == 3
     assert "&lt;r2&gt;" in many and "<r2>" not in many
     assert "None: every evaluated instance is compliant." in many
+
+
+class Tables(HTMLParser):
+    """Every <table> of a page as rows of cell texts, with the <h2> heading before it; the
+    data-account attribute of each account block and data-owner of each owner section in it."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tables: dict[str, list[list[str]]] = {}
+        self.accounts: list[tuple[str, list[str]]] = []
+        self.warnings: list[str] = []
+        self._heading: str | None = None
+        self._in: str | None = None
+        self._table: list[list[str]] | None = None
+        self._text = ""
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "div" and attributes.get("data-account"):
+            self.accounts.append((attributes["data-account"] or "", []))
+        elif tag == "section" and self.accounts:
+            self.accounts[-1][1].append(attributes.get("data-owner") or "")
+        elif tag == "h2" or (tag == "p" and "warning" in (attributes.get("class") or "")):
+            self._in, self._text = tag, ""
+        elif tag == "table" and self._heading is not None:
+            self._table = self.tables.setdefault(self._heading, [])
+        elif tag == "tr" and self._table is not None:
+            self._table.append([])
+        elif tag in {"td", "th"}:
+            self._in, self._text = tag, ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "h2" and self._in == "h2":
+            self._heading, self._in = self._text, None
+        elif tag == "p" and self._in == "p":
+            self.warnings.append(self._text)
+            self._in = None
+        elif tag in {"td", "th"} and self._in == tag and self._table is not None:
+            self._table[-1].append(self._text)
+            self._in = None
+        elif tag == "table":
+            self._table, self._heading = None, None
+
+    def handle_data(self, data: str) -> None:
+        if self._in:
+            self._text += data
+
+
+def test_report_html_has_a_by_account_table_and_account_blocks_with_several_accounts() -> None:
+    parsed = Tables(report_html(org_summary(), org_findings()))
+    assert parsed.tables["By account"] == [
+        ["account", "instances", "noncompliant", "compliance"],
+        [ACCOUNT_B, "2", "2", "0.0%"],
+        [ACCOUNT_A, "3", "1", "66.67%"],
+        [ACCOUNT_C, "1", "0", "100.0%"],
+    ]
+    assert parsed.accounts == [(ACCOUNT_B, [UNOWNED, "bo@example.com"]), (ACCOUNT_A, ["bo@example.com"])]
+
+
+def test_report_html_of_a_single_account_run_is_grouped_by_owner_only() -> None:
+    single = {**summary(), "by_account": {ACCOUNT_A: {"compliant": 1, "noncompliant": 1}}}
+    page = report_html(single, [finding("i-1", "bo@example.com"), finding("i-2", "ana", compliant=True)])
+    parsed = Tables(page)
+    assert "By account" not in parsed.tables and parsed.accounts == []
+    assert "Noncompliant instances by owner" in page and 'data-owner="bo@example.com"' in page
+
+
+def test_report_html_lists_targets_not_scanned_escaped_and_warns_of_a_partial_scan() -> None:
+    page = report_html(org_summary(partial=True, targets=TARGETS), org_findings())
+    parsed = Tables(page)
+    assert parsed.tables["Targets not scanned (2 of 4)"] == [
+        ["account", "region", "reason"],
+        [ACCOUNT_B, "ap-south-1", "AssumeRole failed"],
+        [ACCOUNT_C, "eu-west-1", "AccessDenied: <b>no</b>"],
+    ]
+    assert "<b>no</b>" not in page  # the reason is text, not markup
+    assert parsed.warnings == [
+        "Partial scan: some accounts or regions were not scanned; the figures cover only those that were."
+    ]
+    assert "(partial scan)" in page  # in the run line too

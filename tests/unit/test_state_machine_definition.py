@@ -61,7 +61,10 @@ def test_every_error_name_in_retry_and_catch_is_raised_by_a_handler_or_the_servi
 
 
 def test_every_placeholder_has_a_substitution_and_every_task_its_handler() -> None:
-    expected = {s.placeholder for s in deployment.STEP_FUNCTIONS} | {deployment.DEAD_LETTER_QUEUE_PLACEHOLDER}
+    expected = {s.placeholder for s in deployment.STEP_FUNCTIONS} | {
+        deployment.DEAD_LETTER_QUEUE_PLACEHOLDER,
+        deployment.REPORT_BUCKET_PLACEHOLDER,
+    }
     assert deployment.placeholders(DEFINITION) == expected
     lambda_tasks = {
         state["Parameters"]["FunctionName"]
@@ -109,3 +112,70 @@ def test_every_failure_path_except_invalid_input_and_crawler_reaches_the_dead_le
 def test_substitute_refuses_a_missing_value() -> None:
     with pytest.raises(KeyError, match="DeadLetterQueueUrl"):
         deployment.substitute(DEFINITION, {s.placeholder: "arn" for s in deployment.STEP_FUNCTIONS})
+
+
+SCALE_SUFFIX = " (at scale)"
+
+
+def _without_scale_suffix(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {
+            _without_scale_suffix(k): (
+                v.removesuffix(SCALE_SUFFIX)
+                if k in {"Next", "StartAt", "Default"}
+                else _without_scale_suffix(v)
+            )
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [_without_scale_suffix(x) for x in obj]
+    return obj.removesuffix(SCALE_SUFFIX) if isinstance(obj, str) else obj
+
+
+def test_state_names_are_unique_across_the_whole_definition_as_step_functions_requires() -> None:
+    names = [name for name, _ in all_states()]
+    assert len(names) == len(set(names))
+
+
+def test_the_distributed_map_runs_the_same_steps_as_the_inline_map() -> None:
+    inline = ASL["States"]["Scan regions"]["ItemProcessor"]
+    distributed = ASL["States"]["Scan regions at scale"]["ItemProcessor"]
+    assert inline["ProcessorConfig"] == {"Mode": "INLINE"}
+    assert distributed["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    strip = {k: v for k, v in distributed.items() if k != "ProcessorConfig"}
+    assert _without_scale_suffix(strip) == {k: v for k, v in inline.items() if k != "ProcessorConfig"}
+
+
+def test_many_targets_go_to_the_distributed_map_reading_the_manifest_from_s3() -> None:
+    choice = ASL["States"]["Many targets?"]
+    assert ASL["States"]["Input valid?"]["Default"] == "Many targets?"
+    assert choice["Choices"] == [
+        {"Variable": "$.run.fanout", "StringEquals": "distributed", "Next": "Scan regions at scale"}
+    ]
+    assert choice["Default"] == "Scan regions"
+    scale = ASL["States"]["Scan regions at scale"]
+    assert scale["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
+    assert scale["ItemReader"]["ReaderConfig"] == {"InputType": "JSON"}
+    assert scale["ItemReader"]["Parameters"] == {"Bucket.$": "$.run.bucket", "Key.$": "$.run.targets_key"}
+    assert scale["ToleratedFailurePercentagePath"] == "$.run.tolerated_failure_percentage"
+    assert scale["MaxConcurrencyPath"] == "$.run.distributed_max_concurrency"
+    # Results of up to 10,000 children would exceed the 256 KiB state limit: they go to S3.
+    assert scale["ResultWriter"]["Resource"] == "arn:aws:states:::s3:putObject"
+    assert scale["ResultPath"] is None
+    assert scale["Catch"][0]["Next"] == "Scan at scale failed"
+    assert ASL["States"]["Scan regions"]["ItemsPath"] == "$.targets"
+    for mode in ("Scan regions", "Scan regions at scale"):
+        assert ASL["States"][mode]["ItemSelector"] == {"target.$": "$$.Map.Item.Value", "run.$": "$.run"}
+        assert ASL["States"][mode]["Next"] == "Persist report"
+
+
+def test_a_target_that_cannot_be_listed_ends_its_iteration_without_failing_the_map() -> None:
+    processor = ASL["States"]["Scan regions"]["ItemProcessor"]["States"]
+    first = processor["Listing complete?"]["Choices"][0]
+    assert first == {
+        "Variable": "$.result.listing.target_error",
+        "IsNull": False,
+        "Next": "Target not scanned",
+    }
+    assert processor["Target not scanned"]["Type"] == "Pass"
+    assert processor["Target not scanned"]["End"] is True

@@ -25,6 +25,8 @@ from botocore.awsrequest import AWSResponse
 from workflow.fleet import FleetInstance
 
 _PARAMS = "tagwarden_fleet_params"
+# Immutable: a copy may share them.
+_ATOMS = frozenset({str, int, float, bool, type(None), datetime})
 _DEFAULT_ACCOUNT = "123456789012"
 
 
@@ -44,6 +46,27 @@ def _parse_time(value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+def _copy_json(value: Any) -> Any:
+    """A deep copy of a JSON-like tree: dicts and lists are copied, atoms (and datetimes) are shared.
+
+    Several times faster than :func:`copy.deepcopy`, which keeps a memo and dispatches per type;
+    anything else falls back to it.
+
+    >>> tree = {"Tags": [{"Key": "Owner"}], "State": {"Name": "running"}, "Code": 16}
+    >>> copied = _copy_json(tree)
+    >>> copied == tree, copied["Tags"][0] is tree["Tags"][0]
+    (True, False)
+    """
+    kind = type(value)
+    if kind is dict:
+        return {key: _copy_json(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy_json(item) for item in value]
+    if kind in _ATOMS:
+        return value
+    return copy.deepcopy(value)
 
 
 class FleetEndpoint:
@@ -67,11 +90,24 @@ class FleetEndpoint:
         """Serve another fleet from now on (tests reuse one deployment for several fleets)."""
         by_region: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         for item in instances:
-            instance = copy.deepcopy(item.instance)
+            # A copy of the top level only, for the parsed LaunchTime: the nested values stay shared
+            # with the caller's (frozen) FleetInstance, and every answer below is a copy, so no one
+            # mutates them. A deep copy here doubled the memory of a 100,000-instance fleet.
+            instance = dict(item.instance)
             instance["LaunchTime"] = _parse_time(instance.get("LaunchTime"))
             by_region.setdefault(item.region, []).append((item.account_id or self.account_id, instance))
         with self._lock:
             self._by_region = by_region
+
+    def account_of_key(self, access_key: str | None) -> str | None:
+        """The member account an access key belongs to; replaced by the local deployment."""
+        return None
+
+    @property
+    def accounts(self) -> list[str]:
+        """The accounts the fleet has instances in."""
+        with self._lock:
+            return sorted({account for pairs in self._by_region.values() for account, _ in pairs})
 
     @property
     def regions(self) -> list[str]:
@@ -139,10 +175,15 @@ class FleetEndpoint:
                 )
             states = set(flt["Values"])
         wanted_ids = set(params.get("InstanceIds", []))
+        # Credentials from an AssumeRole belong to one member account: it sees its instances only.
+        # The caller's own credentials see the whole fleet (a single-account dump).
+        credentials = getattr(request_signer, "_credentials", None)
+        only_account = self.account_of_key(getattr(credentials, "access_key", None))
         matching = [
             (account, instance)
             for account, instance in self._by_region.get(region, [])
-            if (states is None or instance.get("State", {}).get("Name") in states)
+            if (only_account is None or account == only_account)
+            and (states is None or instance.get("State", {}).get("Name") in states)
             and (not wanted_ids or instance.get("InstanceId") in wanted_ids)
         ]
         start = 0
@@ -160,7 +201,7 @@ class FleetEndpoint:
                     "OwnerId": account,
                     "ReservationId": f"r-{instance['InstanceId'][2:]}",
                     "Groups": [],
-                    "Instances": [copy.deepcopy(instance)],
+                    "Instances": [_copy_json(instance)],
                 }
             )
         parsed: dict[str, Any] = {"Reservations": reservations, "ResponseMetadata": {"HTTPStatusCode": 200}}

@@ -27,6 +27,7 @@ import botocore.session
 from workflow import aws, config, deployment, layout
 from workflow.engine.embedded import EmbeddedEngine
 from workflow.engine.fleet_endpoint import FleetEndpoint
+from workflow.engine.member_accounts import MemberAccounts
 from workflow.fleet import FleetInstance
 from workflow.storage import get_json, iter_jsonl_gz
 
@@ -36,6 +37,8 @@ BUCKET: Final = "tagwarden-reports-local"
 CRAWLER: Final = "tagwarden-local"
 DATABASE: Final = "tagwarden_local"
 DEFAULT_POLICY: Final = deployment.ROOT / "policies" / "baseline.json"
+CENTRAL_ACCOUNT: Final = "123456789012"
+MEMBER_EXTERNAL_ID: Final = "tagwarden-local"
 
 
 _loader_lock = threading.Lock()
@@ -90,6 +93,8 @@ class LocalDeployment:
     """Deploy Tagwarden on an :class:`EmbeddedEngine` and run scans on a fleet.
 
     ``retry_wait_scale`` shortens Retry backoffs (tests use 0) without touching the definition.
+    Every account of the fleet is a member of the local organisation with its member role
+    deployed; ``members`` changes that (an account without the role, a suspended account).
     """
 
     def __init__(
@@ -112,7 +117,12 @@ class LocalDeployment:
         # "moto": DescribeInstances goes to moto's own EC2 backend, seeded by the caller through the
         # EC2 API (slow, and it assigns its own ids); used to run other tools on the same backend.
         self.ec2 = ec2
-        self.fleet = FleetEndpoint(fleet)
+        self.fleet = FleetEndpoint(fleet, account_id=CENTRAL_ACCOUNT)
+        self.members = MemberAccounts(central_account=CENTRAL_ACCOUNT, external_id=MEMBER_EXTERNAL_ID)
+        # The organisation: this (management) account and every account of the fleet.
+        for account in sorted({CENTRAL_ACCOUNT, *self.fleet.accounts}):
+            self.members.add_account(account)
+        self.fleet.account_of_key = self.members.account_of  # type: ignore[method-assign]
         self.regions = list(regions or self.fleet.regions or [region])
         self.default_policy = (
             dict(default_policy) if default_policy else json.loads(DEFAULT_POLICY.read_text())
@@ -147,6 +157,7 @@ class LocalDeployment:
             session = _handler_session(self.region)
             if self.ec2 == "fleet":
                 self.fleet.attach(session)
+            self.members.attach(session)
             stack.enter_context(aws.use_session(session))
             self._deploy()
         except BaseException:
@@ -210,9 +221,13 @@ class LocalDeployment:
             config.CONSOLE_REGION: self.region,
             config.SERVICE_NAME: "tagwarden",
             config.LOG_LEVEL: "INFO",
+            config.MEMBER_EXTERNAL_ID: MEMBER_EXTERNAL_ID,
             **self.extra_environment,
         }
-        substitutions = {deployment.DEAD_LETTER_QUEUE_PLACEHOLDER: self.queue_url}
+        substitutions = {
+            deployment.DEAD_LETTER_QUEUE_PLACEHOLDER: self.queue_url,
+            deployment.REPORT_BUCKET_PLACEHOLDER: BUCKET,
+        }
         for step in deployment.STEP_FUNCTIONS:
             arn = self.engine.create_function(
                 f"tagwarden-{step.name}-local",

@@ -17,9 +17,11 @@ hand the same text to DuckDB. Conventions of the files:
       -- param: days (integer, default 30): report instances noncompliant for more than this many days
 
   one ``param`` line per ``?``, in the order the markers appear. Other comment lines are free text.
-* Dialect: what Trino (Athena engine 3) and DuckDB both run: ``CROSS JOIN UNNEST(a) AS t(v)``,
-  ``max_by``, ``date_diff('day', a, b)``, ``CAST(x AS DATE)``, ``coalesce``/``nullif``. Any
-  dialect-specific spot is called out in a comment in the file.
+* Dialect: what Trino (Athena engine 3) and DuckDB both run: ``CROSS JOIN UNNEST(a) AS t(x)``
+  for an array of scalars, ``CROSS JOIN UNNEST(a) AS v`` then ``v.field`` for an array of structs
+  (Trino makes one column per struct field, so ``AS t(v)`` fails there), ``max_by``,
+  ``date_diff('day', a, b)``, ``CAST(x AS DATE)``, ``coalesce``/``nullif``, ``row_number()``
+  windows. Any dialect-specific spot is called out in a comment in the file.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def evaluate_tags(event: dict[str, Any], config: EvaluateConfig, *, s3: Any) -> 
     """
     run = event["run"]
     listing = event["listing"]
-    region = event["region"]
+    region = (event.get("target") or {}).get("region") or event["region"]
     account = listing.get("account_id") or layout.SELF_ACCOUNT
     bucket = run["bucket"]
     # "Validate input" probed the patterns already; every match is still time-bounded.

@@ -3,6 +3,11 @@
 Only the prefix and counts go back into the state (claim check). If the Lambda's time budget runs
 low, the step stops between pages and returns the NextToken; the state machine loops back and a new
 invocation continues from it, so a huge region is never lost to a silent timeout.
+
+For another account the step assumes that account's read-only member role first. A role that is
+missing, a trust policy that refuses us, or a region the account has not enabled fails only this
+target: the reason goes to S3 and the result says ``target_error``; the run goes on and reports
+itself as partial. Throttling still reaches the state machine's Retry.
 """
 
 from __future__ import annotations
@@ -11,11 +16,34 @@ from collections.abc import Callable
 from typing import Any
 
 from workflow import layout
-from workflow.aws import aws_call
+from workflow.aws import Credentials, assume_role, aws_call
 from workflow.config import ListConfig
-from workflow.storage import put_json_gz
+from workflow.errors import AccessDenied
+from workflow.storage import put_json, put_json_gz
+from workflow.targets import member_role_arn
 
-Ec2Factory = Callable[[str], Any]
+Ec2Factory = Callable[[str, Credentials | None], Any]
+
+
+def _record_target_error(
+    s3: Any, run: dict[str, Any], account: str, region: str, role_arn: str | None, reason: str
+) -> dict[str, Any]:
+    put_json(
+        s3,
+        run["bucket"],
+        layout.target_error_key(run["run_id"], account, region),
+        {"account_id": account, "region": region, "role_arn": role_arn, "reason": reason},
+    )
+    return {
+        "region": region,
+        "account_id": account,
+        "prefix": None,
+        "pages": 0,
+        "instances": 0,
+        "complete": True,
+        "next_token": None,
+        "target_error": reason,
+    }
 
 
 def list_instances(
@@ -25,19 +53,36 @@ def list_instances(
     ec2_factory: Ec2Factory,
     s3: Any,
     remaining_ms: Callable[[], int],
+    sts: Any = None,
 ) -> dict[str, Any]:
-    """List one region's instances into ``staging/<run>/inventory/<account>/<region>/``.
+    """List one target's instances into ``staging/<run>/inventory/<account>/<region>/``.
 
-    ``event`` is ``{"run": {...}, "region": "eu-west-1", "listing": <previous result, when continuing>}``.
+    ``event`` is ``{"run": {...}, "target": {"account_id", "region", ["role_arn"]}, "listing":
+    <previous result, when continuing>}``; account ``self`` is the account the step runs in.
+    ``ec2_factory(region, credentials)`` builds the EC2 client (credentials None: the step's own).
     """
     run = event["run"]
-    region = event["region"]
-    account = event.get("account_id") or layout.SELF_ACCOUNT
+    target = event.get("target") or {"region": event["region"]}
+    region = target["region"]
+    account = target.get("account_id") or layout.SELF_ACCOUNT
     previous = event.get("listing") or {}
     page = int(previous.get("pages", 0))
     instances = int(previous.get("instances", 0))
     token: str | None = previous.get("next_token")
-    ec2 = ec2_factory(region)
+    role_arn: str | None = None
+    credentials: Credentials | None = None
+    if account != layout.SELF_ACCOUNT:
+        role_arn = target.get("role_arn") or member_role_arn(account, run["member_role_name"], region)
+        try:
+            credentials = assume_role(
+                sts,
+                role_arn,
+                session_name=f"tagwarden-{run['run_id']}",
+                external_id=config.member_external_id,
+            )
+        except AccessDenied as err:
+            return _record_target_error(s3, run, account, region, role_arn, str(err))
+    ec2 = ec2_factory(region, credentials)
     request: dict[str, Any] = {
         "MaxResults": config.page_size,
         "Filters": [{"Name": "instance-state-name", "Values": list(run["states"])}],
@@ -48,8 +93,13 @@ def list_instances(
             break
         if token:
             request["NextToken"] = token
-        with aws_call(f"DescribeInstances in {region}"):
-            response = ec2.describe_instances(**request)
+        try:
+            with aws_call(f"DescribeInstances in {account} {region}"):
+                response = ec2.describe_instances(**request)
+        except AccessDenied as err:
+            if credentials is None:
+                raise  # our own account: a deployment fault, not a target to skip
+            return _record_target_error(s3, run, account, region, role_arn, str(err))
         reservations = [
             {"OwnerId": r.get("OwnerId"), "Instances": r.get("Instances", [])}
             for r in response.get("Reservations", [])
@@ -71,4 +121,5 @@ def list_instances(
         "instances": instances,
         "complete": token is None,
         "next_token": token,
+        "target_error": None,
     }

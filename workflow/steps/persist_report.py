@@ -16,12 +16,18 @@ from workflow.metrics import Sink, emit_run_metrics
 from workflow.report import SummaryBuilder
 from workflow.storage import (
     JsonLinesWriter,
+    get_json,
     get_json_and_etag,
     get_json_if_exists,
     iter_jsonl_gz,
+    list_keys,
     put_json,
     put_json_if_unchanged,
 )
+
+# The summary lists every target that was not scanned, and the first ones that were; a run over
+# 10,000 targets keeps its summary (read by the notifier and the runs table) small.
+MAX_LISTED_SCANNED_TARGETS = 1000
 
 
 def _previous_run(s3: Any, bucket: str, run: dict[str, Any]) -> tuple[str | None, set[str] | None]:
@@ -50,8 +56,56 @@ def _previous_run(s3: Any, bucket: str, run: dict[str, Any]) -> tuple[str | None
     return baseline["run_id"], set(summary.get("noncompliant_instance_ids", []))
 
 
-def _targets(run: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(layout.SELF_ACCOUNT, region) for region in run["regions"]]
+def _work_items(s3: Any, run: dict[str, Any]) -> list[dict[str, str]]:
+    if "targets_key" not in run:  # a run validated before targets existed (redriven)
+        return [{"account_id": layout.SELF_ACCOUNT, "region": region} for region in run["regions"]]
+    items: list[dict[str, str]] = get_json(s3, run["bucket"], run["targets_key"])
+    return items
+
+
+def _target_outcomes(
+    s3: Any, run: dict[str, Any], items: list[dict[str, str]]
+) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
+    """Which targets have findings to merge, and the status of every target.
+
+    Listing the two staging prefixes costs one request per 1,000 targets, where a HEAD per target
+    would cost one each. A target with neither findings nor a recorded error is one whose
+    iteration failed and was tolerated by the Distributed Map.
+    """
+    bucket, run_id = run["bucket"], run["run_id"]
+    staged = set(list_keys(s3, bucket, layout.staged_findings_prefix(run_id)))
+    errors = set(list_keys(s3, bucket, layout.target_errors_prefix(run_id)))
+    scanned: list[tuple[str, str]] = []
+    outcomes: list[dict[str, Any]] = []
+    for item in items:
+        account, region = item["account_id"], item["region"]
+        outcome: dict[str, Any] = {"account_id": account, "region": region}
+        if layout.staged_findings_key(run_id, account, region) in staged:
+            scanned.append((account, region))
+            outcome["status"] = "ok"
+        elif (error_key := layout.target_error_key(run_id, account, region)) in errors:
+            outcome.update(status="error", reason=get_json(s3, bucket, error_key).get("reason"))
+        else:
+            outcome.update(
+                status="error", reason="the target's iteration failed (see the Map Run's failed executions)"
+            )
+        outcomes.append(outcome)
+    return scanned, outcomes
+
+
+def _targets_section(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    failed = [o for o in outcomes if o["status"] != "ok"]
+    listed = failed + [o for o in outcomes if o["status"] == "ok"][:MAX_LISTED_SCANNED_TARGETS]
+    return {
+        "partial": bool(failed),
+        "targets": listed,
+        "target_counts": {
+            "total": len(outcomes),
+            "scanned": len(outcomes) - len(failed),
+            "error": len(failed),
+            "accounts": len({o["account_id"] for o in outcomes}),
+        },
+    }
 
 
 def persist_report(
@@ -63,10 +117,14 @@ def persist_report(
     run_id, dt = run["run_id"], run["dt"]
     dry_run = bool(run.get("dry_run"))
     findings_key = layout.staged_report_findings_key(run_id) if dry_run else layout.findings_key(dt, run_id)
-    builder = SummaryBuilder()
+    scanned, outcomes = _target_outcomes(s3, run, _work_items(s3, run))
+    targets_section = _targets_section(outcomes)
+    previous_run_id, previous_noncompliant = _previous_run(s3, bucket, run)
+    # A partial scan did not see the failed targets' instances: none of them is "newly compliant".
+    builder = SummaryBuilder(watched_ids=previous_noncompliant if targets_section["partial"] else None)
     writer = JsonLinesWriter()
     try:
-        for account, region in _targets(run):
+        for account, region in scanned:
             for finding in iter_jsonl_gz(s3, bucket, layout.staged_findings_key(run_id, account, region)):
                 builder.add(finding)
                 writer.write(finding)
@@ -74,7 +132,6 @@ def persist_report(
     finally:
         writer.close()
 
-    previous_run_id, previous_noncompliant = _previous_run(s3, bucket, run)
     summary = builder.summary(
         run_id=run_id,
         policy_name=run["policy_name"],
@@ -82,7 +139,7 @@ def persist_report(
         evaluated_at=run["started_at"],
         previous_noncompliant=previous_noncompliant,
         previous_run_id=previous_run_id,
-        extra={"status": "complete", "partial": False, "regions": list(run["regions"]), "dry_run": dry_run},
+        extra={"status": "complete", "regions": list(run["regions"]), "dry_run": dry_run, **targets_section},
     )
     summary_key = layout.staged_summary_key(run_id) if dry_run else layout.summary_key(dt, run_id)
     put_json(s3, bucket, summary_key, summary)
@@ -103,6 +160,8 @@ def persist_report(
         "previous_run_id": previous_run_id,
         "newly_noncompliant": len(drift["newly_noncompliant"] or []),
         "newly_compliant": len(drift["newly_compliant"] or []),
+        "partial": targets_section["partial"],
+        "targets_failed": targets_section["target_counts"]["error"],
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import cache
 from importlib import resources
@@ -10,7 +11,7 @@ from typing import Any, Final
 
 from jsonschema import Draft202012Validator
 
-from workflow import layout
+from workflow import layout, targets
 from workflow.aws import aws_call
 from workflow.config import ValidateConfig
 from workflow.errors import InvalidInput, Problem, ReportNotFound
@@ -44,7 +45,7 @@ def input_problems(document: Any) -> list[Problem]:
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             allowed = ", ".join(sorted(error.schema.get("properties", {})))
             for extra in sorted(set(error.instance) - set(error.schema.get("properties", {}))):
-                problems.append(Problem(f"$.{extra}", f"unknown field; allowed fields: {allowed}"))
+                problems.append(Problem(f"{path}.{extra}", f"unknown field; allowed fields: {allowed}"))
         elif error.validator == "not":
             problems.append(Problem("$", "give either 'policy' or 'policy_uri', not both"))
         elif error.validator == "type" and path == "$":
@@ -73,7 +74,7 @@ def _read_policy_object(s3: Any, uri: str, path: str) -> Any:
         raise InvalidInput([Problem(path, f"{uri} is not UTF-8 text")]) from None
 
 
-def _cause(problems: list[Problem]) -> str:
+def _cause(problems: Sequence[Problem]) -> str:
     lines: list[str] = []
     size = 0
     for index, problem in enumerate(problems):
@@ -86,16 +87,54 @@ def _cause(problems: list[Problem]) -> str:
     return "\n".join(lines)
 
 
-def validate_input(event: dict[str, Any], config: ValidateConfig, *, s3: Any) -> dict[str, Any]:
-    """Validate the input and store the policy; ``{"valid": False, "cause": ...}`` when invalid.
+def _invalid(problems: Sequence[Problem]) -> dict[str, Any]:
+    return {"valid": False, "cause": _cause(problems), "run": None, "targets": []}
+
+
+def _work_items(
+    document: dict[str, Any],
+    config: ValidateConfig,
+    regions: list[str],
+    role_name: str,
+    organizations_factory: Callable[[], Any] | None,
+) -> list[targets.WorkItem]:
+    if document.get("organization"):
+        if organizations_factory is None:
+            raise InvalidInput([Problem("$.organization", "organization mode is not available here")])
+        accounts = targets.organization_accounts(
+            organizations_factory(), exclude=document.get("exclude_accounts", ())
+        )
+        items = targets.target_items(
+            ({"account_id": a} for a in accounts), default_regions=regions, role_name=role_name
+        )
+        return targets.require_items(items, "$.exclude_accounts")
+    if "targets" in document:
+        return targets.target_items(document["targets"], default_regions=regions, role_name=role_name)
+    return targets.self_items(regions)
+
+
+def validate_input(
+    event: dict[str, Any],
+    config: ValidateConfig,
+    *,
+    s3: Any,
+    organizations_factory: Callable[[], Any] | None = None,
+) -> dict[str, Any]:
+    """Validate the input, store the policy and the work-item manifest; ``{"valid": False, ...}``
+    when invalid.
 
     ``event`` is ``{"input": <execution input>, "execution": {"id", "name", "start_time"}}``.
+    ``organizations_factory`` gives an Organizations client, called only for ``organization: true``.
+    The result's ``targets`` holds the work items for the inline Map, or nothing when there are more
+    than the deployment's threshold: the Distributed Map then reads them from the manifest.
     """
     document = event.get("input")
     execution = event["execution"]
     problems = input_problems(document)
+    if not problems and isinstance(document, dict):
+        problems = targets.target_problems(document)
     if problems:
-        return {"valid": False, "cause": _cause(problems), "run": None}
+        return _invalid(problems)
     assert isinstance(document, dict)
     try:
         if "policy" in document:
@@ -108,18 +147,23 @@ def validate_input(event: dict[str, Any], config: ValidateConfig, *, s3: Any) ->
         policy = compile_policy(policy_doc)
     except InvalidInput as err:
         prefix = "$.policy" if source == "$.policy" else None
-        return {
-            "valid": False,
-            "cause": _cause([_nest(p, prefix, source) for p in err.problems]),
-            "run": None,
-        }
+        return _invalid([_nest(p, prefix, source) for p in err.problems])
 
     run_id = execution["name"]
     started = datetime.fromisoformat(execution["start_time"].replace("Z", "+00:00"))
+    regions = list(document.get("regions", config.default_regions))
+    role_name = str(document.get("role_name") or config.member_role_name)
+    try:
+        items = _work_items(document, config, regions, role_name, organizations_factory)
+    except InvalidInput as err:
+        return _invalid(err.problems)
+    distributed = len(items) > config.distributed_map_threshold
     put_json(s3, config.report_bucket, layout.policy_key(run_id), policy_doc)
+    put_json(s3, config.report_bucket, layout.targets_manifest_key(run_id), items)
     return {
         "valid": True,
         "cause": None,
+        "targets": [] if distributed else items,
         "run": {
             "run_id": run_id,
             "execution_id": execution["id"],
@@ -130,10 +174,18 @@ def validate_input(event: dict[str, Any], config: ValidateConfig, *, s3: Any) ->
             "policy_name": policy.name,
             "policy_sha256": policy.sha256,
             "states": sorted(policy.states),
-            "regions": list(document.get("regions", config.default_regions)),
+            "regions": regions,
             "notify": document.get("notify", config.default_notify),
             "dry_run": bool(document.get("dry_run", False)),
             "max_concurrency": config.max_concurrency,
+            "targets_key": layout.targets_manifest_key(run_id),
+            "target_count": len(items),
+            "accounts": len({item["account_id"] for item in items}),
+            "fanout": "distributed" if distributed else "inline",
+            "member_role_name": role_name,
+            "distributed_max_concurrency": config.distributed_max_concurrency,
+            "tolerated_failure_percentage": config.tolerated_failure_percentage,
+            "map_results_prefix": layout.map_results_prefix(run_id),
         },
     }
 

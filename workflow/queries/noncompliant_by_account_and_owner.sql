@@ -1,0 +1,23 @@
+-- title: Noncompliant instances by account and owner (latest run)
+-- description: Per account and owner tag value in the most recent run: instances, noncompliant instances and compliance percentage, accounts in order; owners with nothing to fix are left out.
+--
+-- The per-account variant of noncompliant_by_owner, which stays organisation-wide (one row per
+-- owner, as the run summary counts them) because one person often owns instances in several
+-- accounts. An instance without an owner tag (or with an empty one) is under '(no owner)'.
+WITH latest AS (
+    SELECT dt, run
+    FROM runs
+    ORDER BY evaluated_at DESC, run DESC
+    LIMIT 1
+)
+SELECT
+    f.account_id,
+    coalesce(nullif(f.owner, ''), '(no owner)') AS owner,
+    count(*) AS instances,
+    sum(CASE WHEN f.compliant THEN 0 ELSE 1 END) AS noncompliant,
+    round(100 * CAST(sum(CASE WHEN f.compliant THEN 1 ELSE 0 END) AS DOUBLE) / count(*), 2) AS compliance_percentage
+FROM findings AS f
+JOIN latest AS l ON f.dt = l.dt AND f.run = l.run
+GROUP BY 1, 2
+HAVING sum(CASE WHEN f.compliant THEN 0 ELSE 1 END) > 0
+ORDER BY account_id, noncompliant DESC, owner
