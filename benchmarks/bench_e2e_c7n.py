@@ -13,7 +13,7 @@ One process, one moto backend. A :class:`workflow.engine.local.LocalDeployment` 
    factory returns a plain boto3 session (served by moto under ``mock_aws``); ``policy.run()``
    timed: DescribeInstances pages, filtering, writing ``resources.json`` to its output dir.
 2. tagwarden: one full execution of the state machine (validate, list, evaluate, persist,
-   crawler, notify) with ``bench_evaluator.TAGWARDEN_POLICY`` as the deployment's policy; from
+   partitions, notify) with ``bench_evaluator.TAGWARDEN_POLICY`` as the deployment's policy; from
    start to SUCCEEDED.
 
 Both flagged-instance sets must be equal (exit 1 otherwise). The order of the two can be swapped
@@ -303,10 +303,10 @@ throughput"), `policy.run()` in pull mode with a session factory returning a pla
 output directory. tagwarden: one execution of the state machine on the embedded engine
 (`LocalDeployment(ec2="moto")`, the same policy as its default), from `StartExecution` to
 SUCCEEDED: validate input, list (DescribeInstances pages of 1,000 with the state filter, staged
-to S3), evaluate, persist the report (gzip JSON Lines and summary to moto's S3), start the Glue
-crawler, notify through SNS; the flagged set is read back from the persisted findings. So
-tagwarden does strictly more work (S3 staging, the report, the crawler, the notification, Step
-Functions' interpreter), all of it served by moto in the same process; both share moto's cost of
+to S3), evaluate, persist the report (gzip JSON Lines and summary to moto's S3), register the
+run's Glue partitions, notify through SNS; the flagged set is read back from the persisted
+findings. So tagwarden does strictly more work (S3 staging, the report, the catalog, the
+notification, Step Functions' interpreter), all of it served by moto in the same process; both share moto's cost of
 answering DescribeInstances, which dominates both figures (moto builds each instance's XML and
 botocore parses it back, on the same CPUs): this compares whole pipelines on a local backend, and
 "Evaluator throughput" isolates the filtering. moto's own per-instance tag lookup scans every tag

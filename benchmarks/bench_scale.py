@@ -62,7 +62,7 @@ STEP_NAMES = (
     "list-instances",
     "evaluate-tags",
     "persist-report",
-    "start-crawler",
+    "register-partitions",
     "notify",
 )
 

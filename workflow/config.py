@@ -22,7 +22,9 @@ MAP_MAX_CONCURRENCY: Final = "TAGWARDEN_MAP_MAX_CONCURRENCY"
 ENVIRONMENT: Final = "TAGWARDEN_ENVIRONMENT"
 PAGE_SIZE: Final = "TAGWARDEN_PAGE_SIZE"
 TIME_BUDGET_MARGIN_SECONDS: Final = "TAGWARDEN_TIME_BUDGET_MARGIN_SECONDS"
-CRAWLER_NAME: Final = "TAGWARDEN_CRAWLER_NAME"
+GLUE_DATABASE: Final = "TAGWARDEN_GLUE_DATABASE"
+FINDINGS_TABLE: Final = "TAGWARDEN_FINDINGS_TABLE"
+RUNS_TABLE: Final = "TAGWARDEN_RUNS_TABLE"
 MEMBER_ROLE_NAME: Final = "TAGWARDEN_MEMBER_ROLE_NAME"
 MEMBER_EXTERNAL_ID: Final = "TAGWARDEN_MEMBER_EXTERNAL_ID"
 DISTRIBUTED_MAP_THRESHOLD: Final = "TAGWARDEN_DISTRIBUTED_MAP_THRESHOLD"
@@ -177,13 +179,26 @@ class PersistConfig:
 
 
 @dataclass(frozen=True)
-class CrawlConfig:
-    crawler_name: str
+class CatalogConfig:
+    """``Register partitions``: the Glue database and the two tables the run adds partitions to."""
+
+    database: str
+    findings_table: str
+    runs_table: str
 
     @classmethod
-    def from_env(cls, env: Environ | None = None) -> CrawlConfig:
+    def from_env(cls, env: Environ | None = None) -> CatalogConfig:
+        """Read the step's variables; the table names default to the deployment's.
+
+        >>> CatalogConfig.from_env({GLUE_DATABASE: "tagwarden_dev"}).findings_table
+        'findings'
+        """
         env = os.environ if env is None else env
-        return cls(crawler_name=_required(env, CRAWLER_NAME))
+        return cls(
+            database=_required(env, GLUE_DATABASE),
+            findings_table=env.get(FINDINGS_TABLE, "").strip() or "findings",
+            runs_table=env.get(RUNS_TABLE, "").strip() or "runs",
+        )
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,9 @@ STEP_FUNCTIONS: Final = (
     StepFunction("ListInstancesFunctionArn", "list-instances", "lambdas.list_instances.handler", 840, 512),
     StepFunction("EvaluateTagsFunctionArn", "evaluate-tags", "lambdas.evaluate_tags.handler", 840, 1024),
     StepFunction("PersistReportFunctionArn", "persist-report", "lambdas.persist_report.handler", 840, 1024),
-    StepFunction("StartCrawlerFunctionArn", "start-crawler", "lambdas.start_crawler.handler", 60, 256),
+    StepFunction(
+        "RegisterPartitionsFunctionArn", "register-partitions", "lambdas.register_partitions.handler", 60, 256
+    ),
     StepFunction("NotifyFunctionArn", "notify", "lambdas.notify.handler", 60, 256),
 )
 

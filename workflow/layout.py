@@ -87,7 +87,16 @@ def findings_key(dt: str, run_id: str) -> str:
 
 
 def summary_key(dt: str, run_id: str) -> str:
-    return f"{RUNS_PREFIX}dt={dt}/run={run_id}/summary.json"
+    return f"{partition_prefix(RUNS_PREFIX, dt, run_id)}summary.json"
+
+
+def partition_prefix(table_prefix: str, dt: str, run_id: str) -> str:
+    """The folder of one run's partition of a table (what Glue's partition Location names).
+
+    >>> partition_prefix(FINDINGS_PREFIX, "2026-11-28", "r1")
+    'reports/findings/dt=2026-11-28/run=r1/'
+    """
+    return f"{table_prefix}dt={dt}/run={run_id}/"
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str] | None:

@@ -74,7 +74,7 @@ def build_message(
     report_uri: str,
     execution_arn: str,
     console_region: str | None,
-    crawler: Mapping[str, Any] | None = None,
+    catalog: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Subject, body and message attributes for the run's notification."""
     totals = summary["totals"]
@@ -135,8 +135,11 @@ def build_message(
     lines.append(f"Report: {report_uri}")
     url = console_url(console_region, execution_arn)
     lines.append(f"Execution: {url or execution_arn}")
-    if crawler and not crawler.get("started"):
-        lines.append(f"Note: the Glue crawler did not start ({clean(crawler.get('reason'))}).")
+    if catalog and catalog.get("error"):
+        lines.append(
+            "Note: Athena cannot see this run yet: registering its partitions failed "
+            f"({clean(catalog.get('error'))}: {clean(catalog.get('cause'), 200)})."
+        )
     return {
         "subject": subject(environment, totals, partial=bool(summary.get("partial"))),
         "body": "\n".join(lines) + "\n",

@@ -12,6 +12,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 UNOWNED = "(no owner)"
+# The summary lists every target that was not scanned, and the first ones that were; a run over
+# 10,000 targets keeps its summary (read by the notifier and the runs table) small.
+MAX_LISTED_SCANNED_TARGETS = 1000
+
+
+def summarize_targets(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The summary's ``partial``, ``targets`` and ``target_counts`` from each target's outcome.
+
+    >>> section = summarize_targets([{"account_id": "1", "region": "r", "status": "ok"},
+    ...     {"account_id": "2", "region": "r", "status": "error", "reason": "AccessDenied"}])
+    >>> section["partial"], section["target_counts"], section["targets"][0]["account_id"]
+    (True, {'total': 2, 'scanned': 1, 'error': 1, 'accounts': 2}, '2')
+    """
+    failed = [o for o in outcomes if o["status"] != "ok"]
+    listed = failed + [o for o in outcomes if o["status"] == "ok"][:MAX_LISTED_SCANNED_TARGETS]
+    return {
+        "partial": bool(failed),
+        "targets": listed,
+        "target_counts": {
+            "total": len(outcomes),
+            "scanned": len(outcomes) - len(failed),
+            "error": len(failed),
+            "accounts": len({o["account_id"] for o in outcomes}),
+        },
+    }
 
 
 @dataclass

@@ -6,7 +6,7 @@ the local engine; environment variable names from ``workflow.config``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -37,7 +37,7 @@ VALIDATE: Final = "validate-input"
 LIST: Final = "list-instances"
 EVALUATE: Final = "evaluate-tags"
 PERSIST: Final = "persist-report"
-CRAWL: Final = "start-crawler"
+REGISTER: Final = "register-partitions"
 NOTIFY: Final = "notify"
 
 DESCRIPTIONS: Final[Mapping[str, str]] = {
@@ -45,7 +45,7 @@ DESCRIPTIONS: Final[Mapping[str, str]] = {
     LIST: "Tagwarden: list the EC2 instances of one region into S3, page by page",
     EVALUATE: "Tagwarden: evaluate one region's instances against the tag policy",
     PERSIST: "Tagwarden: merge the regions' findings into the run's report, summary and metrics",
-    CRAWL: "Tagwarden: start the Glue crawler so Athena sees the new partitions",
+    REGISTER: "Tagwarden: add the run's partitions to the Glue tables so Athena sees the report",
     NOTIFY: "Tagwarden: publish the run's summary to the compliance topic",
 }
 
@@ -65,6 +65,20 @@ PREFIX_REASONS: Final[Mapping[str, str]] = {
     STATE_PREFIX: "Objects under state/ in the report bucket: the workflow's run pointers "
     "(state/latest-run.json today); nothing else is written there.",
 }
+
+# How cdk-nag names the organization-mode member role ARN (format with the role name).
+ORGANIZATION_MEMBER_ROLE_FINDING: Final = "arn:<AWS::Partition>:iam::*:role/{}"
+ORGANIZATION_MEMBER_ROLE_REASON: Final = (
+    "Organization mode: sts:AssumeRole on the member role in every account, because the accounts of "
+    "an organisation are not known at synthesis (they are listed at run time and join or leave "
+    "without a deployment). The role name is fixed, and each member role's trust policy admits only "
+    "this exact list-instances role ARN (aws:PrincipalArn) with the deployment's sts:ExternalId."
+)
+ORGANIZATION_LIST_ACCOUNTS_REASON: Final = (
+    " Organization mode adds organizations:ListAccounts, which supports no resource-level "
+    "permissions either (the Service Authorization Reference lists no resource type for it); it "
+    "only reads the account list the run expands to."
+)
 
 _APPLICATION_LOG_LEVELS: Final[Mapping[str, lambda_.ApplicationLogLevel]] = {
     "DEBUG": lambda_.ApplicationLogLevel.DEBUG,
@@ -94,7 +108,8 @@ class WorkflowFunctions(Construct):
         storage: ReportStorage,
         compliance_topic: sns.Topic,
         topic_key: kms.IKey,
-        crawler_name: str,
+        glue_database: str,
+        glue_tables: Sequence[str],
         code: lambda_.Code,
         layer: lambda_.ILayerVersion,
     ) -> None:
@@ -110,15 +125,29 @@ class WorkflowFunctions(Construct):
                 config.DEFAULT_REGIONS: regions,
                 config.DEFAULT_NOTIFY: settings.notify,
                 config.MAP_MAX_CONCURRENCY: str(settings.map_max_concurrency),
+                # A manual execution may name targets in any mode, so the validate step always
+                # knows the member role's name and when to switch to the Distributed Map.
+                config.MEMBER_ROLE_NAME: settings.member_role_name,
+                config.DISTRIBUTED_MAP_THRESHOLD: str(settings.distributed_map_threshold),
+                config.DISTRIBUTED_MAX_CONCURRENCY: str(settings.distributed_max_concurrency),
+                config.TOLERATED_FAILURE_PERCENTAGE: str(settings.tolerated_failure_percentage),
             },
-            LIST: {config.REPORT_BUCKET: bucket, config.PAGE_SIZE: str(PAGE_SIZE)},
+            LIST: {
+                config.REPORT_BUCKET: bucket,
+                config.PAGE_SIZE: str(PAGE_SIZE),
+                **(
+                    {config.MEMBER_EXTERNAL_ID: settings.member_external_id}
+                    if settings.member_external_id
+                    else {}
+                ),
+            },
             EVALUATE: {config.REPORT_BUCKET: bucket},
             PERSIST: {
                 config.REPORT_BUCKET: bucket,
                 config.ENVIRONMENT: settings.environment,
                 config.METRICS_NAMESPACE: config.DEFAULT_METRICS_NAMESPACE,
             },
-            CRAWL: {config.CRAWLER_NAME: crawler_name},
+            REGISTER: {config.GLUE_DATABASE: glue_database},
             NOTIFY: {
                 config.TOPIC_ARN: compliance_topic.topic_arn,
                 config.REPORT_BUCKET: bucket,
@@ -126,19 +155,39 @@ class WorkflowFunctions(Construct):
                 config.CONSOLE_REGION: Aws.REGION,
             },
         }
-        crawler_arn = stack.format_arn(service="glue", resource="crawler", resource_name=crawler_name)
+        # BatchCreatePartition and GetTable authorize on the catalog, the database and the table.
+        catalog_arns = [
+            stack.format_arn(service="glue", resource="catalog"),
+            stack.format_arn(service="glue", resource="database", resource_name=glue_database),
+            *(
+                stack.format_arn(service="glue", resource="table", resource_name=f"{glue_database}/{table}")
+                for table in glue_tables
+            ),
+        ]
+        member_roles = member_role_arns(stack, settings)
 
         objects = storage.objects
         statements: dict[str, list[iam.PolicyStatement]] = {
             VALIDATE: [
                 _allow(["s3:GetObject"], [objects(POLICIES_PREFIX)], "ReadPolicies"),
                 _allow(["s3:PutObject"], [objects(layout.STAGING_PREFIX)], "WriteStaging"),
+                # Organization mode expands to the organisation's accounts at run time.
+                # ListAccounts supports no resource-level permissions (no resource type in the
+                # Service Authorization Reference).
+                *(
+                    [_allow(["organizations:ListAccounts"], ["*"], "ListOrganizationAccounts")]
+                    if settings.organization
+                    else []
+                ),
             ],
             LIST: [
                 # DescribeInstances and DescribeRegions support no resource-level permissions.
                 _allow(["ec2:DescribeInstances", "ec2:DescribeRegions"], ["*"], "DescribeInstances"),
                 _allow(["s3:GetObject"], [objects(layout.STAGING_PREFIX)], "ReadStaging"),
                 _allow(["s3:PutObject"], [objects(layout.STAGING_PREFIX)], "WriteStaging"),
+                # Only the member roles of the deployment's targets (or of every account, in
+                # organization mode); the member trust adds the external id and this role's ARN.
+                *([_allow(["sts:AssumeRole"], member_roles, "AssumeMemberRoles")] if member_roles else []),
             ],
             EVALUATE: [
                 _allow(["s3:GetObject"], [objects(layout.STAGING_PREFIX)], "ReadStaging"),
@@ -160,7 +209,9 @@ class WorkflowFunctions(Construct):
                 # in the request context, so a prefix condition would bring the 403 back.
                 _allow(["s3:ListBucket"], [storage.bucket.bucket_arn], "FoundOrNotFound"),
             ],
-            CRAWL: [_allow(["glue:StartCrawler", "glue:GetCrawler"], [crawler_arn], "StartCrawler")],
+            REGISTER: [
+                _allow(["glue:GetTable", "glue:BatchCreatePartition"], catalog_arns, "RegisterPartitions")
+            ],
             NOTIFY: [
                 _allow(["sns:Publish"], [compliance_topic.topic_arn], "PublishSummary"),
                 _allow(["kms:Decrypt", "kms:GenerateDataKey"], [topic_key.key_arn], "EncryptedTopic"),
@@ -202,6 +253,13 @@ class WorkflowFunctions(Construct):
             "(the IAM service authorization reference lists no resource type for them), and X-Ray's "
             "PutTraceSegments/PutTelemetryRecords neither.",
         )
+        if settings.organization:
+            any_account_role = ORGANIZATION_MEMBER_ROLE_FINDING.format(settings.member_role_name)
+            acknowledge(
+                self.functions[LIST].role,
+                f"AwsSolutions-IAM5[Resource::{any_account_role}]",
+                ORGANIZATION_MEMBER_ROLE_REASON,
+            )
 
     def _function(
         self,
@@ -260,7 +318,12 @@ class WorkflowFunctions(Construct):
                 role,
                 "AwsSolutions-IAM5[Resource::*]",
                 "X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level permissions; "
-                "CDK adds exactly these two for active tracing.",
+                "CDK adds exactly these two for active tracing."
+                + (
+                    ORGANIZATION_LIST_ACCOUNTS_REASON
+                    if step.name == VALIDATE and settings.organization
+                    else ""
+                ),
             )
         acknowledge(
             function,
@@ -270,6 +333,25 @@ class WorkflowFunctions(Construct):
             "workflow's dead-letter queue.",
         )
         return WorkflowFunction(step=step, function=function, role=role, log_group=log_group)
+
+
+def member_role_arns(stack: Stack, settings: Settings) -> list[str]:
+    """The member roles the list step may assume: one per target account, every account's in
+    organization mode, none for a single-account deployment.
+
+    The partition is the stack's: a member role lives in the central account's partition.
+    """
+    accounts = ["*"] if settings.organization else [t.account_id for t in settings.targets]
+    return [
+        stack.format_arn(
+            service="iam",
+            region="",
+            account=account,
+            resource="role",
+            resource_name=settings.member_role_name,
+        )
+        for account in accounts
+    ]
 
 
 def _allow(actions: list[str], resources: list[str], sid: str) -> iam.PolicyStatement:

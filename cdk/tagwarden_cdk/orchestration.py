@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Final
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
 
-from aws_cdk import Duration, TimeZone
+from aws_cdk import ArnFormat, Duration, Stack, TimeZone
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sqs as sqs
@@ -18,20 +20,112 @@ from constructs import Construct
 
 from tagwarden_cdk.common import data_removal_policy, log_retention
 from tagwarden_cdk.functions import WorkflowFunction
-from tagwarden_cdk.nag import acknowledge
+from tagwarden_cdk.nag import acknowledge, acknowledge_all, arn_finding
 from tagwarden_cdk.settings import Settings
-from workflow import deployment
+from tagwarden_cdk.storage import ReportStorage
+from workflow import deployment, layout
 
 FAILED_STATUSES: Final = ("FAILED", "TIMED_OUT", "ABORTED")
 SCHEDULED_INPUT: Final[Mapping[str, object]] = {}  # every field defaults from the deployment
+# Where the Distributed Map reads its items: Validate input writes the run's manifest with the same
+# workflow.layout function; "*" stands for the run id.
+TARGETS_MANIFEST_KEYS: Final = layout.targets_manifest_key("*")  # staging/*/targets.json
+# The four actions AWS's "IAM policies for ResultWriter" names: the result files are written as
+# multipart uploads, which Step Functions lists and, when a write fails, aborts.
+RESULT_WRITER_ACTIONS: Final = (
+    "s3:PutObject",
+    "s3:GetObject",
+    "s3:ListMultipartUploadParts",
+    "s3:AbortMultipartUpload",
+)
+
+
+def scheduled_input(settings: Settings) -> dict[str, object]:
+    """The execution input of a scheduled run: the deployment's targets, the whole organisation,
+    or (single account) nothing, so every field defaults from the deployment.
+
+    >>> from tagwarden_cdk.settings import Target
+    >>> scheduled_input(Settings(targets=(Target("444455556666", ("eu-west-1",)), Target("777788889999"))))
+    {'targets': [{'account_id': '444455556666', 'regions': ['eu-west-1']}, {'account_id': '777788889999'}]}
+    """
+    if settings.organization:
+        return {"organization": True}
+    if settings.targets:
+        # A target without regions takes the deployment's (the input schema wants none or some).
+        return {
+            "targets": [
+                {"account_id": t.account_id, **({"regions": list(t.regions)} if t.regions else {})}
+                for t in settings.targets
+            ]
+        }
+    return dict(SCHEDULED_INPUT)
+
+
+def schedule_description(settings: Settings) -> str:
+    scope = (
+        ", every active account of the organisation"
+        if settings.organization
+        else (", the deployment's target accounts" if settings.targets else "")
+    )
+    return f"Tagwarden: scheduled scan with the deployment's default policy and regions{scope}"
+
+
+def _map_states(states: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    for state in states.values():
+        if state.get("Type") == "Map":
+            yield state
+            processor = state.get("ItemProcessor") or state.get("Iterator") or {}
+            yield from _map_states(processor.get("States", {}))
+        for branch in state.get("Branches", ()):
+            yield from _map_states(branch.get("States", {}))
+
+
+def _distributed_maps(definition: str) -> list[Mapping[str, Any]]:
+    document = json.loads(definition)
+    return [
+        state
+        for state in _map_states(document["States"])
+        if state.get("ItemProcessor", {}).get("ProcessorConfig", {}).get("Mode") == "DISTRIBUTED"
+    ]
+
+
+def distributed_map_labels(definition: str) -> tuple[str, ...]:
+    """The ``Label`` of every Distributed Map of an ASL definition; ``*`` for one without a label.
+
+    A Map Run's child executions are named ``<state machine>/<label>:<id>``, so the label scopes the
+    state machine role's grants on them. A Distributed Map without a label gets a generated one,
+    which only ``*`` can match.
+    """
+    return tuple(dict.fromkeys(str(state.get("Label", "*")) for state in _distributed_maps(definition)))
+
+
+def result_writer_prefixes(definition: str) -> tuple[str, ...]:
+    """The S3 prefix (``""`` or ending in ``/``) each Distributed Map's ResultWriter writes under.
+
+    The ResultWriter puts ``<Prefix>/<Map Run id>/manifest.json`` and the result files there. A prefix
+    taken from the state (``Prefix.$``) is the run's map-results folder Validate input sets.
+    """
+    prefixes = []
+    for state in _distributed_maps(definition):
+        writer = state.get("ResultWriter")
+        if not writer:
+            continue
+        parameters = writer.get("Parameters") or writer.get("Arguments") or {}
+        if "Prefix.$" in parameters:
+            prefixes.append(layout.map_results_prefix("*"))
+        else:
+            prefix = str(parameters.get("Prefix", "")).strip("/")
+            prefixes.append(f"{prefix}/" if prefix else "")
+    return tuple(dict.fromkeys(prefixes))
 
 
 def definition_substitutions(
-    functions: Mapping[str, WorkflowFunction], dead_letter_queue: sqs.IQueue
+    functions: Mapping[str, WorkflowFunction], dead_letter_queue: sqs.IQueue, report_bucket: s3.IBucket
 ) -> dict[str, str]:
     """A value for every ``${...}`` placeholder of the ASL file."""
     values = {f.step.placeholder: f.function.function_arn for f in functions.values()}
     values[deployment.DEAD_LETTER_QUEUE_PLACEHOLDER] = dead_letter_queue.queue_url
+    values[deployment.REPORT_BUCKET_PLACEHOLDER] = report_bucket.bucket_name
     return values
 
 
@@ -46,8 +140,10 @@ class Orchestration(Construct):
         settings: Settings,
         functions: Mapping[str, WorkflowFunction],
         dead_letter_queue: sqs.Queue,
+        storage: ReportStorage,
     ) -> None:
         super().__init__(scope, construct_id)
+        stack = Stack.of(self)
         self.log_group = logs.LogGroup(
             self,
             "StateMachineLogs",
@@ -55,7 +151,7 @@ class Orchestration(Construct):
             retention=log_retention(settings),
             removal_policy=data_removal_policy(settings),
         )
-        self.substitutions = definition_substitutions(functions, dead_letter_queue)
+        self.substitutions = definition_substitutions(functions, dead_letter_queue, storage.bucket)
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
@@ -85,6 +181,7 @@ class Orchestration(Construct):
                 resources=[dead_letter_queue.queue_arn],
             )
         )
+        self._grant_distributed_map(stack, settings, storage)
         acknowledge(
             self.state_machine,
             "AwsSolutions-IAM5[Resource::*]",
@@ -126,13 +223,117 @@ class Orchestration(Construct):
                 self,
                 "Schedule",
                 schedule_name=settings.name("scan"),
-                description="Tagwarden: scheduled scan with the deployment's default policy and regions",
+                description=schedule_description(settings),
                 schedule=scheduler.ScheduleExpression.expression(settings.schedule, TimeZone.ETC_UTC),
                 target=scheduler_targets.StepFunctionsStartExecution(
                     self.state_machine,
-                    input=scheduler.ScheduleTargetInput.from_object(dict(SCHEDULED_INPUT)),
+                    input=scheduler.ScheduleTargetInput.from_object(scheduled_input(settings)),
                     dead_letter_queue=dead_letter_queue,
                     retry_attempts=3,
                     max_event_age=Duration.hours(1),
                 ),
             )
+
+    def _grant_distributed_map(self, stack: Stack, settings: Settings, storage: ReportStorage) -> None:
+        """What AWS documents for a Distributed Map ("IAM policies for using Distributed Map states").
+
+        Granted in every mode: any manual execution may name enough targets to cross the threshold.
+        ARNs are built from the state machine's fixed name, not its ``Ref``: the state machine
+        depends on its role's policy, so a policy naming the state machine would be a cycle.
+        """
+        definition = deployment.read_definition()
+        # Map Run children, <name>/<label>:<id>, for the labels the ASL gives its Distributed Maps.
+        labels = distributed_map_labels(definition)
+        if not labels:
+            return
+        name = settings.name("scan")
+        machine_arn = stack.format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        own_executions = stack.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        child_executions = [
+            stack.format_arn(
+                service="states",
+                resource="execution",
+                resource_name=f"{name}/{label}:*",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            for label in labels
+        ]
+        manifests = storage.bucket.arn_for_objects(TARGETS_MANIFEST_KEYS)
+        # The ASL names the report bucket (${ReportBucketName}) and the prefix of its ResultWriter.
+        result_prefixes = result_writer_prefixes(definition)
+        results = [storage.objects(prefix) for prefix in result_prefixes]
+        for statement in (
+            # The Map Run starts each child execution of this very state machine.
+            iam.PolicyStatement(
+                sid="StartMapRunChildren", actions=["states:StartExecution"], resources=[machine_arn]
+            ),
+            # It tracks and, on failure or abort, stops them; redriving a run redrives its Map Run.
+            iam.PolicyStatement(
+                sid="ManageMapRunChildren",
+                actions=["states:DescribeExecution", "states:StopExecution", "states:RedriveExecution"],
+                resources=child_executions,
+            ),
+            # The current guide's example also lets the Map Run describe its parent execution.
+            iam.PolicyStatement(
+                sid="DescribeOwnExecutions", actions=["states:DescribeExecution"], resources=[own_executions]
+            ),
+            # ItemReader: the (account, region) manifest Validate input writes for the run.
+            iam.PolicyStatement(sid="ReadTargetsManifest", actions=["s3:GetObject"], resources=[manifests]),
+            # ResultWriter: its prefix in the report bucket and nothing else.
+            *(
+                [
+                    iam.PolicyStatement(
+                        sid="WriteMapRunResults", actions=list(RESULT_WRITER_ACTIONS), resources=results
+                    )
+                ]
+                if results
+                else []
+            ),
+        ):
+            self.state_machine.add_to_role_policy(statement)
+
+        bucket = arn_finding(storage.bucket)
+        execution_finding = f"arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{name}"
+        acknowledge_all(
+            self.state_machine,
+            [
+                *(
+                    (
+                        f"AwsSolutions-IAM5[Resource::{execution_finding}/{label}:*]",
+                        f"The child executions of the Distributed Map labelled {label!r}: Step Functions "
+                        "names them <state machine>/<label>:<generated id> at run time, so the label is "
+                        "the narrowest fixed scope (AWS's documented form for Map Run children).",
+                    )
+                    for label in labels
+                ),
+                (
+                    f"AwsSolutions-IAM5[Resource::{execution_finding}:*]",
+                    "DescribeExecution only, on this state machine's own executions, whose names (the "
+                    "run ids) are chosen at start time; AWS's Distributed Map policy example grants it so.",
+                ),
+                (
+                    f"AwsSolutions-IAM5[Resource::{bucket}/{TARGETS_MANIFEST_KEYS}]",
+                    "The Distributed Map's ItemReader reads staging/<run id>/targets.json: the run id is "
+                    "known only at run time, the object name is fixed below it.",
+                ),
+                *(
+                    (
+                        f"AwsSolutions-IAM5[Resource::{bucket}/{prefix}*]",
+                        "The Distributed Map's ResultWriter writes manifest.json and its result files "
+                        f"under {prefix or '(the bucket root)'}<Map Run id>/: the Map Run id exists only "
+                        "at run time, so the ResultWriter's own prefix is the narrowest fixed scope.",
+                    )
+                    for prefix in result_prefixes
+                ),
+            ],
+        )

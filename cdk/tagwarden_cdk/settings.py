@@ -13,7 +13,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from workflow.config import NOTIFY_MODES
+from workflow.config import (
+    DEFAULT_DISTRIBUTED_MAP_THRESHOLD,
+    MAX_DISTRIBUTED_MAP_THRESHOLD,
+    NOTIFY_MODES,
+)
 
 CONTEXT_KEYS: Final[dict[str, str]] = {
     "environment": "dev: suffix of every resource name; several environments coexist in one account",
@@ -30,11 +34,14 @@ CONTEXT_KEYS: Final[dict[str, str]] = {
     "log_retention_days": "90: retention of the Lambda, state machine and crawler log groups",
     "athena_bytes_scanned_cutoff": "10737418240 (10 GiB): per-query scan limit of the Athena workgroup",
     "log_level": "INFO: POWERTOOLS_LOG_LEVEL and the Lambda application log level",
-    # Organisation-wide scanning: parsed and checked, not yet used by the stack or the workflow.
-    "targets": "[]: member accounts to scan, a JSON list of {account_id, regions}",
-    "organization": "false: scan every account of the organisation instead of a targets list",
+    # Organisation-wide scanning (docs/deploy.md, "Organisation-wide scanning").
+    "targets": "[]: member accounts a scheduled scan covers, a JSON list of {account_id, regions}",
+    "organization": "false: scheduled scans cover every active account of the organisation",
     "member_role_name": "TagwardenReadOnly: the read-only role the list step assumes in member accounts",
     "member_external_id": "none: sts:ExternalId the member roles require (needed with targets/organization)",
+    "distributed_map_threshold": "40: (account, region) pairs above which a run uses the Distributed Map",
+    "distributed_max_concurrency": "50: child executions the Distributed Map runs at once",
+    "tolerated_failure_percentage": "10: share of failed targets a Distributed Map run tolerates",
 }
 
 # Keys of the member stack (``-c deploy=member``, see member.py); member_role_name,
@@ -65,6 +72,15 @@ _ROLE_ARN: Final = re.compile(
 # STS accepts 2 to 1224 characters; a guessable short value defeats its purpose.
 MIN_EXTERNAL_ID_LENGTH: Final = 16
 _EXTERNAL_ID: Final = re.compile(rf"^[\w+=,.@:/-]{{{MIN_EXTERNAL_ID_LENGTH},1224}}$")
+# The list role's policy names each target's member role (about 55 characters each) and IAM allows a
+# role 10,240 characters of inline policy: 100 accounts leave ample room; more need organization mode.
+MAX_TARGETS: Final = 100
+# The validate step enforces the same ranges on its environment (workflow.config.ValidateConfig):
+# a value it would reject must stop synthesis instead of every run.
+DEFAULT_DISTRIBUTED_MAX_CONCURRENCY: Final = 50
+# Step Functions' own MaxConcurrency limit for a Distributed Map.
+MAX_DISTRIBUTED_MAX_CONCURRENCY: Final = 10_000
+DEFAULT_TOLERATED_FAILURE_PERCENTAGE: Final = 10
 
 
 class SettingsError(ValueError):
@@ -204,6 +220,11 @@ def _targets(value: Any) -> tuple[Target, ...]:
         raise SettingsError(
             f"context targets: expected a JSON list of {{account_id, regions}}, got {value!r}"
         )
+    if len(items) > MAX_TARGETS:
+        raise SettingsError(
+            f"context targets: {len(items)} accounts, at most {MAX_TARGETS} (the list role's policy names "
+            "each member role and IAM limits its size); use organization=true to scan more"
+        )
     targets: list[Target] = []
     for index, item in enumerate(items):
         where = f"targets[{index}]"
@@ -242,11 +263,15 @@ class Settings:
     log_retention_days: int = 90
     athena_bytes_scanned_cutoff: int = 10 * 1024**3
     log_level: str = "INFO"
-    # Organisation-wide scanning (parsed and checked only; nothing consumes them yet).
+    # Organisation-wide scanning: what the schedule scans and which member roles the list step
+    # may assume (docs/deploy.md, "Organisation-wide scanning").
     targets: tuple[Target, ...] = ()
     organization: bool = False
     member_role_name: str = DEFAULT_MEMBER_ROLE_NAME
     member_external_id: str | None = None
+    distributed_map_threshold: int = DEFAULT_DISTRIBUTED_MAP_THRESHOLD
+    distributed_max_concurrency: int = DEFAULT_DISTRIBUTED_MAX_CONCURRENCY
+    tolerated_failure_percentage: int = DEFAULT_TOLERATED_FAILURE_PERCENTAGE
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> Settings:
@@ -338,6 +363,24 @@ class Settings:
                 "member_role_name", ctx.get("member_role_name", DEFAULT_MEMBER_ROLE_NAME)
             ),
             member_external_id=external_id,
+            distributed_map_threshold=_integer(
+                "distributed_map_threshold",
+                ctx.get("distributed_map_threshold", DEFAULT_DISTRIBUTED_MAP_THRESHOLD),
+                1,
+                MAX_DISTRIBUTED_MAP_THRESHOLD,
+            ),
+            distributed_max_concurrency=_integer(
+                "distributed_max_concurrency",
+                ctx.get("distributed_max_concurrency", DEFAULT_DISTRIBUTED_MAX_CONCURRENCY),
+                1,
+                MAX_DISTRIBUTED_MAX_CONCURRENCY,
+            ),
+            tolerated_failure_percentage=_integer(
+                "tolerated_failure_percentage",
+                ctx.get("tolerated_failure_percentage", DEFAULT_TOLERATED_FAILURE_PERCENTAGE),
+                0,
+                100,
+            ),
         )
 
     def name(self, suffix: str) -> str:

@@ -153,7 +153,8 @@ class TagwardenStack(Stack):
             storage=self.storage,
             compliance_topic=self.compliance_topic,
             topic_key=self.key,
-            crawler_name=self.analytics.crawler_name,
+            glue_database=self.analytics.database_name,
+            glue_tables=sorted(self.analytics.tables),
             code=assets.code(),
             layer=assets_layer,
         )
@@ -164,6 +165,7 @@ class TagwardenStack(Stack):
             settings=settings,
             functions=functions,
             dead_letter_queue=self.dead_letter_queue,
+            storage=self.storage,
         )
         self.monitoring = Monitoring(
             self,
@@ -189,7 +191,10 @@ class TagwardenStack(Stack):
                 self.analytics.database_name,
                 "Glue database of the findings and runs tables",
             ),
-            "CrawlerName": (self.analytics.crawler_name, "Glue crawler adding report partitions"),
+            "CrawlerName": (
+                self.analytics.crawler_name,
+                "Glue crawler for backfilling report partitions by hand",
+            ),
             "DashboardUrl": (self.monitoring.dashboard_url, "CloudWatch dashboard"),
         }
         assert tuple(outputs) == OUTPUT_KEYS

@@ -13,7 +13,7 @@ The matrix is (Task state) x (fault):
 A run either completes with a whole report after its retries, or ends FAILED with exactly one
 dead-letter message that carries what ``tagwarden dlq`` needs to restart it, and with the signals
 the alarms watch (a FAILED execution = AWS/States ExecutionsFailed, failed invocations = AWS/Lambda
-Errors, a visible dead letter = ApproximateNumberOfMessagesVisible). Start crawler never fails the
+Errors, a visible dead letter = ApproximateNumberOfMessagesVisible). Register partitions never fails the
 run. Retry budgets are read from the ASL, so the matrix follows the definition; the first test pins
 the numbers README documents.
 """
@@ -73,11 +73,11 @@ STEPS = [
     _step("List EC2 instances", "list-instances", "Scan regions"),
     _step("Evaluate tag compliance", "evaluate-tags", "Scan regions"),
     _step("Persist report", "persist-report", "Persist report"),
-    _step("Start crawler", "start-crawler", None),
+    _step("Register partitions", "register-partitions", None),
     _step("Notify", "notify", "Notify"),
 ]
 FAILING_STEPS = [s for s in STEPS if s.failed_state is not None]
-[CRAWLER] = [s for s in STEPS if s.failed_state is None]
+[REGISTER_PARTITIONS] = [s for s in STEPS if s.failed_state is None]
 RECOVERABLE = ["transient-recovers", "timeout-after-work"]
 FATAL = ["transient-exhausts", "permanent", "timeout"]
 
@@ -405,10 +405,11 @@ def test_a_fault_within_the_retry_budget_is_retried_and_the_run_completes_with_a
         # same bytes (the latest-run pointer included).
         now = run_objects(local, name)
         assert {k: now.get(k) for k in written_by_first_attempt} == written_by_first_attempt
-    if step is CRAWLER:
+    if step is REGISTER_PARTITIONS:
         assert outcome.output is not None
-        crawler = outcome.output["crawler"]
-        assert crawler["started"] is True or "already running" in crawler["reason"]
+        catalog = outcome.output["catalog"]
+        # The retry after a timeout finds what the first attempt registered.
+        assert sorted(catalog["registered"] + catalog["existing"]) == ["findings", "runs"]
 
 
 @pytest.mark.parametrize("kind", FATAL)
@@ -475,27 +476,28 @@ def test_a_fault_beyond_the_retry_budget_fails_the_run_into_exactly_one_redrivab
 
 
 @pytest.mark.parametrize("kind", FATAL)
-def test_start_crawler_failing_beyond_its_retries_still_completes_the_run_without_a_dead_letter(
+def test_partition_registration_failing_beyond_its_retries_still_completes_the_run_without_a_dead_letter(
     local: LocalDeployment, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
-    fault = Fault.make(kind, CRAWLER)
+    fault = Fault.make(kind, REGISTER_PARTITIONS)
     with injected(local, monkeypatch, fault):
-        outcome = run(local, run_name(CRAWLER, kind))
+        outcome = run(local, run_name(REGISTER_PARTITIONS, kind))
 
     error = fault.errors[-1]
     assert outcome.status == "SUCCEEDED", outcome.error
-    assert task_attempt_errors(outcome, CRAWLER) == fault.errors
-    # The start-crawler-errors alarm still sees the failures.
-    assert errors_of(outcome, CRAWLER) == fault.errors
+    assert task_attempt_errors(outcome, REGISTER_PARTITIONS) == fault.errors
+    # The register-partitions errors alarm still sees the failures.
+    assert errors_of(outcome, REGISTER_PARTITIONS) == fault.errors
     assert outcome.output is not None
-    assert outcome.output["crawler"] == {"started": False, "reason": error}
-    assert "Crawler not started" in states_entered(outcome.history)
+    assert outcome.output["catalog"]["registered"] == []
+    assert outcome.output["catalog"]["error"] == error
+    assert "Partitions not registered" in states_entered(outcome.history)
     assert outcome.dead_letter_depth == 0 and outcome.dead_letters == []
     summary = assert_whole_report(local, outcome.name)
     assert assert_compliance_metrics_match(outcome.logs, summary) == 1
     assert latest_run_id(local) == outcome.name
     [notification] = outcome.notifications
-    assert f"the Glue crawler did not start ({error})" in notification["body"]
+    assert f"registering its partitions failed ({error}" in notification["body"]
 
 
 # -- redriving dead letters with `tagwarden dlq` --------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Needs the Debian package `chromium` (`/usr/bin/chromium`); without it every test here is skipped.
 `TAGWARDEN_UPDATE_DOCS_IMAGES=1` also writes the screenshot of a real execution (a throttled,
-retried region and a caught crawler failure) to `docs/images/graph.png`.
+retried region and a caught partition registration failure) to `docs/images/graph.png`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from workflow.engine.local import CRAWLER, LocalDeployment
+from workflow.engine.local import DATABASE, LocalDeployment
 from workflow.fleet import demo_fleet, iter_fleet_document
 from workflow.graph import graph_model, to_html, write_run_graph
 
@@ -148,7 +148,8 @@ def test_a_real_execution_with_a_retry_and_a_caught_failure_is_coloured_and_scre
 ) -> None:
     local.fleet.replace(list(iter_fleet_document(demo_fleet(instances_per_region=5))))
     local.fleet.throttle("us-east-1", 2)
-    local.engine.client("glue").delete_crawler(Name=CRAWLER)  # Start crawler fails; its Catch goes on
+    # Register partitions fails (its table is gone); its Catch goes on.
+    local.engine.client("glue").delete_table(DatabaseName=DATABASE, Name="runs")
     result = local.run({"notify": "always"}, name="graph-retry-and-catch")
     assert result.status == "SUCCEEDED", result.cause
     run_dir = tmp_path / "graph-retry-and-catch"
@@ -157,8 +158,8 @@ def test_a_real_execution_with_a_retry_and_a_caught_failure_is_coloured_and_scre
 
     dom = Dom(chromium(tmp_path, page, "--dump-dom"))
     assert dom.nodes["List EC2 instances"] == "retried"
-    assert dom.nodes["Start crawler"] == "caught"
-    assert dom.nodes["Crawler not started"] == "succeeded"
+    assert dom.nodes["Register partitions"] == "caught"
+    assert dom.nodes["Partitions not registered"] == "succeeded"
     assert dom.nodes["Scan complete"] == "succeeded"
     assert dom.nodes["Scan failed permanently"] == "not_run"
     assert "script" not in dom.tags

@@ -24,7 +24,7 @@ STATE_MACHINE = "tagwarden"
 SFN_LOCAL_IMAGE = "amazon/aws-stepfunctions-local"
 SFN_LOCAL_PORT = 8083
 
-TAIL = ["Persist report", "Dry run?", "Start crawler", "Notify?"]
+TAIL = ["Persist report", "Dry run?", "Register partitions", "Notify?"]
 SCAN = [
     "Validate input",
     "Input valid?",
@@ -61,7 +61,7 @@ CASES = {
         "FAILED", ["Validate input", "Input valid?", "Reject invalid input"], [], error="InvalidInput"
     ),
     "NoViolations": Expected("SUCCEEDED", [*SCAN, *TAIL, "Scan complete"], []),
-    "CrawlerAlreadyRunning": Expected("SUCCEEDED", [*SCAN, *TAIL, "Notify", "Scan complete"], []),
+    "PartitionsAlreadyRegistered": Expected("SUCCEEDED", [*SCAN, *TAIL, "Notify", "Scan complete"], []),
 }
 
 

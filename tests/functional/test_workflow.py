@@ -23,7 +23,7 @@ HAPPY_PATH = [
     "Evaluate tag compliance",
     "Persist report",
     "Dry run?",
-    "Start crawler",
+    "Register partitions",
     "Notify?",
     "Notify",
     "Scan complete",
@@ -44,7 +44,7 @@ def keys(local: LocalDeployment, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def test_happy_path_persists_report_starts_crawler_and_notifies(local: LocalDeployment) -> None:
+def test_happy_path_persists_report_registers_partitions_and_notifies(local: LocalDeployment) -> None:
     local.fleet.replace(fleet(10, regions=("us-east-1",)))
     result = local.run({"regions": ["us-east-1"], "notify": "always"}, name="happy-path")
     assert result.status == "SUCCEEDED", result.cause
@@ -63,7 +63,10 @@ def test_happy_path_persists_report_starts_crawler_and_notifies(local: LocalDepl
         local.engine.client("s3").get_object(Bucket=BUCKET, Key=layout.LATEST_RUN_KEY)["Body"].read()
     )
     assert pointer["run_id"] == "happy-path"
-    assert local.crawler_state() == "RUNNING"
+    assert [dt, "happy-path"] in local.partitions("findings")
+    assert [dt, "happy-path"] in local.partitions("runs")
+    assert result.output is not None
+    assert result.output["catalog"] == {"registered": ["findings", "runs"], "existing": []}
     [message] = result.notifications
     noncompliant = result.summary["totals"]["noncompliant"]
     assert (
@@ -193,35 +196,42 @@ def test_permanent_error_in_a_step_is_not_retried_and_lands_in_the_dead_letter_q
         assert result.notifications == []
 
 
-def test_crawler_failure_never_fails_a_persisted_run(
+def test_a_partition_registration_failure_never_fails_a_persisted_run(
     local: LocalDeployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import lambdas.start_crawler
+    import lambdas.register_partitions
 
     def denied(*args: Any, **kwargs: Any) -> Any:
-        raise AccessDenied("glue:StartCrawler denied (test)")
+        raise AccessDenied("glue:BatchCreatePartition denied (test)")
 
-    monkeypatch.setattr(lambdas.start_crawler, "start_crawler", denied)
+    monkeypatch.setattr(lambdas.register_partitions, "register_partitions", denied)
     local.fleet.replace(fleet(3, regions=("us-east-1",)))
-    result = local.run({"regions": ["us-east-1"], "notify": "always"}, name="crawler-denied")
+    result = local.run({"regions": ["us-east-1"], "notify": "always"}, name="partitions-denied")
     assert result.status == "SUCCEEDED", result.cause
     assert result.output is not None
-    assert result.output["crawler"] == {"started": False, "reason": "AccessDenied"}
+    assert result.output["catalog"]["registered"] == []
+    assert result.output["catalog"]["error"] == "AccessDenied"
     assert result.dead_letters == []
-    assert "the Glue crawler did not start (AccessDenied)" in result.notifications[0]["body"]
+    body = result.notifications[0]["body"]
+    assert "Athena cannot see this run yet: registering its partitions failed (AccessDenied" in body
+    assert "partitions-denied" not in {run for _, run in local.partitions("findings")}
 
 
-def test_crawler_already_running_is_not_an_error(local: LocalDeployment) -> None:
+def test_a_repeated_run_finds_its_partitions_registered_and_is_not_an_error(local: LocalDeployment) -> None:
     local.fleet.replace(fleet(3, regions=("us-east-1",)))
-    glue = local.engine.client("glue")
-    if local.crawler_state() != "RUNNING":
-        glue.start_crawler(Name="tagwarden-local")
-    result = local.run({"regions": ["us-east-1"], "notify": "never"}, name="crawler-busy")
-    assert result.status == "SUCCEEDED", result.cause
-    assert result.output is not None
-    assert result.output["crawler"]["started"] is False
-    assert "already running" in result.output["crawler"]["reason"]
-    assert task_errors(result.history) == []
+    first = local.run({"regions": ["us-east-1"], "notify": "never"}, name="partitions-twice")
+    assert first.status == "SUCCEEDED", first.cause
+    # A second execution cannot reuse the name; replay the step's task as a redrive would.
+    assert first.output is not None
+    response = local.engine.client("lambda").invoke(
+        FunctionName=local.function_arns["register-partitions"],
+        Payload=json.dumps({"run": first.output["run"]}).encode(),
+    )
+    assert "FunctionError" not in response
+    assert json.loads(response["Payload"].read()) == {"registered": [], "existing": ["findings", "runs"]}
+    assert task_errors(first.history) == []
+    dt = first.output["run"]["dt"]
+    assert local.partitions("findings").count([dt, "partitions-twice"]) == 1
 
 
 @pytest.mark.parametrize(
@@ -271,7 +281,7 @@ def test_dry_run_keeps_the_report_out_of_athena_and_notifies_nobody(local: Local
     result = local.run({"regions": ["us-east-1"], "notify": "always", "dry_run": True}, name="dry-run")
     assert result.status == "SUCCEEDED", result.cause
     assert keys(local, "reports/") == before
-    assert "Start crawler" not in states_entered(result.history)
+    assert "Register partitions" not in states_entered(result.history)
     assert result.notifications == []
     assert result.summary is not None and result.summary["dry_run"] is True
 
@@ -326,7 +336,7 @@ def test_replaying_every_task_of_a_run_changes_no_object(local: LocalDeployment)
     replayed = []
     for params in scheduled:
         function = params.get("FunctionName", "")
-        if function.rsplit(":", 1)[-1] in {"tagwarden-start-crawler-local", "tagwarden-notify-local"}:
+        if function.rsplit(":", 1)[-1] in {"tagwarden-register-partitions-local", "tagwarden-notify-local"}:
             continue
         if "Payload" in params:
             response = lambda_client.invoke(

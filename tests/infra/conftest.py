@@ -8,6 +8,9 @@
   readable list instead of erroring every fixture.
 * ``prod``: a second, lighter synthesis with nothing but ``environment=prod`` (defaults everywhere),
   without nag or CloudFormation validation, for what only differs by context.
+* ``organization`` and ``targets``: the test context in organization mode, and with a targets list
+  (and another member role name), checked like ``synthesized``: the multi-account wiring, and cdk-nag
+  staying clean in both modes.
 """
 
 from __future__ import annotations
@@ -46,7 +49,26 @@ TEST_CONTEXT: dict[str, Any] = {
     "log_retention_days": 30,
     "athena_bytes_scanned_cutoff": 1073741824,
     "log_level": "DEBUG",
+    "distributed_map_threshold": 25,
+    "distributed_max_concurrency": 120,
+    "tolerated_failure_percentage": 5,
     "@aws-cdk/core:failSynthOnValidationErrors": False,
+}
+MEMBER_EXTERNAL_ID = "tagwarden-3f9c1a7e5b2d4c6e"
+ORGANIZATION_CONTEXT: dict[str, Any] = {
+    **TEST_CONTEXT,
+    "organization": True,
+    "member_external_id": MEMBER_EXTERNAL_ID,
+}
+TARGET_ACCOUNTS = ("444455556666", "777788889999")
+TARGETS_CONTEXT: dict[str, Any] = {
+    **TEST_CONTEXT,
+    "targets": [
+        {"account_id": TARGET_ACCOUNTS[0], "regions": ["eu-west-1", "eu-central-1"]},
+        {"account_id": TARGET_ACCOUNTS[1]},
+    ],
+    "member_role_name": "SecOpsTagScanner",
+    "member_external_id": MEMBER_EXTERNAL_ID,
 }
 
 
@@ -104,6 +126,20 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory, lambda_assets: LambdaA
 def prod(tmp_path_factory: pytest.TempPathFactory, lambda_assets: LambdaAssets) -> Synthesized:
     return _synthesize(
         tmp_path_factory.mktemp("cdk-prod"), {"environment": "prod"}, lambda_assets, checks=False
+    )
+
+
+@pytest.fixture(scope="session")
+def organization(tmp_path_factory: pytest.TempPathFactory, lambda_assets: LambdaAssets) -> Synthesized:
+    return _synthesize(
+        tmp_path_factory.mktemp("cdk-organization"), dict(ORGANIZATION_CONTEXT), lambda_assets, checks=True
+    )
+
+
+@pytest.fixture(scope="session")
+def targets(tmp_path_factory: pytest.TempPathFactory, lambda_assets: LambdaAssets) -> Synthesized:
+    return _synthesize(
+        tmp_path_factory.mktemp("cdk-targets"), dict(TARGETS_CONTEXT), lambda_assets, checks=True
     )
 
 

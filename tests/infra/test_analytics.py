@@ -13,7 +13,7 @@ from workflow.evaluator import evaluate_instance
 from workflow.fleet import demo_fleet, iter_fleet_document
 from workflow.policy import load_policy
 from workflow.queries import NAMED_QUERIES
-from workflow.report import SummaryBuilder
+from workflow.report import SummaryBuilder, summarize_targets
 
 FINDINGS_SCHEMA = {
     "instance_id": "string",
@@ -48,6 +48,8 @@ RUNS_SCHEMA = {
     "noncompliant_by_owner": "map<string,int>",
     "noncompliant_instance_ids": "array<string>",
     "drift": "struct<previous_run_id:string,newly_noncompliant:array<string>,newly_compliant:array<string>>",
+    "target_counts": "struct<total:int,scanned:int,error:int,accounts:int>",
+    "targets": "array<struct<account_id:string,region:string,status:string,reason:string>>",
 }
 
 
@@ -139,7 +141,10 @@ def test_glue_schema_covers_every_field_the_workflow_writes() -> None:
             policy_name=policy.name,
             policy_sha256=policy.sha256,
             evaluated_at=datetime.now(UTC).isoformat(),
-            extra={"status": "complete", "partial": False},
+            extra={
+                "status": "complete",
+                **summarize_targets([{"account_id": "self", "region": item.region, "status": "ok"}]),
+            },
         )
     )
     assert set(RUNS_SCHEMA) <= set(summary)
@@ -169,7 +174,7 @@ def test_crawler_adds_new_partitions_only_and_never_creates_or_changes_tables(
     }
     assert properties["RecrawlPolicy"] == {"RecrawlBehavior": "CRAWL_NEW_FOLDERS_ONLY"}
     assert properties["SchemaChangePolicy"] == {"UpdateBehavior": "LOG", "DeleteBehavior": "LOG"}
-    assert "Schedule" not in properties  # the workflow's Start crawler step runs it
+    assert "Schedule" not in properties  # run by hand to backfill; runs register their partitions
     configuration = json.loads(properties["Configuration"])
     assert configuration["Grouping"] == {
         "TableGroupingPolicy": "CombineCompatibleSchemas",

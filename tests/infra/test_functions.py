@@ -172,7 +172,12 @@ def test_environment_of_each_function_is_exactly_what_its_step_reads(synthesized
             config.DEFAULT_REGIONS: "us-east-1,eu-west-1",
             config.DEFAULT_NOTIFY: "new_violations",
             config.MAP_MAX_CONCURRENCY: "8",
+            config.MEMBER_ROLE_NAME: "TagwardenReadOnly",
+            config.DISTRIBUTED_MAP_THRESHOLD: "25",
+            config.DISTRIBUTED_MAX_CONCURRENCY: "120",
+            config.TOLERATED_FAILURE_PERCENTAGE: "5",
         },
+        # No member_external_id in a single-account deployment: nothing to assume.
         "list-instances": {config.REPORT_BUCKET: bucket, config.PAGE_SIZE: "1000"},
         "evaluate-tags": {config.REPORT_BUCKET: bucket},
         "persist-report": {
@@ -180,7 +185,7 @@ def test_environment_of_each_function_is_exactly_what_its_step_reads(synthesized
             config.ENVIRONMENT: "test",
             config.METRICS_NAMESPACE: "Tagwarden",
         },
-        "start-crawler": {config.CRAWLER_NAME: "tagwarden-test-reports"},
+        "register-partitions": {config.GLUE_DATABASE: "tagwarden_test"},
         "notify": {
             config.TOPIC_ARN: topic,
             config.REPORT_BUCKET: bucket,
@@ -203,20 +208,23 @@ def test_each_role_is_allowed_exactly_its_allow_list(synthesized: Synthesized) -
     bucket = _bucket(synthesized)
     key = only(resources, "AWS::KMS::Key", lambda p: True)
     topic = only(resources, "AWS::SNS::Topic", lambda p: p["TopicName"] == "tagwarden-test-compliance")
-    crawler_arn = {
-        "Fn::Join": [
-            "",
-            [
-                "arn:",
-                {"Ref": "AWS::Partition"},
-                ":glue:",
-                {"Ref": "AWS::Region"},
-                ":",
-                {"Ref": "AWS::AccountId"},
-                ":crawler/tagwarden-test-reports",
-            ],
-        ]
-    }
+
+    def glue_arn(resource: str) -> dict[str, Any]:
+        return {
+            "Fn::Join": [
+                "",
+                [
+                    "arn:",
+                    {"Ref": "AWS::Partition"},
+                    ":glue:",
+                    {"Ref": "AWS::Region"},
+                    ":",
+                    {"Ref": "AWS::AccountId"},
+                    f":{resource}",
+                ],
+            ]
+        }
+
     allow = {
         "validate-input": expected(
             (["s3:GetObject"], [objects(bucket, "policies/")]),
@@ -232,7 +240,13 @@ def test_each_role_is_allowed_exactly_its_allow_list(synthesized: Synthesized) -
             (["s3:PutObject"], [objects(bucket, p) for p in ("reports/", "state/", "staging/*/report/")]),
             (["s3:ListBucket"], [getatt(bucket)]),
         ),
-        "start-crawler": expected((["glue:StartCrawler", "glue:GetCrawler"], [crawler_arn])),
+        "register-partitions": expected(
+            (
+                ["glue:GetTable", "glue:BatchCreatePartition"],
+                [glue_arn("catalog"), glue_arn("database/tagwarden_test")]
+                + [glue_arn(f"table/tagwarden_test/{t}") for t in ("findings", "runs")],
+            )
+        ),
         "notify": expected(
             (["sns:Publish"], [ref(topic)]),
             (["kms:Decrypt", "kms:GenerateDataKey"], [getatt(key)]),

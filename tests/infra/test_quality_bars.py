@@ -15,9 +15,11 @@ from tagwarden_cdk.bundling import LambdaAssets
 from tagwarden_cdk.main import build_app
 from tagwarden_cdk.nag import AUDIT_CONTEXT
 
-from tests.infra.conftest import TEST_CONTEXT, Synthesized
+from tests.infra.conftest import ORGANIZATION_CONTEXT, Synthesized
 
 ACKNOWLEDGED = Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+# The single-account stack, organization mode and a targets list: each must pass every bar.
+MODES = ("synthesized", "organization", "targets")
 
 
 def _violations(report: dict[str, Any]) -> list[str]:
@@ -31,14 +33,18 @@ def _violations(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+@pytest.mark.parametrize("mode", MODES)
 def test_nag_packs_and_cloudformation_validation_report_no_unacknowledged_finding(
-    synthesized: Synthesized,
+    mode: str, request: pytest.FixtureRequest
 ) -> None:
+    synthesized: Synthesized = request.getfixturevalue(mode)
     assert _violations(synthesized.validation_report) == []
 
 
-def test_stack_has_no_error_or_warning_annotations(synthesized: Synthesized) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_stack_has_no_error_or_warning_annotations(mode: str, request: pytest.FixtureRequest) -> None:
     """cdk-nag 3 reports through the validation report, not annotations; CDK's own must be clean too."""
+    synthesized: Synthesized = request.getfixturevalue(mode)
     annotations = Annotations.from_stack(synthesized.stack)
     assert annotations.find_error("*", Match.any_value()) == []
     assert annotations.find_warning("*", Match.any_value()) == []
@@ -54,10 +60,14 @@ def _acknowledgements(root: IConstruct) -> Iterator[tuple[str, str, str]]:
 
 @pytest.fixture(scope="module")
 def audit_report(lambda_assets: LambdaAssets, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The same app with every acknowledgement off (nag on, CloudFormation validation off): all findings."""
+    """The app with every acknowledgement off (nag on, CloudFormation validation off): all findings.
+
+    In organization mode: it only adds grants to the single-account stack (the targets mode's grants
+    name exact roles and need no acknowledgement), so its findings cover every mode's.
+    """
     outdir = tmp_path_factory.mktemp("cdk-audit")
     app, _ = build_app(
-        {**TEST_CONTEXT, AUDIT_CONTEXT: "true"},
+        {**ORGANIZATION_CONTEXT, AUDIT_CONTEXT: "true"},
         outdir=str(outdir),
         assets=lambda_assets,
         nag=True,
@@ -82,9 +92,11 @@ def test_both_nag_packs_run_at_synthesis(audit_report: dict[str, Any]) -> None:
     assert {"AwsSolutions", "Serverless"} <= names, names
 
 
+@pytest.mark.parametrize("mode", MODES)
 def test_every_acknowledgement_has_a_concrete_reason_and_hides_a_real_finding(
-    synthesized: Synthesized, audit_report: dict[str, Any]
+    mode: str, request: pytest.FixtureRequest, audit_report: dict[str, Any]
 ) -> None:
+    synthesized: Synthesized = request.getfixturevalue(mode)
     acknowledged = list(_acknowledgements(synthesized.stack))
     assert acknowledged
     for path, rule_id, reason in acknowledged:
@@ -100,7 +112,11 @@ def test_every_acknowledgement_has_a_concrete_reason_and_hides_a_real_finding(
     )
 
 
-def test_cfn_lint_reports_no_error_on_the_synthesized_template(synthesized: Synthesized) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_cfn_lint_reports_no_error_on_the_synthesized_template(
+    mode: str, request: pytest.FixtureRequest
+) -> None:
+    synthesized: Synthesized = request.getfixturevalue(mode)
     template = synthesized.outdir / synthesized.stack.template_file
     matches = lint_file(template, config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
     errors = [f"{m.rule.id} {m.message} ({m.path})" for m in matches if m.rule.severity.lower() == "error"]

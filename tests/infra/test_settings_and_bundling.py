@@ -14,6 +14,8 @@ from tagwarden_cdk.main import cdk_json_context
 from tagwarden_cdk.settings import CONTEXT_KEYS, DEFAULT_SCHEDULE, Settings, SettingsError
 
 from tests.infra.conftest import CDK_DIR
+from workflow import config
+from workflow.errors import ConfigurationError
 
 DEPLOY_DOC = CDK_DIR.parent / "docs" / "deploy.md"
 
@@ -75,11 +77,52 @@ def test_command_line_strings_and_cdk_json_values_parse_alike() -> None:
         ("athena_bytes_scanned_cutoff", "1024"),
         ("schedule", "every day"),
         ("retain_data", "maybe"),
+        ("distributed_map_threshold", "0"),
+        ("distributed_map_threshold", "201"),
+        ("distributed_map_threshold", "forty"),
+        ("distributed_max_concurrency", "0"),
+        ("distributed_max_concurrency", "10001"),
+        ("tolerated_failure_percentage", "-1"),
+        ("tolerated_failure_percentage", "101"),
+        ("tolerated_failure_percentage", "7.5"),
     ],
 )
 def test_bad_context_values_name_their_key(key: str, value: str) -> None:
     with pytest.raises(SettingsError, match=f"context {key}"):
         Settings.from_context({key: value})
+
+
+@pytest.mark.parametrize(
+    ("key", "variable", "low", "high"),
+    [
+        ("distributed_map_threshold", config.DISTRIBUTED_MAP_THRESHOLD, 1, 200),
+        ("distributed_max_concurrency", config.DISTRIBUTED_MAX_CONCURRENCY, 1, 10_000),
+        ("tolerated_failure_percentage", config.TOLERATED_FAILURE_PERCENTAGE, 0, 100),
+    ],
+)
+def test_distributed_map_keys_accept_exactly_what_the_validate_step_accepts(
+    key: str, variable: str, low: int, high: int
+) -> None:
+    """A value the step would reject at every run must stop synthesis instead, and no more."""
+    env = {
+        config.REPORT_BUCKET: "b",
+        config.DEFAULT_POLICY_URI: "s3://b/p.json",
+        config.DEFAULT_REGIONS: "us-east-1",
+    }
+    for value in (low - 1, low, high, high + 1):
+        try:
+            config.ValidateConfig.from_env({**env, variable: str(value)})
+            step_accepts = True
+        except ConfigurationError:
+            step_accepts = False
+        try:
+            Settings.from_context({key: str(value)})
+            synthesis_accepts = True
+        except SettingsError:
+            synthesis_accepts = False
+        assert synthesis_accepts == step_accepts == (low <= value <= high), (key, value)
+    defaults = config.ValidateConfig.from_env(env)
+    assert getattr(Settings(), key) == getattr(defaults, key)
 
 
 def test_cdk_json_defaults_agree_with_the_settings_defaults() -> None:

@@ -211,7 +211,7 @@ def test_catch_edges_are_dashed_in_mermaid_dot_and_svg() -> None:
     catches = [
         (model.nodes[e.source].name, model.nodes[e.target].name) for e in model.edges if e.kind == "catch"
     ]
-    assert ("Start crawler", "Crawler not started") in catches
+    assert ("Register partitions", "Partitions not registered") in catches
     assert ("Scan regions", "Scan failed") in catches
     assert ("List EC2 instances", "Listing failed") in catches
     mermaid_catches = re.findall(r"^\s+(\S+) -\.->\|\"catch: any error\"\| (\S+)$", to_mermaid(model), re.M)

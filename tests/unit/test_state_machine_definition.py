@@ -95,14 +95,14 @@ def test_every_lambda_task_retries_transient_errors_with_jitter_and_catches_ever
         ), f"{name}: the Lambda timeout must fire before the Task's"
 
 
-def test_every_failure_path_except_invalid_input_and_crawler_reaches_the_dead_letter_queue() -> None:
+def test_every_failure_path_except_invalid_input_and_partitions_reaches_the_dead_letter_queue() -> None:
     states = ASL["States"]
-    for name in ("Validate input", "Scan regions", "Persist report", "Notify"):
+    for name in ("Validate input", "Scan regions", "Scan regions at scale", "Persist report", "Notify"):
         handler = states[states[name]["Catch"][0]["Next"]]
         assert handler["Parameters"]["state"] == name
         assert handler["Next"] == "Send to dead-letter queue"
-    assert states["Start crawler"]["Catch"][0]["Next"] == "Crawler not started"
-    assert states["Crawler not started"]["Next"] == "Notify?"
+    assert states["Register partitions"]["Catch"][0]["Next"] == "Partitions not registered"
+    assert states["Partitions not registered"]["Next"] == "Notify?"
     body = states["Send to dead-letter queue"]["Parameters"]["MessageBody"]
     assert {"execution_id.$", "execution_name.$", "failed_state.$", "error.$", "cause.$", "input.$"} <= set(
         body

@@ -29,12 +29,12 @@ from workflow.engine.embedded import EmbeddedEngine
 from workflow.engine.fleet_endpoint import FleetEndpoint
 from workflow.engine.member_accounts import MemberAccounts
 from workflow.fleet import FleetInstance
+from workflow.queries import schema
 from workflow.storage import get_json, iter_jsonl_gz
 
 ENVIRONMENT: Final = "local"
 STATE_MACHINE_NAME: Final = "tagwarden"
 BUCKET: Final = "tagwarden-reports-local"
-CRAWLER: Final = "tagwarden-local"
 DATABASE: Final = "tagwarden_local"
 DEFAULT_POLICY: Final = deployment.ROOT / "policies" / "baseline.json"
 CENTRAL_ACCOUNT: Final = "123456789012"
@@ -55,6 +55,22 @@ def _handler_session(region: str) -> boto3.Session:
     core = botocore.session.Session()
     core.register_component("data_loader", _shared_loader)
     return boto3.Session(botocore_session=core, region_name=region)
+
+
+def _table_input(name: str, columns: Sequence[tuple[str, str]], prefix: str) -> dict[str, Any]:
+    """The Glue table the CDK app creates (JSON SerDe, dt/run partitions), for moto's catalog."""
+    return {
+        "Name": name,
+        "TableType": "EXTERNAL_TABLE",
+        "PartitionKeys": [{"Name": n, "Type": t} for n, t in schema.PARTITION_KEYS],
+        "StorageDescriptor": {
+            "Columns": [{"Name": n, "Type": t} for n, t in columns],
+            "Location": f"s3://{BUCKET}/{prefix}",
+            "InputFormat": "org.apache.hadoop.mapred.TextInputFormat",
+            "OutputFormat": "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+            "SerdeInfo": {"SerializationLibrary": "org.openx.data.jsonserde.JsonSerDe"},
+        },
+    }
 
 
 class _CurrentStream(io.TextIOBase):
@@ -198,17 +214,11 @@ class LocalDeployment:
         sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=capture_arn)
         glue = self.engine.client("glue")
         glue.create_database(DatabaseInput={"Name": DATABASE})
-        glue.create_crawler(
-            Name=CRAWLER,
-            Role="arn:aws:iam::123456789012:role/tagwarden-crawler",
-            DatabaseName=DATABASE,
-            Targets={
-                "S3Targets": [
-                    {"Path": f"s3://{BUCKET}/{layout.FINDINGS_PREFIX}"},
-                    {"Path": f"s3://{BUCKET}/{layout.RUNS_PREFIX}"},
-                ]
-            },
-        )
+        for table, columns, prefix in (
+            ("findings", schema.FINDINGS_COLUMNS, layout.FINDINGS_PREFIX),
+            ("runs", schema.RUNS_COLUMNS, layout.RUNS_PREFIX),
+        ):
+            glue.create_table(DatabaseName=DATABASE, TableInput=_table_input(table, columns, prefix))
         environment = {
             config.REPORT_BUCKET: BUCKET,
             config.DEFAULT_POLICY_URI: f"s3://{BUCKET}/{layout.DEFAULT_POLICY_KEY}",
@@ -216,7 +226,7 @@ class LocalDeployment:
             config.DEFAULT_NOTIFY: "violations",
             config.MAP_MAX_CONCURRENCY: str(self.map_max_concurrency),
             config.ENVIRONMENT: self.environment,
-            config.CRAWLER_NAME: CRAWLER,
+            config.GLUE_DATABASE: DATABASE,
             config.TOPIC_ARN: self.topic_arn,
             config.CONSOLE_REGION: self.region,
             config.SERVICE_NAME: "tagwarden",
@@ -321,5 +331,8 @@ class LocalDeployment:
         """Dead-letter messages sent since the last call, parsed."""
         return [json.loads(m["Body"]) for m in self._drain(self.queue_url)]
 
-    def crawler_state(self) -> str:
-        return str(self.engine.client("glue").get_crawler(Name=CRAWLER)["Crawler"]["State"])
+    def partitions(self, table: str) -> list[list[str]]:
+        """The ``[dt, run]`` values of every partition registered in a Glue table."""
+        glue = self.engine.client("glue")
+        pages = glue.get_paginator("get_partitions").paginate(DatabaseName=DATABASE, TableName=table)
+        return sorted(p["Values"] for page in pages for p in page["Partitions"])

@@ -68,12 +68,16 @@ RUNS_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
         "drift",
         "struct<previous_run_id:string,newly_noncompliant:array<string>,newly_compliant:array<string>>",
     ),
+    ("target_counts", "struct<total:int,scanned:int,error:int,accounts:int>"),
+    ("targets", "array<struct<account_id:string,region:string,status:string,reason:string>>"),
 )
 
 PARTITION_KEYS: Final[tuple[tuple[str, str], ...]] = (("dt", "string"), ("run", "string"))
 
 #: Column comments for the Glue catalog (what Athena shows next to each column).
 COLUMN_COMMENTS: Final[dict[str, str]] = {
+    "target_counts": "(account, region) targets of the run: total, scanned, error, accounts",
+    "targets": "targets not scanned (status error, with the reason), then up to 1,000 scanned ones",
     "instance_id": "EC2 instance id",
     "region": "AWS region of the instance",
     "account_id": "AWS account that owns the instance",

@@ -20,7 +20,7 @@ def notify(event: dict[str, Any], config: NotifyConfig, *, sns: Any, s3: Any) ->
         report_uri=f"s3://{run['bucket']}/{report['findings_key']}",
         execution_arn=run["execution_id"],
         console_region=config.console_region,
-        crawler=event.get("crawler"),
+        catalog=event.get("catalog"),
     )
     with aws_call("SNS Publish"):
         response = sns.publish(

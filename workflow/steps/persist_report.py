@@ -13,7 +13,7 @@ from workflow import layout
 from workflow.config import PersistConfig
 from workflow.errors import Throttled
 from workflow.metrics import Sink, emit_run_metrics
-from workflow.report import SummaryBuilder
+from workflow.report import SummaryBuilder, summarize_targets
 from workflow.storage import (
     JsonLinesWriter,
     get_json,
@@ -24,10 +24,6 @@ from workflow.storage import (
     put_json,
     put_json_if_unchanged,
 )
-
-# The summary lists every target that was not scanned, and the first ones that were; a run over
-# 10,000 targets keeps its summary (read by the notifier and the runs table) small.
-MAX_LISTED_SCANNED_TARGETS = 1000
 
 
 def _previous_run(s3: Any, bucket: str, run: dict[str, Any]) -> tuple[str | None, set[str] | None]:
@@ -93,21 +89,6 @@ def _target_outcomes(
     return scanned, outcomes
 
 
-def _targets_section(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
-    failed = [o for o in outcomes if o["status"] != "ok"]
-    listed = failed + [o for o in outcomes if o["status"] == "ok"][:MAX_LISTED_SCANNED_TARGETS]
-    return {
-        "partial": bool(failed),
-        "targets": listed,
-        "target_counts": {
-            "total": len(outcomes),
-            "scanned": len(outcomes) - len(failed),
-            "error": len(failed),
-            "accounts": len({o["account_id"] for o in outcomes}),
-        },
-    }
-
-
 def persist_report(
     event: dict[str, Any], config: PersistConfig, *, s3: Any, metrics_sink: Sink | None = None
 ) -> dict[str, Any]:
@@ -118,7 +99,7 @@ def persist_report(
     dry_run = bool(run.get("dry_run"))
     findings_key = layout.staged_report_findings_key(run_id) if dry_run else layout.findings_key(dt, run_id)
     scanned, outcomes = _target_outcomes(s3, run, _work_items(s3, run))
-    targets_section = _targets_section(outcomes)
+    targets_section = summarize_targets(outcomes)
     previous_run_id, previous_noncompliant = _previous_run(s3, bucket, run)
     # A partial scan did not see the failed targets' instances: none of them is "newly compliant".
     builder = SummaryBuilder(watched_ids=previous_noncompliant if targets_section["partial"] else None)
