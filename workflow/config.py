@@ -39,9 +39,10 @@ LOG_LEVEL: Final = "POWERTOOLS_LOG_LEVEL"
 NOTIFY_MODES: Final = ("always", "violations", "new_violations", "never")
 DEFAULT_METRICS_NAMESPACE: Final = "Tagwarden"
 DEFAULT_MEMBER_ROLE_NAME: Final = "TagwardenReadOnly"
-# An inline Map iteration adds about 16 events to the execution's history (more when a region
-# needs continuation loops): 40 pairs stay near 700 of the 25,000 events a Standard execution may
-# have, and their work items near 2 KB of state. Above it the Distributed Map takes over.
+# An inline Map iteration adds 14 events to the execution's history (more when a region
+# needs continuation loops; benchmarks/bench_fanout.py): 40 pairs stay near 600 of the 25,000 events
+# a Standard execution may have, and their work items near 2 KB of state. Above it the Distributed
+# Map takes over.
 DEFAULT_DISTRIBUTED_MAP_THRESHOLD: Final = 40
 MAX_DISTRIBUTED_MAP_THRESHOLD: Final = 200
 

@@ -254,3 +254,34 @@ def test_organization_mode_outside_an_organisation_is_invalid_input(org: LocalDe
         result.cause is not None
         and "$.organization: this account is not in an AWS Organization" in result.cause
     )
+
+
+def test_a_failed_child_execution_within_the_tolerance_is_reported_as_an_error_target(
+    org: LocalDeployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One pair of 15 (6.7%, under the default 10% tolerance) fails for good in its child
+    execution: the Distributed Map goes on, and Persist report marks that pair as not scanned.
+    (moto does not enforce the tolerance at all; AWS would fail the Map above 10%.)"""
+    import lambdas.evaluate_tags
+    from workflow.errors import PermanentError
+
+    real = lambdas.evaluate_tags.evaluate_tags
+
+    def failing_for_one_pair(event: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if event["target"] == {"account_id": ACCOUNTS[2], "region": "eu-west-1"}:
+            raise PermanentError("injected: evaluation failed for good")
+        return real(event, *args, **kwargs)
+
+    monkeypatch.setattr(lambdas.evaluate_tags, "evaluate_tags", failing_for_one_pair)
+    result = org.run({"organization": True}, name="distributed-one-child-fails")
+    assert result.status == "SUCCEEDED", result.cause
+    summary = result.summary
+    assert summary is not None and summary["partial"] is True
+    failed = [t for t in summary["targets"] if t["status"] == "error"]
+    assert {(t["account_id"], t["region"]) for t in failed} == {(ACCOUNTS[2], "eu-west-1")} | {
+        (NO_ROLE, region) for region in DEMO_REGIONS
+    }
+    [child] = [t for t in failed if t["account_id"] == ACCOUNTS[2]]
+    assert "iteration failed" in child["reason"]
+    assert not [f for f in result.findings if f["account_id"] == ACCOUNTS[2] and f["region"] == "eu-west-1"]
+    assert result.dead_letters == []
