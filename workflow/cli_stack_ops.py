@@ -337,6 +337,9 @@ def cmd_start(args: argparse.Namespace, aws: _Aws) -> int:
         regions=args.regions,
         notify=args.notify,
         dry_run=args.dry_run,
+        targets_file=args.targets,
+        organization=args.organization,
+        exclude_accounts=args.exclude_accounts,
     )
     if args.name is not None:
         check_run_name(args.name)
@@ -703,8 +706,22 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     start.add_argument("--regions", help="comma-separated regions to scan (default: the deployment's)")
     start.add_argument("--notify", choices=NOTIFY_MODES, help="when to notify (default: the deployment's)")
     start.add_argument("--name", help="execution name, the run id (default: manual-<UTC time>-<random>)")
+    scope = start.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--targets",
+        metavar="FILE",
+        help='accounts to scan through their member role: JSON [{"account_id", "regions"?, "role_arn"?}]',
+    )
+    scope.add_argument(
+        "--organization", action="store_true", help="scan every active account of the AWS Organization"
+    )
     start.add_argument(
-        "--dry-run", action="store_true", help="evaluate and report without crawling or notifying"
+        "--exclude-accounts", metavar="IDS", help="with --organization: comma-separated accounts"
+    )
+    start.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="evaluate and report without registering partitions or notifying",
     )
     start.add_argument("--json", action="store_true", help="print one JSON object")
     _wait_options(start)

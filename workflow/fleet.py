@@ -2,29 +2,52 @@
 
 A fleet file is the JSON document of the AWS CLI (``{"Reservations": [...]}``). Loading checks the
 shape of every instance the evaluator reads, so a bad file gives clear lines, never a traceback.
+
+A file is read as a stream, one reservation at a time: only the instances are kept, never the whole
+text nor a parse tree of it, so a 100,000-instance dump (about 700 MB as the CLI prints it) costs
+the memory of its instances and a window of about 1 MiB of text.
 """
 
 from __future__ import annotations
 
+import codecs
+import io
 import json
 import random
-from collections.abc import Iterator
+import re
+import stat
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from workflow.errors import FleetError, Problem
 from workflow.evaluator import region_of_zone
 
-# A 100,000-instance dump of the AWS CLI is about 300 MB; refuse what is far beyond that early.
+# The loader streams, so the file size no longer multiplies into parse memory; but every instance
+# is kept for the run (about 1.2 bytes of Python objects per byte of CLI text), so the size still
+# bounds the memory of a run. 768 MiB holds a 100,000-instance dump with every field the sample
+# fixture has; beyond that, splitting by region keeps each run bounded.
 MAX_FLEET_BYTES = 768 * 1024 * 1024
 _MAX_PROBLEMS = 20
+# Bytes read at a time; the text window grows past this only for a reservation larger than it.
+_READ_BYTES = 1024 * 1024
+# A decoding error this close to the end of the window may only mean the value goes on in the
+# next read: read more and decode again before calling the file broken.
+_SLACK = 4096
+# Values up to this length are shared: states, zones, types, small tag values; not the ids,
+# addresses and timestamps, which are mostly unique and would only grow the memo.
+_SHARED_VALUE_CHARS = 16
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+# Values that end with their own closing character, so the window cannot have cut them short.
+_CLOSED = (dict, list, str)
 DEMO_ACCOUNT_ID = "123456789012"
 DEMO_REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FleetInstance:
     """An instance with the account it belongs to (the reservation's ``OwnerId``)."""
 
@@ -62,6 +85,42 @@ def _instance_problems(instance: Any, path: str) -> Iterator[Problem]:
             yield Problem(f"{path}.Tags[{index}].Value", "not a string")
 
 
+def _check_reservation(
+    reservation: Any, r_index: int, problems: list[Problem], instances: list[FleetInstance]
+) -> None:
+    """Append the reservation's instances to ``instances``, or what is wrong with them to ``problems``."""
+    path = f"$.Reservations[{r_index}]"
+    if not isinstance(reservation, dict) or not isinstance(reservation.get("Instances"), list):
+        problems.append(Problem(f"{path}.Instances", "missing or not a list"))
+        return
+    owner = reservation.get("OwnerId")
+    # One string object per account and region, not one per instance.
+    account = sys.intern(str(owner)) if owner is not None else None
+    for i_index, instance in enumerate(reservation["Instances"]):
+        found = list(_instance_problems(instance, f"{path}.Instances[{i_index}]"))
+        if found:
+            problems.extend(found)
+            continue
+        region = region_of_zone(instance["Placement"]["AvailabilityZone"])
+        assert region is not None  # checked above
+        instances.append(FleetInstance(account, sys.intern(region), instance))
+
+
+def _not_describe_instances(source: str | None) -> FleetError:
+    return FleetError(
+        [Problem("$", 'expected the output of "aws ec2 describe-instances": an object with "Reservations"')],
+        source=source,
+    )
+
+
+def _checked(problems: list[Problem], source: str | None) -> None:
+    if problems:
+        shown = problems[:_MAX_PROBLEMS]
+        if len(problems) > _MAX_PROBLEMS:
+            shown.append(Problem("$", "more problems not shown; fix these first"))
+        raise FleetError(shown, source=source)
+
+
 def iter_fleet_document(document: Any, *, source: str | None = None) -> Iterator[FleetInstance]:
     """Check a describe-instances document and yield its instances with account and region.
 
@@ -71,83 +130,290 @@ def iter_fleet_document(document: Any, *, source: str | None = None) -> Iterator
     [('1', 'us-east-1')]
     """
     if not isinstance(document, dict) or not isinstance(document.get("Reservations"), list):
-        raise FleetError(
-            [
-                Problem(
-                    "$", 'expected the output of "aws ec2 describe-instances": an object with "Reservations"'
-                )
-            ],
-            source=source,
-        )
+        raise _not_describe_instances(source)
     problems: list[Problem] = []
     instances: list[FleetInstance] = []
     for r_index, reservation in enumerate(document["Reservations"]):
-        path = f"$.Reservations[{r_index}]"
-        if not isinstance(reservation, dict) or not isinstance(reservation.get("Instances"), list):
-            problems.append(Problem(f"{path}.Instances", "missing or not a list"))
-            continue
-        owner = reservation.get("OwnerId")
-        for i_index, instance in enumerate(reservation["Instances"]):
-            found = list(_instance_problems(instance, f"{path}.Instances[{i_index}]"))
-            if found:
-                problems.extend(found)
-                continue
-            region = region_of_zone(instance["Placement"]["AvailabilityZone"])
-            assert region is not None  # checked above
-            instances.append(FleetInstance(str(owner) if owner is not None else None, region, instance))
+        _check_reservation(reservation, r_index, problems, instances)
         if len(problems) >= _MAX_PROBLEMS:
             break
-    if problems:
-        shown = problems[:_MAX_PROBLEMS]
-        if len(problems) > _MAX_PROBLEMS:
-            shown.append(Problem("$", "more problems not shown; fix these first"))
-        raise FleetError(shown, source=source)
+    _checked(problems, source)
     yield from instances
 
 
+def _sharing_decoder() -> json.JSONDecoder:
+    """A decoder that makes one string object per distinct key and per distinct short value.
+
+    ``json.loads`` of a whole file shares the keys of all its objects; decoding reservation by
+    reservation shares them only within each. A full instance has about 150 keys, and short values
+    repeat too (states, zones, types, "attached", "default", tag values): sharing both across the
+    file makes a fleet about a quarter smaller than ``json.loads`` made it. Use one per file.
+
+    >>> decoder = _sharing_decoder()
+    >>> a, b = decoder.decode('{"Tags": {"Key": "prod"}}'), decoder.decode('{"Tags": {"Key": "prod"}}')
+    >>> next(iter(a)) is next(iter(b)), a["Tags"]["Key"] is b["Tags"]["Key"]
+    (True, True)
+    """
+    memo: dict[str, str] = {}
+    share = memo.setdefault
+
+    def shared(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        # Called by the C scanner for every object; strings in lists are rare and left alone.
+        return {
+            share(key, key): share(value, value)
+            if type(value) is str and len(value) <= _SHARED_VALUE_CHARS
+            else value
+            for key, value in pairs
+        }
+
+    return json.JSONDecoder(object_pairs_hook=shared)
+
+
+class _InvalidJson(Exception):
+    """Where and why the text is not JSON, in the words and positions of ``json.loads``."""
+
+    def __init__(self, message: str, line: int, column: int) -> None:
+        super().__init__(f"invalid JSON at line {line}, column {column}: {message}")
+
+
+class _NotText(Exception):
+    """Bytes that do not decode in the file's encoding (the message of ``json.loads`` on bytes)."""
+
+
+class _TooLarge(Exception):
+    """More than :data:`MAX_FLEET_BYTES` bytes came out of the file (a pipe, or a file that grew)."""
+
+
+class _Text:
+    """The decoded text of a byte stream, held as a window that the parser moves through.
+
+    Encoding as ``json.loads`` detects it on bytes (UTF-8, with or without a BOM, UTF-16, UTF-32),
+    and errors placed by line and column of the whole text, as ``json.loads`` places them.
+    """
+
+    def __init__(self, stream: IO[bytes], limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+        self._bytes = 0
+        self._decoder: codecs.IncrementalDecoder | None = None
+        self._json = _sharing_decoder()
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+        # Line number of buf[0], and how many characters precede it on that line.
+        self._line = 1
+        self._column = 0
+
+    def more(self) -> None:
+        """Read the next bytes; the window keeps what the parser has not consumed yet."""
+        # A value larger than a read doubles the window each time, so decoding it again after
+        # each read stays linear in its size; at least 4 bytes, what json.detect_encoding reads.
+        raw = self._stream.read(max(_READ_BYTES, len(self.buf) - self.pos, 4))
+        self._bytes += len(raw)
+        if self._bytes > self._limit:
+            raise _TooLarge
+        if self._decoder is None:
+            # The first bytes tell the encoding, as json.loads(bytes) finds it.
+            self._decoder = codecs.getincrementaldecoder(json.detect_encoding(raw[:4]))("surrogatepass")
+        pending = len(self._decoder.getstate()[0])
+        self.eof = not raw
+        try:
+            decoded = self._decoder.decode(raw, final=self.eof)
+        except UnicodeDecodeError as err:
+            # Positions of the whole file, as json.loads(bytes) reports them.
+            offset = self._bytes - len(raw) - pending
+            start, end = offset + err.start, offset + err.end
+            where = (
+                f"byte 0x{err.object[err.start]:02x} in position {start}"
+                if end - start == 1
+                else f"bytes in position {start}-{end - 1}"
+            )
+            raise _NotText(f"'{err.encoding}' codec can't decode {where}: {err.reason}") from None
+        cut = self.pos
+        newlines = self.buf.count("\n", 0, cut)
+        if newlines:
+            self._line += newlines
+            self._column = cut - self.buf.rfind("\n", 0, cut) - 1
+        else:
+            self._column += cut
+        self.buf = self.buf[cut:] + decoded
+        self.pos = 0
+
+    def invalid(self, message: str, pos: int) -> _InvalidJson:
+        """The error for ``buf[pos]``: line and column in the whole text, 1-based."""
+        newlines = self.buf.count("\n", 0, pos)
+        if newlines:
+            return _InvalidJson(message, self._line + newlines, pos - self.buf.rfind("\n", 0, pos))
+        return _InvalidJson(message, self._line, self._column + pos + 1)
+
+    def peek(self) -> str:
+        """The character after any whitespace, or ``""`` at the end of the text."""
+        while True:
+            self.pos = _WHITESPACE.match(self.buf, self.pos).end()  # type: ignore[union-attr]
+            if self.pos < len(self.buf) or self.eof:
+                return self.buf[self.pos : self.pos + 1]
+            self.more()
+
+    def expect(self, allowed: str, message: str) -> str:
+        """Consume the next non-blank character, one of ``allowed``; else fail with ``message``."""
+        char = self.peek()
+        if not char or char not in allowed:
+            raise self.invalid(message, self.pos)
+        self.pos += 1
+        return char
+
+    def value(self) -> Any:
+        """Decode the JSON value that starts at the next non-blank character."""
+        self.peek()
+        while True:
+            try:
+                value, end = self._json.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as err:
+                truncated = err.pos >= len(self.buf) - _SLACK or err.msg.startswith("Unterminated string")
+                if truncated and not self.eof:
+                    self.more()
+                    continue
+                raise self.invalid(err.msg, err.pos) from None
+            if not self.eof and type(value) not in _CLOSED and len(self.buf) - end < _SLACK:
+                # A number near the end of the window may go on in the next read ("1." then "5").
+                self.more()
+                continue
+            self.pos = end
+            return value
+
+    def array(self, each: Callable[[Any], None]) -> None:
+        """Decode the elements of the array whose ``[`` was just consumed, one at a time."""
+        if self.peek() == "]":
+            self.pos += 1
+            return
+        while True:
+            each(self.value())
+            if self.expect(",]", "Expecting ',' delimiter") == "]":
+                return
+
+    def end(self) -> None:
+        """Only whitespace may follow the document."""
+        if self.peek():
+            raise self.invalid("Extra data", self.pos)
+
+
+class _Reservations:
+    """Collects instances and problems reservation by reservation, as :func:`iter_fleet_document`."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.count = 0
+        self.problems: list[Problem] = []
+        self.instances: list[FleetInstance] = []
+
+    def add(self, reservation: Any) -> None:
+        index = self.count
+        self.count += 1
+        # Past the limit the rest is still decoded, so broken JSON further on wins as it did
+        # when the whole file was parsed first; it is no longer checked nor kept.
+        if len(self.problems) < _MAX_PROBLEMS:
+            _check_reservation(reservation, index, self.problems, self.instances)
+
+
+def _read_fleet(text: _Text, source: str) -> list[FleetInstance]:
+    """Parse ``{"Reservations": [...]}`` from ``text`` reservation by reservation.
+
+    Mirrors ``json.loads``: the same error messages at the same positions, and a key given twice
+    counts with its last value.
+    """
+    if text.peek() != "{":
+        if text.peek() == "[":
+            # e.g. the output of --query 'Reservations[].Instances[]': still check it is JSON, but
+            # element by element, never the whole array at once.
+            text.pos += 1
+            text.array(lambda _: None)
+        else:
+            text.value()
+        text.end()
+        raise _not_describe_instances(source)
+    text.pos += 1
+    reservations = _Reservations()
+    found = False
+    if text.peek() == "}":
+        text.pos += 1
+    else:
+        while True:
+            if text.peek() != '"':
+                raise text.invalid("Expecting property name enclosed in double quotes", text.pos)
+            key = text.value()
+            text.expect(":", "Expecting ':' delimiter")
+            if key == "Reservations":
+                reservations.reset()
+                found = text.peek() == "["
+                if found:
+                    text.pos += 1
+                    text.array(reservations.add)
+                else:
+                    text.value()
+            else:
+                text.value()
+            if text.expect(",}", "Expecting ',' delimiter") == "}":
+                break
+    text.end()
+    if not found:
+        raise _not_describe_instances(source)
+    _checked(reservations.problems, source)
+    return reservations.instances
+
+
+def _too_large(source: str, size: str) -> FleetError:
+    limit = MAX_FLEET_BYTES // 2**20
+    return FleetError(
+        [
+            Problem(
+                "$",
+                f"{size} above the {limit} MiB limit; "
+                "split it by region (aws ec2 describe-instances --region ...)",
+            )
+        ],
+        source=source,
+    )
+
+
 def load_fleet_file(path: str | Path) -> list[FleetInstance]:
-    """Read a describe-instances JSON file; any problem raises :class:`FleetError`."""
+    """Read a describe-instances JSON file; any problem raises :class:`FleetError`.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     dump = Path(folder) / "dump.json"
+    ...     _ = dump.write_text('{"Reservations": [{"OwnerId": "1", "Instances": [{"InstanceId": '
+    ...                         '"i-1", "State": {"Name": "running"}, "Placement": {"AvailabilityZone": '
+    ...                         '"eu-west-1b"}}]}]}')
+    ...     [(i.account_id, i.region, i.instance["InstanceId"]) for i in load_fleet_file(dump)]
+    [('1', 'eu-west-1', 'i-1')]
+    """
     source = str(path)
     try:
-        size = Path(path).stat().st_size
-        if size > MAX_FLEET_BYTES:
-            raise FleetError(
-                [
-                    Problem(
-                        "$",
-                        f"file is {size // 2**20} MiB, above the {MAX_FLEET_BYTES // 2**20} MiB limit; "
-                        "split it by region (aws ec2 describe-instances --region ...)",
-                    )
-                ],
-                source=source,
-            )
+        info = Path(path).stat()
+        if info.st_size > MAX_FLEET_BYTES:
+            raise _too_large(source, f"file is {info.st_size // 2**20} MiB,")
         with open(path, "rb") as handle:
-            # stat() says 0 for a pipe or a device: bound the read itself too.
-            raw = handle.read(MAX_FLEET_BYTES + 1)
-        if len(raw) > MAX_FLEET_BYTES:
-            raise FleetError(
-                [
-                    Problem(
-                        "$",
-                        f"more than {MAX_FLEET_BYTES // 2**20} MiB: above the "
-                        f"{MAX_FLEET_BYTES // 2**20} MiB limit; split it by region "
-                        "(aws ec2 describe-instances --region ...)",
-                    )
-                ],
-                source=source,
-            )
-        document = json.loads(raw)
+            stream: IO[bytes] = handle
+            if not stat.S_ISREG(info.st_mode):
+                # stat() says 0 for a pipe or a device: read it (bounded) before parsing, so an
+                # endless stream is refused by its size whatever its first bytes are.
+                raw = handle.read(MAX_FLEET_BYTES + 1)
+                if len(raw) > MAX_FLEET_BYTES:
+                    raise _TooLarge
+                stream = io.BytesIO(raw)
+            return _read_fleet(_Text(stream, MAX_FLEET_BYTES), source)
     except FleetError:
         raise
+    except _TooLarge:
+        raise _too_large(source, f"more than {MAX_FLEET_BYTES // 2**20} MiB:") from None
     except OSError as err:
         raise FleetError([Problem("$", f"cannot read file: {err.strerror or err}")], source=source) from None
-    except json.JSONDecodeError as err:
-        raise FleetError(
-            [Problem("$", f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}")], source=source
-        ) from None
-    except (UnicodeDecodeError, RecursionError) as err:
+    except _InvalidJson as err:
+        raise FleetError([Problem("$", str(err))], source=source) from None
+    except (_NotText, RecursionError) as err:
         raise FleetError([Problem("$", f"not a JSON text: {err}")], source=source) from None
-    return list(iter_fleet_document(document, source=source))
 
 
 _TEAMS = ("payments", "search", "platform", "data", "mobile", "growth")

@@ -18,6 +18,7 @@ from typing import Any
 from workflow.errors import InvalidInput, Problem
 from workflow.fleet import FleetInstance, demo_fleet, iter_fleet_document, load_fleet_file
 from workflow.policy import compile_policy, load_policy_document, read_policy_file
+from workflow.targets import add_scope_options
 
 _EXECUTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")
@@ -117,24 +118,6 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     console.print(f"Report folder: {run_dir}")
 
 
-def _targets_file(path: str) -> list[Any]:
-    """``--targets``: a JSON list of targets, or an object with a ``targets`` list."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.loads(handle.read(1024 * 1024))
-    except OSError as err:
-        raise InvalidInput([Problem("--targets", f"cannot read {path}: {err.strerror or err}")]) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InvalidInput([Problem("--targets", f"{path} is not JSON: {err}")]) from None
-    if isinstance(document, dict) and "targets" in document:
-        document = document["targets"]
-    if not isinstance(document, list):
-        raise InvalidInput(
-            [Problem("--targets", f'{path}: expected a JSON list like [{{"account_id": "111122223333"}}]')]
-        )
-    return document
-
-
 def _seed_previous_run(local: Any, out: Path) -> None:
     """Give the fresh engine the last local run's summary, so drift spans local runs too."""
     from workflow import layout
@@ -185,14 +168,12 @@ def run_locally(args: argparse.Namespace) -> int:
     fleet = _fleet(args.fleet)
     if regions:
         execution_input["regions"] = regions
-    if getattr(args, "targets", None):
-        execution_input["targets"] = _targets_file(args.targets)
-    if getattr(args, "organization", False):
-        execution_input["organization"] = True
-    if getattr(args, "exclude_accounts", None):
-        execution_input["exclude_accounts"] = [
-            a.strip() for a in args.exclude_accounts.split(",") if a.strip()
-        ]
+    add_scope_options(
+        execution_input,
+        targets_file=getattr(args, "targets", None),
+        organization=getattr(args, "organization", False),
+        exclude_accounts=getattr(args, "exclude_accounts", None),
+    )
     out = Path(args.out)
     run_dir = out / run_id
     progress = None if args.json else ExecutionProgress()

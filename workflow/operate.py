@@ -324,6 +324,9 @@ def build_execution_input(
     regions: str | Sequence[str] | None = None,
     notify: str | None = None,
     dry_run: bool = False,
+    targets_file: str | None = None,
+    organization: bool = False,
+    exclude_accounts: str | None = None,
 ) -> dict[str, Any]:
     """The execution input of a scan, checked locally first.
 
@@ -335,6 +338,8 @@ def build_execution_input(
     {'regions': ['eu-west-1', 'us-east-1'], 'notify': 'never'}
     """
     from workflow.policy import compile_policy, load_policy_document, read_policy_file
+    from workflow.steps.validate_input import input_problems
+    from workflow.targets import add_scope_options, target_problems
 
     problems: list[Problem] = []
     document: dict[str, Any] = {}
@@ -367,6 +372,16 @@ def build_execution_input(
             problems.append(Problem("--notify", f"one of {', '.join(NOTIFY_MODES)}, not {notify!r}"))
     if dry_run:
         document["dry_run"] = True
+    scope: dict[str, Any] = {}
+    add_scope_options(
+        scope, targets_file=targets_file, organization=organization, exclude_accounts=exclude_accounts
+    )
+    if scope:
+        # The same checks Validate input makes, before anything is started.
+        found = input_problems(scope) or target_problems(scope)
+        flag = "--targets" if "targets" in scope else "--organization"
+        problems += [Problem(f"{flag}: {p.path}", p.message) for p in found]
+        document.update(scope)
     size = len(json.dumps(document, separators=(",", ":")).encode("utf-8"))
     if size > MAX_INPUT_BYTES:
         problems.append(

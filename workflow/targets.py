@@ -9,6 +9,7 @@ name. Each work item is one iteration of the state machine's Map: ``{"account_id
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
@@ -157,3 +158,40 @@ def require_items(items: list[WorkItem], source: str) -> list[WorkItem]:
     if not items:
         raise InvalidInput([Problem(source, "no account is left to scan")])
     return items
+
+
+def read_targets_file(path: str) -> list[Any]:
+    """``--targets FILE``: a JSON list of targets, or an object with a ``targets`` list.
+
+    Problems are one :class:`InvalidInput` line each, named ``--targets``.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.loads(handle.read(1024 * 1024))
+    except OSError as err:
+        raise InvalidInput([Problem("--targets", f"cannot read {path}: {err.strerror or err}")]) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InvalidInput([Problem("--targets", f"{path} is not JSON: {err}")]) from None
+    if isinstance(document, dict) and "targets" in document:
+        document = document["targets"]
+    if not isinstance(document, list):
+        raise InvalidInput(
+            [Problem("--targets", f'{path}: expected a JSON list like [{{"account_id": "111122223333"}}]')]
+        )
+    return document
+
+
+def add_scope_options(
+    document: dict[str, Any],
+    *,
+    targets_file: str | None,
+    organization: bool,
+    exclude_accounts: str | None,
+) -> None:
+    """Put ``--targets``/``--organization``/``--exclude-accounts`` into an execution input."""
+    if targets_file:
+        document["targets"] = read_targets_file(targets_file)
+    if organization:
+        document["organization"] = True
+    if exclude_accounts:
+        document["exclude_accounts"] = [a.strip() for a in exclude_accounts.split(",") if a.strip()]

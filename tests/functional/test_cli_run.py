@@ -107,3 +107,58 @@ def test_rerunning_the_same_name_rewrites_the_same_report(
     assert (tmp_path / "same-name" / "findings.jsonl").read_text().count("\n") == first.count("\n") == 3
     assert [p.name for p in tmp_path.iterdir()] == ["same-name"]
     capsys.readouterr()
+
+
+def test_organization_mode_scans_every_account_of_the_dump_through_its_role(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(
+        ["run", "--fleet", str(FIXTURE), "--out", str(tmp_path), "--json", "--organization", "--name", "org"]
+    )
+    document = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert document["partial"] is False
+    summary = json.loads((tmp_path / "org" / "summary.json").read_text())
+    assert set(summary["by_account"]) == {"111122223333", "444455556666"}
+    scanned = {t["account_id"] for t in summary["targets"] if t["status"] == "ok"}
+    assert scanned >= {"111122223333", "444455556666"}
+
+
+def test_a_target_without_a_member_role_makes_a_partial_scan_not_a_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    targets = tmp_path / "targets.json"
+    targets.write_text(
+        json.dumps([{"account_id": "111122223333"}, {"account_id": "999999999999", "regions": ["us-east-1"]}])
+    )
+    status = main(
+        [
+            "run",
+            "--fleet",
+            str(FIXTURE),
+            "--out",
+            str(tmp_path),
+            "--json",
+            "--targets",
+            str(targets),
+            "--name",
+            "t",
+        ]
+    )
+    document = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert document["partial"] is True
+    assert document["summary"]["total"] == 2  # 111122223333's two instances
+    summary = json.loads((tmp_path / "t" / "summary.json").read_text())
+    [failed] = [t for t in summary["targets"] if t["status"] == "error"]
+    assert (failed["account_id"], failed["region"]) == ("999999999999", "us-east-1")
+    assert "AccessDenied" in failed["reason"]
+
+
+def test_an_unreadable_targets_file_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["run", "--targets", str(tmp_path / "missing.json"), "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert err == [f"--targets: cannot read {tmp_path / 'missing.json'}: No such file or directory"]

@@ -417,6 +417,27 @@ def test_start_sends_the_validated_policy_as_input_and_prints_the_arn_and_consol
     assert set(sent) == {"policy", "regions", "notify"}
 
 
+def test_start_sends_targets_checked_locally_first(
+    aws: Deployment, tagwarden: Callable[..., int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    targets = tmp_path / "targets.json"
+    targets.write_text(json.dumps({"targets": [{"account_id": "111122223333", "regions": ["eu-west-1"]}]}))
+    assert tagwarden("start", "--stack", STACK, "--targets", str(targets), "--name", "manual-targets") == 0
+    arn = capsys.readouterr().out.splitlines()[0]
+    sent = json.loads(aws.sfn.describe_execution(executionArn=arn)["input"])
+    assert sent == {"targets": [{"account_id": "111122223333", "regions": ["eu-west-1"]}]}
+
+    targets.write_text(
+        json.dumps([{"account_id": "111122223333", "role_arn": "arn:aws:iam::444455556666:role/R"}])
+    )
+    before = len(aws.sfn.list_executions(stateMachineArn=MACHINE_ARN)["executions"])
+    assert tagwarden("start", "--stack", STACK, "--targets", str(targets)) == 2
+    assert capsys.readouterr().err.strip() == (
+        "--targets: $.targets[0].role_arn: the role is in account 444455556666, not in 111122223333"
+    )
+    assert len(aws.sfn.list_executions(stateMachineArn=MACHINE_ARN)["executions"]) == before
+
+
 def test_start_under_a_name_already_used_is_one_line(
     aws: Deployment, tagwarden: Callable[..., int], capsys: pytest.CaptureFixture[str]
 ) -> None:
