@@ -13,7 +13,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test unit functional infra lint format bench bench-evaluator bench-scale bench-e2e synth sfn-local-test fuzz clean help
+.PHONY: install run test unit functional infra lint format bench bench-evaluator bench-scale bench-e2e bench-large-dump bench-fanout synth sfn-local-test fuzz clean help
 
 help:
 	@echo "make run     run a scan of the demo fleet on the embedded Step Functions engine"
@@ -62,7 +62,7 @@ $(BENCH_STAMP): pyproject.toml
 	$(BENCH_BIN)/python -c "import boto3, c7n.resources.ec2, moto; print('bench venv: boto3', boto3.__version__)"
 	@touch $@
 
-bench: bench-evaluator bench-scale bench-e2e
+bench: bench-evaluator bench-scale bench-e2e bench-large-dump bench-fanout
 
 bench-evaluator: $(BENCH_STAMP)
 	$(BENCH_BIN)/python benchmarks/bench_evaluator.py --instances 100000 --write BENCHMARKS.md
@@ -72,6 +72,12 @@ bench-scale: $(STAMP)
 
 bench-e2e: $(BENCH_STAMP)
 	$(BENCH_BIN)/python benchmarks/bench_e2e_c7n.py --instances 5000 --write BENCHMARKS.md
+
+bench-large-dump: $(STAMP)
+	$(BIN)/python benchmarks/bench_large_dump.py --instances 100000 --write BENCHMARKS.md
+
+bench-fanout: $(STAMP)
+	$(BIN)/python benchmarks/bench_fanout.py --accounts 2 8 32 --write BENCHMARKS.md
 
 synth: $(STAMP)
 	cd cdk && ../$(BIN)/python app.py

@@ -306,12 +306,13 @@ SUCCEEDED: validate input, list (DescribeInstances pages of 1,000 with the state
 to S3), evaluate, persist the report (gzip JSON Lines and summary to moto's S3), register the
 run's Glue partitions, notify through SNS; the flagged set is read back from the persisted
 findings. So tagwarden does strictly more work (S3 staging, the report, the catalog, the
-notification, Step Functions' interpreter), all of it served by moto in the same process; both share moto's cost of
-answering DescribeInstances, which dominates both figures (moto builds each instance's XML and
-botocore parses it back, on the same CPUs): this compares whole pipelines on a local backend, and
-"Evaluator throughput" isolates the filtering. moto's own per-instance tag lookup scans every tag
-of the region (O(instances × tags) per DescribeInstances sweep, minutes at this size); the
-benchmark gives it an O(1) lookup returning the same tags (`fast_moto_tags`), for both tools.
+notification, Step Functions' interpreter), all of it served by moto in the same process; both
+share moto's cost of answering DescribeInstances, which dominates both figures (moto builds each
+instance's XML and botocore parses it back, on the same CPUs): this compares whole pipelines on a
+local backend, and "Evaluator throughput" isolates the filtering. moto's own per-instance tag
+lookup scans every tag of the region (O(instances × tags) per DescribeInstances sweep, minutes at
+this size); the benchmark gives it an O(1) lookup returning the same tags (`fast_moto_tags`), for
+both tools.
 """
     if args.write:
         write_section(args.write, section)

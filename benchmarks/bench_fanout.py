@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         HEADING,
         "",
-        "Command: `" + " ".join(["python benchmarks/bench_fanout.py", *sys.argv[1:]]) + "` (embedded engine,",
+        "Command: `make bench-fanout`, which runs `.venv/bin/python benchmarks/bench_fanout.py "
+        + " ".join(sys.argv[1:])
+        + "` (embedded engine,",
         "demo fleet dealt to N accounts x 3 regions, 4 instances per account and region).",
         "",
         "| accounts | pairs | instances | inline: events | inline: transitions | inline: largest payload (B)"

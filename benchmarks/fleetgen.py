@@ -23,10 +23,12 @@ The fleet looks like a real account that mostly follows its tagging conventions:
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
 MAX_TAGS: Final = 50
@@ -230,8 +232,9 @@ def _instance(rng: random.Random, index: int, state_picker: Callable[[], tuple[s
     return instance
 
 
-def generate_fleet(count: int, seed: int = DEFAULT_SEED) -> list[dict[str, Any]]:
-    """``count`` instances as boto3's ``describe_instances`` returns them (``LaunchTime`` a datetime)."""
+def iter_fleet(count: int, seed: int = DEFAULT_SEED) -> Iterator[dict[str, Any]]:
+    """The instances of :func:`generate_fleet`, one at a time (a 100,000-instance dump is written
+    without holding the fleet)."""
     rng = random.Random(seed)
     states = [(name, code) for name, code, _ in _STATES]
     weights = [weight for _, _, weight in _STATES]
@@ -239,7 +242,240 @@ def generate_fleet(count: int, seed: int = DEFAULT_SEED) -> list[dict[str, Any]]
     def pick_state() -> tuple[str, int]:
         return rng.choices(states, weights=weights)[0]
 
-    return [_instance(rng, index, pick_state) for index in range(count)]
+    for index in range(count):
+        yield _instance(rng, index, pick_state)
+
+
+def generate_fleet(count: int, seed: int = DEFAULT_SEED) -> list[dict[str, Any]]:
+    """``count`` instances as boto3's ``describe_instances`` returns them (``LaunchTime`` a datetime)."""
+    return list(iter_fleet(count, seed))
+
+
+# -- describe-instances dumps, as the AWS CLI writes them ---------------------------------------------
+
+ACCOUNTS: Final = ("111122223333", "444455556666", "777788889999")
+_AMIS: Final = tuple(f"ami-0{(n * 0x2545F4914F6CDD1D) % 2**64:016x}" for n in range(1, 25))
+_SECURITY_GROUPS: Final = tuple(
+    (name, f"sg-0{(n * 0x5851F42D4C957F2D) % 2**64:016x}")
+    for n, name in enumerate(("default", "web", "internal", "bastion", "db", "monitoring", "eks-node"), 1)
+)
+_ROLES: Final = ("app-server", "batch-worker", "eks-node", "ssm-managed", "ci-runner")
+
+
+def _iso(moment: datetime) -> str:
+    # The AWS CLI prints timestamps with an explicit UTC offset.
+    return moment.isoformat()
+
+
+def full_instance(rng: random.Random, base: dict[str, Any], account: str) -> dict[str, Any]:
+    """``base`` (from :func:`iter_fleet`) with the other fields of the describe-instances sample
+    (``shared/fixtures/describe-instances.sample.json``) and what a VPC instance adds to them: block
+    devices, a network interface (two now and then), security groups, an instance profile, CPU and
+    metadata options. Keys in the order the CLI prints them.
+
+    Left out: the option blocks newer CLI versions add (``CapacityReservationSpecification``,
+    ``HibernationOptions``, ``EnclaveOptions``, ``MaintenanceOptions``, ``PrivateDnsNameOptions``,
+    boot mode and usage operation), about 1.2 KB per instance at the CLI's indentation.
+
+    >>> base = generate_fleet(1, seed=3)[0]
+    >>> full = full_instance(random.Random(1), base, ACCOUNTS[0])
+    >>> full["InstanceId"] == base["InstanceId"], full["NetworkInterfaces"][0]["OwnerId"]
+    (True, '111122223333')
+    """
+    zone = base["Placement"]["AvailabilityZone"]
+    region = zone[:-1]
+    state = base["State"]["Name"]
+    launched: datetime = base["LaunchTime"]
+    ip = base["PrivateIpAddress"]
+    private_dns = f"ip-{ip.replace('.', '-')}.{region}.compute.internal"
+    public = state in {"running", "pending", "stopping"} and rng.random() < 0.3
+    public_ip = f"{rng.randrange(3, 223)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+    public_dns = f"ec2-{public_ip.replace('.', '-')}.{region}.compute.amazonaws.com"
+    groups = [
+        {"GroupName": name, "GroupId": group_id}
+        for name, group_id in rng.sample(_SECURITY_GROUPS, rng.choice((1, 1, 2, 2, 3)))
+    ]
+    volumes = [
+        {
+            "DeviceName": "/dev/xvda" if n == 0 else f"/dev/sd{'fghijk'[n - 1]}",
+            "Ebs": {
+                "AttachTime": _iso(launched + timedelta(seconds=rng.randrange(1, 4))),
+                "DeleteOnTermination": n == 0 or rng.random() < 0.5,
+                "Status": "attached",
+                "VolumeId": f"vol-0{rng.getrandbits(64):016x}",
+            },
+        }
+        for n in range(rng.choices((1, 2, 3), weights=(60, 30, 10))[0])
+    ]
+    interfaces = []
+    for n in range(1 if rng.random() < 0.9 else 2):
+        eni_ip = ip if n == 0 else f"{ip.rsplit('.', 1)[0]}.{rng.randrange(1, 255)}"
+        eni_dns = f"ip-{eni_ip.replace('.', '-')}.{region}.compute.internal"
+        association = (
+            {"Association": {"IpOwnerId": "amazon", "PublicDnsName": public_dns, "PublicIp": public_ip}}
+            if public and n == 0
+            else {}
+        )  # fmt: skip
+        interfaces.append(
+            {
+                **association,
+                "Attachment": {
+                    "AttachTime": _iso(launched),
+                    "AttachmentId": f"eni-attach-0{rng.getrandbits(64):016x}",
+                    "DeleteOnTermination": n == 0,
+                    "DeviceIndex": n,
+                    "Status": "attached",
+                    "NetworkCardIndex": 0,
+                },
+                "Description": "" if n == 0 else "secondary",
+                "Groups": groups,
+                "Ipv6Addresses": [],
+                "MacAddress": ":".join(f"{rng.randrange(256):02x}" for _ in range(6)),
+                "NetworkInterfaceId": f"eni-0{rng.getrandbits(64):016x}",
+                "OwnerId": account,
+                "PrivateDnsName": eni_dns,
+                "PrivateIpAddress": eni_ip,
+                "PrivateIpAddresses": [
+                    {**association, "Primary": True, "PrivateDnsName": eni_dns, "PrivateIpAddress": eni_ip}
+                ],
+                "SourceDestCheck": True,
+                "Status": "in-use",
+                "SubnetId": base["SubnetId"],
+                "VpcId": base["VpcId"],
+                "InterfaceType": "interface",
+            }
+        )
+    instance: dict[str, Any] = {
+        "AmiLaunchIndex": base["AmiLaunchIndex"],
+        "ImageId": rng.choice(_AMIS),
+        "InstanceId": base["InstanceId"],
+        "InstanceType": base["InstanceType"],
+        "KeyName": base["KeyName"],
+        "LaunchTime": _iso(launched),
+        "Monitoring": base["Monitoring"],
+        "Placement": base["Placement"],
+        "PrivateDnsName": private_dns,
+        "PrivateIpAddress": ip,
+        "ProductCodes": [],
+        "PublicDnsName": public_dns if public else "",
+        **({"PublicIpAddress": public_ip} if public else {}),
+        "State": base["State"],
+        "StateTransitionReason": ""
+        if state in {"running", "pending"}
+        else f"User initiated ({_iso(launched + timedelta(days=rng.randrange(1, 90)))[:19]} GMT)",
+        "SubnetId": base["SubnetId"],
+        "VpcId": base["VpcId"],
+        "Architecture": base["Architecture"],
+        "BlockDeviceMappings": volumes,
+        "ClientToken": f"{rng.getrandbits(128):032x}" if rng.random() < 0.6 else "",
+        "EbsOptimized": rng.random() < 0.7,
+        "EnaSupport": True,
+        "Hypervisor": "xen",
+        **(
+            {
+                "IamInstanceProfile": {
+                    "Arn": f"arn:aws:iam::{account}:instance-profile/{rng.choice(_ROLES)}",
+                    "Id": f"AIPA{rng.getrandbits(80):020X}",
+                }
+            }
+            if rng.random() < 0.7
+            else {}
+        ),
+        "NetworkInterfaces": interfaces,
+        "RootDeviceName": "/dev/xvda",
+        "RootDeviceType": "ebs",
+        "SecurityGroups": groups,
+        "SourceDestCheck": True,
+        **({"StateReason": {"Code": "Client.UserInitiatedShutdown", "Message":
+            "Client.UserInitiatedShutdown: User initiated shutdown"}} if state in {"stopped", "terminated"}
+           else {}),
+        **({"Tags": base["Tags"]} if "Tags" in base else {}),
+        "VirtualizationType": "hvm",
+        "CpuOptions": {"CoreCount": rng.choice((1, 2, 4)), "ThreadsPerCore": 2},
+        "MetadataOptions": {
+            "State": "applied",
+            "HttpTokens": "required" if rng.random() < 0.8 else "optional",
+            "HttpPutResponseHopLimit": 2,
+            "HttpEndpoint": "enabled",
+        },
+    }  # fmt: skip
+    return instance
+
+
+def minimal_instance(base: dict[str, Any]) -> dict[str, Any]:
+    """Only what the evaluator reads: id, state, placement, launch time, type and tags.
+
+    >>> sorted(minimal_instance(generate_fleet(1, seed=3)[0]))[:3]
+    ['InstanceId', 'InstanceType', 'LaunchTime']
+    """
+    instance = {
+        "InstanceId": base["InstanceId"],
+        "InstanceType": base["InstanceType"],
+        "LaunchTime": _iso(base["LaunchTime"]),
+        "Placement": {"AvailabilityZone": base["Placement"]["AvailabilityZone"]},
+        "State": base["State"],
+    }
+    if "Tags" in base:
+        instance["Tags"] = base["Tags"]
+    return instance
+
+
+def iter_reservations(
+    count: int, seed: int = DEFAULT_SEED, *, fidelity: str = "full"
+) -> Iterator[dict[str, Any]]:
+    """Reservations of 1 to 4 instances (most of one: Auto Scaling launches one at a time) holding
+    the :func:`iter_fleet` instances, each reservation in one of :data:`ACCOUNTS`.
+
+    ``fidelity``: ``"full"`` (:func:`full_instance`) or ``"minimal"`` (:func:`minimal_instance`).
+
+    >>> [len(r["Instances"]) for r in iter_reservations(6, seed=1, fidelity="minimal")]
+    [4, 1, 1]
+    """
+    if fidelity not in {"full", "minimal"}:
+        raise ValueError("fidelity is 'full' or 'minimal'")
+    # A generator of its own, so the instances are exactly those of generate_fleet(count, seed).
+    rng = random.Random(seed + 1)
+    instances = iter_fleet(count, seed)
+    left = count
+    while left:
+        size = min(left, rng.choices((1, 2, 3, 4), weights=(70, 15, 8, 7))[0])
+        left -= size
+        account = rng.choice(ACCOUNTS)
+        batch = [next(instances) for _ in range(size)]
+        yield {
+            "Groups": [],
+            "Instances": [
+                full_instance(rng, base, account) if fidelity == "full" else minimal_instance(base)
+                for base in batch
+            ],
+            "OwnerId": account,
+            "ReservationId": f"r-0{rng.getrandbits(64):016x}",
+        }
+
+
+def write_describe_instances(
+    path: Path, count: int, seed: int = DEFAULT_SEED, *, fidelity: str = "full"
+) -> int:
+    """Write ``{"Reservations": [...]}`` as ``aws ec2 describe-instances`` prints it (``indent=4``,
+    non-ASCII kept), one reservation at a time; returns the file size in bytes.
+
+    The text is exactly ``json.dumps(document, indent=4, ensure_ascii=False)`` plus a newline.
+
+    >>> import json, tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     target = Path(folder) / "dump.json"
+    ...     size = write_describe_instances(target, 5, seed=2)
+    ...     document = {"Reservations": list(iter_reservations(5, seed=2))}
+    ...     target.read_text() == json.dumps(document, indent=4, ensure_ascii=False) + "\\n"
+    True
+    """
+    with path.open("w", encoding="utf-8") as out:
+        out.write('{\n    "Reservations": [')
+        for n, reservation in enumerate(iter_reservations(count, seed, fidelity=fidelity)):
+            text = json.dumps(reservation, indent=4, ensure_ascii=False)
+            out.write(("," if n else "") + "\n        " + text.replace("\n", "\n        "))
+        out.write("\n    ]\n}\n" if count else "]\n}\n")
+    return path.stat().st_size
 
 
 def describe_fleet(fleet: list[dict[str, Any]]) -> dict[str, Any]:
@@ -262,9 +498,14 @@ def describe_fleet(fleet: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    import json
     import sys
 
+    if len(sys.argv) > 2 and sys.argv[1] == "--dump":
+        # fleetgen.py --dump OUT.json N [minimal]: a describe-instances file of N instances.
+        fidelity = sys.argv[4] if len(sys.argv) > 4 else "full"
+        size = write_describe_instances(Path(sys.argv[2]), int(sys.argv[3]), fidelity=fidelity)
+        print(f"{sys.argv[2]}: {int(sys.argv[3]):,} instances, {size:,} bytes")
+        raise SystemExit(0)
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     sample = generate_fleet(n)
     print(json.dumps(sample if n <= 5 else describe_fleet(sample), indent=2, default=str))

@@ -20,6 +20,7 @@ from workflow.fleet import FleetInstance, demo_fleet, iter_fleet_document, load_
 from workflow.policy import compile_policy, load_policy_document, read_policy_file
 from workflow.targets import add_scope_options
 
+RUN_TIMEOUT_SECONDS = 7200
 _EXECUTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")
 
@@ -184,7 +185,9 @@ def run_locally(args: argparse.Namespace) -> int:
                 print(
                     f"Execution {run_id} of {local.state_machine_arn} on the embedded engine", file=sys.stderr
                 )
-            result = local.run(execution_input, name=run_id, on_event=progress)
+            # Up to the definition's own TimeoutSeconds (7,200 s): a 100,000-instance dump takes
+            # minutes on a busy laptop, and the engine stops the execution at its own timeout.
+            result = local.run(execution_input, name=run_id, on_event=progress, timeout=RUN_TIMEOUT_SECONDS)
     finally:
         if progress is not None:
             progress.close()

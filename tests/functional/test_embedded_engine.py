@@ -123,6 +123,7 @@ def engine() -> Iterator[EmbeddedEngine]:
         engine.create_function("flaky", f"{HANDLERS}.flaky")
         engine.create_function("permanent", f"{HANDLERS}.permanent")
         engine.create_function("sleepy", f"{HANDLERS}.sleepy", timeout=1)
+        engine.create_function("rendezvous", f"{HANDLERS}.rendezvous", timeout=30)
         engine.create_function("unserialisable", f"{HANDLERS}.unserialisable")
         engine.create_function("probe-red", f"{HANDLERS}.probe", {"COLOUR": "red"}, memory=512)
         engine.create_function("probe-blue", f"{HANDLERS}.probe", {"COLOUR": "blue", "ONLY_ON_OTHER": "x"})
@@ -288,16 +289,16 @@ class TestPipelineOnEmbeddedEngine:
     def test_map_iterations_run_their_lambda_handlers_concurrently_when_not_serialized(
         self, engine: EmbeddedEngine, queue_url: str
     ) -> None:
-        machine = engine.create_state_machine(unique("machine"), pipeline("sleepy", queue_url))
+        machine = engine.create_state_machine(unique("machine"), pipeline("rendezvous", queue_url))
         engine.serialize_invocations = False
         try:
-            started = time.monotonic()
-            result = engine.wait(engine.start_execution(machine, {"items": [0.5] * 4, "fail_times": 0}))
+            # Each of the 4 invocations waits for the other 3 inside the handler.
+            result = engine.wait(engine.start_execution(machine, {"items": [4] * 4, "fail_times": 0}))
         finally:
             engine.serialize_invocations = True
 
-        assert result["status"] == "SUCCEEDED"
-        assert time.monotonic() - started < 1.6  # 4 x 0.5 s one after the other would be 2 s
+        assert result["status"] == "SUCCEEDED", result.get("cause")
+        assert json.loads(result["output"])["results"] == [{"result": "met"}] * 4
 
     def test_unserialisable_result_fails_with_runtime_marshal_error(self, engine: EmbeddedEngine) -> None:
         definition = {

@@ -55,6 +55,20 @@ def sleepy(event: dict[str, Any], context: Any) -> str:
     return "finished too late"
 
 
+_barriers: dict[str, threading.Barrier] = {}
+
+
+def rendezvous(event: dict[str, Any], context: Any) -> str:
+    """Waits until ``item`` invocations of this execution are inside the handler at once.
+
+    Invocations that run one after the other never meet: the first one's wait times out.
+    """
+    with _attempts_lock:
+        barrier = _barriers.setdefault(event["execution"], threading.Barrier(event["item"]))
+    barrier.wait(timeout=20)
+    return "met"
+
+
 def unserialisable(event: dict[str, Any], context: Any) -> set[int]:
     return {1, 2, 3}
 

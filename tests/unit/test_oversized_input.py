@@ -1,7 +1,7 @@
 """Oversized input is refused early, in bounded time and memory, with one clear line.
 
 The limits: a policy file is read up to MAX_POLICY_BYTES + 1 (1 MiB), a policy holds at most 200
-rules (schema ``maxItems``), a fleet file above MAX_FLEET_BYTES (768 MiB) is refused by its size
+rules (schema ``maxItems``), a fleet file above MAX_FLEET_BYTES (1536 MiB) is refused by its size
 before a byte is read. Sparse files (``truncate``) make the big cases cost nothing on disk.
 """
 
@@ -145,32 +145,32 @@ def test_too_many_rules_is_one_short_line_naming_the_limit() -> None:
 # -- fleet files --------------------------------------------------------------------------------------
 
 
-def test_a_1_gib_fleet_file_is_refused_by_its_size_before_a_byte_is_read(tmp_path: Path) -> None:
-    path = sparse(tmp_path / "describe-instances.json", 1024 * MiB)
-    assert 1024 * MiB > MAX_FLEET_BYTES
+def test_a_2_gib_fleet_file_is_refused_by_its_size_before_a_byte_is_read(tmp_path: Path) -> None:
+    path = sparse(tmp_path / "describe-instances.json", 2048 * MiB)
+    assert 2048 * MiB > MAX_FLEET_BYTES
 
     raised, elapsed, peak = measured(lambda: load_fleet_file(path))
 
     assert isinstance(raised, FleetError)
     assert raised.lines() == [
-        f"{path}: $: file is 1024 MiB, above the 768 MiB limit; "
+        f"{path}: $: file is 2048 MiB, above the 1536 MiB limit; "
         "split it by region (aws ec2 describe-instances --region ...)"
     ]
     assert peak < MiB
     assert elapsed < 1
 
 
-def test_tagwarden_run_with_a_1_gib_fleet_exits_2_with_one_line_before_starting_anything(
+def test_tagwarden_run_with_a_2_gib_fleet_exits_2_with_one_line_before_starting_anything(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = sparse(tmp_path / "describe-instances.json", 1024 * MiB)
+    path = sparse(tmp_path / "describe-instances.json", 2048 * MiB)
     started = time.perf_counter()
 
     assert cli.main(["run", "--fleet", str(path), "--out", str(tmp_path / "out")]) == 2
 
     assert time.perf_counter() - started < 2  # no engine was started
     [line] = capsys.readouterr().err.splitlines()
-    assert line.startswith(f"{path}: $: file is 1024 MiB, above the 768 MiB limit")
+    assert line.startswith(f"{path}: $: file is 2048 MiB, above the 1536 MiB limit")
     assert not (tmp_path / "out").exists()
 
 
