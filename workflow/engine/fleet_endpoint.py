@@ -83,6 +83,9 @@ class FleetEndpoint:
         self._lock = threading.Lock()
         self._throttle: dict[str, int] = {}
         self._by_region: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        # The matching instances of a listing, kept while its pages are read: filtering the whole
+        # region again for every page made listing a 100,000-instance fleet quadratic.
+        self._matching: dict[tuple[Any, ...], list[tuple[str, dict[str, Any]]]] = {}
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.replace(instances)
 
@@ -98,6 +101,7 @@ class FleetEndpoint:
             by_region.setdefault(item.region, []).append((item.account_id or self.account_id, instance))
         with self._lock:
             self._by_region = by_region
+            self._matching = {}
 
     def account_of_key(self, access_key: str | None) -> str | None:
         """The member account an access key belongs to; replaced by the local deployment."""
@@ -179,13 +183,23 @@ class FleetEndpoint:
         # The caller's own credentials see the whole fleet (a single-account dump).
         credentials = getattr(request_signer, "_credentials", None)
         only_account = self.account_of_key(getattr(credentials, "access_key", None))
-        matching = [
-            (account, instance)
-            for account, instance in self._by_region.get(region, [])
-            if (only_account is None or account == only_account)
-            and (states is None or instance.get("State", {}).get("Name") in states)
-            and (not wanted_ids or instance.get("InstanceId") in wanted_ids)
-        ]
+        key = (
+            region,
+            only_account,
+            frozenset(states) if states is not None else None,
+            frozenset(wanted_ids),
+        )
+        with self._lock:
+            matching = self._matching.get(key)
+            if matching is None:
+                matching = [
+                    (account, instance)
+                    for account, instance in self._by_region.get(region, [])
+                    if (only_account is None or account == only_account)
+                    and (states is None or instance.get("State", {}).get("Name") in states)
+                    and (not wanted_ids or instance.get("InstanceId") in wanted_ids)
+                ]
+                self._matching[key] = matching
         start = 0
         if params.get("NextToken"):
             try:
