@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from workflow.cli_options import add_scope_arguments
 from workflow.errors import InvalidInput, TagwardenError
 
 EXIT_OK = 0
@@ -120,18 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--notify", choices=["always", "violations", "new_violations", "never"], default="violations"
     )
     run.add_argument("--name", help="execution name (the run id); default: generated")
-    run.add_argument(
-        "--targets",
-        metavar="FILE",
-        help='accounts to scan through their member role: JSON [{"account_id", "regions"?, "role_arn"?}]',
-    )
-    run.add_argument(
-        "--organization",
-        action="store_true",
-        help="scan every active account of the (local) organisation: every account in the fleet",
-    )
-    run.add_argument(
-        "--exclude-accounts", metavar="IDS", help="with --organization: comma-separated accounts"
+    add_scope_arguments(
+        run,
+        organization_help="scan every active account of the (local) organisation: every account in the fleet",
     )
     run.set_defaults(func=cmd_run)
 

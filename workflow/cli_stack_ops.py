@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from workflow.cli_options import add_scope_arguments
 from workflow.errors import InvalidInput, Problem, TagwardenError
 
 if TYPE_CHECKING:
@@ -706,18 +707,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     start.add_argument("--regions", help="comma-separated regions to scan (default: the deployment's)")
     start.add_argument("--notify", choices=NOTIFY_MODES, help="when to notify (default: the deployment's)")
     start.add_argument("--name", help="execution name, the run id (default: manual-<UTC time>-<random>)")
-    scope = start.add_mutually_exclusive_group()
-    scope.add_argument(
-        "--targets",
-        metavar="FILE",
-        help='accounts to scan through their member role: JSON [{"account_id", "regions"?, "role_arn"?}]',
-    )
-    scope.add_argument(
-        "--organization", action="store_true", help="scan every active account of the AWS Organization"
-    )
-    start.add_argument(
-        "--exclude-accounts", metavar="IDS", help="with --organization: comma-separated accounts"
-    )
+    add_scope_arguments(start, organization_help="scan every active account of the AWS Organization")
     start.add_argument(
         "--dry-run",
         action="store_true",

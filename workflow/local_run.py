@@ -96,19 +96,9 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
         for rule, count in list(summary["by_rule"].items())[:10]:
             rules.add_row(rule, str(count))
         console.print(rules)
-    regions = Table(title="By region", title_justify="left")
-    for column in ("region", "compliant", "noncompliant"):
-        regions.add_column(column, justify="left" if column == "region" else "right")
-    for region, counts in summary["by_region"].items():
-        regions.add_row(region, str(counts.get("compliant", 0)), str(counts.get("noncompliant", 0)))
-    console.print(regions)
+    console.print(_counts_table("region", summary["by_region"]))
     if len(summary.get("by_account", {})) > 1:
-        accounts = Table(title="By account", title_justify="left")
-        for column in ("account", "compliant", "noncompliant"):
-            accounts.add_column(column, justify="left" if column == "account" else "right")
-        for account, counts in summary["by_account"].items():
-            accounts.add_row(account, str(counts.get("compliant", 0)), str(counts.get("noncompliant", 0)))
-        console.print(accounts)
+        console.print(_counts_table("account", summary["by_account"]))
     failed = [t for t in summary.get("targets", []) if t.get("status") != "ok"]
     if failed:
         console.print(f"[bold]Partial scan[/]: {len(failed)} account/region targets were not scanned:")
@@ -117,6 +107,19 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
                 f"  {target['account_id']} {target['region']}: {target.get('reason')}", markup=False
             )
     console.print(f"Report folder: {run_dir}")
+
+
+def _counts_table(what: str, counts_by: dict[str, dict[str, int]]) -> Any:
+    """``By region`` / ``By account``: compliant and noncompliant instances per key."""
+    from rich.table import Table
+
+    table = Table(title=f"By {what}", title_justify="left")
+    table.add_column(what)
+    table.add_column("compliant", justify="right")
+    table.add_column("noncompliant", justify="right")
+    for key, counts in counts_by.items():
+        table.add_row(key, str(counts.get("compliant", 0)), str(counts.get("noncompliant", 0)))
+    return table
 
 
 def _seed_previous_run(local: Any, out: Path) -> None:

@@ -7,15 +7,13 @@ about 700 MB) is measured by ``benchmarks/bench_large_dump.py`` instead.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections import Counter
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tests.benchmark_scripts import fleetgen
 from workflow.cli import main
 from workflow.evaluator import evaluate_instance, in_scope
 from workflow.fleet import load_fleet_file
@@ -23,17 +21,6 @@ from workflow.policy import compile_policy, load_policy_document
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTANCES = 100_000
-
-
-def fleetgen() -> ModuleType:
-    """benchmarks/fleetgen.py (the benchmarks are scripts, not a package)."""
-    if "fleetgen" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("fleetgen", ROOT / "benchmarks" / "fleetgen.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["fleetgen"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["fleetgen"]
 
 
 @pytest.mark.slow

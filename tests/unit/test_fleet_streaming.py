@@ -8,18 +8,16 @@ window of a few bytes, so values, keys, numbers and error positions fall across 
 from __future__ import annotations
 
 import codecs
-import importlib.util
 import json
 import os
-import sys
 import threading
 import tracemalloc
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.benchmark_scripts import fleetgen
 from workflow import fleet
 from workflow.errors import FleetError
 from workflow.fleet import FleetInstance, iter_fleet_document, load_fleet_file
@@ -28,17 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TWO_REGIONS = ROOT / "tests" / "fixtures" / "describe-instances.two-regions.json"
 # The format sample kept beside the repository (absent from a bare clone: those cases skip).
 SAMPLE = ROOT.parent / "shared" / "fixtures" / "describe-instances.sample.json"
-
-
-def fleetgen() -> ModuleType:
-    """benchmarks/fleetgen.py (the benchmarks are scripts, not a package)."""
-    if "fleetgen" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("fleetgen", ROOT / "benchmarks" / "fleetgen.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["fleetgen"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["fleetgen"]
 
 
 def loaded_whole(path: Path) -> list[tuple[str | None, str, dict[str, Any]]] | list[str]:

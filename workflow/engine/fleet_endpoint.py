@@ -20,8 +20,8 @@ from datetime import datetime
 from typing import Any
 
 import boto3
-from botocore.awsrequest import AWSResponse
 
+from workflow.engine.hook_responses import Answer, answer, error, params_recorder
 from workflow.fleet import FleetInstance
 
 _PARAMS = "tagwarden_fleet_params"
@@ -30,13 +30,7 @@ _ATOMS = frozenset({str, int, float, bool, type(None), datetime})
 _DEFAULT_ACCOUNT = "123456789012"
 
 
-class _Response(AWSResponse):  # type: ignore[misc]
-    def __init__(self, status: int) -> None:
-        super().__init__("https://ec2.local.tagwarden", status, {}, None)
-
-    @property
-    def content(self) -> bytes:
-        return b""
+_URL = "https://ec2.local.tagwarden"
 
 
 def _parse_time(value: Any) -> Any:
@@ -124,35 +118,26 @@ class FleetEndpoint:
 
     def attach(self, session: boto3.Session) -> boto3.Session:
         """Register the hooks on a session; its EC2 clients are then served by this endpoint."""
-        session.events.register("before-parameter-build.ec2.*", self._remember_params)
+        session.events.register("before-parameter-build.ec2.*", params_recorder(_PARAMS))
         session.events.register("before-call.ec2.DescribeInstances", self._describe_instances)
         session.events.register("before-call.ec2.DescribeRegions", self._describe_regions)
         return session
 
     @staticmethod
-    def _remember_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context[_PARAMS] = copy.deepcopy(params)
-
-    @staticmethod
-    def _error(code: str, message: str, status: int = 400) -> tuple[AWSResponse, dict[str, Any]]:
-        return _Response(status), {
-            "Error": {"Code": code, "Message": message},
-            "ResponseMetadata": {"HTTPStatusCode": status},
-        }
+    def _error(code: str, message: str, status: int = 400) -> Answer:
+        return error(_URL, code, message, status)
 
     def _region_of(self, request_signer: Any) -> str:
         return str(request_signer._region_name)
 
-    def _describe_regions(self, context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+    def _describe_regions(self, context: dict[str, Any], **_: Any) -> Answer:
         regions = [
             {"RegionName": r, "Endpoint": f"ec2.{r}.amazonaws.com", "OptInStatus": "opt-in-not-required"}
             for r in self.regions
         ]
-        return _Response(200), {"Regions": regions, "ResponseMetadata": {"HTTPStatusCode": 200}}
+        return answer(_URL, {"Regions": regions})
 
-    def _describe_instances(
-        self, context: dict[str, Any], request_signer: Any, **_: Any
-    ) -> tuple[AWSResponse, dict[str, Any]]:
+    def _describe_instances(self, context: dict[str, Any], request_signer: Any, **_: Any) -> Answer:
         params = context.get(_PARAMS, {})
         region = self._region_of(request_signer)
         with self._lock:
@@ -218,7 +203,7 @@ class FleetEndpoint:
                     "Instances": [_copy_json(instance)],
                 }
             )
-        parsed: dict[str, Any] = {"Reservations": reservations, "ResponseMetadata": {"HTTPStatusCode": 200}}
+        parsed: dict[str, Any] = {"Reservations": reservations}
         if start + size < len(matching):
             parsed["NextToken"] = base64.b64encode(json.dumps({"offset": start + size}).encode()).decode()
-        return _Response(200), parsed
+        return answer(_URL, parsed)

@@ -19,19 +19,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import boto3
-from botocore.awsrequest import AWSResponse
+
+from workflow.engine.hook_responses import Answer, answer, error, params_recorder
 
 _PARAMS: Final = "tagwarden_member_params"
 _PAGE: Final = 20  # ListAccounts returns at most 20 accounts a page
 
 
-class _Response(AWSResponse):  # type: ignore[misc]
-    def __init__(self, status: int) -> None:
-        super().__init__("https://sts.local.tagwarden", status, {}, None)
-
-    @property
-    def content(self) -> bytes:
-        return b""
+_URL = "https://sts.local.tagwarden"
 
 
 @dataclass
@@ -101,24 +96,18 @@ class MemberAccounts:
 
     def attach(self, session: boto3.Session) -> boto3.Session:
         """Register the hooks on a session: its STS and Organizations calls come here."""
-        session.events.register("before-parameter-build.sts.AssumeRole", self._remember_params)
-        session.events.register("before-parameter-build.organizations.ListAccounts", self._remember_params)
+        remember = params_recorder(_PARAMS)
+        session.events.register("before-parameter-build.sts.AssumeRole", remember)
+        session.events.register("before-parameter-build.organizations.ListAccounts", remember)
         session.events.register("before-call.sts.AssumeRole", self._assume_role)
         session.events.register("before-call.organizations.ListAccounts", self._list_accounts)
         return session
 
     @staticmethod
-    def _remember_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context[_PARAMS] = copy.deepcopy(params)
+    def _error(code: str, message: str, status: int = 403) -> Answer:
+        return error(_URL, code, message, status)
 
-    @staticmethod
-    def _error(code: str, message: str, status: int = 403) -> tuple[AWSResponse, dict[str, Any]]:
-        return _Response(status), {
-            "Error": {"Code": code, "Message": message, "Type": "Sender"},
-            "ResponseMetadata": {"HTTPStatusCode": status},
-        }
-
-    def _assume_role(self, context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+    def _assume_role(self, context: dict[str, Any], **_: Any) -> Answer:
         params = context.get(_PARAMS, {})
         role_arn = str(params.get("RoleArn", ""))
         external_id = params.get("ExternalId")
@@ -137,21 +126,23 @@ class MemberAccounts:
         access_key = "ASIA" + secrets.token_hex(8).upper()
         with self._lock:
             self._keys[access_key] = account
-        return _Response(200), {
-            "Credentials": {
-                "AccessKeyId": access_key,
-                "SecretAccessKey": secrets.token_hex(20),
-                "SessionToken": secrets.token_hex(32),
-                "Expiration": "2099-01-01T00:00:00Z",
+        return answer(
+            _URL,
+            {
+                "Credentials": {
+                    "AccessKeyId": access_key,
+                    "SecretAccessKey": secrets.token_hex(20),
+                    "SessionToken": secrets.token_hex(32),
+                    "Expiration": "2099-01-01T00:00:00Z",
+                },
+                "AssumedRoleUser": {
+                    "AssumedRoleId": f"AROA{account}:{session_name}",
+                    "Arn": f"arn:aws:sts::{account}:assumed-role/{self.role_name}/{session_name}",
+                },
             },
-            "AssumedRoleUser": {
-                "AssumedRoleId": f"AROA{account}:{session_name}",
-                "Arn": f"arn:aws:sts::{account}:assumed-role/{self.role_name}/{session_name}",
-            },
-            "ResponseMetadata": {"HTTPStatusCode": 200},
-        }
+        )
 
-    def _list_accounts(self, context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+    def _list_accounts(self, context: dict[str, Any], **_: Any) -> Answer:
         if not self.organization:
             return self._error(
                 "AWSOrganizationsNotInUseException",
@@ -163,10 +154,7 @@ class MemberAccounts:
             accounts = [copy.deepcopy(a) for _, a in sorted(self.accounts.items())]
         start = int(params.get("NextToken") or 0)
         size = min(int(params.get("MaxResults") or _PAGE), _PAGE)
-        parsed: dict[str, Any] = {
-            "Accounts": accounts[start : start + size],
-            "ResponseMetadata": {"HTTPStatusCode": 200},
-        }
+        parsed: dict[str, Any] = {"Accounts": accounts[start : start + size]}
         if start + size < len(accounts):
             parsed["NextToken"] = str(start + size)
-        return _Response(200), parsed
+        return answer(_URL, parsed)
