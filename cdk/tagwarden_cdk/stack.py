@@ -21,19 +21,10 @@ from tagwarden_cdk.nag import acknowledge, acknowledge_all, arn_finding
 from tagwarden_cdk.orchestration import Orchestration
 from tagwarden_cdk.settings import Settings
 from tagwarden_cdk.storage import ReportStorage
+from workflow.stack import OUTPUT_FIELDS
 
-# A later CLI finds the deployment through these output keys: keep them stable.
-OUTPUT_KEYS: Final = (
-    "StateMachineArn",
-    "ReportBucketName",
-    "ComplianceTopicArn",
-    "OperationsTopicArn",
-    "DeadLetterQueueUrl",
-    "AthenaWorkGroupName",
-    "GlueDatabaseName",
-    "CrawlerName",
-    "DashboardUrl",
-)
+# The CLI finds the deployment through these output keys (workflow/stack.py reads them): one list.
+OUTPUT_KEYS: Final = tuple(OUTPUT_FIELDS)
 DEAD_LETTER_RETENTION: Final = Duration.days(14)
 
 

@@ -24,6 +24,7 @@ from workflow.storage import (
     put_json,
     put_json_if_unchanged,
 )
+from workflow.targets import self_items
 
 
 def _previous_run(s3: Any, bucket: str, run: dict[str, Any]) -> tuple[str | None, set[str] | None]:
@@ -54,7 +55,7 @@ def _previous_run(s3: Any, bucket: str, run: dict[str, Any]) -> tuple[str | None
 
 def _work_items(s3: Any, run: dict[str, Any]) -> list[dict[str, str]]:
     if "targets_key" not in run:  # a run validated before targets existed (redriven)
-        return [{"account_id": layout.SELF_ACCOUNT, "region": region} for region in run["regions"]]
+        return self_items(run["regions"])
     items: list[dict[str, str]] = get_json(s3, run["bucket"], run["targets_key"])
     return items
 
