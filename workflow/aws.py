@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, Rea
 from workflow.errors import (
     AccessDenied,
     PermanentError,
+    RegionNotEnabled,
     ReportNotFound,
     ServiceUnavailable,
     Throttled,
@@ -49,11 +50,10 @@ ACCESS_DENIED_CODES: Final = frozenset(
         "UnauthorizedOperation",
         "AuthFailure",
         "InvalidClientTokenId",
-        # The region is not enabled for the account (opt-in regions), or STS is off there.
-        "OptInRequired",
-        "RegionDisabledException",
     }
 )
+# The region is not enabled for the account (opt-in regions), or STS is off there.
+REGION_NOT_ENABLED_CODES: Final = frozenset({"OptInRequired", "RegionDisabledException"})
 NOT_FOUND_CODES: Final = frozenset({"NoSuchKey", "NoSuchBucket", "404", "NotFound"})
 
 _lock = threading.Lock()
@@ -158,6 +158,8 @@ def translate(err: Exception, what: str) -> WorkflowError:
         status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         if code in THROTTLING_CODES:
             return Throttled(message)
+        if code in REGION_NOT_ENABLED_CODES:
+            return RegionNotEnabled(message)
         if code in ACCESS_DENIED_CODES:
             return AccessDenied(message)
         if code in NOT_FOUND_CODES:

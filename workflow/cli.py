@@ -1,7 +1,8 @@
 """The ``tagwarden`` command line.
 
-Exit status: 0 success, 1 noncompliant instances with ``--fail-on-violations``, 2 bad input
-(policy, fleet file, arguments: one clear line each), 3 the execution failed.
+Exit status (:mod:`workflow.verdict` has the table): 0 success, 1 noncompliant instances with
+``--fail-on-violations``, 2 bad input (policy, fleet file, arguments: one clear line each), 3 the
+execution failed or an AWS error, 4 an incomplete scan (a target not scanned, or nothing evaluated).
 """
 
 from __future__ import annotations
@@ -16,11 +17,8 @@ from typing import NoReturn
 
 from workflow.cli_options import add_scope_arguments
 from workflow.errors import InvalidInput, TagwardenError
-
-EXIT_OK = 0
-EXIT_VIOLATIONS = 1
-EXIT_BAD_INPUT = 2
-EXIT_EXECUTION_FAILED = 3
+from workflow.verdict import EXIT_BAD_INPUT, EXIT_OK
+from workflow.verdict import EXIT_FAILED as EXIT_EXECUTION_FAILED
 
 
 class _Parser(argparse.ArgumentParser):

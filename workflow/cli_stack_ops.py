@@ -29,10 +29,14 @@ if TYPE_CHECKING:
     from workflow.operate import ExecutionDetails
     from workflow.stack import StackResources
 
-EXIT_OK: Final = 0
-EXIT_VIOLATIONS: Final = 1
-EXIT_BAD_INPUT: Final = 2
-EXIT_FAILED: Final = 3
+from workflow.report import percentage_text
+from workflow.verdict import (
+    EXIT_FAILED,
+    EXIT_INCOMPLETE,
+    EXIT_OK,
+    coverage_lines,
+    exit_status,
+)
 
 STACK_ENV: Final = "TAGWARDEN_STACK"
 # The same as workflow.operate's (a test checks): registering must not import botocore.
@@ -251,7 +255,7 @@ def _print_summary(summary: dict[str, Any], details: ExecutionDetails, bucket: s
             ("in grace period", "in_grace_period"),
         )
     ]
-    rows.append(["compliance", f"{totals.get('compliance_percentage', '?')}%"])
+    rows.append(["compliance", percentage_text(totals)])
     _table(f"Tag policy {policy!r}, run {details.name}", ["instances", "count"], rows, right=["count"])
     by_rule = summary.get("by_rule") or {}
     if by_rule:
@@ -269,6 +273,8 @@ def _print_summary(summary: dict[str, Any], details: ExecutionDetails, bucket: s
             region_rows,
             right=["compliant", "noncompliant"],
         )
+    for line in coverage_lines(summary):
+        print(_cell(line))
     report = details.report or {}
     if bucket and report.get("findings_key"):
         print(f"Findings: s3://{bucket}/{report['findings_key']}")
@@ -301,9 +307,14 @@ def _finish(
             "status": details.status,
             "execution_arn": details.execution_arn,
             "console_url": details.console_url,
-            "summary": {k: totals.get(k) for k in ("total", "compliant", "noncompliant", "exempt")}
+            "summary": {
+                k: totals.get(k)
+                for k in ("total", "compliant", "noncompliant", "exempt", "compliance_percentage")
+            }
             if totals
             else None,
+            "incomplete": (summary or report).get("incomplete"),
+            "coverage": (summary or {}).get("coverage"),
             "summary_uri": f"s3://{bucket}/{report['summary_key']}"
             if bucket and report.get("summary_key")
             else None,
@@ -318,14 +329,19 @@ def _finish(
         _print_summary(summary, details, bucket)
     elif totals:
         _fields([(k, str(totals.get(k, ""))) for k in ("total", "compliant", "noncompliant", "exempt")])
+    status = exit_status(
+        details.status,
+        details.error,
+        summary or (report if report.get("totals") else None),
+        fail_on_violations=getattr(args, "fail_on_violations", False),
+    )
     if details.status != "SUCCEEDED":
         if not args.json:
             _note(f"tagwarden: execution {details.status}: {details.error}: {_short(details.cause, 300)}")
             _note(f"timeline: tagwarden history {details.execution_arn}")
-        return EXIT_BAD_INPUT if details.error == "InvalidInput" else EXIT_FAILED
-    if getattr(args, "fail_on_violations", False) and totals.get("noncompliant"):
-        return EXIT_VIOLATIONS
-    return EXIT_OK
+    elif status == EXIT_INCOMPLETE and not args.json:
+        _note("tagwarden: incomplete scan (a target not scanned, or nothing evaluated): exit status 4")
+    return status
 
 
 def cmd_start(args: argparse.Namespace, aws: _Aws) -> int:

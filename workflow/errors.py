@@ -85,5 +85,13 @@ class AccessDenied(PermanentError):
     """The step's role lacks a permission it needs."""
 
 
+class RegionNotEnabled(AccessDenied):
+    """The account has not enabled the region (``OptInRequired``): the target cannot be scanned.
+
+    Unlike other access errors this is a fact about the target, not a fault of the deployment, so
+    even in the deployment's own account it makes the target "not scanned" instead of failing the run.
+    """
+
+
 class ReportNotFound(PermanentError):
     """An S3 object the step expected (inventory, findings, summary) does not exist."""

@@ -10,6 +10,7 @@ FINDINGS_PREFIX: Final = "reports/findings/"
 RUNS_PREFIX: Final = "reports/runs/"
 STAGING_PREFIX: Final = "staging/"
 LATEST_RUN_KEY: Final = "state/latest-run.json"
+POLICY_RUNS_PREFIX: Final = "state/policy-runs/"
 DEFAULT_POLICY_KEY: Final = "policies/default.json"
 SELF_ACCOUNT: Final = "self"
 
@@ -21,6 +22,15 @@ def policy_key(run_id: str) -> str:
     'staging/nightly-2026-11-28/policy.json'
     """
     return f"{STAGING_PREFIX}{run_id}/policy.json"
+
+
+def policy_runs_key(policy_sha256: str) -> str:
+    """The index of one policy's finished runs and the targets each scanned: drift's baselines.
+
+    >>> policy_runs_key("0b91")
+    'state/policy-runs/0b91.json'
+    """
+    return f"{POLICY_RUNS_PREFIX}{policy_sha256}.json"
 
 
 def inventory_page_key(run_id: str, account: str, region: str, page: int) -> str:

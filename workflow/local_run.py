@@ -1,37 +1,58 @@
 """``tagwarden run``: a real execution of the state machine on the embedded engine.
 
 The run folder ``<out>/<run id>/`` holds ``findings.jsonl``, ``summary.json``, ``history.json``
-(the execution's events as GetExecutionHistory returns them) and ``notifications.json``.
+(the execution's events as GetExecutionHistory returns them), ``notifications.json``,
+``lambda-logs.txt`` and ``graph.html``. It is whole or absent: written in a private folder beside
+it, summary last, and renamed into place; a run name is used once, as on Step Functions. A
+failed execution's folder has everything but ``findings.jsonl`` and ``summary.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import shutil
 import sys
+import tempfile
 import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from workflow.errors import InvalidInput, Problem
 from workflow.fleet import FleetInstance, demo_fleet, iter_fleet_document, load_fleet_file
 from workflow.policy import compile_policy, load_policy_document, read_policy_file
+from workflow.report import percentage_text
 from workflow.targets import add_scope_options
+from workflow.verdict import EXIT_INCOMPLETE, coverage_lines, exit_status
 
 RUN_TIMEOUT_SECONDS = 7200
+# A run folder being written lives in a private folder whose name starts with this; report, query
+# and drift skip folders whose name starts with a dot.
+STAGING_PREFIX: Final = ".tagwarden-partial-"
 _EXECUTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")
 
 
-def _fleet(paths: list[str]) -> list[FleetInstance]:
+def _fleet(paths: list[str]) -> tuple[list[FleetInstance], int]:
+    """The instances of the dumps, each instance id once (the last listing wins), and how many
+    repeated listings were dropped: two dumps of the same region, or one dump listing an instance
+    twice, must not count it twice."""
     if not paths:
-        return list(iter_fleet_document(demo_fleet(), source="demo fleet"))
-    instances: list[FleetInstance] = []
+        return list(iter_fleet_document(demo_fleet(), source="demo fleet")), 0
+    by_id: dict[str, FleetInstance] = {}
+    listings = 0
     for path in paths:
-        instances.extend(load_fleet_file(path))
-    return instances
+        for item in load_fleet_file(path):
+            listings += 1
+            instance_id = str(item.instance["InstanceId"])
+            by_id.pop(instance_id, None)  # re-inserted: keeps the order of the last listing
+            by_id[instance_id] = item
+    return list(by_id.values()), listings - len(by_id)
 
 
 def _regions(text: str | None) -> list[str] | None:
@@ -60,12 +81,105 @@ def _json_default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def _write_json(path: Path, document: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(
-        json.dumps(document, indent=2, ensure_ascii=False, default=_json_default) + "\n", encoding="utf-8"
-    )
-    tmp.replace(path)
+def _json_text(document: Any) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+
+
+# Files of a run folder are created, never opened if they exist, and never through a symlink.
+_CREATE_FLAGS = (
+    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+def _create_file(path: Path, chunks: Iterable[str]) -> None:
+    """Write a new file (refusing one that exists or a symlink), flushed to disk before returning."""
+    fd = os.open(path, _CREATE_FLAGS, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+@dataclass
+class RunFolder:
+    """A run folder that is whole or absent: written in a private folder beside its destination,
+    summary last, then renamed into place in one step.
+
+    ``prepare`` runs before the scan, so a bad ``--out`` or a reused ``--name`` costs nothing.
+    """
+
+    out: Path
+    run_id: str
+    staging_root: Path | None = None
+
+    @property
+    def destination(self) -> Path:
+        return self.out / self.run_id
+
+    @property
+    def staging(self) -> Path:
+        assert self.staging_root is not None
+        return self.staging_root / self.run_id
+
+    def prepare(self) -> None:
+        out = self.out
+        if out.exists() and not out.is_dir():
+            raise InvalidInput(
+                [Problem("--out", f"{out} is a file, not a folder; give a folder for run folders")]
+            )
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise InvalidInput(
+                [Problem("--out", f"cannot create {out}: {err.strerror or err}; give a writable folder")]
+            ) from None
+        self._refuse_existing()
+        try:
+            self.staging_root = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+            self.staging.mkdir()
+        except OSError as err:
+            self.discard()
+            raise InvalidInput(
+                [Problem("--out", f"cannot write in {out}: {err.strerror or err}; give a writable folder")]
+            ) from None
+
+    def _refuse_existing(self) -> None:
+        if os.path.lexists(self.destination):
+            raise InvalidInput(
+                [
+                    Problem(
+                        "--name",
+                        f"a run named {self.run_id!r} already exists in {self.out}: a run name is used once "
+                        "(as Step Functions' ExecutionAlreadyExists); choose another --name or another --out",
+                    )
+                ]
+            )
+
+    def write_text(self, name: str, text: str) -> None:
+        _create_file(self.staging / name, [text])
+
+    def write_lines(self, name: str, lines: Iterable[str]) -> None:
+        _create_file(self.staging / name, lines)
+
+    def publish(self) -> Path:
+        """Move the finished folder into place; it never replaces an existing one."""
+        self._refuse_existing()
+        os.chmod(self.staging, 0o755 & ~_umask())
+        os.rename(self.staging, self.destination)
+        self.discard()
+        return self.destination
+
+    def discard(self) -> None:
+        if self.staging_root is not None:
+            shutil.rmtree(self.staging_root, ignore_errors=True)
+            self.staging_root = None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
@@ -87,7 +201,7 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
         ("in grace period", "in_grace_period"),
     ):
         table.add_row(label, str(totals[key]))
-    table.add_row("compliance", f"{totals['compliance_percentage']}%")
+    table.add_row("compliance", percentage_text(totals))
     console.print(table)
     if summary["by_rule"]:
         rules = Table(title="Violations by rule", title_justify="left")
@@ -99,6 +213,8 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     console.print(_counts_table("region", summary["by_region"]))
     if len(summary.get("by_account", {})) > 1:
         console.print(_counts_table("account", summary["by_account"]))
+    for line in coverage_lines(summary):
+        console.print(line, markup=False)
     failed = [t for t in summary.get("targets", []) if t.get("status") != "ok"]
     if failed:
         console.print(f"[bold]Partial scan[/]: {len(failed)} account/region targets were not scanned:")
@@ -106,7 +222,15 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
             console.print(
                 f"  {target['account_id']} {target['region']}: {target.get('reason')}", markup=False
             )
-    console.print(f"Report folder: {run_dir}")
+    drift = summary.get("drift") or {}
+    if drift.get("previous_run_id"):
+        console.print(
+            f"Drift since {drift['previous_run_id']} (same policy, {drift.get('targets_compared_count', 0)} "
+            f"targets compared): {len(drift.get('newly_noncompliant') or [])} became noncompliant, "
+            f"{len(drift.get('newly_compliant') or [])} became compliant",
+            markup=False,
+        )
+    console.print(f"Report folder: {run_dir}", markup=False)
 
 
 def _counts_table(what: str, counts_by: dict[str, dict[str, int]]) -> Any:
@@ -122,41 +246,52 @@ def _counts_table(what: str, counts_by: dict[str, dict[str, int]]) -> Any:
     return table
 
 
-def _seed_previous_run(local: Any, out: Path) -> None:
-    """Give the fresh engine the last local run's summary, so drift spans local runs too."""
-    from workflow import layout
-    from workflow.engine.local import BUCKET
-    from workflow.storage import put_json
-
-    summaries = []
-    for path in out.glob("*/summary.json"):
+def _earlier_summaries(out: Path) -> Iterator[dict[str, Any]]:
+    """Finished, non-dry runs under ``out`` that can be drift baselines; anything else is skipped
+    (a folder without a summary, a summary that is not one, a folder being written)."""
+    for path in sorted(out.glob("*/summary.json")):
+        if path.parent.name.startswith(".") or path.is_symlink() or path.parent.is_symlink():
+            continue
         try:
-            summaries.append(json.loads(path.read_text(encoding="utf-8")))
+            summary = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-    summaries = [s for s in summaries if isinstance(s, dict) and "run_id" in s and "evaluated_at" in s]
-    if not summaries:
-        return
-    latest = max(summaries, key=lambda s: s["evaluated_at"])
-    dt = latest["evaluated_at"][:10]
+        if (
+            isinstance(summary, dict)
+            and isinstance(summary.get("run_id"), str)
+            and _EXECUTION_NAME.match(summary["run_id"])
+            and isinstance(summary.get("evaluated_at"), str)
+            and isinstance(summary.get("policy"), dict)
+            and isinstance(summary["policy"].get("sha256"), str)
+            and isinstance(summary.get("scanned_targets"), dict)
+            and not summary.get("dry_run")
+        ):
+            yield summary
+
+
+def _seed_earlier_runs(local: Any, out: Path) -> None:
+    """Give the fresh engine the earlier local runs (summary and policy index), so drift spans
+    local runs as it spans scheduled runs on AWS: same policy, same targets."""
+    from workflow import layout
+    from workflow.engine.local import BUCKET
+    from workflow.steps.persist_report import index_entry, indexed_runs
+    from workflow.storage import put_json
+
     s3 = local.engine.client("s3")
-    key = layout.summary_key(dt, latest["run_id"])
-    put_json(s3, BUCKET, key, latest)
-    put_json(
-        s3,
-        BUCKET,
-        layout.LATEST_RUN_KEY,
-        {
-            "run_id": latest["run_id"],
-            "started_at": latest["evaluated_at"],
-            "summary_key": key,
-            "previous": None,
-        },
-    )
+    runs_by_policy: dict[str, list[dict[str, Any]]] = {}
+    for summary in _earlier_summaries(out):
+        key = layout.summary_key(summary["evaluated_at"][:10], summary["run_id"])
+        put_json(s3, BUCKET, key, summary)
+        sha = summary["policy"]["sha256"]
+        entry = index_entry(summary["run_id"], summary["evaluated_at"], key, set(summary["scanned_targets"]))
+        runs_by_policy[sha] = indexed_runs(runs_by_policy.get(sha, []), entry)
+    for sha, runs in runs_by_policy.items():
+        put_json(s3, BUCKET, layout.policy_runs_key(sha), {"policy_sha256": sha, "runs": runs})
 
 
 def run_locally(args: argparse.Namespace) -> int:
-    """Run one scan on the embedded engine; returns the exit status of ``tagwarden run``."""
+    """Run one scan on the embedded engine; returns the exit status of ``tagwarden run``
+    (:mod:`workflow.verdict` has the table)."""
     from workflow.engine.local import LocalDeployment
     from workflow.progress import ExecutionProgress
 
@@ -169,7 +304,7 @@ def run_locally(args: argparse.Namespace) -> int:
         execution_input["policy"] = document
     regions = _regions(args.regions)
     run_id = _run_id(args.name)
-    fleet = _fleet(args.fleet)
+    fleet, repeated = _fleet(args.fleet)
     if regions:
         execution_input["regions"] = regions
     add_scope_options(
@@ -178,62 +313,114 @@ def run_locally(args: argparse.Namespace) -> int:
         organization=getattr(args, "organization", False),
         exclude_accounts=getattr(args, "exclude_accounts", None),
     )
-    out = Path(args.out)
-    run_dir = out / run_id
+    folder = RunFolder(Path(args.out), run_id)
+    folder.prepare()
+    if repeated and not args.json:
+        print(
+            f"fleet: {repeated} repeated listings of the same instance id across the dumps; "
+            "each instance is evaluated once (the last listing wins)",
+            file=sys.stderr,
+        )
     progress = None if args.json else ExecutionProgress()
     try:
-        with LocalDeployment(fleet, regions=regions) as local:
-            _seed_previous_run(local, out)
-            if progress is not None:
-                print(
-                    f"Execution {run_id} of {local.state_machine_arn} on the embedded engine", file=sys.stderr
+        try:
+            with LocalDeployment(fleet, regions=regions) as local:
+                _seed_earlier_runs(local, folder.out)
+                if progress is not None:
+                    print(
+                        f"Execution {run_id} of {local.state_machine_arn} on the embedded engine",
+                        file=sys.stderr,
+                    )
+                # Up to the definition's own TimeoutSeconds (7,200 s): a 100,000-instance dump takes
+                # minutes on a busy laptop, and the engine stops the execution at its own timeout.
+                result = local.run(
+                    execution_input, name=run_id, on_event=progress, timeout=RUN_TIMEOUT_SECONDS
                 )
-            # Up to the definition's own TimeoutSeconds (7,200 s): a 100,000-instance dump takes
-            # minutes on a busy laptop, and the engine stops the execution at its own timeout.
-            result = local.run(execution_input, name=run_id, on_event=progress, timeout=RUN_TIMEOUT_SECONDS)
+        finally:
+            if progress is not None:
+                progress.close()
+        if result.summary is not None and repeated:
+            result.summary.setdefault("coverage", {}).setdefault("instances", {})["duplicates_in_dumps"] = (
+                repeated
+            )
+        run_dir = _write_run_folder(folder, result)
     finally:
-        if progress is not None:
-            progress.close()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(run_dir / "history.json", result.history)
-    from workflow.graph import write_run_graph
-
-    write_run_graph(run_dir, result.history)
-    _write_json(run_dir / "notifications.json", result.notifications)
-    (run_dir / "lambda-logs.txt").write_text(result.logs, encoding="utf-8")
+        folder.discard()
     findings_path = run_dir / "findings.jsonl"
-    if result.summary is not None:
-        _write_json(run_dir / "summary.json", result.summary)
-        tmp = findings_path.with_suffix(".jsonl.tmp")
-        with tmp.open("w", encoding="utf-8") as handle:
-            for finding in result.findings:
-                handle.write(json.dumps(finding, ensure_ascii=False, separators=(",", ":")) + "\n")
-        tmp.replace(findings_path)
-    totals = (result.summary or {}).get("totals", {})
+    summary = result.summary
+    status = exit_status(result.status, result.error, summary, fail_on_violations=args.fail_on_violations)
     if args.json:
+        totals = (summary or {}).get("totals") or {}
         print(
             json.dumps(
                 {
                     "status": result.status,
+                    "exit_status": status,
                     "execution_arn": result.execution_arn,
-                    "summary": {k: totals.get(k) for k in ("total", "compliant", "noncompliant", "exempt")}
+                    "summary": {
+                        k: totals.get(k)
+                        for k in ("total", "compliant", "noncompliant", "exempt", "compliance_percentage")
+                    }
                     if totals
                     else None,
-                    "findings_path": str(findings_path) if result.summary is not None else None,
-                    "partial": (result.summary or {}).get("partial"),
+                    "findings_path": str(findings_path) if summary is not None else None,
+                    "partial": (summary or {}).get("partial"),
+                    "incomplete": (summary or {}).get("incomplete"),
+                    "coverage": (summary or {}).get("coverage"),
                     **(
                         {"error": result.error, "cause": result.cause} if result.status != "SUCCEEDED" else {}
                     ),
                 }
             )
         )
-    elif result.summary is not None:
-        _print_summary(result.summary, run_dir)
-    if result.status != "SUCCEEDED":
-        if not args.json:
-            print(f"tagwarden: execution {result.status}: {result.error}: {result.cause}", file=sys.stderr)
-            print(f"history: {run_dir / 'history.json'}", file=sys.stderr)
-        return 2 if result.error == "InvalidInput" else 3
-    if args.fail_on_violations and totals.get("noncompliant"):
-        return 1
-    return 0
+    elif summary is not None:
+        _print_summary(summary, run_dir)
+    if result.status != "SUCCEEDED" and not args.json:
+        print(f"tagwarden: execution {result.status}: {result.error}: {result.cause}", file=sys.stderr)
+        print(f"history: {run_dir / 'history.json'}", file=sys.stderr)
+    elif status == EXIT_INCOMPLETE and not args.json:
+        print(
+            "tagwarden: incomplete scan (a target not scanned, or nothing evaluated): exit status 4",
+            file=sys.stderr,
+        )
+    return status
+
+
+def _write_run_folder(folder: RunFolder, result: Any) -> Path:
+    """Write everything the run produced, summary last, and move the folder into place."""
+    from workflow.graph import write_run_graph
+
+    try:
+        folder.write_text("history.json", _json_text(result.history))
+        write_run_graph(folder.staging, result.history)
+        folder.write_text("notifications.json", _json_text(result.notifications))
+        folder.write_text("lambda-logs.txt", result.logs)
+        if result.summary is not None:
+            folder.write_lines(
+                "findings.jsonl",
+                (json.dumps(f, ensure_ascii=False, separators=(",", ":")) + "\n" for f in result.findings),
+            )
+            folder.write_text("summary.json", _json_text(result.summary))
+    except OSError as err:
+        raise InvalidInput(
+            [
+                Problem(
+                    "--out",
+                    f"cannot write the run folder in {folder.out}: {err.strerror or err}; nothing was kept",
+                )
+            ]
+        ) from None
+    try:
+        return folder.publish()
+    except OSError as err:
+        kept = folder.staging
+        folder.staging_root = None  # keep the finished run where it is: nothing is lost
+        raise InvalidInput(
+            [
+                Problem(
+                    "--out",
+                    f"cannot move the run folder into {folder.destination}: {err.strerror or err}; "
+                    f"the complete run is in {kept}",
+                )
+            ]
+        ) from None

@@ -15,7 +15,10 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 COMPLIANCE_PERCENTAGE: Final = "CompliancePercentage"
 NONCOMPLIANT_INSTANCES: Final = "NoncompliantInstances"
-EVALUATED_INSTANCES: Final = "EvaluatedInstances"
+INSTANCES_EVALUATED: Final = "InstancesEvaluated"
+TARGETS_NOT_SCANNED: Final = "TargetsNotScanned"
+# How far the instances evaluated fell since the baseline run, over the targets both scanned.
+INSTANCES_EVALUATED_DROP: Final = "InstancesEvaluatedDropPercent"
 
 Sink = Callable[[str], None]
 
@@ -42,43 +45,45 @@ def _emit(
 def emit_run_metrics(
     summary: Mapping[str, Any], *, environment: str, namespace: str, sink: Sink = _stdout
 ) -> list[dict[str, Any]]:
-    """Emit the run's totals, and the same per region; returns the EMF documents written.
+    """Emit the run's totals and coverage, and the totals per region; returns the EMF documents.
 
-    >>> summary = {"totals": {"total": 4, "noncompliant": 1, "compliance_percentage": 75.0}, "by_region": {}}
+    A run that evaluated nothing emits no compliance percentage (0 of 0 is not 100%): the alarms
+    see ``InstancesEvaluated`` 0 and, for targets not scanned, ``TargetsNotScanned``.
+
+    >>> summary = {"totals": {"total": 4, "noncompliant": 1, "compliance_percentage": 75.0},
+    ...            "by_region": {}, "target_counts": {"error": 1}}
     >>> docs = emit_run_metrics(summary, environment="dev", namespace="Tagwarden", sink=lambda _: None)
-    >>> docs[0]["CompliancePercentage"], docs[0]["environment"]
-    ([75.0], 'dev')
+    >>> docs[0]["CompliancePercentage"], docs[0]["TargetsNotScanned"], docs[0]["environment"]
+    ([75.0], [1.0], 'dev')
+    >>> empty = {"totals": {"total": 0, "noncompliant": 0, "compliance_percentage": None}, "by_region": {}}
+    >>> docs = emit_run_metrics(empty, environment="dev", namespace="T", sink=lambda _: None)
+    >>> "CompliancePercentage" in docs[0], docs[0]["InstancesEvaluated"]
+    (False, [0.0])
     """
     totals = summary["totals"]
-    documents = [
-        _emit(
-            namespace,
-            {"environment": environment},
-            {
-                COMPLIANCE_PERCENTAGE: (MetricUnit.Percent, float(totals["compliance_percentage"])),
-                NONCOMPLIANT_INSTANCES: (MetricUnit.Count, float(totals["noncompliant"])),
-                EVALUATED_INSTANCES: (MetricUnit.Count, float(totals["total"])),
-            },
-            sink,
+    run_values: dict[str, tuple[MetricUnit, float]] = {
+        NONCOMPLIANT_INSTANCES: (MetricUnit.Count, float(totals["noncompliant"])),
+        INSTANCES_EVALUATED: (MetricUnit.Count, float(totals["total"])),
+        TARGETS_NOT_SCANNED: (MetricUnit.Count, float((summary.get("target_counts") or {}).get("error", 0))),
+    }
+    if totals.get("compliance_percentage") is not None:
+        run_values[COMPLIANCE_PERCENTAGE] = (MetricUnit.Percent, float(totals["compliance_percentage"]))
+    evaluated_change = (summary.get("drift") or {}).get("evaluated")
+    if evaluated_change:
+        run_values[INSTANCES_EVALUATED_DROP] = (
+            MetricUnit.Percent,
+            float(evaluated_change["drop_percentage"]),
         )
-    ]
+    documents = [_emit(namespace, {"environment": environment}, run_values, sink)]
     for region, counts in sorted(summary.get("by_region", {}).items()):
         compliant = int(counts.get("compliant", 0))
         noncompliant = int(counts.get("noncompliant", 0))
         total = compliant + noncompliant
-        documents.append(
-            _emit(
-                namespace,
-                {"environment": environment, "region": region},
-                {
-                    COMPLIANCE_PERCENTAGE: (
-                        MetricUnit.Percent,
-                        100.0 if total == 0 else round(100.0 * compliant / total, 2),
-                    ),
-                    NONCOMPLIANT_INSTANCES: (MetricUnit.Count, float(noncompliant)),
-                    EVALUATED_INSTANCES: (MetricUnit.Count, float(total)),
-                },
-                sink,
-            )
-        )
+        values: dict[str, tuple[MetricUnit, float]] = {
+            NONCOMPLIANT_INSTANCES: (MetricUnit.Count, float(noncompliant)),
+            INSTANCES_EVALUATED: (MetricUnit.Count, float(total)),
+        }
+        if total:
+            values[COMPLIANCE_PERCENTAGE] = (MetricUnit.Percent, round(100.0 * compliant / total, 2))
+        documents.append(_emit(namespace, {"environment": environment, "region": region}, values, sink))
     return documents

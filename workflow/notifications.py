@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import quote
 
+from workflow.report import incomplete, percentage_text
+
 MAX_SUBJECT: Final = 99
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -35,25 +37,36 @@ def subject(environment: str, totals: Mapping[str, Any], *, partial: bool = Fals
     '[tagwarden dev] 37 of 512 EC2 instances noncompliant'
     >>> subject("dev", {"total": 512, "noncompliant": 37}, partial=True)
     '[tagwarden dev] PARTIAL scan: 37 of 512 EC2 instances noncompliant'
+    >>> subject("dev", {"total": 0, "noncompliant": 0})
+    '[tagwarden dev] NOTHING EVALUATED: no EC2 instance was scanned'
+    >>> subject("dev", {"total": 0, "noncompliant": 0}, partial=True)
+    '[tagwarden dev] PARTIAL scan: NOTHING EVALUATED: no EC2 instance was scanned'
     """
     env = clean(environment, 20)
-    if partial:
-        env += "] PARTIAL scan:"
-        text = f"[tagwarden {env} {totals['noncompliant']} of {totals['total']} EC2 instances noncompliant"
-    elif totals["noncompliant"]:
-        text = f"[tagwarden {env}] {totals['noncompliant']} of {totals['total']} EC2 instances noncompliant"
+    prefix = f"[tagwarden {env}] " + ("PARTIAL scan: " if partial else "")
+    if not totals["total"]:
+        text = prefix + "NOTHING EVALUATED: no EC2 instance was scanned"
+    elif partial or totals["noncompliant"]:
+        text = prefix + f"{totals['noncompliant']} of {totals['total']} EC2 instances noncompliant"
     else:
-        text = f"[tagwarden {env}] all {totals['total']} EC2 instances compliant"
+        text = prefix + f"all {totals['total']} EC2 instances compliant"
     # SNS subjects: ASCII, no line breaks, under 100 characters.
     text = text.encode("ascii", "replace").decode("ascii")
     return text[:MAX_SUBJECT]
 
 
-def severity(totals: Mapping[str, Any]) -> str:
-    """``high`` below 80% compliance, ``medium`` with any violation, else ``info``."""
+def severity(totals: Mapping[str, Any], *, incomplete: bool = False) -> str:
+    """``high`` for an incomplete scan or below 80% compliance, ``medium`` with any violation,
+    else ``info``.
+
+    >>> severity({"noncompliant": 0, "compliance_percentage": None}, incomplete=True)
+    'high'
+    """
+    if incomplete:
+        return "high"
     if totals["noncompliant"] == 0:
         return "info"
-    return "high" if totals["compliance_percentage"] < 80 else "medium"
+    return "high" if (totals.get("compliance_percentage") or 0) < 80 else "medium"
 
 
 def console_url(region: str | None, execution_arn: str) -> str | None:
@@ -81,7 +94,7 @@ def build_message(
     lines = [
         f"Tag policy {clean(summary['policy']['name'])!r} on {totals['total']} EC2 instances "
         f"(run {clean(summary['run_id'])}, {summary['evaluated_at']}):",
-        f"  compliant     {totals['compliant']} ({totals['compliance_percentage']}%)",
+        f"  compliant     {totals['compliant']} ({percentage_text(totals)})",
         f"  noncompliant  {totals['noncompliant']}",
         f"  exempt        {totals['exempt']}",
         f"  in grace      {totals['in_grace_period']}",
@@ -101,6 +114,13 @@ def build_message(
         if len(failed) > 10:
             lines.append(f"  … and {len(failed) - 10} more (summary.json lists them all)")
         lines.append("")
+    if not totals["total"]:
+        lines.append(
+            "NOTHING EVALUATED: this run is not a clean bill of health; no instance was scanned. "
+            "Check the targets above, the regions and the member roles."
+        )
+        lines.append("")
+    lines += _coverage_lines(summary.get("coverage"))
     if summary.get("by_rule"):
         lines.append("Worst rules:")
         lines += [f"  {count:6d}  {clean(rule)}" for rule, count in _top(summary["by_rule"])]
@@ -118,11 +138,12 @@ def build_message(
         lines.append("")
     drift = summary.get("drift", {})
     if drift.get("newly_noncompliant") is None:
-        lines.append("Since the previous run: no previous run to compare with.")
+        lines.append("Since the previous run: no earlier run of this policy scanned these targets.")
     else:
         new, fixed = drift["newly_noncompliant"], drift["newly_compliant"]
         lines.append(
-            f"Since the previous run ({clean(drift.get('previous_run_id'))}): "
+            f"Since run {clean(drift.get('previous_run_id'))} (same policy, "
+            f"{drift.get('targets_compared_count', '?')} account/region targets compared): "
             f"{len(new)} became noncompliant, {len(fixed)} became compliant."
         )
         if new:
@@ -145,8 +166,36 @@ def build_message(
         "body": "\n".join(lines) + "\n",
         "attributes": {
             "environment": {"DataType": "String", "StringValue": clean(environment, 64)},
-            "severity": {"DataType": "String", "StringValue": severity(totals)},
+            "severity": {
+                "DataType": "String",
+                "StringValue": severity(totals, incomplete=incomplete(summary)),
+            },
             "noncompliant_count": {"DataType": "Number", "StringValue": str(int(totals["noncompliant"]))},
             "partial": {"DataType": "String", "StringValue": "true" if summary.get("partial") else "false"},
+            "incomplete": {"DataType": "String", "StringValue": "true" if incomplete(summary) else "false"},
         },
     }
+
+
+def _coverage_lines(coverage: Mapping[str, Any] | None) -> list[str]:
+    """What the verdict covered, in two or three lines."""
+    if not isinstance(coverage, Mapping):
+        return []
+    targets = coverage.get("targets") or {}
+    instances = coverage.get("instances") or {}
+    lines = [
+        f"Coverage: {targets.get('scanned', '?')} of {targets.get('asked', '?')} account/region targets "
+        f"scanned ({targets.get('scanned_empty', 0)} with no instances in scope); regions "
+        + (", ".join(clean(r, 20) for r in (coverage.get("regions_scanned") or [])[:20]) or "none"),
+        f"  instances listed {instances.get('listed', '?')}, in scope {instances.get('in_scope', '?')}, "
+        f"evaluated {instances.get('evaluated', '?')}",
+    ]
+    out = instances.get("out_of_scope") or {}
+    if out:
+        lines.append(
+            "  out of scope: " + ", ".join(f"{int(n)} {clean(state, 20)}" for state, n in sorted(out.items()))
+        )
+    if instances.get("duplicates_dropped"):
+        lines.append(f"  duplicate listings dropped: {int(instances['duplicates_dropped'])}")
+    lines.append("")
+    return lines

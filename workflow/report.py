@@ -1,7 +1,14 @@
-"""Run summaries: totals, compliance percentage, the worst rules, owners and regions, and drift.
+"""Run summaries: totals, coverage, compliance percentage, the worst rules, owners and regions,
+and drift.
 
 The aggregation is incremental (:class:`SummaryBuilder`) so a step can fold findings in as it
-streams them, and so the per-region partial summaries of a Map state merge into one.
+streams them, target by target.
+
+A verdict states what it covered: ``coverage`` says which targets were scanned and which were not
+(with the reason), which regions, how many instances were listed, in scope, out of scope (by state)
+and dropped as duplicates. ``compliance_percentage`` is ``None`` when nothing was evaluated: 0 of 0
+is not 100%. Drift compares like with like: only the targets both runs scanned (see
+:func:`compute_drift`).
 """
 
 from __future__ import annotations
@@ -15,6 +22,12 @@ UNOWNED = "(no owner)"
 # The summary lists every target that was not scanned, and the first ones that were; a run over
 # 10,000 targets keeps its summary (read by the notifier and the runs table) small.
 MAX_LISTED_SCANNED_TARGETS = 1000
+# Per-key tables (rules, owners) keep their largest rows and fold the rest into one: a tagger who
+# adds 100,000 distinct prohibited keys cannot grow the summary past this.
+MAX_TABLE_ROWS = 200
+OTHER_ROWS = "(other)"
+# The summary names at most this many compared / not-compared targets (the counts are always whole).
+MAX_LISTED_DRIFT_TARGETS = 1000
 
 
 def summarize_targets(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -39,16 +52,50 @@ def summarize_targets(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def target_key(account_id: str, region: str) -> str:
+    """The key of one (account, region) target in summaries and baselines.
+
+    >>> target_key("111122223333", "eu-west-1")
+    '111122223333/eu-west-1'
+    """
+    return f"{account_id}/{region}"
+
+
+def bounded_table(counts: Counter[str], limit: int = MAX_TABLE_ROWS) -> dict[str, int]:
+    """The ``limit`` largest rows, most first, and the rest summed into one ``(other)`` row.
+
+    >>> bounded_table(Counter({"a": 5, "b": 3, "c": 1, "d": 1}), limit=2)
+    {'a': 5, 'b': 3, '(other)': 2}
+    """
+    rows = counts.most_common()
+    table = dict(rows[:limit])
+    rest = sum(count for _, count in rows[limit:])
+    if rest:
+        table[OTHER_ROWS] = table.get(OTHER_ROWS, 0) + rest
+    return table
+
+
+@dataclass
+class TargetTally:
+    """What one scanned target contributed: the drift and coverage baseline of later runs."""
+
+    evaluated: int = 0
+    noncompliant: set[str] = field(default_factory=set)
+
+
 @dataclass
 class SummaryBuilder:
-    """Fold findings into the counts a summary needs.
+    """Fold findings into the counts a summary needs; each instance id counts once.
 
     >>> builder = SummaryBuilder()
     >>> builder.add({"instance_id": "i-1", "region": "us-east-1", "account_id": "1", "owner": None,
     ...              "compliant": False, "exempt": False, "in_grace_period": False,
     ...              "violations": [{"code": "missing", "key": "Owner"}]})
+    True
     >>> builder.totals()["noncompliant"], builder.totals()["compliance_percentage"]
     (1, 0.0)
+    >>> SummaryBuilder().totals()["compliance_percentage"] is None
+    True
     """
 
     total: int = 0
@@ -61,16 +108,23 @@ class SummaryBuilder:
     by_account: dict[str, Counter[str]] = field(default_factory=dict)
     noncompliant_by_owner: Counter[str] = field(default_factory=Counter)
     noncompliant_ids: set[str] = field(default_factory=set)
-    # Set for a partial scan: the previous run's noncompliant ids; those seen compliant now are the
-    # only "newly compliant" ones (the others may be in a target this run could not scan).
-    watched_ids: set[str] | None = None
-    seen_compliant_watched: set[str] = field(default_factory=set)
+    by_target: dict[str, TargetTally] = field(default_factory=dict)
+    seen_ids: set[str] = field(default_factory=set)
+    duplicates_dropped: int = 0
 
-    def add(self, finding: Mapping[str, Any]) -> None:
+    def add(self, finding: Mapping[str, Any], *, target: str | None = None) -> bool:
+        """Fold one finding in; False (and counted as a duplicate) for an instance already seen."""
+        instance_id = str(finding["instance_id"])
+        if instance_id in self.seen_ids:
+            self.duplicates_dropped += 1
+            return False
+        self.seen_ids.add(instance_id)
         self.total += 1
         compliant = bool(finding["compliant"])
-        if compliant and self.watched_ids is not None and finding["instance_id"] in self.watched_ids:
-            self.seen_compliant_watched.add(str(finding["instance_id"]))
+        tally = self.by_target.setdefault(
+            target or target_key(str(finding.get("account_id")), str(finding.get("region"))), TargetTally()
+        )
+        tally.evaluated += 1
         self.compliant += compliant
         self.exempt += bool(finding.get("exempt"))
         self.in_grace_period += bool(finding.get("in_grace_period"))
@@ -78,20 +132,26 @@ class SummaryBuilder:
         self.by_region.setdefault(str(finding.get("region")), Counter())[outcome] += 1
         self.by_account.setdefault(str(finding.get("account_id")), Counter())[outcome] += 1
         if not compliant:
-            self.noncompliant_ids.add(str(finding["instance_id"]))
+            self.noncompliant_ids.add(instance_id)
+            tally.noncompliant.add(instance_id)
             self.noncompliant_by_owner[finding.get("owner") or UNOWNED] += 1
             for violation in finding.get("violations", ()):
                 self.by_rule[f"{violation['key']}:{violation['code']}"] += 1
                 self.by_code[violation["code"]] += 1
+        return True
 
     def add_all(self, findings: Iterable[Mapping[str, Any]]) -> SummaryBuilder:
         for finding in findings:
             self.add(finding)
         return self
 
+    def scanned(self, target: str) -> None:
+        """Record a target as scanned even if it had no instances (an empty region is scanned)."""
+        self.by_target.setdefault(target, TargetTally())
+
     def totals(self) -> dict[str, Any]:
         noncompliant = self.total - self.compliant
-        percentage = 100.0 if self.total == 0 else round(100.0 * self.compliant / self.total, 2)
+        percentage = None if self.total == 0 else round(100.0 * self.compliant / self.total, 2)
         return {
             "total": self.total,
             "compliant": self.compliant,
@@ -101,6 +161,13 @@ class SummaryBuilder:
             "compliance_percentage": percentage,
         }
 
+    def scanned_targets(self) -> dict[str, dict[str, Any]]:
+        """Per scanned target: instances evaluated and the noncompliant ids (drift's baseline)."""
+        return {
+            key: {"evaluated": tally.evaluated, "noncompliant": sorted(tally.noncompliant)}
+            for key, tally in sorted(self.by_target.items())
+        }
+
     def summary(
         self,
         *,
@@ -108,34 +175,166 @@ class SummaryBuilder:
         policy_name: str,
         policy_sha256: str,
         evaluated_at: str,
-        previous_noncompliant: set[str] | None = None,
-        previous_run_id: str | None = None,
+        baseline: Baseline | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The run summary document (``summary.json``); drift needs the previous run's ids."""
-        drift: dict[str, Any] = {"previous_run_id": previous_run_id}
-        if previous_noncompliant is None:
-            drift.update(newly_noncompliant=None, newly_compliant=None)
-        else:
-            drift.update(
-                newly_noncompliant=sorted(self.noncompliant_ids - previous_noncompliant),
-                newly_compliant=sorted(
-                    self.seen_compliant_watched
-                    if self.watched_ids is not None
-                    else previous_noncompliant - self.noncompliant_ids
-                ),
-            )
+        """The run summary document (``summary.json``); drift needs the baseline run's targets."""
+        by_region = {k: dict(v) for k, v in self.by_region.items()}
         return {
             "run_id": run_id,
             "evaluated_at": evaluated_at,
             "policy": {"name": policy_name, "sha256": policy_sha256},
             "totals": self.totals(),
-            "by_rule": dict(self.by_rule.most_common()),
+            "by_rule": bounded_table(self.by_rule),
             "by_code": dict(self.by_code.most_common()),
-            "by_region": {k: dict(v) for k, v in sorted(self.by_region.items())},
-            "by_account": {k: dict(v) for k, v in sorted(self.by_account.items())},
-            "noncompliant_by_owner": dict(self.noncompliant_by_owner.most_common()),
+            "by_region": {
+                k: {"compliant": int(v.get("compliant", 0)), "noncompliant": int(v.get("noncompliant", 0))}
+                for k, v in sorted(by_region.items())
+            },
+            "by_account": {
+                k: {"compliant": int(v.get("compliant", 0)), "noncompliant": int(v.get("noncompliant", 0))}
+                for k, v in sorted(self.by_account.items())
+            },
+            "noncompliant_by_owner": bounded_table(self.noncompliant_by_owner),
             "noncompliant_instance_ids": sorted(self.noncompliant_ids),
-            "drift": drift,
+            "scanned_targets": self.scanned_targets(),
+            "drift": compute_drift(self.by_target, baseline),
             **(extra or {}),
         }
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The run drift compares with: its id and its ``scanned_targets`` section."""
+
+    run_id: str
+    scanned_targets: Mapping[str, Mapping[str, Any]]
+    reason: str = ""
+
+
+def compute_drift(current: Mapping[str, TargetTally], baseline: Baseline | None) -> dict[str, Any]:
+    """Newly noncompliant / compliant instances over the targets both runs scanned.
+
+    A target only one of the runs scanned says nothing about change: a region this run skipped
+    is not "newly compliant", a region the baseline skipped is not "newly noncompliant".
+
+    >>> now = {"1/a": TargetTally(2, {"i-1"}), "1/b": TargetTally(1, {"i-9"})}
+    >>> drift = compute_drift(now, Baseline("r0", {"1/a": {"evaluated": 2, "noncompliant": ["i-2"]},
+    ...                                             "1/c": {"evaluated": 5, "noncompliant": ["i-5"]}}))
+    >>> drift["newly_noncompliant"], drift["newly_compliant"], drift["targets_compared"]
+    (['i-1'], ['i-2'], ['1/a'])
+    >>> drift["evaluated"]
+    {'baseline': 2, 'now': 2, 'drop_percentage': 0.0}
+    """
+    if baseline is None:
+        return {
+            "previous_run_id": None,
+            "baseline_reason": "no earlier finished run with the same policy scanned these targets",
+            "newly_noncompliant": None,
+            "newly_compliant": None,
+            "targets_compared_count": 0,
+            "targets_compared": [],
+            "targets_not_compared_count": len(current),
+            "evaluated": None,
+        }
+    compared = sorted(set(current) & set(baseline.scanned_targets))
+    not_compared = sorted(set(current) - set(baseline.scanned_targets))
+    newly_noncompliant: set[str] = set()
+    newly_compliant: set[str] = set()
+    evaluated_before = evaluated_now = 0
+    for key in compared:
+        before = set(baseline.scanned_targets[key].get("noncompliant") or ())
+        now = current[key].noncompliant
+        newly_noncompliant |= now - before
+        newly_compliant |= before - now
+        evaluated_before += int(baseline.scanned_targets[key].get("evaluated") or 0)
+        evaluated_now += current[key].evaluated
+    drop = 0.0
+    if evaluated_before:
+        drop = round(max(0.0, 100.0 * (evaluated_before - evaluated_now) / evaluated_before), 2)
+    return {
+        "previous_run_id": baseline.run_id,
+        "baseline_reason": baseline.reason,
+        "newly_noncompliant": sorted(newly_noncompliant),
+        "newly_compliant": sorted(newly_compliant),
+        "targets_compared_count": len(compared),
+        "targets_compared": compared[:MAX_LISTED_DRIFT_TARGETS],
+        "targets_not_compared_count": len(not_compared),
+        "evaluated": {"baseline": evaluated_before, "now": evaluated_now, "drop_percentage": drop},
+    }
+
+
+def coverage_section(
+    outcomes: list[dict[str, Any]], per_target: Mapping[str, Mapping[str, Any]], builder: SummaryBuilder
+) -> dict[str, Any]:
+    """The summary's ``coverage``: what this verdict covered, and what it did not.
+
+    ``outcomes`` are every target's status (see :func:`summarize_targets`); ``per_target`` the
+    listing counts of each scanned target (listed, in scope, out of scope by state, duplicates).
+
+    >>> builder = SummaryBuilder()
+    >>> section = coverage_section(
+    ...     [{"account_id": "1", "region": "a", "status": "ok"},
+    ...      {"account_id": "1", "region": "b", "status": "error", "reason": "no data"}],
+    ...     {"1/a": {"listed": 3, "in_scope": 2, "out_of_scope": {"terminated": 1}}}, builder)
+    >>> section["targets"], section["nothing_evaluated"], section["complete"]
+    ({'asked': 2, 'scanned': 1, 'not_scanned': 1, 'scanned_empty': 0}, True, False)
+    >>> section["regions_not_scanned"], section["instances"]["out_of_scope"]
+    (['b'], {'terminated': 1})
+    """
+    scanned = [o for o in outcomes if o["status"] == "ok"]
+    failed = [o for o in outcomes if o["status"] != "ok"]
+    out_of_scope: Counter[str] = Counter()
+    listed = in_scope = within_target_duplicates = 0
+    empty = 0
+    for outcome in scanned:
+        counts = per_target.get(target_key(outcome["account_id"], outcome["region"])) or {}
+        listed += int(counts.get("listed") or 0)
+        in_scope += int(counts.get("in_scope") or 0)
+        within_target_duplicates += int(counts.get("duplicates_dropped") or 0)
+        out_of_scope.update({str(k): int(v) for k, v in (counts.get("out_of_scope") or {}).items()})
+        empty += not int(counts.get("in_scope") or 0)
+    regions_scanned = sorted({o["region"] for o in scanned})
+    return {
+        "complete": not failed,
+        "nothing_evaluated": builder.total == 0,
+        "targets": {
+            "asked": len(outcomes),
+            "scanned": len(scanned),
+            "not_scanned": len(failed),
+            "scanned_empty": empty,
+        },
+        "not_scanned": [
+            {"account_id": o["account_id"], "region": o["region"], "reason": o.get("reason")} for o in failed
+        ],
+        "regions_scanned": regions_scanned,
+        "regions_not_scanned": sorted({o["region"] for o in failed} - set(regions_scanned)),
+        "instances": {
+            "listed": listed,
+            "in_scope": in_scope,
+            "evaluated": builder.total,
+            "out_of_scope": dict(sorted(out_of_scope.items())),
+            "duplicates_dropped": within_target_duplicates + builder.duplicates_dropped,
+        },
+    }
+
+
+def incomplete(summary: Mapping[str, Any]) -> bool:
+    """A scan that cannot stand as a verdict: a target not scanned, or nothing evaluated.
+
+    >>> incomplete({"totals": {"total": 0}}), incomplete({"totals": {"total": 3}, "partial": True})
+    (True, True)
+    >>> incomplete({"totals": {"total": 3}, "partial": False})
+    False
+    """
+    return bool(summary.get("partial")) or not int((summary.get("totals") or {}).get("total") or 0)
+
+
+def percentage_text(totals: Mapping[str, Any]) -> str:
+    """The compliance percentage as people read it; never 100% for an empty verdict.
+
+    >>> percentage_text({"compliance_percentage": 67.5}), percentage_text({"compliance_percentage": None})
+    ('67.5%', 'nothing evaluated')
+    """
+    value = totals.get("compliance_percentage")
+    return "nothing evaluated" if value is None else f"{value}%"

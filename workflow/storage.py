@@ -11,7 +11,7 @@ import gzip
 import io
 import json
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import IO, Any, Final
 
@@ -113,15 +113,14 @@ class JsonLinesWriter:
         self._spool.seek(0)
         return self._spool
 
-    def upload(self, s3: Any, bucket: str, key: str) -> None:
+    def upload(self, s3: Any, bucket: str, key: str, *, metadata: Mapping[str, str] | None = None) -> None:
+        """Publish the object; ``metadata`` (ASCII, 2 KB in all) rides along as S3 user metadata."""
         self.finish()
+        extra: dict[str, Any] = {"ContentType": "application/x-ndjson", "ContentEncoding": "gzip"}
+        if metadata:
+            extra["Metadata"] = dict(metadata)
         with aws_call(f"PutObject s3://{bucket}/{key}"):
-            s3.upload_fileobj(
-                self._spool,
-                bucket,
-                key,
-                ExtraArgs={"ContentType": "application/x-ndjson", "ContentEncoding": "gzip"},
-            )
+            s3.upload_fileobj(self._spool, bucket, key, ExtraArgs=extra)
         self._spool.close()
 
     def close(self) -> None:
@@ -141,12 +140,25 @@ def put_jsonl_gz(s3: Any, bucket: str, key: str, documents: Iterable[Any]) -> in
 
 def iter_jsonl_gz(s3: Any, bucket: str, key: str) -> Iterator[Any]:
     """Stream the documents of a gzip JSON Lines object without holding it in memory."""
+    _, documents = open_jsonl_gz(s3, bucket, key)
+    yield from documents
+
+
+def open_jsonl_gz(s3: Any, bucket: str, key: str) -> tuple[dict[str, str], Iterator[Any]]:
+    """The object's user metadata, and its documents as a stream (one GetObject for both)."""
     with aws_call(f"GetObject s3://{bucket}/{key}"):
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-        with gzip.GzipFile(fileobj=body, mode="rb") as unzipped:
+        response = s3.get_object(Bucket=bucket, Key=key)
+
+    def documents() -> Iterator[Any]:
+        with (
+            aws_call(f"GetObject s3://{bucket}/{key}"),
+            gzip.GzipFile(fileobj=response["Body"], mode="rb") as unzipped,
+        ):
             for line in io.TextIOWrapper(unzipped, encoding="utf-8"):
                 if line.strip():
                     yield json.loads(line)
+
+    return dict(response.get("Metadata") or {}), documents()
 
 
 def put_json_gz(s3: Any, bucket: str, key: str, document: Any) -> None:

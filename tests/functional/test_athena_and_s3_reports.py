@@ -35,7 +35,7 @@ from workflow import cli, cli_local_ops, cli_stack_ops, layout, s3_runs
 from workflow.athena import AthenaBackend
 from workflow.local_query import NAMED_QUERIES, QueryResult, run_named_query
 from workflow.operate import OperationError
-from workflow.report import SummaryBuilder
+from workflow.report import Baseline, SummaryBuilder
 from workflow.s3_runs import S3Runs
 from workflow.storage import put_json, put_jsonl_gz
 
@@ -106,7 +106,7 @@ def write_runs(s3: Any) -> dict[str, dict[str, Any]]:
     """Both runs, oldest first, in the order Persist report writes: findings, summary, pointer."""
     written: dict[str, dict[str, Any]] = {}
     pointer: dict[str, Any] | None = None
-    previous: tuple[str, set[str]] | None = None
+    previous: Baseline | None = None
     for run_id, (dt, evaluated_at, instances) in RUNS.items():
         findings = [finding(run_id, evaluated_at, i, owner, *missing) for i, owner, missing in instances]
         put_jsonl_gz(s3, BUCKET, layout.findings_key(dt, run_id), findings)
@@ -118,8 +118,7 @@ def write_runs(s3: Any) -> dict[str, dict[str, Any]]:
                 policy_name="baseline",
                 policy_sha256="ab" * 32,
                 evaluated_at=evaluated_at,
-                previous_noncompliant=previous[1] if previous else None,
-                previous_run_id=previous[0] if previous else None,
+                baseline=previous,
                 extra={"status": "complete", "partial": False, "regions": [REGION], "dry_run": False},
             )
         )
@@ -131,7 +130,7 @@ def write_runs(s3: Any) -> dict[str, dict[str, Any]]:
             "previous": {k: pointer[k] for k in ("run_id", "started_at", "summary_key")} if pointer else None,
         }
         put_json(s3, BUCKET, layout.LATEST_RUN_KEY, pointer)
-        previous = (run_id, set(summary["noncompliant_instance_ids"]))
+        previous = Baseline(run_id, summary["scanned_targets"])
         written[run_id] = {"summary": summary, "findings": findings}
     # A dry run stays out of reports/ (and so out of every report and trend).
     put_json(s3, BUCKET, layout.staged_summary_key("dry-1"), {**summary, "run_id": "dry-1", "dry_run": True})
@@ -252,11 +251,12 @@ def test_report_latest_follows_the_pointer_and_streams_the_findings_from_s3(
     assert report["run_id"] == NEWER
     assert report["summary"] == aws.runs[NEWER]["summary"]
     assert report["findings"] == aws.runs[NEWER]["findings"]
-    assert report["summary"]["drift"] == {
-        "previous_run_id": OLDER,
-        "newly_noncompliant": ["i-0000000000000004"],
-        "newly_compliant": ["i-0000000000000002"],
-    }
+    drift = report["summary"]["drift"]
+    assert (drift["previous_run_id"], drift["newly_noncompliant"], drift["newly_compliant"]) == (
+        OLDER,
+        ["i-0000000000000004"],
+        ["i-0000000000000002"],
+    )
 
 
 def test_report_run_finds_an_older_run_through_the_listing_and_bucket_works_without_a_stack(

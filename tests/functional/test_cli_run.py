@@ -21,7 +21,15 @@ def test_run_on_a_describe_instances_dump_prints_one_json_object(
     document = json.loads(out)
     assert document["status"] == "SUCCEEDED"
     assert document["execution_arn"].endswith(":execution:tagwarden:dump-run")
-    assert document["summary"] == {"total": 3, "compliant": 1, "noncompliant": 2, "exempt": 0}
+    assert document["summary"] == {
+        "total": 3,
+        "compliant": 1,
+        "noncompliant": 2,
+        "exempt": 0,
+        "compliance_percentage": 33.33,
+    }
+    assert document["incomplete"] is False and document["exit_status"] == 0
+    assert document["coverage"]["targets"]["not_scanned"] == 0
     findings = [json.loads(line) for line in Path(document["findings_path"]).read_text().splitlines()]
     assert {f["instance_id"]: f["account_id"] for f in findings} == {
         "i-0a00000000000001": "111122223333",
@@ -63,7 +71,12 @@ def test_fail_on_violations_exits_1_and_drift_spans_local_runs(
     )
     assert status == 1
     summary = json.loads((tmp_path / "second" / "summary.json").read_text())
-    assert summary["drift"] == {"previous_run_id": "first", "newly_noncompliant": [], "newly_compliant": []}
+    drift = summary["drift"]
+    assert (drift["previous_run_id"], drift["newly_noncompliant"], drift["newly_compliant"]) == (
+        "first",
+        [],
+        [],
+    )
     capsys.readouterr()
 
 
@@ -97,16 +110,18 @@ def test_invalid_policy_is_refused_before_any_execution(
     assert not (tmp_path / "out").exists()
 
 
-def test_rerunning_the_same_name_rewrites_the_same_report(
+def test_reusing_a_run_name_is_refused_like_execution_already_exists_and_keeps_the_first_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["run", "--fleet", str(FIXTURE), "--out", str(tmp_path), "--json", "--name", "same-name"]
     assert main(args) == 0
-    first = (tmp_path / "same-name" / "findings.jsonl").read_text()
-    assert main(args) == 0
-    assert (tmp_path / "same-name" / "findings.jsonl").read_text().count("\n") == first.count("\n") == 3
-    assert [p.name for p in tmp_path.iterdir()] == ["same-name"]
+    first = {p.name: p.read_bytes() for p in (tmp_path / "same-name").iterdir()}
     capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--name: a run named 'same-name' already exists" in err
+    assert {p.name: p.read_bytes() for p in (tmp_path / "same-name").iterdir()} == first
+    assert [p.name for p in tmp_path.iterdir()] == ["same-name"]
 
 
 def test_organization_mode_scans_every_account_of_the_dump_through_its_role(
@@ -116,12 +131,16 @@ def test_organization_mode_scans_every_account_of_the_dump_through_its_role(
         ["run", "--fleet", str(FIXTURE), "--out", str(tmp_path), "--json", "--organization", "--name", "org"]
     )
     document = json.loads(capsys.readouterr().out)
-    assert status == 0
-    assert document["partial"] is False
     summary = json.loads((tmp_path / "org" / "summary.json").read_text())
     assert set(summary["by_account"]) == {"111122223333", "444455556666"}
-    scanned = {t["account_id"] for t in summary["targets"] if t["status"] == "ok"}
-    assert scanned >= {"111122223333", "444455556666"}
+    scanned = {(t["account_id"], t["region"]) for t in summary["targets"] if t["status"] == "ok"}
+    assert scanned == {("111122223333", "us-east-1"), ("444455556666", "eu-west-1")}
+    # The dump has nothing for the other (account, region) pairs of the organisation (the
+    # management account has no instance at all): they are not scanned, never "clean".
+    not_scanned = {(t["account_id"], t["region"]) for t in summary["coverage"]["not_scanned"]}
+    assert ("123456789012", "us-east-1") in not_scanned and ("111122223333", "eu-west-1") in not_scanned
+    assert all("no data in the given dumps" in t["reason"] for t in summary["coverage"]["not_scanned"])
+    assert (status, document["partial"]) == (4, True)
 
 
 def test_a_target_without_a_member_role_makes_a_partial_scan_not_a_failure(
@@ -146,13 +165,17 @@ def test_a_target_without_a_member_role_makes_a_partial_scan_not_a_failure(
         ]
     )
     document = json.loads(capsys.readouterr().out)
-    assert status == 0
+    assert status == 4  # an incomplete scan is never a success
     assert document["partial"] is True
     assert document["summary"]["total"] == 2  # 111122223333's two instances
     summary = json.loads((tmp_path / "t" / "summary.json").read_text())
-    [failed] = [t for t in summary["targets"] if t["status"] == "error"]
-    assert (failed["account_id"], failed["region"]) == ("999999999999", "us-east-1")
-    assert "AccessDenied" in failed["reason"]
+    failed = {(t["account_id"], t["region"]): t["reason"] for t in summary["targets"] if t["status"] == "error"}
+    assert "AccessDenied" in failed.pop(("999999999999", "us-east-1"))
+    # 111122223333 has no instance in eu-west-1 in the dump: not scanned, not "empty".
+    assert failed == {
+        ("111122223333", "eu-west-1"): "DescribeInstances in 111122223333 eu-west-1: OptInRequired: "
+        "not scanned (no data in the given dumps for this account in eu-west-1)"
+    }
 
 
 def test_an_unreadable_targets_file_is_one_line_and_exit_2(

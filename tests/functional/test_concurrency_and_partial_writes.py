@@ -363,7 +363,7 @@ def test_summary_write_failing_leaves_only_the_whole_findings_and_a_redrive_comp
     assert summary_reader(local, name) == "whole"
     assert latest_run_id(local) == name
     [metrics] = emf_totals(logs.getvalue())
-    assert metrics["EvaluatedInstances"] == [float(report["totals"]["total"])]
+    assert metrics["InstancesEvaluated"] == [float(report["totals"]["total"])]
 
 
 def test_latest_pointer_write_failing_leaves_a_whole_report_and_a_redrive_advances_the_pointer(

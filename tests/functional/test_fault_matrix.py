@@ -332,7 +332,7 @@ def assert_compliance_metrics_match(logs: str, summary: dict[str, Any]) -> int:
     for document in totals:
         assert document["CompliancePercentage"] == [summary["totals"]["compliance_percentage"]]
         assert document["NoncompliantInstances"] == [float(summary["totals"]["noncompliant"])]
-        assert document["EvaluatedInstances"] == [float(summary["totals"]["total"])]
+        assert document["InstancesEvaluated"] == [float(summary["totals"]["total"])]
     per_region = [d for d in documents if d.get("region") == REGION]
     assert len(per_region) == len(totals)
     return len(totals)

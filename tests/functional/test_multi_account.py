@@ -34,10 +34,12 @@ def in_scope(items: list[FleetInstance]) -> list[FleetInstance]:
 @pytest.fixture(scope="module")
 def org() -> Iterator[LocalDeployment]:
     """Three member accounts with the role, one organisation account without it; fan-outs of more
-    than THRESHOLD (account, region) pairs take the Distributed Map."""
+    than THRESHOLD (account, region) pairs take the Distributed Map. As on AWS, an account's
+    enabled region with no instance (the management account's) is listed and found empty."""
     with LocalDeployment(
         spread(9),
         regions=list(DEMO_REGIONS),
+        empty_regions=list(DEMO_REGIONS),
         retry_wait_scale=0,
         extra_environment={config.DISTRIBUTED_MAP_THRESHOLD: str(THRESHOLD)},
     ) as deployment:

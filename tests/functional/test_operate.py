@@ -486,8 +486,42 @@ def test_start_wait_json_and_fail_on_violations_exit_1(
     assert tagwarden(*argv, "--fail-on-violations") == 1
     document = json.loads(capsys.readouterr().out)
     assert document["status"] == "SUCCEEDED"
-    assert document["summary"] == {"total": 3, "compliant": 1, "noncompliant": 2, "exempt": 0}
+    assert document["summary"] == {
+        "total": 3,
+        "compliant": 1,
+        "noncompliant": 2,
+        "exempt": 0,
+        "compliance_percentage": 33.3,
+    }
     assert document["summary_uri"] == f"s3://{BUCKET}/reports/runs/run=strict/summary.json"
+
+
+def test_start_wait_on_a_partial_scan_exits_4_even_with_fail_on_violations(
+    aws: Deployment, tagwarden: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    partial = {
+        **summary("partial-run"),
+        "partial": True,
+        "incomplete": True,
+        "targets": [{"account_id": "111122223333", "region": "eu-west-1", "status": "error", "reason": "x"}],
+    }
+    aws.s3.put_object(Bucket=BUCKET, Key="reports/runs/run=partial-run/summary.json", Body=json.dumps(partial))
+    argv = ("start", "--stack", STACK, "--name", "partial-run", "--wait", "--poll-interval", "0")
+    assert tagwarden(*argv, "--fail-on-violations") == 4
+    assert "incomplete scan" in capsys.readouterr().err
+
+
+def test_start_wait_when_nothing_was_evaluated_exits_4_and_never_shows_100_percent(
+    aws: Deployment, tagwarden: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = summary("empty-run")
+    empty["totals"] = {**empty["totals"], "total": 0, "compliant": 0, "noncompliant": 0}
+    empty["totals"]["compliance_percentage"] = None
+    aws.s3.put_object(Bucket=BUCKET, Key="reports/runs/run=empty-run/summary.json", Body=json.dumps(empty))
+    argv = ("start", "--stack", STACK, "--name", "empty-run", "--wait", "--poll-interval", "0")
+    assert tagwarden(*argv) == 4
+    out = capsys.readouterr().out
+    assert "nothing evaluated" in out and "100" not in out
 
 
 def test_start_wait_on_an_execution_that_fails_exits_3_with_its_error(

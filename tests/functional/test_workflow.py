@@ -78,6 +78,7 @@ def test_happy_path_persists_report_registers_partitions_and_notifies(local: Loc
         "severity": "high" if result.summary["totals"]["compliance_percentage"] < 80 else "medium",
         "noncompliant_count": str(noncompliant),
         "partial": "false",
+        "incomplete": "false",
     }
     assert "Report: s3://tagwarden-reports-local/reports/findings/dt=" in message["body"]
     assert "console.aws.amazon.com/states/home" in message["body"]
@@ -109,9 +110,15 @@ def test_every_region_is_scanned_in_its_own_map_iteration(local: LocalDeployment
     assert result.notifications == []
 
 
-def test_empty_fleet_is_fully_compliant_and_notifies_nobody(local: LocalDeployment) -> None:
+def test_an_empty_region_is_scanned_but_nothing_evaluated_is_never_called_compliant(
+    local: LocalDeployment,
+) -> None:
     local.fleet.replace([])
-    result = local.run({"notify": "violations"}, name="empty-fleet")
+    local.fleet.empty_regions = {"us-east-1"}
+    try:
+        result = local.run({"regions": ["us-east-1"], "notify": "violations"}, name="empty-fleet")
+    finally:
+        local.fleet.empty_regions = set()
     assert result.status == "SUCCEEDED", result.cause
     assert result.summary is not None
     assert result.summary["totals"] == {
@@ -120,10 +127,18 @@ def test_empty_fleet_is_fully_compliant_and_notifies_nobody(local: LocalDeployme
         "noncompliant": 0,
         "exempt": 0,
         "in_grace_period": 0,
-        "compliance_percentage": 100.0,
+        "compliance_percentage": None,
     }
-    assert "Notify" not in states_entered(result.history)
-    assert result.notifications == []
+    coverage = result.summary["coverage"]
+    assert coverage["targets"] == {"asked": 1, "scanned": 1, "not_scanned": 0, "scanned_empty": 1}
+    assert coverage["nothing_evaluated"] is True and coverage["complete"] is True
+    assert result.summary["incomplete"] is True
+    # Nothing evaluated is told whatever the notify mode: silence would read as all clear.
+    assert "Notify" in states_entered(result.history)
+    [message] = result.notifications
+    assert message["subject"] == "[tagwarden local] NOTHING EVALUATED: no EC2 instance was scanned"
+    assert "nothing evaluated" in message["body"] and "100" not in message["body"].split("Coverage")[0]
+    assert message["attributes"]["incomplete"] == "true"
 
 
 def test_throttled_listing_is_retried_then_succeeds(local: LocalDeployment) -> None:
@@ -313,11 +328,13 @@ def test_drift_lists_instances_that_changed_since_the_previous_run(local: LocalD
     local.fleet.replace(fixed)
     two = local.run({"regions": ["us-east-1"], "notify": "new_violations"}, name="drift-2")
     assert two.summary is not None
-    assert two.summary["drift"] == {
-        "previous_run_id": "drift-1",
-        "newly_noncompliant": [],
-        "newly_compliant": [fixed_id],
-    }
+    drift = two.summary["drift"]
+    assert (drift["previous_run_id"], drift["newly_noncompliant"], drift["newly_compliant"]) == (
+        "drift-1",
+        [],
+        [fixed_id],
+    )
+    assert drift["targets_compared"] == ["123456789012/us-east-1"]
     assert two.notifications == []  # nothing new became noncompliant
 
 

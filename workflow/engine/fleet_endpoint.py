@@ -66,14 +66,32 @@ def _copy_json(value: Any) -> Any:
 class FleetEndpoint:
     """Serve DescribeInstances/DescribeRegions for ``(account, region)`` from fleet instances.
 
-    >>> endpoint = FleetEndpoint([])
+    A dump says nothing about a region it has no instance of: it may be empty, or it may never
+    have been listed. So an (account, region) with no instance in the fleet is answered as a region
+    the account cannot list (``OptInRequired``, "no data in the given dumps"): the run reports the
+    target not scanned instead of calling it clean. ``empty_regions`` are regions known to have
+    been listed and found empty, answered with no reservations.
+
+    >>> endpoint = FleetEndpoint([], empty_regions=["eu-west-1"])
     >>> session = endpoint.attach(boto3.Session(aws_access_key_id="x", aws_secret_access_key="y"))
     >>> session.client("ec2", region_name="eu-west-1").describe_instances()["Reservations"]
     []
+    >>> try:
+    ...     session.client("ec2", region_name="eu-north-1").describe_instances()
+    ... except Exception as err:
+    ...     print(err.response["Error"]["Message"])
+    not scanned (no data in the given dumps for this account in eu-north-1)
     """
 
-    def __init__(self, instances: Iterable[FleetInstance], *, account_id: str = _DEFAULT_ACCOUNT) -> None:
+    def __init__(
+        self,
+        instances: Iterable[FleetInstance],
+        *,
+        account_id: str = _DEFAULT_ACCOUNT,
+        empty_regions: Iterable[str] = (),
+    ) -> None:
         self.account_id = account_id
+        self.empty_regions = set(empty_regions)
         self._lock = threading.Lock()
         self._throttle: dict[str, int] = {}
         self._by_region: dict[str, list[tuple[str, dict[str, Any]]]] = {}
@@ -95,6 +113,7 @@ class FleetEndpoint:
             by_region.setdefault(item.region, []).append((item.account_id or self.account_id, instance))
         with self._lock:
             self._by_region = by_region
+            self._present = {(region, account) for region, pairs in by_region.items() for account, _ in pairs}
             self._matching = {}
 
     def account_of_key(self, access_key: str | None) -> str | None:
@@ -168,6 +187,15 @@ class FleetEndpoint:
         # The caller's own credentials see the whole fleet (a single-account dump).
         credentials = getattr(request_signer, "_credentials", None)
         only_account = self.account_of_key(getattr(credentials, "access_key", None))
+        has_data = (
+            region in self._by_region if only_account is None else (region, only_account) in self._present
+        )
+        if not has_data and region not in self.empty_regions:
+            return self._error(
+                "OptInRequired",
+                f"not scanned (no data in the given dumps for this account in {region})",
+                401,
+            )
         key = (
             region,
             only_account,

@@ -111,6 +111,8 @@ class LocalDeployment:
     ``retry_wait_scale`` shortens Retry backoffs (tests use 0) without touching the definition.
     Every account of the fleet is a member of the local organisation with its member role
     deployed; ``members`` changes that (an account without the role, a suspended account).
+    A region with no instance in the fleet is "not scanned (no data in the given dumps)", unless
+    it is one of ``empty_regions`` (listed and found empty).
     """
 
     def __init__(
@@ -127,13 +129,14 @@ class LocalDeployment:
         function_timeouts: Mapping[str, int] | None = None,
         extra_environment: Mapping[str, str] | None = None,
         ec2: str = "fleet",
+        empty_regions: Sequence[str] = (),
     ) -> None:
         if ec2 not in {"fleet", "moto"}:
             raise ValueError("ec2 must be 'fleet' (DescribeInstances from the fleet) or 'moto' (moto's EC2)")
         # "moto": DescribeInstances goes to moto's own EC2 backend, seeded by the caller through the
         # EC2 API (slow, and it assigns its own ids); used to run other tools on the same backend.
         self.ec2 = ec2
-        self.fleet = FleetEndpoint(fleet, account_id=CENTRAL_ACCOUNT)
+        self.fleet = FleetEndpoint(fleet, account_id=CENTRAL_ACCOUNT, empty_regions=empty_regions)
         self.members = MemberAccounts(central_account=CENTRAL_ACCOUNT, external_id=MEMBER_EXTERNAL_ID)
         # The organisation: this (management) account and every account of the fleet.
         for account in sorted({CENTRAL_ACCOUNT, *self.fleet.accounts}):

@@ -7,7 +7,12 @@ invocation continues from it, so a huge region is never lost to a silent timeout
 For another account the step assumes that account's read-only member role first. A role that is
 missing, a trust policy that refuses us, or a region the account has not enabled fails only this
 target: the reason goes to S3 and the result says ``target_error``; the run goes on and reports
-itself as partial. Throttling still reaches the state machine's Retry.
+itself as partial. A region the account has not enabled is such a target even in the deployment's
+own account. Throttling still reaches the state machine's Retry.
+
+Every instance is listed, whatever its state, and only those in the run's states are staged: the
+others are counted by state (``out_of_scope``), so the run's coverage says what it left out and why
+instead of never having seen it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 from workflow import layout
 from workflow.aws import Credentials, assume_role, aws_call
 from workflow.config import ListConfig
-from workflow.errors import AccessDenied
+from workflow.errors import AccessDenied, RegionNotEnabled
 from workflow.storage import put_json, put_json_gz
 from workflow.targets import member_role_arn
 
@@ -40,6 +45,8 @@ def _record_target_error(
         "prefix": None,
         "pages": 0,
         "instances": 0,
+        "listed": 0,
+        "out_of_scope": {},
         "complete": True,
         "next_token": None,
         "target_error": reason,
@@ -68,6 +75,9 @@ def list_instances(
     previous = event.get("listing") or {}
     page = int(previous.get("pages", 0))
     instances = int(previous.get("instances", 0))
+    listed = int(previous.get("listed", 0))
+    out_of_scope: dict[str, int] = dict(previous.get("out_of_scope") or {})
+    in_scope_states = set(run["states"])
     token: str | None = previous.get("next_token")
     role_arn: str | None = None
     credentials: Credentials | None = None
@@ -83,10 +93,7 @@ def list_instances(
         except AccessDenied as err:
             return _record_target_error(s3, run, account, region, role_arn, str(err))
     ec2 = ec2_factory(region, credentials)
-    request: dict[str, Any] = {
-        "MaxResults": config.page_size,
-        "Filters": [{"Name": "instance-state-name", "Values": list(run["states"])}],
-    }
+    request: dict[str, Any] = {"MaxResults": config.page_size}
     margin_ms = config.time_budget_margin_seconds * 1000
     while True:
         if page > int(previous.get("pages", 0)) and remaining_ms() < margin_ms:
@@ -97,13 +104,21 @@ def list_instances(
             with aws_call(f"DescribeInstances in {account} {region}"):
                 response = ec2.describe_instances(**request)
         except AccessDenied as err:
-            if credentials is None:
+            if credentials is None and not isinstance(err, RegionNotEnabled):
                 raise  # our own account: a deployment fault, not a target to skip
             return _record_target_error(s3, run, account, region, role_arn, str(err))
-        reservations = [
-            {"OwnerId": r.get("OwnerId"), "Instances": r.get("Instances", [])}
-            for r in response.get("Reservations", [])
-        ]
+        reservations = []
+        for reservation in response.get("Reservations", []):
+            kept = []
+            for instance in reservation.get("Instances", []):
+                listed += 1
+                state = _state_name(instance)
+                if state in in_scope_states:
+                    kept.append(instance)
+                else:
+                    out_of_scope[state] = out_of_scope.get(state, 0) + 1
+            if kept:
+                reservations.append({"OwnerId": reservation.get("OwnerId"), "Instances": kept})
         count = sum(len(r["Instances"]) for r in reservations)
         if count or page == 0:
             key = layout.inventory_page_key(run["run_id"], account, region, page)
@@ -119,7 +134,20 @@ def list_instances(
         "prefix": layout.inventory_page_key(run["run_id"], account, region, 0).rsplit("/", 1)[0] + "/",
         "pages": page,
         "instances": instances,
+        "listed": listed,
+        "out_of_scope": out_of_scope,
         "complete": token is None,
         "next_token": token,
         "target_error": None,
     }
+
+
+# EC2's instance states; anything else (a malformed listing) is counted as "unknown", so the
+# out-of-scope table stays a handful of rows whatever a listing holds.
+_INSTANCE_STATES = frozenset({"pending", "running", "shutting-down", "terminated", "stopping", "stopped"})
+
+
+def _state_name(instance: Any) -> str:
+    state = instance.get("State") if isinstance(instance, dict) else None
+    name = state.get("Name") if isinstance(state, dict) else None
+    return name if name in _INSTANCE_STATES else "unknown"

@@ -7,50 +7,88 @@ writes to the same keys, so nothing is duplicated.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from workflow import layout
 from workflow.config import PersistConfig
 from workflow.errors import Throttled
 from workflow.metrics import Sink, emit_run_metrics
-from workflow.report import SummaryBuilder, summarize_targets
+from workflow.report import (
+    Baseline,
+    SummaryBuilder,
+    coverage_section,
+    incomplete,
+    summarize_targets,
+    target_key,
+)
+from workflow.steps.evaluate_tags import COVERAGE_METADATA
 from workflow.storage import (
     JsonLinesWriter,
     get_json,
     get_json_and_etag,
     get_json_if_exists,
-    iter_jsonl_gz,
     list_keys,
+    open_jsonl_gz,
     put_json,
     put_json_if_unchanged,
 )
 from workflow.targets import self_items
 
 
-def _previous_run(s3: Any, bucket: str, run: dict[str, Any]) -> tuple[str | None, set[str] | None]:
+def _execution_account(run: dict[str, Any]) -> str:
+    """The deployment's own account (what work items call ``self``), from the execution ARN."""
+    parts = str(run.get("execution_id") or "").split(":")
+    return parts[4] if len(parts) > 4 and parts[4] else layout.SELF_ACCOUNT
+
+
+def _choose_baseline(
+    index: dict[str, Any] | None, run: dict[str, Any], scanned: set[str]
+) -> tuple[dict[str, Any] | None, str]:
+    """The newest earlier run of the same policy that scanned every target this one scanned;
+    failing that, the newest that scanned the most of them. Why it was chosen goes with it."""
+    candidates = [
+        entry
+        for entry in (index or {}).get("runs", [])
+        if entry.get("run_id") != run["run_id"] and str(entry.get("started_at", "")) < run["started_at"]
+    ]
+    candidates.sort(key=lambda entry: str(entry.get("started_at", "")), reverse=True)
+    for entry in candidates:
+        if scanned and scanned <= set(entry.get("scanned", ())):
+            return entry, "the latest earlier run of the same policy that scanned every target of this run"
+    best, overlap = None, 0
+    for entry in candidates:
+        common = len(scanned & set(entry.get("scanned", ())))
+        if common > overlap:
+            best, overlap = entry, common
+    if best is None:
+        return None, ""
+    return best, (
+        "the latest earlier run of the same policy with the most targets in common "
+        f"({overlap} of {len(scanned)})"
+    )
+
+
+def _baseline(s3: Any, bucket: str, run: dict[str, Any], scanned: set[str]) -> Baseline | None:
     """The run this one's drift compares with, fixed at its first attempt: a retry, replay or
-    redrive compares with the same run even after a later run has moved the pointer."""
+    redrive compares with the same run even after a later run has moved the policy's index."""
     baseline_key = layout.baseline_key(run["run_id"])
-    baseline = get_json_if_exists(s3, bucket, baseline_key)
-    if baseline is None:
-        pointer = get_json_if_exists(s3, bucket, layout.LATEST_RUN_KEY)
-        if pointer and pointer.get("run_id") == run["run_id"]:
-            # A repeat of this very run from before baselines were kept: the run before it.
-            pointer = pointer.get("previous")
-        if not pointer or pointer.get("started_at", "") > run["started_at"]:
-            pointer = None
-        baseline = (
-            {"run_id": pointer["run_id"], "summary_key": pointer["summary_key"]}
-            if pointer
+    chosen = get_json_if_exists(s3, bucket, baseline_key)
+    if chosen is None:
+        index = get_json_if_exists(s3, bucket, layout.policy_runs_key(run["policy_sha256"]))
+        entry, reason = _choose_baseline(index, run, scanned)
+        chosen = (
+            {"run_id": entry["run_id"], "summary_key": entry["summary_key"], "reason": reason}
+            if entry
             else {"run_id": None}
         )
-        put_json(s3, bucket, baseline_key, baseline)
-    if baseline["run_id"] is None:
-        return None, None
-    summary = get_json_if_exists(s3, bucket, baseline["summary_key"])
-    if summary is None:
-        return None, None
-    return baseline["run_id"], set(summary.get("noncompliant_instance_ids", []))
+        put_json(s3, bucket, baseline_key, chosen)
+    if chosen.get("run_id") is None:
+        return None
+    summary = get_json_if_exists(s3, bucket, chosen["summary_key"])
+    if not isinstance(summary, dict) or not isinstance(summary.get("scanned_targets"), dict):
+        return None
+    return Baseline(chosen["run_id"], summary["scanned_targets"], chosen.get("reason", ""))
 
 
 def _work_items(s3: Any, run: dict[str, Any]) -> list[dict[str, str]]:
@@ -90,43 +128,74 @@ def _target_outcomes(
     return scanned, outcomes
 
 
+def _read_coverage(metadata: dict[str, str]) -> dict[str, Any]:
+    try:
+        document = json.loads(metadata.get(COVERAGE_METADATA, "{}"))
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
 def persist_report(
     event: dict[str, Any], config: PersistConfig, *, s3: Any, metrics_sink: Sink | None = None
 ) -> dict[str, Any]:
-    """Merge the staged per-region findings into the run's report and summary."""
+    """Merge the staged per-target findings into the run's report and summary.
+
+    The summary states its coverage (targets and regions scanned or not, instances listed, in
+    scope, out of scope, duplicates dropped); each instance id is written once; drift compares with
+    the same policy's latest run over the targets both scanned.
+    """
     run = event["run"]
     bucket = run["bucket"]
     run_id, dt = run["run_id"], run["dt"]
     dry_run = bool(run.get("dry_run"))
+    own_account = _execution_account(run)
     findings_key = layout.staged_report_findings_key(run_id) if dry_run else layout.findings_key(dt, run_id)
     scanned, outcomes = _target_outcomes(s3, run, _work_items(s3, run))
+    for outcome in outcomes:
+        if outcome["account_id"] == layout.SELF_ACCOUNT:
+            outcome["account_id"] = own_account
     targets_section = summarize_targets(outcomes)
-    previous_run_id, previous_noncompliant = _previous_run(s3, bucket, run)
-    # A partial scan did not see the failed targets' instances: none of them is "newly compliant".
-    builder = SummaryBuilder(watched_ids=previous_noncompliant if targets_section["partial"] else None)
+    builder = SummaryBuilder()
+    per_target: dict[str, dict[str, Any]] = {}
     writer = JsonLinesWriter()
     try:
         for account, region in scanned:
-            for finding in iter_jsonl_gz(s3, bucket, layout.staged_findings_key(run_id, account, region)):
-                builder.add(finding)
-                writer.write(finding)
+            key = target_key(own_account if account == layout.SELF_ACCOUNT else account, region)
+            builder.scanned(key)
+            metadata, findings = open_jsonl_gz(
+                s3, bucket, layout.staged_findings_key(run_id, account, region)
+            )
+            per_target[key] = _read_coverage(metadata)
+            for finding in findings:
+                if builder.add(finding, target=key):
+                    writer.write(finding)
         writer.upload(s3, bucket, findings_key)
     finally:
         writer.close()
 
+    baseline = _baseline(s3, bucket, run, set(builder.by_target))
+    coverage = coverage_section(outcomes, per_target, builder)
     summary = builder.summary(
         run_id=run_id,
         policy_name=run["policy_name"],
         policy_sha256=run["policy_sha256"],
         evaluated_at=run["started_at"],
-        previous_noncompliant=previous_noncompliant,
-        previous_run_id=previous_run_id,
-        extra={"status": "complete", "regions": list(run["regions"]), "dry_run": dry_run, **targets_section},
+        baseline=baseline,
+        extra={
+            "status": "complete",
+            "regions": list(run["regions"]),
+            "dry_run": dry_run,
+            **targets_section,
+            "coverage": coverage,
+        },
     )
+    summary["incomplete"] = incomplete(summary)
     summary_key = layout.staged_summary_key(run_id) if dry_run else layout.summary_key(dt, run_id)
     put_json(s3, bucket, summary_key, summary)
     if not dry_run:
         _advance_latest_pointer(s3, bucket, run, summary_key)
+        _record_in_policy_index(s3, bucket, run, summary_key, set(builder.by_target))
         kwargs = {"sink": metrics_sink} if metrics_sink else {}
         emit_run_metrics(
             summary, environment=config.environment, namespace=config.metrics_namespace, **kwargs
@@ -139,12 +208,67 @@ def persist_report(
         "findings_key": findings_key,
         "summary_key": summary_key,
         "totals": summary["totals"],
-        "previous_run_id": previous_run_id,
+        "previous_run_id": drift["previous_run_id"],
         "newly_noncompliant": len(drift["newly_noncompliant"] or []),
         "newly_compliant": len(drift["newly_compliant"] or []),
         "partial": targets_section["partial"],
         "targets_failed": targets_section["target_counts"]["error"],
+        "nothing_evaluated": coverage["nothing_evaluated"],
+        "incomplete": summary["incomplete"],
     }
+
+
+def index_entry(run_id: str, started_at: str, summary_key: str, scanned: set[str]) -> dict[str, Any]:
+    """One run in its policy's index: when it started, where its summary is, what it scanned."""
+    return {
+        "run_id": run_id,
+        "started_at": started_at,
+        "summary_key": summary_key,
+        "scanned": sorted(scanned),
+    }
+
+
+def indexed_runs(runs: list[dict[str, Any]], entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """A policy's index with ``entry`` added, newest first, without the runs it supersedes.
+
+    A run supersedes an older run of the same policy whose targets it all scanned again; a run
+    with a narrower scope (a manual run of one region) joins without removing the wider runs, so
+    the next full run still compares with the last full run.
+
+    >>> full = index_entry("full", "2026-01-01", "k1", {"a", "b"})
+    >>> narrow = index_entry("narrow", "2026-01-02", "k2", {"a"})
+    >>> [r["run_id"] for r in indexed_runs(indexed_runs([], full), narrow)]
+    ['narrow', 'full']
+    >>> again = index_entry("full2", "2026-01-03", "k3", {"a", "b"})
+    >>> [r["run_id"] for r in indexed_runs([narrow, full], again)]
+    ['full2']
+    """
+    runs = [r for r in runs if r.get("run_id") != entry["run_id"]]
+    runs.append(entry)
+    runs.sort(key=lambda r: str(r.get("started_at", "")), reverse=True)
+    kept: list[dict[str, Any]] = []
+    for candidate in runs:
+        covered = set(candidate.get("scanned", ()))
+        if any(covered <= set(newer.get("scanned", ())) for newer in kept):
+            continue
+        kept.append(candidate)
+    return kept[:_MAX_INDEXED_RUNS]
+
+
+def _record_in_policy_index(
+    s3: Any, bucket: str, run: dict[str, Any], summary_key: str, scanned: set[str]
+) -> None:
+    """Add this run to its policy's index of drift baselines (a conditional write, like the
+    latest-run pointer, so two runs finishing together both land)."""
+    key = layout.policy_runs_key(run["policy_sha256"])
+    entry = index_entry(run["run_id"], run["started_at"], summary_key, scanned)
+    for _ in range(_POINTER_ATTEMPTS):
+        current, etag = get_json_and_etag(s3, bucket, key)
+        runs = indexed_runs(list((current or {}).get("runs", [])), entry)
+        document = {"policy_sha256": run["policy_sha256"], "runs": runs}
+        if put_json_if_unchanged(s3, bucket, key, document, etag):
+            return
+    raise Throttled(f"{key} changed under every one of {_POINTER_ATTEMPTS} attempts")
 
 
 def _advance_latest_pointer(s3: Any, bucket: str, run: dict[str, Any], summary_key: str) -> None:
@@ -170,3 +294,6 @@ def _advance_latest_pointer(s3: Any, bucket: str, run: dict[str, Any], summary_k
 
 
 _POINTER_ATTEMPTS = 5
+# Runs of one policy with scopes no later run covered; more than this means many narrow manual
+# runs, and the oldest of them are the least useful baselines.
+_MAX_INDEXED_RUNS = 20
