@@ -63,7 +63,8 @@ PREFIX_REASONS: Final[Mapping[str, str]] = {
     REPORTS_PREFIX: "Objects under reports/ in the report bucket: keys contain the run's date and run id "
     "(dt=/run= partitions), known only at run time; the prefix is the narrowest fixed scope.",
     STATE_PREFIX: "Objects under state/ in the report bucket: the workflow's run pointers "
-    "(state/latest-run.json today); nothing else is written there.",
+    "(state/latest-run.json, and state/policy-runs/<policy sha256>.json: each policy's drift baselines); "
+    "nothing else is written there.",
 }
 
 # How cdk-nag names the organization-mode member role ARN (format with the role name).

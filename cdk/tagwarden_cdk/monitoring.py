@@ -18,7 +18,13 @@ from constructs import Construct
 from tagwarden_cdk.functions import WorkflowFunction
 from tagwarden_cdk.settings import Settings
 from workflow import config, deployment
-from workflow.metrics import COMPLIANCE_PERCENTAGE, EVALUATED_INSTANCES, NONCOMPLIANT_INSTANCES
+from workflow.metrics import (
+    COMPLIANCE_PERCENTAGE,
+    INSTANCES_EVALUATED,
+    INSTANCES_EVALUATED_DROP,
+    NONCOMPLIANT_INSTANCES,
+    TARGETS_NOT_SCANNED,
+)
 
 NAMESPACE: Final = config.DEFAULT_METRICS_NAMESPACE
 ENVIRONMENT_DIMENSION: Final = "environment"
@@ -127,6 +133,37 @@ class Monitoring(Construct):
                 f"{settings.compliance_percentage_threshold:g}%."
             ),
         )
+        # Fail closed: a scan that did not see part of the fleet is an alarm of its own, never a
+        # quiet green. Missing data (no run in the hour) keeps the state of the latest run.
+        self._alarm(
+            "targets-not-scanned",
+            self.compliance_metric(TARGETS_NOT_SCANNED, "Maximum"),
+            threshold=1,
+            missing=cw.TreatMissingData.IGNORE,
+            description=(
+                "The latest scan could not scan one or more account/region targets (a member role "
+                "missing or refusing, a wrong external id, a region not enabled); its verdict is partial."
+            ),
+        )
+        self._alarm(
+            "nothing-evaluated",
+            self.compliance_metric(INSTANCES_EVALUATED, "Minimum"),
+            threshold=1,
+            comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+            missing=cw.TreatMissingData.IGNORE,
+            description="The latest scan evaluated no instance at all: it is not a clean bill of health.",
+        )
+        self._alarm(
+            "instances-evaluated-dropped",
+            self.compliance_metric(INSTANCES_EVALUATED_DROP, "Maximum"),
+            threshold=settings.evaluated_drop_alarm_percent,
+            comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            missing=cw.TreatMissingData.IGNORE,
+            description=(
+                f"The latest scan evaluated more than {settings.evaluated_drop_alarm_percent:g}% fewer "
+                "instances than its baseline run (same policy, over the targets both scanned)."
+            ),
+        )
 
         self.dashboard = self._dashboard(
             state_machine=state_machine,
@@ -208,6 +245,8 @@ class Monitoring(Construct):
                 markdown=(
                     f"# Tagwarden ({env})\nCompliance from the workflow's embedded metrics "
                     f"(namespace `{NAMESPACE}`), scan executions, Lambdas and the dead-letter queue. "
+                    "A run that evaluated nothing has no compliance percentage (a gap, never 100%): "
+                    "see *instances evaluated* and the nothing-evaluated alarm. "
                     "Alarms go to the operations topic; the runbook is docs/deploy.md."
                 ),
                 width=24,
@@ -237,7 +276,7 @@ class Monitoring(Construct):
             cw.GraphWidget(
                 title="Noncompliant and evaluated instances",
                 left=[self.compliance_metric(NONCOMPLIANT_INSTANCES, "Maximum").with_(label="noncompliant")],
-                right=[self.compliance_metric(EVALUATED_INSTANCES, "Maximum").with_(label="evaluated")],
+                right=[self.compliance_metric(INSTANCES_EVALUATED, "Maximum").with_(label="evaluated")],
                 left_annotations=[
                     cw.HorizontalAnnotation(
                         value=self._settings.noncompliant_threshold, label="alarm threshold"
@@ -248,6 +287,27 @@ class Monitoring(Construct):
             cw.GraphWidget(
                 title="Noncompliant instances per region",
                 left=[self._per_region(NONCOMPLIANT_INSTANCES, "Maximum", "")],
+                width=12,
+            ),
+        )
+        dashboard.add_widgets(
+            cw.SingleValueWidget(
+                title="Coverage of the latest scan",
+                metrics=[
+                    self.compliance_metric(INSTANCES_EVALUATED, "Minimum").with_(label="instances evaluated"),
+                    self.compliance_metric(TARGETS_NOT_SCANNED, "Maximum").with_(label="targets not scanned"),
+                ],
+                width=12,
+            ),
+            cw.GraphWidget(
+                title="Instances evaluated, drop from the baseline run",
+                left=[self.compliance_metric(INSTANCES_EVALUATED_DROP, "Maximum").with_(label="drop")],
+                left_y_axis=cw.YAxisProps(min=0, max=100, label="%", show_units=False),
+                left_annotations=[
+                    cw.HorizontalAnnotation(
+                        value=self._settings.evaluated_drop_alarm_percent, label="alarm threshold"
+                    )
+                ],
                 width=12,
             ),
         )

@@ -28,6 +28,10 @@ CONTEXT_KEYS: Final[dict[str, str]] = {
     "operations_email_subscriptions": "[]: emails subscribed to the operations (alarms) topic",
     "noncompliant_threshold": "50: alarm when the latest run has more noncompliant instances than this",
     "compliance_percentage_threshold": "90: alarm when the latest run's compliance percentage is below this",
+    "evaluated_drop_alarm_percent": (
+        "20: alarm when a run evaluated this many percent fewer instances than its baseline run "
+        "(same policy, over the targets both scanned)"
+    ),
     "map_max_concurrency": "4: regions scanned at once (0 = all at once)",
     "noncurrent_version_expiration_days": "90: days a replaced or deleted report version is kept",
     "retain_data": "true for environment prod, false otherwise: keep bucket, logs and key on stack deletion",
@@ -257,6 +261,7 @@ class Settings:
     operations_email_subscriptions: tuple[str, ...] = ()
     noncompliant_threshold: int = 50
     compliance_percentage_threshold: float = 90.0
+    evaluated_drop_alarm_percent: float = 20.0
     map_max_concurrency: int = 4
     noncurrent_version_expiration_days: int = 90
     retain_data: bool = False
@@ -340,6 +345,9 @@ class Settings:
             ),
             compliance_percentage_threshold=_number(
                 "compliance_percentage_threshold", ctx.get("compliance_percentage_threshold", 90), 0, 100
+            ),
+            evaluated_drop_alarm_percent=_number(
+                "evaluated_drop_alarm_percent", ctx.get("evaluated_drop_alarm_percent", 20), 0, 100
             ),
             map_max_concurrency=_integer("map_max_concurrency", ctx.get("map_max_concurrency", 4), 0, 1000),
             noncurrent_version_expiration_days=_integer(

@@ -169,7 +169,9 @@ def test_a_target_without_a_member_role_makes_a_partial_scan_not_a_failure(
     assert document["partial"] is True
     assert document["summary"]["total"] == 2  # 111122223333's two instances
     summary = json.loads((tmp_path / "t" / "summary.json").read_text())
-    failed = {(t["account_id"], t["region"]): t["reason"] for t in summary["targets"] if t["status"] == "error"}
+    failed = {
+        (t["account_id"], t["region"]): t["reason"] for t in summary["targets"] if t["status"] == "error"
+    }
     assert "AccessDenied" in failed.pop(("999999999999", "us-east-1"))
     # 111122223333 has no instance in eu-west-1 in the dump: not scanned, not "empty".
     assert failed == {

@@ -505,7 +505,9 @@ def test_start_wait_on_a_partial_scan_exits_4_even_with_fail_on_violations(
         "incomplete": True,
         "targets": [{"account_id": "111122223333", "region": "eu-west-1", "status": "error", "reason": "x"}],
     }
-    aws.s3.put_object(Bucket=BUCKET, Key="reports/runs/run=partial-run/summary.json", Body=json.dumps(partial))
+    aws.s3.put_object(
+        Bucket=BUCKET, Key="reports/runs/run=partial-run/summary.json", Body=json.dumps(partial)
+    )
     argv = ("start", "--stack", STACK, "--name", "partial-run", "--wait", "--poll-interval", "0")
     assert tagwarden(*argv, "--fail-on-violations") == 4
     assert "incomplete scan" in capsys.readouterr().err

@@ -13,7 +13,7 @@ from workflow.evaluator import evaluate_instance
 from workflow.fleet import demo_fleet, iter_fleet_document
 from workflow.policy import load_policy
 from workflow.queries import NAMED_QUERIES
-from workflow.report import SummaryBuilder, summarize_targets
+from workflow.report import SummaryBuilder, coverage_section, summarize_targets
 
 FINDINGS_SCHEMA = {
     "instance_id": "string",
@@ -50,6 +50,12 @@ RUNS_SCHEMA = {
     "drift": "struct<previous_run_id:string,newly_noncompliant:array<string>,newly_compliant:array<string>>",
     "target_counts": "struct<total:int,scanned:int,error:int,accounts:int>",
     "targets": "array<struct<account_id:string,region:string,status:string,reason:string>>",
+    "incomplete": "boolean",
+    "coverage": "struct<complete:boolean,nothing_evaluated:boolean,"
+    "targets:struct<asked:int,scanned:int,not_scanned:int,scanned_empty:int>,"
+    "regions_scanned:array<string>,regions_not_scanned:array<string>,"
+    "instances:struct<listed:int,in_scope:int,evaluated:int,out_of_scope:map<string,int>,"
+    "duplicates_dropped:int>>",
 }
 
 
@@ -133,21 +139,31 @@ def test_glue_schema_covers_every_field_the_workflow_writes() -> None:
     finding = evaluate_instance(item.instance, policy, region=item.region, account_id=item.account_id)
     finding.update(run_id="r", evaluated_at="2026-11-28T00:00:00+00:00", policy_name=policy.name)
     assert set(finding) == set(FINDINGS_SCHEMA)
-    summary = (
-        SummaryBuilder()
-        .add_all([finding])
-        .summary(
-            run_id="r",
-            policy_name=policy.name,
-            policy_sha256=policy.sha256,
-            evaluated_at=datetime.now(UTC).isoformat(),
-            extra={
-                "status": "complete",
-                **summarize_targets([{"account_id": "self", "region": item.region, "status": "ok"}]),
-            },
-        )
+    outcomes = [{"account_id": "self", "region": item.region, "status": "ok"}]
+    builder = SummaryBuilder().add_all([finding])
+    summary = builder.summary(
+        run_id="r",
+        policy_name=policy.name,
+        policy_sha256=policy.sha256,
+        evaluated_at=datetime.now(UTC).isoformat(),
+        extra={
+            "status": "complete",
+            **summarize_targets(outcomes),
+            # As Persist report adds them:
+            "coverage": coverage_section(outcomes, {}, builder),
+            "incomplete": False,
+        },
     )
     assert set(RUNS_SCHEMA) <= set(summary)
+    assert set(summary["coverage"]) == {
+        "complete",
+        "nothing_evaluated",
+        "targets",
+        "not_scanned",
+        "regions_scanned",
+        "regions_not_scanned",
+        "instances",
+    }
     assert set(summary["totals"]) == {
         "total",
         "compliant",

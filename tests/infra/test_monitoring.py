@@ -11,7 +11,13 @@ import pytest
 from tests.infra.cfn import function_id, only, ref, render
 from tests.infra.conftest import Synthesized
 from workflow import deployment
-from workflow.metrics import COMPLIANCE_PERCENTAGE, EVALUATED_INSTANCES, NONCOMPLIANT_INSTANCES
+from workflow.metrics import (
+    COMPLIANCE_PERCENTAGE,
+    INSTANCES_EVALUATED,
+    INSTANCES_EVALUATED_DROP,
+    NONCOMPLIANT_INSTANCES,
+    TARGETS_NOT_SCANNED,
+)
 
 OUTPUT_KEYS = {
     "StateMachineArn",
@@ -58,7 +64,39 @@ def test_alarm_set_is_operations_plus_compliance(synthesized: Synthesized) -> No
         *EXPECTED_OPERATIONS_ALARMS,
         "noncompliant-instances-above-threshold",
         "compliance-percentage-below-threshold",
+        "targets-not-scanned",
+        "nothing-evaluated",
+        "instances-evaluated-dropped",
     }
+
+
+@pytest.mark.parametrize(
+    ("name", "metric", "statistic", "threshold", "comparison"),
+    [
+        ("targets-not-scanned", TARGETS_NOT_SCANNED, "Maximum", 1, "GreaterThanOrEqualToThreshold"),
+        ("nothing-evaluated", INSTANCES_EVALUATED, "Minimum", 1, "LessThanThreshold"),
+        ("instances-evaluated-dropped", INSTANCES_EVALUATED_DROP, "Maximum", 20, "GreaterThanThreshold"),
+    ],
+)
+def test_an_incomplete_scan_raises_an_alarm_of_its_own(
+    synthesized: Synthesized, name: str, metric: str, statistic: str, threshold: float, comparison: str
+) -> None:
+    """Fail closed: targets not scanned, nothing evaluated, or a drop in coverage is never a green."""
+    alarm = _alarms(synthesized)[name]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == ("Tagwarden", metric, statistic)
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (threshold, comparison)
+    assert _dimensions(alarm) == {"environment": "test"}
+    assert alarm["TreatMissingData"] == "ignore"  # keeps the latest run's verdict between runs
+    assert "Runbook: docs/deploy.md#" + name in alarm["AlarmDescription"]
+    runbook = (deployment.ROOT / "docs" / "deploy.md").read_text()
+    assert f'<a id="{name}"></a>' in runbook or f"### {name}" in runbook
+
+
+def test_the_coverage_drop_threshold_comes_from_context(prod: Synthesized) -> None:
+    alarms = {
+        r["Properties"]["AlarmName"]: r["Properties"] for r in prod.of_type("AWS::CloudWatch::Alarm").values()
+    }
+    assert alarms["tagwarden-prod-instances-evaluated-dropped"]["Threshold"] == 20
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_OPERATIONS_ALARMS))
@@ -162,7 +200,11 @@ def test_dashboard_shows_compliance_percentage_and_noncompliant_count_over_time_
     assert overall["metrics"][0][:4] == ["Tagwarden", COMPLIANCE_PERCENTAGE, "environment", "test"]
     assert overall["annotations"]["horizontal"][0]["value"] == 95
     counts = _graph(widgets, "Noncompliant and evaluated instances")
-    assert _metric_names(counts) == [NONCOMPLIANT_INSTANCES, EVALUATED_INSTANCES]
+    assert _metric_names(counts) == [NONCOMPLIANT_INSTANCES, INSTANCES_EVALUATED]
+    coverage = [
+        w["properties"] for w in widgets if w["properties"].get("title") == "Coverage of the latest scan"
+    ]
+    assert [_metric_names(c) for c in coverage] == [[INSTANCES_EVALUATED, TARGETS_NOT_SCANNED]]
     for title, metric in (
         ("Compliance percentage per region", COMPLIANCE_PERCENTAGE),
         ("Noncompliant instances per region", NONCOMPLIANT_INSTANCES),

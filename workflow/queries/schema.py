@@ -70,6 +70,15 @@ RUNS_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ),
     ("target_counts", "struct<total:int,scanned:int,error:int,accounts:int>"),
     ("targets", "array<struct<account_id:string,region:string,status:string,reason:string>>"),
+    ("incomplete", "boolean"),
+    (
+        "coverage",
+        "struct<complete:boolean,nothing_evaluated:boolean,"
+        "targets:struct<asked:int,scanned:int,not_scanned:int,scanned_empty:int>,"
+        "regions_scanned:array<string>,regions_not_scanned:array<string>,"
+        "instances:struct<listed:int,in_scope:int,evaluated:int,out_of_scope:map<string,int>,"
+        "duplicates_dropped:int>>",
+    ),
 )
 
 PARTITION_KEYS: Final[tuple[tuple[str, str], ...]] = (("dt", "string"), ("run", "string"))
@@ -95,9 +104,12 @@ COLUMN_COMMENTS: Final[dict[str, str]] = {
     "evaluated_at": "when the run evaluated the instances, ISO 8601",
     "policy_name": "name of the tag policy",
     "status": "complete when every region was evaluated",
-    "partial": "true when some regions are missing",
+    "partial": "true when some (account, region) targets were not scanned",
+    "incomplete": "true for a partial scan or when nothing was evaluated: not a verdict to trust as green",
+    "coverage": "what the run covered: targets and regions scanned or not, instances listed, in scope, "
+    "out of scope by state, duplicates dropped",
     "policy": "the policy's name and SHA-256",
-    "totals": "instance counts and compliance percentage",
+    "totals": "instance counts and compliance percentage (null when nothing was evaluated)",
     "by_rule": "violations per tag key and code (key:code)",
     "by_code": "violations per violation code",
     "by_region": "compliant and noncompliant instances per region",
