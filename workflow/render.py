@@ -34,6 +34,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Final
 
+from workflow.report import percentage_text
+from workflow.verdict import coverage_lines
+
 __all__ = [
     "UNOWNED",
     "account_rows",
@@ -395,7 +398,7 @@ def _totals_rows(summary: Mapping[str, Any]) -> list[tuple[str, Any]]:
         ("noncompliant", totals.get("noncompliant")),
         ("exempt", totals.get("exempt")),
         ("in grace period", totals.get("in_grace_period")),
-        ("compliance", f"{totals.get('compliance_percentage')}%"),
+        ("compliance", percentage_text(totals)),
     ]
 
 
@@ -436,6 +439,7 @@ def report_table(
             )
         )
     parts.append(rows_table(["instances", "count"], _totals_rows(summary), title="Totals", width=width))
+    parts += [printable(line) + "\n" for line in coverage_lines(summary)]
     by_rule = summary.get("by_rule") or {}
     if by_rule:
         rule_rows = list(by_rule.items())
@@ -535,7 +539,10 @@ def _trend_svg(history: Sequence[Mapping[str, Any]]) -> str:
     plot_w, plot_h = width - left - right, height - top - bottom
     n = len(history)
     totals = [(s.get("totals") or {}) for s in history]
-    percentages = [float(t.get("compliance_percentage") or 0.0) for t in totals]
+    # A run that evaluated nothing has no percentage: a gap in the line and a hollow point, never 0% or 100%.
+    percentages: list[float | None] = [
+        None if t.get("compliance_percentage") is None else float(t["compliance_percentage"]) for t in totals
+    ]
     noncompliant = [int(t.get("noncompliant") or 0) for t in totals]
     most = max(max(noncompliant, default=0), 1)
 
@@ -565,10 +572,27 @@ def _trend_svg(history: Sequence[Mapping[str, Any]]) -> str:
             f'width="{bar:.1f}" height="{bar_h:.1f}" fill="#fecaca">'
             f"<title>{_e(history[i].get('run_id'))}: {count} noncompliant</title></rect>"
         )
-    points = " ".join(f"{x(i):.1f},{y(p):.1f}" for i, p in enumerate(percentages))
-    out.append(f'<polyline points="{points}" fill="none" stroke="#15803d" stroke-width="2.2"/>')
+    segments: list[list[str]] = [[]]
+    for i, percent in enumerate(percentages):
+        if percent is None:
+            segments.append([])
+        else:
+            segments[-1].append(f"{x(i):.1f},{y(percent):.1f}")
+    for segment in segments:
+        if segment:
+            out.append(
+                f'<polyline points="{" ".join(segment)}" fill="none" stroke="#15803d" stroke-width="2.2"/>'
+            )
     for i, percent in enumerate(percentages):
         run = history[i]
+        if percent is None:
+            out.append(
+                f'<circle class="point nothing-evaluated" cx="{x(i):.1f}" cy="{y(0):.1f}" r="4" '
+                'fill="#ffffff" stroke="#b91c1c" stroke-width="2">'
+                f"<title>{_e(run.get('run_id'))} ({_e(run.get('evaluated_at'))}): nothing evaluated"
+                "</title></circle>"
+            )
+            continue
         out.append(
             f'<circle class="point" cx="{x(i):.1f}" cy="{y(percent):.1f}" r="4" fill="#15803d">'
             f"<title>{_e(run.get('run_id'))} ({_e(run.get('evaluated_at'))}): {percent}% compliant, "
@@ -620,7 +644,7 @@ def report_html(
             _card("noncompliant", noncompliant, "bad" if noncompliant else "good"),
             _card("exempt", totals.get("exempt")),
             _card("in grace period", totals.get("in_grace_period")),
-            _card("compliance", f"{totals.get('compliance_percentage')}%"),
+            _card("compliance", percentage_text(totals), "" if totals.get("total") else "bad"),
         ]
     )
     trend = ""
@@ -677,6 +701,11 @@ def report_html(
         partial_html += (
             f"<h2>{_e(_targets_title(summary, failed))}</h2>"
             f'<table class="targets"><tr><th>account</th><th>region</th><th>reason</th></tr>{rows}</table>'
+        )
+    coverage = coverage_lines(summary)
+    if coverage:
+        partial_html += (
+            '<div class="coverage">' + "".join(f"<p>{_bdi(line)}</p>" for line in coverage) + "</div>"
         )
     drift = summary.get("drift") or {}
     drift_html = ""

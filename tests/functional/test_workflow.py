@@ -383,3 +383,19 @@ def test_every_state_payload_stays_under_8_kb_on_5000_instances(local: LocalDepl
     assert oversized == []
     # Transitions grow with regions, never with instances.
     assert len(few.history) == len(many.history)
+
+
+def test_an_instance_listed_twice_is_evaluated_once_and_counted_as_a_dropped_duplicate(
+    local: LocalDeployment,
+) -> None:
+    """DescribeInstances pages can shift while a region changes; one instance, one finding."""
+    items = fleet(4, regions=("eu-west-1",))
+    local.fleet.replace([*items, items[0]])
+    result = local.run({"regions": ["eu-west-1"], "notify": "never"}, name="listed-twice")
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.summary is not None
+    ids = [f["instance_id"] for f in result.findings]
+    assert len(ids) == len(set(ids)) == result.summary["totals"]["total"]
+    instances = result.summary["coverage"]["instances"]
+    assert instances["duplicates_dropped"] == 1
+    assert instances["listed"] == len(items) + 1
