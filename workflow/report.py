@@ -145,9 +145,12 @@ class SummaryBuilder:
             self.add(finding)
         return self
 
-    def scanned(self, target: str) -> None:
-        """Record a target as scanned even if it had no instances (an empty region is scanned)."""
+    def scanned(self, target: str, region: str | None = None) -> None:
+        """Record a target as scanned even if it had no instances: an empty region is scanned, and
+        ``by_region`` shows it with zero counts rather than leaving it out."""
         self.by_target.setdefault(target, TargetTally())
+        if region is not None:
+            self.by_region.setdefault(region, Counter())
 
     def totals(self) -> dict[str, Any]:
         noncompliant = self.total - self.compliant

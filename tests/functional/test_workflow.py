@@ -132,6 +132,7 @@ def test_an_empty_region_is_scanned_but_nothing_evaluated_is_never_called_compli
     coverage = result.summary["coverage"]
     assert coverage["targets"] == {"asked": 1, "scanned": 1, "not_scanned": 0, "scanned_empty": 1}
     assert coverage["nothing_evaluated"] is True and coverage["complete"] is True
+    assert result.summary["by_region"] == {"us-east-1": {"compliant": 0, "noncompliant": 0}}
     assert result.summary["incomplete"] is True
     # Nothing evaluated is told whatever the notify mode: silence would read as all clear.
     assert "Notify" in states_entered(result.history)

@@ -162,7 +162,7 @@ def persist_report(
     try:
         for account, region in scanned:
             key = target_key(own_account if account == layout.SELF_ACCOUNT else account, region)
-            builder.scanned(key)
+            builder.scanned(key, region)
             metadata, findings = open_jsonl_gz(
                 s3, bucket, layout.staged_findings_key(run_id, account, region)
             )
