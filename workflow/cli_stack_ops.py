@@ -529,7 +529,8 @@ def cmd_history(args: argparse.Namespace, aws: _Aws) -> int:
             retries = f"{row.retries} ({', '.join(row.attempt_errors[: row.retries])})"
         table_rows.append(
             [
-                row.label,
+                row.state,
+                row.item or "",
                 row.state_type,
                 f"+{_duration(offset.total_seconds())}" if offset is not None else "",
                 _duration(row.duration),
@@ -541,7 +542,7 @@ def cmd_history(args: argparse.Namespace, aws: _Aws) -> int:
         )
     _table(
         f"Timeline of {title}",
-        ["state", "type", "entered", "duration", "retries", "outcome", "error", "cause"],
+        ["state", "item", "type", "entered", "duration", "retries", "outcome", "error", "cause"],
         table_rows,
         right=["entered", "duration"],
     )

@@ -37,6 +37,7 @@ from botocore.exceptions import (
 )
 
 from workflow.errors import InvalidInput, Problem, TagwardenError
+from workflow.iteration_names import item_name, own_account
 from workflow.notifications import console_url as _notification_console_url
 
 STATUSES: Final = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
@@ -845,7 +846,8 @@ class TimelineRow:
     """One state as it ran: when, for how long, how many attempts, how it ended.
 
     ``iteration`` names the Map iteration a state ran in (``Scan regions[2]``; nested ones joined
-    with `` / ``). ``outcome`` is ``succeeded``, ``caught`` (failed, and a ``Catch`` moved on),
+    with `` / ``); ``item`` says what that iteration worked on, ``123456789012/eu-west-1`` (see
+    :mod:`workflow.iteration_names`), or repeats ``iteration`` when its input names no target. ``outcome`` is ``succeeded``, ``caught`` (failed, and a ``Catch`` moved on),
     ``failed``, ``aborted``, ``timed out``, ``running`` or, for the marker row of a redrive,
     ``redriven``. ``error`` and ``cause`` are the last failure seen in the state, even one a retry
     got past; ``attempt_errors`` lists the error of every failed attempt.
@@ -862,11 +864,18 @@ class TimelineRow:
     error: str | None
     cause: str | None
     event_id: int
+    item: str | None = None
 
     @property
     def label(self) -> str:
-        """The state name, prefixed with its Map iteration."""
-        return f"{self.iteration} / {self.state}" if self.iteration else self.state
+        """The state name, then what its Map iteration worked on (as the ``run`` progress prints it).
+
+        >>> TimelineRow("List EC2 instances", "Task", "Scan regions[0]", None, None, 1, (), "running",
+        ...             None, None, 5, item="123456789012/eu-west-1").label
+        'List EC2 instances  123456789012/eu-west-1'
+        """
+        where = self.item or self.iteration
+        return f"{self.state}  {where}" if where else self.state
 
     @property
     def duration(self) -> float | None:
@@ -882,6 +891,7 @@ class TimelineRow:
             "state": self.state,
             "type": self.state_type,
             "iteration": self.iteration,
+            "item": self.item,
             "entered": _iso(self.entered),
             "ended": _iso(self.ended),
             "duration_seconds": self.duration,
@@ -909,7 +919,8 @@ class _Open:
     cause: str | None = None
     outcome: str | None = None
 
-    def row(self) -> TimelineRow:
+    def row(self, names: Mapping[tuple[str, ...], str]) -> TimelineRow:
+        items = [names.get(self.context[: i + 1], part) for i, part in enumerate(self.context)]
         return TimelineRow(
             state=self.state,
             state_type=self.state_type,
@@ -922,6 +933,7 @@ class _Open:
             error=self.error,
             cause=self.cause,
             event_id=self.event_id,
+            item=" / ".join(items) or None,
         )
 
 
@@ -955,6 +967,10 @@ def timeline(events: Iterable[Mapping[str, Any]]) -> list[TimelineRow]:
     >>> [(r.label, r.outcome, r.duration, r.retries, r.error) for r in rows]
     [('Validate input', 'succeeded', 3.0, 1, 'Throttled')]
     """
+    events = list(events)
+    account = own_account(events)
+    names: dict[tuple[str, ...], str] = {}
+    iteration_starts: set[int] = set()
     rows: list[_Open] = []
     context: dict[int, tuple[str, ...]] = {}
     owner: dict[int, _Open | None] = {}
@@ -986,6 +1002,10 @@ def timeline(events: Iterable[Mapping[str, Any]]) -> list[TimelineRow]:
             rows.append(row)
             open_rows.append(row)
             context[event_id], owner[event_id] = ctx, row
+            if previous in iteration_starts and ctx and ctx not in names:
+                name = item_name(details.get("input"), account)
+                if name:
+                    names[ctx] = name
         elif kind.endswith("StateExited"):
             name = str(details.get("name", "?"))
             candidates = [r for r in reversed(open_rows) if r.state == name]
@@ -999,6 +1019,7 @@ def timeline(events: Iterable[Mapping[str, Any]]) -> list[TimelineRow]:
             parent = map_row.context if map_row is not None else ctx
             label = f"{details.get('name', '?')}[{details.get('index', '?')}]"
             context[event_id], owner[event_id] = (*parent, label), map_row
+            iteration_starts.add(event_id)
         elif kind in _ITERATION_ENDS:
             map_row = open_map(str(details.get("name", "?")), ctx)
             label = f"{details.get('name', '?')}[{details.get('index', '?')}]"
@@ -1049,7 +1070,7 @@ def timeline(events: Iterable[Mapping[str, Any]]) -> list[TimelineRow]:
                         mine.error = str(error) if error is not None else kind
                         mine.cause = None if cause is None else str(cause)
                         mine.attempt_errors.append(mine.error)
-    return [row.row() for row in rows]
+    return [row.row(names) for row in rows]
 
 
 # -- the dead-letter queue -----------------------------------------------------------------------

@@ -641,11 +641,14 @@ def test_history_is_a_timeline_with_map_iterations_and_the_failure(
         ("Scan complete", None, "succeeded"),
     ]
     assert all(row["duration_seconds"] is not None for row in rows)
+    # Each iteration is named by its item (this definition's items are bare regions).
+    assert sorted(row["item"] for row in rows if row["iteration"]) == ["eu-west-1", "us-east-1"]
     aws.failed_execution("ko")
     assert tagwarden("history", "ko", "--stack", STACK) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == [
         "STATE",
+        "ITEM",
         "TYPE",
         "ENTERED",
         "DURATION",
@@ -961,7 +964,7 @@ def test_timeline_of_a_real_failed_scan_shows_the_retries_in_the_map_and_the_cau
 ) -> None:
     local, arn = throttled_run
     rows = {row.label: row for row in operate.timeline(local.engine.history(arn))}
-    listing = rows["Scan regions[0] / List EC2 instances"]
+    listing = rows[f"List EC2 instances  {ACCOUNT}/eu-west-1"]
     assert (listing.attempts, listing.retries, listing.outcome, listing.error) == (
         6,
         5,
@@ -970,8 +973,8 @@ def test_timeline_of_a_real_failed_scan_shows_the_retries_in_the_map_and_the_cau
     )
     assert listing.attempt_errors == ("Throttled",) * 6
     # The iteration's own Catch leads to its Fail state, which fails the iteration; the Map catches that.
-    assert rows["Scan regions[0] / Listing failed"].outcome == "succeeded"
-    assert rows["Scan regions[0] / Region failed"].outcome == "failed"
+    assert rows[f"Listing failed  {ACCOUNT}/eu-west-1"].outcome == "succeeded"
+    assert rows[f"Region failed  {ACCOUNT}/eu-west-1"].outcome == "failed"
     assert rows["Scan regions"].outcome == "caught"
     assert [row.label for row in rows.values()][-3:] == [
         "Scan failed",

@@ -48,7 +48,7 @@ def scan_with_retries_a_caught_error_and_a_map() -> History:
     """Validate (throttled once), a Map over two regions whose iterations interleave, then Persist
     fails with AccessDenied, is caught, and the execution ends in a Fail state."""
     h = History()
-    h.add("ExecutionStarted", 0, input="{}")
+    h.add("ExecutionStarted", 0, input="{}", roleArn="arn:aws:iam::123456789012:role/states")
     h.add("TaskStateEntered", 0, name="Validate input")
     h.add("TaskScheduled", 0.1)
     h.add("TaskStarted", 0.1)
@@ -60,9 +60,21 @@ def scan_with_retries_a_caught_error_and_a_map() -> History:
     map_entered = h.add("MapStateEntered", 2.0, name="Scan regions")
     map_started = h.add("MapStateStarted", 2.0, after=map_entered, length=2)
     it0 = h.add("MapIterationStarted", 2.1, after=map_started, name="Scan regions", index=0)
-    list0 = h.add("TaskStateEntered", 2.1, after=it0, name="List EC2 instances")
+    list0 = h.add(
+        "TaskStateEntered",
+        2.1,
+        after=it0,
+        name="List EC2 instances",
+        input='{"target": {"account_id": "111122223333", "region": "eu-west-1"}}',
+    )
     it1 = h.add("MapIterationStarted", 2.2, after=map_started, name="Scan regions", index=1)
-    list1 = h.add("TaskStateEntered", 2.2, after=it1, name="List EC2 instances")
+    list1 = h.add(
+        "TaskStateEntered",
+        2.2,
+        after=it1,
+        name="List EC2 instances",
+        input='{"target": {"account_id": "self", "region": "us-east-1"}}',
+    )
     s0 = h.add("TaskScheduled", 2.3, after=list0)
     s1 = h.add("TaskScheduled", 2.3, after=list1)
     f1 = h.add("TaskFailed", 2.4, after=s1, error="Throttled", cause="slow down")
@@ -96,27 +108,29 @@ def test_a_task_retried_after_an_error_shows_its_attempts_and_the_error_it_got_p
     assert row.state_type == "Task"
 
 
-def test_states_inside_a_map_are_labelled_with_their_iteration_even_when_events_interleave() -> None:
+def test_states_inside_a_map_are_named_by_their_item_account_and_region_even_when_events_interleave() -> None:
     rows = timeline(scan_with_retries_a_caught_error_and_a_map().events)
     labels = [row.label for row in rows]
     assert labels == [
         "Validate input",
         "Scan regions",
-        "Scan regions[0] / List EC2 instances",
-        "Scan regions[1] / List EC2 instances",
+        "List EC2 instances  111122223333/eu-west-1",
+        "List EC2 instances  123456789012/us-east-1",
         "Persist report",
         "Persist failed",
         "Scan failed permanently",
     ]
     rows_by = by_label(rows)
     first, second = (
-        rows_by["Scan regions[0] / List EC2 instances"],
-        rows_by["Scan regions[1] / List EC2 instances"],
+        rows_by["List EC2 instances  111122223333/eu-west-1"],
+        rows_by["List EC2 instances  123456789012/us-east-1"],
     )
     assert (first.attempts, first.retries, first.error, first.duration) == (1, 0, None, 1.0)
     assert (second.attempts, second.retries, second.attempt_errors) == (2, 1, ("Throttled",))
     assert second.duration == 3.8
     assert first.iteration == "Scan regions[0]" and first.state == "List EC2 instances"
+    # Account "self" is the execution's own account, named from its role ARN.
+    assert (first.item, second.item) == ("111122223333/eu-west-1", "123456789012/us-east-1")
     the_map = rows_by["Scan regions"]
     assert (the_map.state_type, the_map.outcome, the_map.duration, the_map.attempts) == (
         "Map",
@@ -155,9 +169,10 @@ def test_a_failed_map_iteration_fails_its_state_aborts_its_sibling_and_gives_the
     h.add("MapStateFailed", 2, after=failed)
     h.add("ExecutionFailed", 2, error="AccessDenied", cause="ec2:DescribeInstances")
     rows = by_label(timeline(h.events))
-    failing = rows["Scan regions[0] / List EC2 instances"]
+    # Inputs without a target: the iteration keeps its index as its name.
+    failing = rows["List EC2 instances  Scan regions[0]"]
     assert (failing.outcome, failing.error, failing.duration) == ("failed", "AccessDenied", 1.0)
-    assert rows["Scan regions[1] / List EC2 instances"].outcome == "aborted"
+    assert rows["List EC2 instances  Scan regions[1]"].outcome == "aborted"
     the_map = rows["Scan regions"]
     assert (the_map.outcome, the_map.error, the_map.cause) == (
         "failed",
@@ -211,6 +226,7 @@ def test_timeline_rows_as_json_carry_every_column_of_the_table() -> None:
         "state": "Validate input",
         "type": "Task",
         "iteration": None,
+        "item": None,
         "entered": "2026-11-28T09:00:00Z",
         "ended": "2026-11-28T09:00:02Z",
         "duration_seconds": 2.0,
