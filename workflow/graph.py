@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from workflow.errors import InvalidInput, Problem, TagwardenError
+from workflow.iteration_names import item_name, own_account
 
 __all__ = [
     "OUTCOMES",
@@ -53,12 +54,13 @@ __all__ = [
     "write_run_graph",
 ]
 
-Outcome = Literal["succeeded", "retried", "caught", "failed", "aborted", "running", "not_run"]
+Outcome = Literal["succeeded", "retried", "caught", "failed", "not_scanned", "aborted", "running", "not_run"]
 EdgeKind = Literal["next", "choice", "default", "catch", "start", "end", "iteration"]
 
 #: Outcomes from worst to best: a state entered several times (Map iterations) shows its worst.
 OUTCOMES: Final[tuple[Outcome, ...]] = (
     "failed",
+    "not_scanned",
     "caught",
     "retried",
     "aborted",
@@ -68,6 +70,7 @@ OUTCOMES: Final[tuple[Outcome, ...]] = (
 )
 _OUTCOME_TEXT: Final[dict[str, str]] = {
     "failed": "failed",
+    "not_scanned": "not scanned",
     "caught": "caught (Catch)",
     "retried": "retried, then succeeded",
     "aborted": "aborted",
@@ -82,6 +85,7 @@ _COLOURS: Final[dict[str, tuple[str, str, str]]] = {
     "retried": ("#fef3c7", "#b45309", "#78350f"),
     "caught": ("#ede9fe", "#6d28d9", "#3b0764"),
     "failed": ("#fee2e2", "#b91c1c", "#7f1d1d"),
+    "not_scanned": ("#ffedd5", "#c2410c", "#7c2d12"),
     "aborted": ("#e5e7eb", "#4b5563", "#1f2937"),
     "running": ("#dbeafe", "#1d4ed8", "#1e3a8a"),
     "not_run": ("#ffffff", "#9ca3af", "#6b7280"),
@@ -97,6 +101,7 @@ _EXECUTION_END: Final[dict[str, str]] = {
 }
 _ATTEMPT_SUFFIXES: Final = ("Scheduled",)
 _FAILURE_SUFFIXES: Final = ("Failed", "TimedOut")
+_ITERATION_EVENTS: Final = ("IterationStarted", "IterationSucceeded", "IterationFailed", "IterationAborted")
 _NOT_STATE_FAILURES: Final = frozenset(
     {"MapIterationFailed", "ParallelIterationFailed", *_EXECUTION_END} - {"ExecutionSucceeded"}
 )
@@ -141,6 +146,8 @@ class StateStats:
     outcome: Outcome = "not_run"
     iterations: int = 0
     iterations_failed: int = 0
+    #: The Map items (``account/region``) whose entry here ended badly, with the reason.
+    troubled_items: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def total_seconds(self) -> float:
@@ -164,6 +171,10 @@ class Node:
     catch: tuple[tuple[tuple[str, ...], str], ...] = ()
     kind: Literal["state", "start", "end"] = "state"
     stats: StateStats | None = None
+    iterations: list[Iteration] = field(default_factory=list)  # a Map's, with an execution
+    #: A Map or Parallel the execution never entered: drawn as a stub; its states (this many)
+    #: are drawn on request below the diagram.
+    collapsed_states: int = 0
 
     @property
     def outcome(self) -> str:
@@ -209,6 +220,28 @@ class ExecutionSummary:
         if self.started is None or self.stopped is None:
             return None
         return (self.stopped - self.started).total_seconds()
+
+
+@dataclass
+class Iteration:
+    """One Map iteration: what it worked on (``item``, see :mod:`workflow.iteration_names`), how it
+    ended (``succeeded``, ``not_scanned``: a state said ``target_error``, ``failed``, ``aborted``,
+    ``running``) and why."""
+
+    container: str
+    index: int
+    item: str
+    outcome: Outcome = "running"
+    reason: str = ""
+    started: datetime | None = None
+    ended: datetime | None = None
+    states: list[str] = field(default_factory=list)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started is None or self.ended is None:
+            return None
+        return max(0.0, (self.ended - self.started).total_seconds())
 
 
 @dataclass
@@ -447,6 +480,8 @@ class _Entry:
     last_failed: bool = False
     iterations: int = 0
     iterations_failed: int = 0
+    iteration: int | None = None  # the IterationStarted event of the iteration it ran in
+    target_error: str | None = None
 
 
 class _History:
@@ -467,6 +502,8 @@ class _History:
         self.transitions: set[tuple[str, str, bool]] = set()
         self.choices: list[tuple[str, str, Any]] = []
         self.execution: ExecutionSummary | None = None
+        self.iterations: dict[int, Iteration] = {}
+        self.account = own_account(self.events)
         self._nearest: dict[int, int | None] = {}
         self._read()
 
@@ -538,11 +575,13 @@ class _History:
                 continue
             if "stateEnteredEventDetails" in event:
                 name = str(event["stateEnteredEventDetails"].get("name", ""))
-                self.entries[event_id] = _Entry(event_id, name, stamp, last_event=stamp)
+                entry = self.entries[event_id] = _Entry(event_id, name, stamp, last_event=stamp)
                 previous = self.by_id.get(self._previous(event_id) or -1)
                 if previous is not None and "stateExitedEventDetails" in previous:
                     source = str(previous["stateExitedEventDetails"].get("name", ""))
                     source_entry = self._entered_named(int(previous["id"]), source)
+                    if source_entry is not None:
+                        entry.iteration = self.entries[source_entry].iteration
                     caught = bool(source_entry is not None and self.entries[source_entry].last_failed)
                     self.transitions.add((source, name, caught))
                     if source_entry is not None and self.types.get(source) == "Choice":
@@ -551,6 +590,11 @@ class _History:
                 elif previous is not None and str(previous.get("type", "")).endswith("IterationStarted"):
                     container = _text(_details(previous).get("name"))
                     self.transitions.add((container, name, False))
+                    iteration = self.iterations.get(int(previous["id"]))
+                    if iteration is not None:
+                        entry.iteration = int(previous["id"])
+                        found = item_name(event["stateEnteredEventDetails"].get("input"), self.account)
+                        iteration.item = found or iteration.item
                 elif previous is None:
                     self.transitions.add(("", name, False))
                 continue
@@ -560,16 +604,29 @@ class _History:
                 if owner is not None:
                     self.entries[owner].exited = stamp
                     self.entries[owner].last_event = stamp
+                    self.entries[owner].target_error = _target_error(event["stateExitedEventDetails"])
                 continue
-            if kind.endswith("IterationStarted") or kind.endswith("IterationFailed"):
-                owner = self._entered_named(event_id, _text(details.get("name")))
-                if owner is None:
-                    owner = self._entered_of_type(event_id, _CONTAINERS)
-                if owner is not None:
-                    if kind.endswith("IterationStarted"):
-                        self.entries[owner].iterations += 1
-                    else:
-                        self.entries[owner].iterations_failed += 1
+            if kind.endswith(_ITERATION_EVENTS):
+                if kind.endswith("IterationStarted"):
+                    container = _text(details.get("name"))
+                    index = details.get("index")
+                    self.iterations[event_id] = Iteration(
+                        container,
+                        index if isinstance(index, int) else len(self.iterations),
+                        f"{container}[{index}]",
+                        started=stamp,
+                    )
+                else:
+                    self._end_iteration(event_id, kind, stamp, details)
+                if kind.endswith(("IterationStarted", "IterationFailed")):
+                    owner = self._entered_named(event_id, _text(details.get("name")))
+                    if owner is None:
+                        owner = self._entered_of_type(event_id, _CONTAINERS)
+                    if owner is not None:
+                        if kind.endswith("IterationStarted"):
+                            self.entries[owner].iterations += 1
+                        else:
+                            self.entries[owner].iterations_failed += 1
                 continue
             if kind.startswith(("MapState", "ParallelState", "MapRun")):
                 owner = self._entered_of_type(event_id, _CONTAINERS) or self._open_entry()
@@ -591,6 +648,47 @@ class _History:
                 entry.last_failed = False
         if self.execution is None:
             self.execution = ExecutionSummary("RUNNING", started, None, None, None)
+        finished = self.execution.status != "RUNNING"
+        for iteration in self.iterations.values():
+            if iteration.outcome == "running" and finished:
+                iteration.outcome = "aborted"
+
+    def _end_iteration(
+        self, event_id: int, kind: str, stamp: datetime | None, details: Mapping[str, Any]
+    ) -> None:
+        """Close the iteration an IterationSucceeded/Failed/Aborted event ends, with its reason."""
+        inner = self._nearest_entered(self._previous(event_id))
+        key = self.entries[inner].iteration if inner is not None else None
+        if key is None:  # no chain: the open iteration of that Map with that index
+            key = next(
+                (
+                    k
+                    for k, it in self.iterations.items()
+                    if it.container == _text(details.get("name"))
+                    and it.index == details.get("index")
+                    and it.outcome == "running"
+                ),
+                None,
+            )
+        iteration = self.iterations.get(key) if key is not None else None
+        if iteration is None:
+            return
+        iteration.ended = stamp
+        entries = [e for e in self.entries.values() if e.iteration == key]
+        iteration.states = list(dict.fromkeys(e.name for e in entries))
+        not_scanned = next((e.target_error for e in entries if e.target_error), None)
+        if kind.endswith("IterationSucceeded"):
+            iteration.outcome = "not_scanned" if not_scanned else "succeeded"
+            iteration.reason = not_scanned or ""
+        elif kind.endswith("IterationFailed"):
+            iteration.outcome = "failed"
+            failures = [f for e in entries for f in e.failures]
+            error, cause = (
+                failures[-1] if failures else (_text(details.get("error")), _text(details.get("cause")))
+            )
+            iteration.reason = f"{error}: {cause}" if cause else error
+        else:
+            iteration.outcome = "aborted"
 
     def outcome(self, entry: _Entry) -> Outcome:
         finished = self.execution is not None and self.execution.status != "RUNNING"
@@ -602,6 +700,8 @@ class _History:
             return "failed" if finished else "running"
         if entry.exited is None:
             return "aborted" if finished else "running"
+        if entry.target_error:
+            return "not_scanned"
         if entry.failed_attempts or entry.attempts > 1:
             return "retried"
         return "succeeded"
@@ -609,6 +709,20 @@ class _History:
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+def _target_error(details: Mapping[str, Any]) -> str | None:
+    """The reason a state's output gives for a target it could not scan (``{"target_error": ...}``
+    at the top of its output, as "Target not scanned" writes it), else None."""
+    output = details.get("output")
+    if not isinstance(output, str) or '"target_error"' not in output:
+        return None
+    try:
+        document = json.loads(output)
+    except ValueError:
+        return None
+    reason = document.get("target_error") if isinstance(document, Mapping) else None
+    return _text(reason) if reason else None
 
 
 def _state_types(definition: Mapping[str, Any]) -> dict[str, str]:
@@ -676,6 +790,21 @@ def graph_model(definition: dict[str, Any], history: list[dict[str, Any]] | None
         outcome = parsed.outcome(entry)
         if stats.entries == 1 or OUTCOMES.index(outcome) < OUTCOMES.index(stats.outcome):
             stats.outcome = outcome
+        iteration = parsed.iterations.get(entry.iteration) if entry.iteration is not None else None
+        if iteration is not None and (outcome in {"failed", "not_scanned"} or entry.failures):
+            reason = entry.target_error or (
+                ": ".join(x for x in entry.failures[-1] if x) if entry.failures else ""
+            )
+            stats.troubled_items.append((iteration.item, reason))
+    for iteration in parsed.iterations.values():
+        container = known.get(iteration.container)
+        if container is None:
+            continue
+        container.iterations.append(iteration)
+        stats = container.stats
+        worse = stats is not None and OUTCOMES.index("not_scanned") < OUTCOMES.index(stats.outcome)
+        if stats is not None and iteration.outcome == "not_scanned" and worse:
+            stats.outcome = "not_scanned"
     if model.execution is not None and model.execution.status == "FAILED":
         # A Fail state never reports an error of its own in the history: give it the execution's.
         for node in known.values():
@@ -683,6 +812,10 @@ def graph_model(definition: dict[str, Any], history: list[dict[str, Any]] | None
             if node.type == "Fail" and stats is not None and stats.entries and not stats.errors:
                 stats.errors.append((model.execution.error or "", model.execution.cause or ""))
     model.unknown_states = tuple(unknown)
+    for cluster in model.clusters:
+        owner = model.nodes[cluster.owner]
+        if owner.stats is not None and not owner.stats.entries:
+            owner.collapsed_states += sum(1 for m in cluster.members if model.nodes[m].kind == "state")
     names = {node_id: node.name for node_id, node in model.nodes.items()}
     ran = any(n.stats is not None and n.stats.entries for n in model.states())
     chosen = _chosen_rules(definition, parsed.choices)
@@ -695,7 +828,11 @@ def graph_model(definition: dict[str, Any], history: list[dict[str, Any]] | None
             )
         elif edge.kind == "end":
             source_stats = model.nodes[edge.source].stats
-            taken = source_stats is not None and source_stats.outcome in {"succeeded", "retried"}
+            taken = source_stats is not None and source_stats.outcome in {
+                "succeeded",
+                "retried",
+                "not_scanned",
+            }
         elif edge.kind == "iteration":
             taken = (source, target, False) in parsed.transitions
         elif edge.kind == "catch":
@@ -860,7 +997,9 @@ def _timing(stats: StateStats) -> str:
 
 
 def node_lines(node: Node) -> list[str]:
-    """The lines of a node's label: name, type and timing, then retries, iterations and errors.
+    """The lines of a node's label: name, type and timing, then retries, iterations (how many
+    failed or were not scanned), the items (``account/region``) of the iterations
+    that failed or were not scanned here, and errors.
 
     >>> node_lines(Node("s1", "Persist", "Task", "", retry=_retry_rules({"Retry": [{"ErrorEquals": ["X"]}]})))
     ['Persist', 'Task', 'retry: 1 rule, up to 3 retries']
@@ -874,13 +1013,22 @@ def node_lines(node: Node) -> list[str]:
     lines.append(head)
     if stats is not None and stats.iterations:
         failed = f", {stats.iterations_failed} failed" if stats.iterations_failed else ""
+        if node.iterations:
+            unscanned = sum(1 for i in node.iterations if i.outcome == "not_scanned")
+            failed += f", {unscanned} not scanned" if unscanned else ""
         lines.append(f"{stats.iterations} iteration{'s' if stats.iterations != 1 else ''}{failed}")
+    if stats is not None and stats.troubled_items:
+        items = list(dict.fromkeys(item for item, _ in stats.troubled_items))
+        more = f" +{len(items) - 2} more" if len(items) > 2 else ""
+        lines.append(", ".join(items[:2]) + more)
     if stats is not None and stats.retries:
         lines.append(f"↻ {stats.retries} retr{'ies' if stats.retries != 1 else 'y'}")
     elif node.retry and (stats is None or not stats.entries):
         most = max(r.max_attempts for r in node.retry)
         count = len(node.retry)
         lines.append(f"retry: {count} rule{'s' if count != 1 else ''}, up to {most} retries")
+    if node.collapsed_states:
+        lines.append(f"▸ {node.collapsed_states} states not taken (click to show)")
     if stats is not None and stats.errors:
         errors = list(dict.fromkeys(e for e, _ in stats.errors if e))
         if errors:
@@ -1100,13 +1248,19 @@ def _tooltip(node: Node) -> str:
 
 _FONT: Final = 12.5
 _FONT_FAMILY: Final = "system-ui, -apple-system, Segoe UI, Roboto, DejaVu Sans, sans-serif"
-_CHAR: Final = 7.0  # average advance of the sans-serif font at _FONT px
+# Generous average advances (DejaVu Sans, the widest of the family list): a box or a label that is
+# a little too wide costs space, one too narrow lets text run into its neighbour.
+_CHAR_TITLE: Final = 8.0  # bold, _FONT px: a state's name
+_CHAR: Final = 6.8  # 11 px: a state's other lines
+_CHAR_LABEL: Final = 6.5  # 10.5 px: edge labels
+_LABEL_H: Final = 16.0
 _LINE: Final = 16.0
 _PAD_X: Final = 12.0
 _PAD_Y: Final = 8.0
 _GAP_X: Final = 28.0
 _GAP_Y: Final = 46.0
 _MAX_CHARS: Final = 44
+_MAX_LABEL: Final = 36
 _CLUSTER_PAD: Final = 16.0
 _HEADER: Final = 8.0
 _DUMMY_W: Final = 14.0
@@ -1147,15 +1301,20 @@ class _Layout:
     cluster: Cluster | None = None
 
 
-def _text_width(text: str) -> float:
-    return len(text) * _CHAR
+def _text_width(lines: Sequence[str]) -> float:
+    """The width of a node's lines: the first (its name) is bold and larger."""
+    return max(len(line) * (_CHAR_TITLE if index == 0 else _CHAR) for index, line in enumerate(lines))
+
+
+def _label_width(text: str) -> float:
+    return len(text) * _CHAR_LABEL + 8
 
 
 def _node_size(node: Node) -> tuple[float, float]:
     if node.kind != "state":
         return 18.0, 18.0
     lines = [_clip(line) for line in node_lines(node)]
-    width = max(_text_width(line) for line in lines) + 2 * _PAD_X
+    width = _text_width(lines) + 2 * _PAD_X
     if node.type == "Choice":
         width += 28
     elif node.type in _TERMINAL:
@@ -1163,23 +1322,30 @@ def _node_size(node: Node) -> tuple[float, float]:
     return max(width, 120.0), len(lines) * _LINE + 2 * _PAD_Y
 
 
+def _container_lines(node: Node) -> list[str]:
+    return [_clip(line, 60) for line in node_lines(node) if not line.startswith("▸")]
+
+
+def _container_box(model: GraphModel, node: Node, owned: Mapping[str, list[Cluster]]) -> _Box:
+    """A Map or Parallel drawn open: its header, then each of its subgraphs side by side."""
+    inner = [_layout_scope(model, c.id, owned) for c in owned[node.id]]
+    for layout, cluster in zip(inner, owned[node.id], strict=True):
+        layout.cluster = cluster
+    lines = _container_lines(node)
+    header = len(lines) * _LINE + 2 * _PAD_Y + _HEADER
+    title_w = _text_width(lines) + 2 * _PAD_X
+    inner_w = sum(i.width for i in inner) + _GAP_X * (len(inner) - 1) + 2 * _CLUSTER_PAD
+    inner_h = max((i.height for i in inner), default=0.0) + _CLUSTER_PAD + 22
+    return _Box(node.id, max(inner_w, title_w), header + inner_h, inner=inner, header=header)
+
+
 def _layout_scope(model: GraphModel, scope: str, owned: Mapping[str, list[Cluster]]) -> _Layout:
     members = [n for n in model.nodes.values() if n.scope == scope]
     ids = {n.id for n in members}
     boxes: dict[str, _Box] = {}
     for node in members:
-        if node.id in owned:
-            inner = [_layout_scope(model, c.id, owned) for c in owned[node.id]]
-            for layout, cluster in zip(inner, owned[node.id], strict=True):
-                layout.cluster = cluster
-            header_lines = len(node_lines(node))
-            header = header_lines * _LINE + 2 * _PAD_Y + _HEADER
-            title_w = max(_text_width(_clip(line, 60)) for line in node_lines(node)) + 2 * _PAD_X
-            inner_w = sum(i.width for i in inner) + _GAP_X * (len(inner) - 1) + 2 * _CLUSTER_PAD
-            inner_h = max((i.height for i in inner), default=0.0) + _CLUSTER_PAD + 22
-            boxes[node.id] = _Box(
-                node.id, max(inner_w, title_w), header + inner_h, inner=inner, header=header
-            )
+        if node.id in owned and not node.collapsed_states:
+            boxes[node.id] = _container_box(model, node, owned)
         else:
             w, h = _node_size(node)
             boxes[node.id] = _Box(node.id, w, h)
@@ -1324,13 +1490,44 @@ def _layout_scope(model: GraphModel, scope: str, owned: Mapping[str, list[Cluste
                 points.append((box.x + spread, box.y + box.h))
             else:
                 points.append((box.x + spread, box.y))
-        label_at = None
-        if edge.label:
-            (x0, y0), (x1, y1) = points[0], points[1]
-            t = 0.45 if count == 1 else 0.25 + 0.5 * sibling / (count - 1)
-            label_at = (x0 + (x1 - x0) * t, y0 + (y1 - y0) * t)
-        routes.append(_Route(edge, points, reversed_edge, label_at))
+        routes.append(_Route(edge, points, reversed_edge, None))
+    _place_labels(routes, [b for b in boxes.values() if not b.dummy])
     return _Layout(boxes, routes, width, height)
+
+
+def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    """Whether two (left, top, right, bottom) rectangles intersect, with a 2 px margin."""
+    return a[0] < b[2] + 2 and b[0] < a[2] + 2 and a[1] < b[3] + 2 and b[1] < a[3] + 2
+
+
+def _place_labels(routes: Sequence[_Route], boxes: Sequence[_Box]) -> None:
+    """Put each edge label on its edge where it covers no state and no other label.
+
+    Candidates run along each segment of the edge (its middle first), then beside the edge; the
+    first free one wins. Labels of a Choice's many edges used to sit on one spot and overwrite
+    each other (``default`` ran into ``$.result.listing.targe...``)."""
+    taken = [(b.x - b.w / 2, b.y, b.x + b.w / 2, b.y + b.h) for b in boxes]
+    for route in routes:
+        if not route.edge.label:
+            continue
+        width = _label_width(_clip(route.edge.label, _MAX_LABEL))
+        candidates: list[tuple[float, float]] = []
+        segments = list(itertools.pairwise(route.points))
+        for t in (0.5, 0.35, 0.65, 0.2, 0.8):
+            for (x0, y0), (x1, y1) in segments:
+                candidates.append((x0 + (x1 - x0) * t, y0 + (y1 - y0) * t))
+        for shift in (1, -1, 2, -2, 3, -3):
+            for x, y in list(candidates[: len(segments) * 3]):
+                candidates.append((x + shift * (width / 2 + 6), y))
+        chosen = candidates[0]
+        for x, y in candidates:
+            rect = (x - width / 2, y - 9, x + width / 2, y - 9 + _LABEL_H)
+            if not any(_overlaps(rect, other) for other in taken):
+                chosen = (x, y)
+                break
+        x, y = chosen
+        taken.append((x - width / 2, y - 9, x + width / 2, y - 9 + _LABEL_H))
+        route.label_at = chosen
 
 
 def _barycentre_order(
@@ -1393,8 +1590,8 @@ def _svg_node(node: Node, box: _Box, ox: float, oy: float, out: list[str]) -> No
     cx = ox + box.x
     if node.kind == "start":
         out.append(
-            f'<g class="marker start"><circle cx="{cx:.1f}" cy="{y + box.h / 2:.1f}" r="7" '
-            'fill="#0f172a"/></g>'
+            f'<g class="marker start{"" if node.scope else " top"}"><circle cx="{cx:.1f}" '
+            f'cy="{y + box.h / 2:.1f}" r="7" fill="#0f172a"/></g>'
         )
         return
     if node.kind == "end":
@@ -1407,9 +1604,10 @@ def _svg_node(node: Node, box: _Box, ox: float, oy: float, out: list[str]) -> No
     outcome = node.outcome
     fill, stroke, colour = _COLOURS[outcome]
     dash = ' stroke-dasharray="5 3"' if outcome in {"aborted", "not_run"} else ""
+    target = f"branch-{node.id}" if node.collapsed_states and not box.inner else f"state-{node.id}"
     out.append(
-        f'<a href="#state-{_e(node.id)}"><g class="node {_e(outcome)}" id="node-{_e(node.id)}" '
-        f'data-state="{_e(node.name)}" data-outcome="{_e(outcome)}">'
+        f'<a href="#{_e(target)}"><g class="node {_e(outcome)}" id="node-{_e(node.id)}" '
+        f'data-state="{_e(node.name)}" data-type="{_e(node.type)}" data-outcome="{_e(outcome)}">'
     )
     out.append(f"<title>{_e(_title(node))}</title>")
     if node.type == "Choice":
@@ -1443,7 +1641,7 @@ def _svg_node(node: Node, box: _Box, ox: float, oy: float, out: list[str]) -> No
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{box.w:.1f}" height="{box.h:.1f}" rx="{radius:.1f}" '
             f'fill="{fill}" stroke="{stroke}" stroke-width="{width}"{dash}/>'
         )
-    lines = [_clip(line, 60 if box.inner else _MAX_CHARS) for line in node_lines(node)]
+    lines = _container_lines(node) if box.inner else [_clip(line) for line in node_lines(node)]
     for index, line in enumerate(lines):
         weight = ' font-weight="600"' if index == 0 else ""
         size = "" if index == 0 else ' font-size="11"'
@@ -1463,7 +1661,9 @@ def _title(node: Node) -> str:
     return "\n".join(lines)
 
 
-def _svg_layout(model: GraphModel, layout: _Layout, ox: float, oy: float, out: list[str]) -> None:
+def _svg_layout(
+    model: GraphModel, layout: _Layout, ox: float, oy: float, out: list[str], suffix: str = ""
+) -> None:
     for node_id, box in layout.boxes.items():
         if not box.inner:
             continue
@@ -1478,7 +1678,7 @@ def _svg_layout(model: GraphModel, layout: _Layout, ox: float, oy: float, out: l
                     f'<text x="{x:.1f}" y="{top - 6:.1f}" font-size="10.5" fill="#64748b" '
                     f'font-style="italic">{_e(_clip(inner.cluster.label, 60))}</text>'
                 )
-            _svg_layout(model, inner, x, top, out)
+            _svg_layout(model, inner, x, top, out, suffix)
             x += inner.width + _GAP_X
     for route in layout.routes:
         edge = route.edge
@@ -1491,7 +1691,7 @@ def _svg_layout(model: GraphModel, layout: _Layout, ox: float, oy: float, out: l
         stroke = "#0f172a" if edge.taken else ("#b6c0cc" if edge.taken is False else "#64748b")
         width = 2.4 if edge.taken else 1.4
         dash = ' stroke-dasharray="6 4"' if edge.kind == "catch" else ""
-        marker = "arrow-taken" if edge.taken else "arrow"
+        marker = ("arrow-taken" if edge.taken else "arrow") + suffix
         out.append(
             f'<path class="{" ".join(classes)}" d="{_path(points, route.reversed)}" fill="none" '
             f'stroke="{stroke}" stroke-width="{width}"{dash} marker-end="url(#{marker})"/>'
@@ -1499,9 +1699,9 @@ def _svg_layout(model: GraphModel, layout: _Layout, ox: float, oy: float, out: l
     for route in layout.routes:
         if route.label_at is None:
             continue
-        text = _clip(route.edge.label, 36)
+        text = _clip(route.edge.label, _MAX_LABEL)
         lx, ly = ox + route.label_at[0], oy + route.label_at[1]
-        w = _text_width(text) * 0.88 + 8
+        w = _label_width(text)
         colour = "#0f172a" if route.edge.taken else "#475569"
         out.append(
             f'<g class="edge-label"><title>{_e(route.edge.label)}</title>'
@@ -1515,8 +1715,11 @@ def _svg_layout(model: GraphModel, layout: _Layout, ox: float, oy: float, out: l
             _svg_node(model.nodes[node_id], box, ox, oy, out)
 
 
-def to_svg(model: GraphModel) -> str:
+def to_svg(model: GraphModel, *, branch: str | None = None) -> str:
     """The diagram as one ``<svg>`` element (layered layout, outcome colours, no script).
+
+    A Map or Parallel the execution did not enter is a stub in the diagram; ``branch`` (its node
+    id) draws that container open on its own (the page shows it on request).
 
     >>> svg = to_svg(graph_model({"StartAt": "A", "States": {"A": {"Type": "Succeed"}}}, None))
     >>> svg.startswith("<svg") and 'data-state="A"' in svg
@@ -1525,22 +1728,29 @@ def to_svg(model: GraphModel) -> str:
     owned: dict[str, list[Cluster]] = {}
     for cluster in model.clusters:
         owned.setdefault(cluster.owner, []).append(cluster)
-    layout = _layout_scope(model, "", owned)
+    if branch is None:
+        layout = _layout_scope(model, "", owned)
+    else:
+        box = _container_box(model, model.nodes[branch], owned)
+        box.x = box.w / 2
+        layout = _Layout({branch: box}, [], box.w, box.h)
     margin = 20.0
     width = layout.width + 2 * margin + 60
     height = layout.height + 2 * margin
+    label = "state machine diagram" if branch is None else f"{model.nodes[branch].name}, not taken"
+    suffix = "" if branch is None else f"-{branch}"
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="diagram" viewBox="0 0 {width:.0f} {height:.0f}" '
         f'width="{width:.0f}" height="{height:.0f}" font-family="{_FONT_FAMILY}" font-size="{_FONT}" '
-        'role="img" aria-label="state machine diagram">',
+        f'role="img" aria-label="{_e(label)}">',
         "<defs>",
-        '<marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+        f'<marker id="arrow{suffix}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#8391a5"/></marker>',
-        '<marker id="arrow-taken" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" '
-        'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#0f172a"/></marker>',
+        f'<marker id="arrow-taken{suffix}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" '
+        'markerHeight="6" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#0f172a"/></marker>',
         "</defs>",
     ]
-    _svg_layout(model, layout, margin, margin, out)
+    _svg_layout(model, layout, margin, margin, out, suffix)
     out.append("</svg>")
     return "\n".join(out)
 
@@ -1564,6 +1774,20 @@ h2 { font-size: 16px; margin: 28px 0 8px; }
        vertical-align: -2px; margin-right: 5px; border: 1.5px solid; }
 .legend svg { vertical-align: middle; margin-right: 5px; }
 .canvas { overflow: auto; background: #ffffff; border: 1px solid #e2e8f0; border-radius: 8px; padding: 8px; }
+.canvas svg.diagram { display: block; margin: 0 auto; max-width: 100%; height: auto; }
+.branch { display: none; margin-top: 12px; }
+.branch:target { display: block; }
+.partial { color: #9a3412; font-weight: 600; }
+.iterations .rows { display: flex; flex-direction: column; border: 1px solid #e2e8f0; background: #ffffff;
+       font-size: 13px; }
+.iterations .row { display: grid; grid-template-columns: 4em minmax(14em, 18em) 9em 7em 1fr; gap: 8px;
+       padding: 4px 8px; border-top: 1px solid #e2e8f0; order: var(--by-duration); unicode-bidi: isolate; }
+.iterations .row.head { order: -1; font-weight: 600; background: #f1f5f9; border-top: none; }
+.iterations .num { text-align: right; font-variant-numeric: tabular-nums; }
+.sort-key[id$="-by-item"]:target ~ .rows .row:not(.head) { order: var(--by-item); }
+.sort-key[id$="-by-outcome"]:target ~ .rows .row:not(.head) { order: var(--by-outcome); }
+.sort-key[id$="-by-start"]:target ~ .rows .row:not(.head) { order: var(--by-start); }
+.sort-key[id$="-by-duration"]:target ~ .rows .row:not(.head) { order: var(--by-duration); }
 .canvas svg a { text-decoration: none; }
 .canvas svg text { unicode-bidi: isolate; white-space: pre; }
 table { border-collapse: collapse; background: #ffffff; font-size: 13px; width: 100%; }
@@ -1610,6 +1834,70 @@ def _legend(model: GraphModel) -> str:
 
 def _bdi(value: object) -> str:
     return f"<bdi>{_e(value)}</bdi>"
+
+
+def _badge(outcome: str) -> str:
+    fill, stroke, colour = _COLOURS[outcome]
+    return (
+        f'<span class="badge" style="background:{fill};color:{colour};border:1px solid {stroke}">'
+        f"{_e(_OUTCOME_TEXT[outcome])}</span>"
+    )
+
+
+_MAX_ITERATION_ROWS: Final = 2000
+
+
+def _iteration_list(node: Node) -> str:
+    """A Map's iterations, longest first; links re-sort them by item, outcome or start order
+    without script (each order is a CSS custom property; ``:target`` picks one)."""
+    iterations = node.iterations[:_MAX_ITERATION_ROWS]
+    never = float("inf")
+    orders = {
+        "duration": sorted(
+            iterations, key=lambda i: -(i.duration_seconds if i.duration_seconds is not None else never)
+        ),
+        "item": sorted(iterations, key=lambda i: i.item),
+        "outcome": sorted(iterations, key=lambda i: (OUTCOMES.index(i.outcome), i.item)),
+        "start": iterations,
+    }
+    rank = {key: {id(i): n for n, i in enumerate(ordered)} for key, ordered in orders.items()}
+    prefix = f"iterations-{node.id}"
+    keys = "".join(f'<span class="sort-key" id="{prefix}-by-{key}"></span>' for key in orders)
+    links = " · ".join(
+        f'<a href="#{prefix}-by-{key}">{label}</a>'
+        for key, label in (
+            ("duration", "duration"),
+            ("item", "account/region"),
+            ("outcome", "outcome"),
+            ("start", "start order"),
+        )
+    )
+    rows = [
+        '<div class="row head"><span class="num">#</span><span>account/region</span><span>outcome</span>'
+        '<span class="num">duration</span><span>reason</span></div>'
+    ]
+    for iteration in iterations:
+        style = ";".join(f"--by-{key}:{rank[key][id(iteration)]}" for key in orders)
+        took = iteration.duration_seconds
+        rows.append(
+            f'<div class="row" style="{style}" data-item="{_e(iteration.item)}" '
+            f'data-outcome="{_e(iteration.outcome)}"><span class="num">{iteration.index}</span>'
+            f"<span>{_bdi(iteration.item)}</span><span>{_badge(iteration.outcome)}</span>"
+            f'<span class="num">{_e(format_seconds(took)) if took is not None else ""}</span>'
+            f'<span class="{"error" if iteration.reason else ""}">'
+            f"{_bdi(_clip(iteration.reason, 300))}</span></div>"
+        )
+    more = len(node.iterations) - len(iterations)
+    note = (
+        f'<p class="small">and {more} more iterations (tagwarden history lists every one)</p>'
+        if more > 0
+        else ""
+    )
+    return (
+        f'<section class="iterations" id="{prefix}"><h2>Iterations of {_bdi(node.name)}</h2>'
+        f'<p class="small">{len(node.iterations)} iterations, longest first. Sort by {links}.</p>'
+        f'{keys}<div class="rows">{"".join(rows)}</div>{note}</section>'
+    )
 
 
 def _state_rows(model: GraphModel) -> str:
@@ -1693,6 +1981,15 @@ def to_html(model: GraphModel, *, title: str | None = None) -> str:
             meta.append(f"started {_e(execution.started.isoformat())}")
         if execution.duration_seconds is not None:
             meta.append(f"took {_e(format_seconds(execution.duration_seconds))}")
+        for node in model.states():
+            unscanned = [i for i in node.iterations if i.outcome == "not_scanned"]
+            failed = [i for i in node.iterations if i.outcome == "failed"]
+            for count, what in ((len(unscanned), "not scanned"), (len(failed), "failed")):
+                if count:
+                    meta.append(
+                        f'<span class="partial">{count} of {len(node.iterations)} iterations of '
+                        f"{_bdi(node.name)} {what}</span>"
+                    )
     else:
         meta.append("the definition only (no execution history)")
     failure = ""
@@ -1714,6 +2011,19 @@ def to_html(model: GraphModel, *, title: str | None = None) -> str:
             + "</p>"
         )
     comment = f'<p class="meta">{_bdi(model.comment)}</p>' if model.comment else ""
+    collapsed = [n for n in model.states() if n.collapsed_states]
+    branches = ""
+    if collapsed:
+        links = ", ".join(
+            f'<a href="#branch-{_e(n.id)}">{_bdi(n.name)} ({n.collapsed_states} states)</a>'
+            for n in collapsed
+        )
+        branches = f'<p class="small">Not taken in this execution, drawn on request: {links}</p>' + "".join(
+            f'<section class="branch" id="branch-{_e(n.id)}"><h2>{_bdi(n.name)}: not taken</h2>'
+            f'<div class="canvas">{to_svg(model, branch=n.id)}</div></section>'
+            for n in collapsed
+        )
+    iterations = "".join(_iteration_list(n) for n in model.states() if n.iterations)
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -1724,6 +2034,7 @@ def to_html(model: GraphModel, *, title: str | None = None) -> str:
         f'<p class="meta">{" · ".join(meta)}</p>{failure}{unknown}'
         f"{_legend(model)}"
         f'<div class="canvas">{to_svg(model)}</div>'
+        f"{branches}{iterations}"
         f"<h2>States</h2>{_state_rows(model)}"
         "</body></html>\n"
     )

@@ -847,10 +847,11 @@ class TimelineRow:
 
     ``iteration`` names the Map iteration a state ran in (``Scan regions[2]``; nested ones joined
     with `` / ``); ``item`` says what that iteration worked on, ``123456789012/eu-west-1`` (see
-    :mod:`workflow.iteration_names`), or repeats ``iteration`` when its input names no target. ``outcome`` is ``succeeded``, ``caught`` (failed, and a ``Catch`` moved on),
-    ``failed``, ``aborted``, ``timed out``, ``running`` or, for the marker row of a redrive,
-    ``redriven``. ``error`` and ``cause`` are the last failure seen in the state, even one a retry
-    got past; ``attempt_errors`` lists the error of every failed attempt.
+    :mod:`workflow.iteration_names`), or repeats ``iteration`` when its input names no target.
+    ``outcome`` is ``succeeded``, ``caught`` (failed, and a ``Catch`` moved on), ``failed``,
+    ``aborted``, ``timed out``, ``running`` or, for the marker row of a redrive, ``redriven``.
+    ``error`` and ``cause`` are the last failure seen in the state, even one a retry got past;
+    ``attempt_errors`` lists the error of every failed attempt.
     """
 
     state: str

@@ -7,7 +7,11 @@ retried region and a caught partition registration failure) to `docs/images/grap
 
 from __future__ import annotations
 
+import html
+import itertools
+import json
 import os
+import re
 import struct
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -17,9 +21,10 @@ from typing import Any
 
 import pytest
 
+from tests.unit.builders import large_definition
 from workflow.engine.local import DATABASE, LocalDeployment
 from workflow.fleet import demo_fleet, iter_fleet_document
-from workflow.graph import graph_model, to_html, write_run_graph
+from workflow.graph import graph_model, local_definition, to_html, write_run_graph
 
 CHROMIUM = Path("/usr/bin/chromium")
 DOCS_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "images" / "graph.png"
@@ -143,25 +148,156 @@ def test_hostile_state_names_and_causes_render_as_text_never_as_elements(tmp_pat
     assert f"tag Owner={IMG_NAME} {SCRIPT_NAME}" in text
 
 
-def test_a_real_execution_with_a_retry_and_a_caught_failure_is_coloured_and_screenshotted(
-    local: LocalDeployment, tmp_path: Path
-) -> None:
+MEASURE = """
+<script>
+addEventListener("load", () => {
+  const box = (e) => { const b = e.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; };
+  const diagram = document.querySelector(".canvas svg.diagram");
+  const rows = [...document.querySelectorAll(".iterations .row:not(.head)")]
+    .sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top)
+    .map((row) => row.dataset.item);
+  const found = {
+    viewport: [innerWidth, innerHeight],
+    diagram: box(diagram),
+    start: box(diagram.querySelector("g.marker.start.top")),
+    firstTask: box(diagram.querySelector('g.node[data-type="Task"]')),
+    labels: [...diagram.querySelectorAll("text")].map((t) => [t.textContent, box(t)]),
+    rows,
+    branches: [...document.querySelectorAll("section.branch")]
+      .filter((e) => e.getBoundingClientRect().height > 0).map((e) => e.id),
+  };
+  const out = document.createElement("pre");
+  out.id = "measured";
+  out.textContent = JSON.stringify(found);
+  document.body.append(out);
+});
+</script>
+"""
+
+
+def measure(tmp_path: Path, page: Path, fragment: str = "") -> dict[str, Any]:
+    """Open a copy of ``page`` with a measuring script (the page itself forbids scripts by its
+    Content Security Policy, so the copy drops that one tag) at 1400x1000; the boxes as drawn."""
+    text = page.read_text(encoding="utf-8")
+    copy = tmp_path / f"measured-{page.name}"
+    copy.write_text(
+        re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", text).replace(
+            "</body>", MEASURE + "</body>"
+        ),
+        encoding="utf-8",
+    )
+    target = copy.as_uri() + fragment
+    dom = subprocess.run(
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / 'measure-profile'}",
+            "--window-size=1400,1000",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            target,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    ).stdout
+    match = re.search(r'<pre id="measured">(.*?)</pre>', dom, re.S)
+    assert match, dom[-2000:]
+    measured: dict[str, Any] = json.loads(html.unescape(match.group(1)))
+    return measured
+
+
+def overlapping_labels(labels: list[list[Any]]) -> list[tuple[str, str]]:
+    """Pairs of drawn texts whose boxes intersect (by more than half a pixel)."""
+    found = []
+    for (text_a, a), (text_b, b) in itertools.combinations(labels, 2):
+        if min(a[2], b[2]) - max(a[0], b[0]) > 0.5 and min(a[3], b[3]) - max(a[1], b[1]) > 0.5:
+            found.append((text_a, text_b))
+    return found
+
+
+def inside(box: list[float], viewport: list[int]) -> bool:
+    return box[0] >= 0 and box[1] >= 0 and box[2] <= viewport[0] and box[3] <= viewport[1]
+
+
+@pytest.fixture(scope="module")
+def partial_run_page(local: LocalDeployment, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real execution: us-east-1 throttled twice (retried), a target whose role cannot be assumed
+    in two regions (not scanned), and Register partitions failing into its Catch."""
     local.fleet.replace(list(iter_fleet_document(demo_fleet(instances_per_region=5))))
     local.fleet.throttle("us-east-1", 2)
-    # Register partitions fails (its table is gone); its Catch goes on.
     local.engine.client("glue").delete_table(DatabaseName=DATABASE, Name="runs")
-    result = local.run({"notify": "always"}, name="graph-retry-and-catch")
+    targets: list[dict[str, Any]] = [{"account_id": account} for account in local.fleet.accounts]
+    targets.append({"account_id": "999999999999", "regions": ["us-east-1", "eu-west-1"]})
+    result = local.run({"notify": "always", "targets": targets}, name="graph-partial")
     assert result.status == "SUCCEEDED", result.cause
-    run_dir = tmp_path / "graph-retry-and-catch"
+    run_dir = tmp_path_factory.mktemp("graph") / "graph-partial"
     run_dir.mkdir()
-    page = write_run_graph(run_dir, result.history)
+    return write_run_graph(run_dir, result.history)
 
+
+def test_at_1400x1000_the_start_and_first_task_are_on_screen_and_no_two_labels_overlap(
+    partial_run_page: Path, tmp_path: Path
+) -> None:
+    measured = measure(tmp_path, partial_run_page)
+    viewport = measured["viewport"]
+    assert inside(measured["start"], viewport), measured["start"]
+    assert inside(measured["firstTask"], viewport), measured["firstTask"]
+    assert measured["diagram"][2] <= viewport[0]  # fits its container: no sideways scrolling
+    assert len(measured["labels"]) > 40
+    assert overlapping_labels(measured["labels"]) == []
+
+
+def test_the_static_diagram_and_a_large_definition_have_no_overlapping_labels(tmp_path: Path) -> None:
+    for name, definition in (("static", local_definition()), ("large", large_definition())):
+        page = tmp_path / f"{name}.html"
+        page.write_text(to_html(graph_model(definition, None)), encoding="utf-8")
+        measured = measure(tmp_path, page)
+        assert inside(measured["start"], measured["viewport"]), name
+        assert measured["diagram"][2] <= measured["viewport"][0], name
+        assert overlapping_labels(measured["labels"]) == [], name
+
+
+def test_the_iteration_list_sorts_by_duration_then_by_account_and_region_without_script(
+    partial_run_page: Path, tmp_path: Path
+) -> None:
+    by_duration = measure(tmp_path, partial_run_page)["rows"]
+    by_item = measure(tmp_path, partial_run_page, "#iterations-s5-by-item")["rows"]
+    assert sorted(by_duration) == by_item
+    assert "999999999999/us-east-1" in by_item and "999999999999/eu-west-1" in by_item
+    assert by_duration != by_item or len(set(by_item)) == 1
+
+
+def test_a_branch_not_taken_is_a_stub_whose_link_shows_it_without_script(
+    partial_run_page: Path, tmp_path: Path
+) -> None:
+    [branch] = sorted(set(re.findall(r'href="#(branch-s\d+)"', partial_run_page.read_text(encoding="utf-8"))))
+    assert measure(tmp_path, partial_run_page)["branches"] == []
+    assert measure(tmp_path, partial_run_page, f"#{branch}")["branches"] == [branch]
+
+
+def test_a_real_partial_execution_is_coloured_named_and_screenshotted(
+    partial_run_page: Path, tmp_path: Path
+) -> None:
+    page = partial_run_page
     dom = Dom(chromium(tmp_path, page, "--dump-dom"))
     assert dom.nodes["List EC2 instances"] == "retried"
     assert dom.nodes["Register partitions"] == "caught"
     assert dom.nodes["Partitions not registered"] == "succeeded"
+    assert dom.nodes["Target not scanned"] == "not_scanned"
+    assert dom.nodes["Scan regions"] == "not_scanned"
     assert dom.nodes["Scan complete"] == "succeeded"
     assert dom.nodes["Scan failed permanently"] == "not_run"
+    assert dom.nodes["Scan regions at scale"] == "not_run"  # a collapsed stub
+    main_diagram = page.read_text(encoding="utf-8").split('<div class="canvas">')[1].split("</svg>")[0]
+    assert 'data-state="List EC2 instances (at scale)"' not in main_diagram  # drawn only on request
+    text = "".join(dom.text)
+    assert "2 of 5 iterations of Scan regions not scanned" in text
+    assert "999999999999/us-east-1" in text and "AccessDenied" in text
     assert "script" not in dom.tags
 
     screenshot = tmp_path / "graph.png"

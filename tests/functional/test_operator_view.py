@@ -48,4 +48,7 @@ def test_progress_lines_name_each_iteration_by_account_and_region_with_its_durat
         "999999999999/us-east-1",
     ]
     assert all(re.fullmatch(r"\d+\.\d\ds", words[5]) for words in listed)
-    assert any(line.split()[1:4] == ["Target", "not", "scanned"] and "999999999999/us-east-1" in line for line in lines)
+    assert any(
+        line.split()[1:4] == ["Target", "not", "scanned"] and "999999999999/us-east-1" in line
+        for line in lines
+    )

@@ -25,3 +25,32 @@ def instance(
     if tags is not None:
         doc["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
     return doc
+
+
+def large_definition() -> dict[str, Any]:
+    """Forty states with long names, a Choice of twelve rules with long conditions, Catches, a
+    Parallel of three branches and a Map: the kind of definition labels used to pile up on."""
+    states: dict[str, Any] = {}
+    names = [f"Step {i:02d} with a rather long descriptive state name" for i in range(16)]
+    rules = [
+        {
+            "Variable": f"$.result.some.deeply.nested.field_{i}",
+            "StringEquals": f"value-{i}",
+            "Next": names[i + 2],
+        }
+        for i in range(12)
+    ]
+    states["Route"] = {"Type": "Choice", "Choices": rules, "Default": names[0]}
+    for i, name in enumerate(names):
+        nxt = names[i + 1] if i + 1 < len(names) else "Fan out"
+        states[name] = {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Next": nxt,
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Handle failure"}],
+        }
+    branch = {"StartAt": "B", "States": {"B": {"Type": "Pass", "Next": "C"}, "C": {"Type": "Succeed"}}}
+    states["Fan out"] = {"Type": "Parallel", "Branches": [branch, branch, branch], "Next": "Each"}
+    states["Each"] = {"Type": "Map", "ItemProcessor": branch, "End": True}
+    states["Handle failure"] = {"Type": "Fail"}
+    return {"StartAt": "Route", "States": states}
