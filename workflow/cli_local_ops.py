@@ -15,9 +15,9 @@ Those paths share the operations commands' AWS session, clients and one-line AWS
 >>> register(parser.add_subparsers(dest="command"))
 >>> parser.parse_args(["query", "noncompliant_by_rule", "--format", "csv"]).format
 'csv'
->>> args = parser.parse_args(["report", "--stack", "tagwarden-prod", "--format", "html", "--trend", "7"])
+>>> args = parser.parse_args(["report", "--stack", "prod", "--format", "html", "--trend", "7"])
 >>> args.stack, args.local, args.trend
-('tagwarden-prod', None, 7)
+('prod', None, 7)
 """
 
 from __future__ import annotations
@@ -41,7 +41,15 @@ __all__ = ["cmd_graph", "cmd_query", "cmd_report", "register"]
 
 DEFAULT_LOCAL_DIR: Final = "tagwarden-out"
 DEFAULT_TREND_RUNS: Final = 30  # the same as workflow.s3_runs' (a test checks)
-_GRAPH_SUFFIXES: Final = {".html": "html", ".htm": "html", ".dot": "dot", ".gv": "dot", ".mmd": "mermaid"}
+_GRAPH_SUFFIXES: Final = {
+    ".html": "html",
+    ".htm": "html",
+    ".svg": "svg",
+    ".dot": "dot",
+    ".gv": "dot",
+    ".mmd": "mermaid",
+}
+GRAPH_FORMATS: Final = ("mermaid", "dot", "html", "svg")
 
 
 def _width() -> int:
@@ -69,10 +77,54 @@ def _emit(text: str, out: str | None) -> None:
 # -- graph -----------------------------------------------------------------------------------------
 
 
-def _stepfunctions_client(region: str) -> Any:
-    import boto3
+def graph_format(given: str | None, out: str | None) -> str:
+    """The format of ``tagwarden graph``: ``--format``, else the ``--out`` suffix, else Mermaid
+    (standard output). A suffix that names another format than ``--format``, or an ``--out`` whose
+    suffix names none, is refused: an .svg file must never hold Mermaid text.
 
-    return boto3.client("stepfunctions", region_name=region)
+    >>> graph_format(None, "workflow.svg"), graph_format("dot", "graph.gv"), graph_format(None, None)
+    ('svg', 'dot', 'mermaid')
+    >>> try:
+    ...     graph_format("mermaid", "workflow.svg")
+    ... except InvalidInput as err:
+    ...     print(err.problems[0].message)
+    workflow.svg is named for svg but --format is mermaid: change the suffix (.mmd) or --format
+    """
+    suffix = Path(out).suffix.lower() if out else ""
+    implied = _GRAPH_SUFFIXES.get(suffix)
+    if given is not None and implied is not None and implied != given:
+        wanted = next(s for s, f in _GRAPH_SUFFIXES.items() if f == given)
+        raise InvalidInput(
+            [
+                Problem(
+                    "--out",
+                    f"{out} is named for {implied} but --format is {given}: change the suffix ({wanted}) "
+                    "or --format",
+                )
+            ]
+        )
+    if given is None and out is not None and implied is None:
+        known = ", ".join(_GRAPH_SUFFIXES)
+        raise InvalidInput(
+            [Problem("--out", f"cannot tell the format from {out!r}: name it {known}, or pass --format")]
+        )
+    return given or implied or "mermaid"
+
+
+def _fetch_execution(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Definition and history of ``--execution``, through the operations commands' session: the
+    same credentials, region and one-line AWS errors (``no AWS credentials found ...``, exit 2)."""
+    from workflow import graph
+
+    region = graph.execution_region(args.execution)
+    fetched: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+
+    def body(aws: _Aws) -> int:
+        fetched.append(graph.fetch_execution(aws.client("stepfunctions", region), args.execution))
+        return 0
+
+    _with_aws(args, body)
+    return fetched[0]
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -80,27 +132,25 @@ def cmd_graph(args: argparse.Namespace) -> int:
     from workflow import graph
     from workflow.render import printable
 
+    fmt = graph_format(args.format, args.out)  # a bad name is refused before any work
     history: list[dict[str, Any]] | None = None
     title = "Tagwarden state machine"
     if args.execution:
-        region = graph.execution_region(args.execution)
-        definition, history = graph.fetch_execution(_stepfunctions_client(region), args.execution)
+        definition, history = _fetch_execution(args)
         title = f"Execution {args.execution.rsplit(':', 1)[-1]}"
     else:
         definition = graph.local_definition()
-        if args.history:
-            history = graph.read_history_file(args.history)
-            title = f"Execution history {Path(args.history).parent.name or args.history}"
+        if args.history_file:
+            history = graph.read_history_file(args.history_file)
+            title = f"Execution history {Path(args.history_file).parent.name or args.history_file}"
     model = graph.graph_model(definition, history)
     if model.unknown_states:
         names = ", ".join(printable(n) for n in model.unknown_states)
         print(f"tagwarden graph: the history has states not in the definition: {names}", file=sys.stderr)
-    fmt = args.format
-    if fmt is None and args.out:
-        fmt = _GRAPH_SUFFIXES.get(Path(args.out).suffix.lower())
-    fmt = fmt or "mermaid"
     if fmt == "html":
         text = graph.to_html(model, title=title)
+    elif fmt == "svg":
+        text = graph.to_svg(model) + "\n"
     elif fmt == "dot":
         text = graph.to_dot(model)
     else:
@@ -269,14 +319,17 @@ def register(subparsers: Any) -> None:
     source.add_argument(
         "--execution", metavar="ARN", help="a Step Functions execution (read with your AWS credentials)"
     )
-    source.add_argument("--history", metavar="FILE", help="a history.json written by 'tagwarden run'")
+    add_history_file_argument(source, "a history.json written by 'tagwarden run'", old_name="--history")
     graph.add_argument(
         "--format",
-        choices=["mermaid", "dot", "html"],
-        help="output format (default: from the --out suffix .html/.dot/.mmd, else mermaid)",
+        choices=GRAPH_FORMATS,
+        help="output format (default: from the --out suffix .html/.svg/.dot/.mmd; mermaid to stdout)",
     )
-    graph.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
-    graph.set_defaults(func=cmd_graph)
+    graph.add_argument("--out", metavar="FILE", help="write to FILE (default: standard output)")
+    aws = graph.add_argument_group("with --execution")
+    aws.add_argument("--region", metavar="REGION", help="AWS region (default: the execution ARN's)")
+    aws.add_argument("--profile", metavar="PROFILE", help="AWS profile (default: $AWS_PROFILE)")
+    graph.set_defaults(func=cmd_graph, stack=None, state_machine_arn=None, bucket=None, queue_url=None)
 
     query = subparsers.add_parser(
         "query",
@@ -339,6 +392,13 @@ def register(subparsers: Any) -> None:
         help=f"html: the compliance trend of the N most recent runs (default: {DEFAULT_TREND_RUNS}; 0: none)",
     )
     report.set_defaults(func=cmd_report, state_machine_arn=None, queue_url=None)
+
+
+def add_history_file_argument(parser: Any, help_text: str, *, old_name: str) -> None:
+    """``--history-file FILE``, the one name ``graph`` and ``history`` use for a saved history;
+    ``old_name`` (what the command used to call it) still works, unlisted."""
+    parser.add_argument("--history-file", metavar="FILE", dest="history_file", help=help_text)
+    parser.add_argument(old_name, metavar="FILE", dest="history_file", help=argparse.SUPPRESS)
 
 
 def _runs_count(text: str) -> int:

@@ -3,6 +3,39 @@
 from __future__ import annotations
 
 import argparse
+import re
+from typing import Final
+
+from workflow.errors import InvalidInput, Problem
+
+REGION_NAME: Final = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")
+MAX_REGIONS: Final = 50
+
+
+def parse_regions(text: str, flag: str = "--regions") -> list[str]:
+    """A comma-separated region list, without duplicates; a bad item is named in one line.
+
+    >>> parse_regions("us-east-1, eu-west-1,us-east-1")
+    ['us-east-1', 'eu-west-1']
+    >>> try:
+    ...     parse_regions("us-east-1,us-east-9x")
+    ... except InvalidInput as err:
+    ...     print(err.problems[0].message)
+    'us-east-9x' is not an AWS region name like eu-west-1 (in 'us-east-1,us-east-9x')
+    """
+    wanted = list(dict.fromkeys(r.strip() for r in text.split(",") if r.strip()))
+    bad = [r for r in wanted if not REGION_NAME.match(r)]
+    if bad:
+        names = ", ".join(repr(r) for r in bad)
+        verb = "is not an AWS region name" if len(bad) == 1 else "are not AWS region names"
+        raise InvalidInput([Problem(flag, f"{names} {verb} like eu-west-1 (in {text!r})")])
+    if not wanted:
+        raise InvalidInput(
+            [Problem(flag, "no region given: a comma-separated list like us-east-1,eu-west-1")]
+        )
+    if len(wanted) > MAX_REGIONS:
+        raise InvalidInput([Problem(flag, f"at most {MAX_REGIONS} regions, not {len(wanted)}")])
+    return wanted
 
 
 def add_scope_arguments(parser: argparse.ArgumentParser, *, organization_help: str) -> None:

@@ -261,6 +261,8 @@ def _print_summary(summary: dict[str, Any], details: ExecutionDetails, bucket: s
     if by_rule:
         rule_rows = [[rule, str(count)] for rule, count in list(by_rule.items())[:10]]
         _table("Violations by rule", ["tag:code", "instances"], rule_rows, right=["instances"])
+        if len(by_rule) > 10:
+            print(f"+{len(by_rule) - 10} more (tagwarden report --run {details.name})")
     by_region = summary.get("by_region") or {}
     if by_region:
         region_rows = [
@@ -484,34 +486,17 @@ def cmd_status(args: argparse.Namespace, aws: _Aws) -> int:
     return EXIT_OK
 
 
-def _load_history_file(path: str) -> list[dict[str, Any]]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
-    except OSError as err:
-        raise InvalidInput([Problem("--file", f"cannot read {path}: {err.strerror or err}")]) from None
-    except ValueError as err:
-        raise InvalidInput([Problem("--file", f"{path} is not JSON: {err}")]) from None
-    events = document.get("events") if isinstance(document, dict) else document
-    if not isinstance(events, list) or not all(isinstance(e, dict) and "type" in e for e in events):
-        raise InvalidInput(
-            [
-                Problem(
-                    "--file", f"{path} is not an execution history (a list of events, or {{'events': [...]}})"
-                )
-            ]
-        )
-    return events
-
-
 def cmd_history(args: argparse.Namespace, aws: _Aws) -> int:
+    from workflow.graph import read_history_file
     from workflow.operate import history, parse_time, timeline
 
-    if (args.execution is None) == (args.file is None):
-        raise InvalidInput([Problem("history", "give an EXECUTION (name or ARN) or --file HISTORY.json")])
-    if args.file is not None:
-        events = _load_history_file(args.file)
-        title = args.file
+    if (args.execution is None) == (args.history_file is None):
+        raise InvalidInput(
+            [Problem("history", "give an EXECUTION (name or ARN) or --history-file HISTORY.json")]
+        )
+    if args.history_file is not None:
+        events = read_history_file(args.history_file)
+        title = args.history_file
     else:
         arn = aws.execution(args.execution)
         events = history(aws.sfn(execution=arn), arn)
@@ -703,9 +688,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
     >>> parser = argparse.ArgumentParser(prog="tagwarden")
     >>> register(parser.add_subparsers(dest="command"))
-    >>> args = parser.parse_args(["executions", "--stack", "tagwarden-dev", "--status", "FAILED"])
+    >>> args = parser.parse_args(["executions", "--stack", "dev", "--status", "FAILED"])
     >>> args.stack, args.status, args.limit
-    ('tagwarden-dev', ['FAILED'], 20)
+    ('dev', ['FAILED'], 20)
     """
     common = _deployment_options()
 
@@ -760,10 +745,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="an execution's history as a timeline: state, duration, retries, error and cause",
     )
     history.add_argument("execution", metavar="EXECUTION", nargs="?", help="execution name or ARN")
-    history.add_argument(
-        "--file",
-        metavar="HISTORY_JSON",
-        help="read the events from a file instead (history.json of a local run)",
+    from workflow.cli_local_ops import add_history_file_argument
+
+    add_history_file_argument(
+        history, "read the events from a file instead (history.json of a local run)", old_name="--file"
     )
     history.add_argument("--json", action="store_true", help="print the timeline as a JSON list")
     history.set_defaults(func=_command(cmd_history))

@@ -63,6 +63,26 @@ def _violation(code: str, key: str, message: str, value: str | None = None) -> d
     return violation
 
 
+def _squeezed(key: str) -> str:
+    return "".join(key.split()).casefold()
+
+
+def _near_miss(rule_key: str, tags: dict[str, str]) -> str:
+    """A hint for a missing key: the tags whose key differs from it only by whitespace (and case),
+    such as ``"Environment "``, which AWS, cost allocation and this policy treat as another key.
+
+    >>> _near_miss("Environment", {"Environment ": "prod", "Owner": "ana"})
+    "; tag 'Environment ' differs from it only by whitespace: rename it"
+    """
+    wanted = _squeezed(rule_key)
+    near = sorted(k for k in tags if k != rule_key and _squeezed(k) == wanted)
+    if not near:
+        return ""
+    names = ", ".join(repr(k) for k in near[:3])
+    case = "" if all("".join(k.split()) == "".join(rule_key.split()) for k in near) else " and case"
+    return f"; tag {names} differs from it only by whitespace{case}: rename it"
+
+
 def _check_rule(
     rule: CompiledRule,
     tags: dict[str, str],
@@ -85,7 +105,13 @@ def _check_rule(
     if value is None:
         if not variants:
             if rule.required:
-                out.append(_violation("missing", rule.key, f"required tag {rule.key!r} is missing"))
+                out.append(
+                    _violation(
+                        "missing",
+                        rule.key,
+                        f"required tag {rule.key!r} is missing{_near_miss(rule.key, tags)}",
+                    )
+                )
             return
         value = tags[variants[0]]
     found_before = len(out)

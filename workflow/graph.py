@@ -2063,6 +2063,10 @@ def fetch_execution(client: Any, arn: str) -> tuple[dict[str, Any], list[dict[st
     """The definition (DescribeStateMachineForExecution) and the whole history
     (GetExecutionHistory, every page) of one execution, from a boto3 ``stepfunctions`` client.
 
+    An execution that does not exist or a malformed ARN is :class:`InvalidInput`; any other AWS
+    error (no credentials, access denied, throttling) is raised as botocore raised it, for the
+    caller's one-line AWS error handling (:func:`workflow.operate.aws_errors`).
+
     Example::
 
         client = boto3.client("stepfunctions", region_name=execution_region(arn))
@@ -2070,7 +2074,7 @@ def fetch_execution(client: Any, arn: str) -> tuple[dict[str, Any], list[dict[st
         page = to_html(graph_model(definition, history))
     """
     execution_region(arn)
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import ClientError
 
     try:
         described = client.describe_state_machine_for_execution(executionArn=arn)
@@ -2086,9 +2090,7 @@ def fetch_execution(client: Any, arn: str) -> tuple[dict[str, Any], list[dict[st
             raise InvalidInput([Problem("--execution", f"no such execution: {arn} ({code})")]) from err
         if code == "InvalidArn":
             raise InvalidInput([Problem("--execution", f"{code}: {message}")]) from err
-        raise TagwardenError(f"cannot read execution {arn}: {code}: {message}") from err
-    except BotoCoreError as err:
-        raise TagwardenError(f"cannot read execution {arn}: {err}") from err
+        raise
     try:
         definition = json.loads(described["definition"])
     except (KeyError, TypeError, ValueError) as err:
@@ -2103,17 +2105,17 @@ def read_history_file(path: str | Path) -> list[dict[str, Any]]:
     >>> read_history_file("/nonexistent/history.json")
     Traceback (most recent call last):
     ...
-    workflow.errors.InvalidInput: --history: /nonexistent/history.json: no such file
+    workflow.errors.InvalidInput: --history-file: /nonexistent/history.json: no such file
     """
     file = Path(path)
     try:
         document = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InvalidInput([Problem("--history", f"{file}: no such file")]) from None
+        raise InvalidInput([Problem("--history-file", f"{file}: no such file")]) from None
     except (OSError, UnicodeDecodeError) as err:
-        raise InvalidInput([Problem("--history", f"{file}: cannot read: {err}")]) from None
+        raise InvalidInput([Problem("--history-file", f"{file}: cannot read: {err}")]) from None
     except ValueError as err:
-        raise InvalidInput([Problem("--history", f"{file}: not JSON: {err}")]) from None
+        raise InvalidInput([Problem("--history-file", f"{file}: not JSON: {err}")]) from None
     if isinstance(document, dict) and isinstance(document.get("events"), list):
         document = document["events"]
     if not isinstance(document, list) or not all(
@@ -2123,7 +2125,8 @@ def read_history_file(path: str | Path) -> list[dict[str, Any]]:
         raise InvalidInput(
             [
                 Problem(
-                    "--history", f"{file}: not an execution history (a JSON list of events with id and type)"
+                    "--history-file",
+                    f"{file}: not an execution history (a JSON list of events with id and type)",
                 )
             ]
         )

@@ -35,7 +35,6 @@ RUN_TIMEOUT_SECONDS = 7200
 # and drift skip folders whose name starts with a dot.
 STAGING_PREFIX: Final = ".tagwarden-partial-"
 _EXECUTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")
 
 
 def _fleet(paths: list[str]) -> tuple[list[FleetInstance], int]:
@@ -56,13 +55,9 @@ def _fleet(paths: list[str]) -> tuple[list[FleetInstance], int]:
 
 
 def _regions(text: str | None) -> list[str] | None:
-    if not text:
-        return None
-    regions = [r.strip() for r in text.split(",") if r.strip()]
-    bad = [r for r in regions if not _REGION.match(r)]
-    if bad or not regions:
-        raise InvalidInput([Problem("--regions", f"not a region list like us-east-1,eu-west-1: {text!r}")])
-    return list(dict.fromkeys(regions))
+    from workflow.cli_options import parse_regions
+
+    return parse_regions(text) if text else None
 
 
 def _run_id(name: str | None) -> str:
@@ -210,6 +205,10 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
         for rule, count in list(summary["by_rule"].items())[:10]:
             rules.add_row(rule, str(count))
         console.print(rules)
+        if len(summary["by_rule"]) > 10:
+            more = len(summary["by_rule"]) - 10
+            hint = f"tagwarden report --local {run_dir.parent} --run {summary['run_id']}"
+            console.print(f"+{more} more ({hint})", markup=False, soft_wrap=True)
     console.print(_counts_table("region", summary["by_region"]))
     if len(summary.get("by_account", {})) > 1:
         console.print(_counts_table("account", summary["by_account"]))

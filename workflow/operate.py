@@ -36,6 +36,7 @@ from botocore.exceptions import (
     UnauthorizedSSOTokenError,
 )
 
+from workflow.cli_options import parse_regions
 from workflow.errors import InvalidInput, Problem, TagwardenError
 from workflow.iteration_names import item_name, own_account
 from workflow.notifications import console_url as _notification_console_url
@@ -49,7 +50,6 @@ REDRIVABLE_DAYS: Final = 14
 _RUN_ID: Final = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 # What Step Functions refuses in a name: whitespace, brackets, wildcards, special and control characters.
 _FORBIDDEN_IN_NAME: Final = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]")
-_REGION: Final = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")
 _POLICY_URI: Final = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+$")
 _RESTART_SUFFIX: Final = re.compile(r"^(?P<base>.+)-restart(?P<n>\d+)$")
 
@@ -357,15 +357,10 @@ def build_execution_input(
         else:
             problems.append(Problem("--policy-uri", f"not an s3://BUCKET/KEY URI: {policy_uri!r}"))
     if regions is not None:
-        items = regions.split(",") if isinstance(regions, str) else list(regions)
-        wanted = list(dict.fromkeys(r.strip() for r in items if r.strip()))
-        bad = [r for r in wanted if not _REGION.match(r)]
-        if bad or not wanted or len(wanted) > 50:
-            problems.append(
-                Problem("--regions", f"not a list of 1 to 50 regions like us-east-1,eu-west-1: {regions!r}")
-            )
-        else:
-            document["regions"] = wanted
+        try:
+            document["regions"] = parse_regions(regions if isinstance(regions, str) else ",".join(regions))
+        except InvalidInput as err:
+            problems.extend(err.problems)
     if notify is not None:
         if notify in NOTIFY_MODES:
             document["notify"] = notify

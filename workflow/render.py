@@ -498,6 +498,12 @@ def _e(value: Any) -> str:
 
 
 def _bdi(value: Any) -> str:
+    """A value from the data, isolated for bidirectional text; its whitespace stays as it is
+    (``" alice@corp.com "`` and the key ``"Environment "`` are not what they look like once HTML
+    collapses them), and an edge space is outlined so the eye catches it."""
+    text = _cell_text(value)
+    if text != text.strip():
+        return f'<bdi class="ws" title="leading or trailing whitespace">{_e(value)}</bdi>'
     return f"<bdi>{_e(value)}</bdi>"
 
 
@@ -530,6 +536,8 @@ ul.violations { margin: 0; padding-left: 16px; }
          display: inline-block; }
 .small { color: #64748b; font-size: 12px; }
 code { font-size: 12px; }
+bdi { white-space: pre-wrap; }
+bdi.ws { outline: 1px dashed #b45309; background: #fffbeb; }
 """
 
 

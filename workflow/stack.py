@@ -1,7 +1,8 @@
 """The parts of a deployed Tagwarden stack, found through its CloudFormation outputs.
 
 The CDK stack publishes stable output keys (``StateMachineArn``, ``ReportBucketName``,
-``DeadLetterQueueUrl``, ...). :func:`resolve` reads them once; a flag given on the command line
+``DeadLetterQueueUrl``, ...). ``--stack`` takes the stack's name (``Tagwarden-prod``) or its
+environment (``prod``). :func:`resolve` reads them once; a flag given on the command line
 (``--state-machine-arn``, ``--bucket``, ``--queue-url``) wins over the stack's value, and works
 without any stack at all.
 """
@@ -142,28 +143,80 @@ def _check_override(output_key: str, value: str) -> Problem | None:
     return Problem(flag, f"not {check[1]}: {value!r}")
 
 
+#: Every central stack is ``Tagwarden-<environment>`` (cdk/tagwarden_cdk/settings.py).
+STACK_PREFIX: Final = "Tagwarden-"
+_LIVE_STATUSES: Final = (
+    "CREATE_COMPLETE",
+    "UPDATE_COMPLETE",
+    "UPDATE_ROLLBACK_COMPLETE",
+    "IMPORT_COMPLETE",
+    "CREATE_IN_PROGRESS",
+    "UPDATE_IN_PROGRESS",
+    "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+    "ROLLBACK_COMPLETE",
+)
+
+
+def _not_found(err: Exception) -> bool:
+    error = getattr(err, "response", {}).get("Error", {})
+    return error.get("Code") == "ValidationError" and "does not exist" in str(error.get("Message", ""))
+
+
+def tagwarden_stacks(cloudformation: Any) -> list[str]:
+    """The names of the live stacks in the client's region that start with ``Tagwarden-``; empty
+    when ListStacks is not allowed (the list only helps an error message)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    names: list[str] = []
+    try:
+        for page in cloudformation.get_paginator("list_stacks").paginate(
+            StackStatusFilter=list(_LIVE_STATUSES)
+        ):
+            names.extend(
+                str(summary["StackName"])
+                for summary in page.get("StackSummaries", [])
+                if str(summary.get("StackName", "")).startswith(STACK_PREFIX)
+            )
+    except (BotoCoreError, ClientError):
+        return []
+    return sorted(set(names))
+
+
+def stack_name_candidates(name: str) -> list[str]:
+    """The stack names ``--stack`` may mean: the name itself, then, for an environment name, the
+    central stack of that environment.
+
+    >>> stack_name_candidates("prod"), stack_name_candidates("Tagwarden-prod")
+    (['prod', 'Tagwarden-prod'], ['Tagwarden-prod'])
+    """
+    return [name] if name.startswith(STACK_PREFIX) else [name, f"{STACK_PREFIX}{name}"]
+
+
 def _describe_stack(cloudformation: Any, stack_name: str) -> dict[str, Any]:
     from botocore.exceptions import ClientError
 
-    try:
-        stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
-    except ClientError as err:
-        error = err.response.get("Error", {})
-        if error.get("Code") == "ValidationError" and "does not exist" in str(error.get("Message", "")):
-            region = getattr(getattr(cloudformation, "meta", None), "region_name", None) or "this region"
-            raise InvalidInput(
-                [
-                    Problem(
-                        "tagwarden",
-                        f"stack {stack_name!r} does not exist in {region} (check --stack and --region)",
-                    )
-                ]
-            ) from None
-        raise
+    stacks: list[dict[str, Any]] = []
+    for candidate in stack_name_candidates(stack_name):
+        try:
+            stacks = cloudformation.describe_stacks(StackName=candidate)["Stacks"]
+        except ClientError as err:
+            if not _not_found(err):
+                raise
+            continue
+        if stacks:
+            break
     if not stacks:
-        raise InvalidInput(
-            [Problem("tagwarden", f"stack {stack_name!r} not found (check --stack and --region)")]
-        )
+        region = getattr(getattr(cloudformation, "meta", None), "region_name", None) or "this region"
+        tried = " or ".join(repr(c) for c in stack_name_candidates(stack_name))
+        found = tagwarden_stacks(cloudformation)
+        close = [n for n in found if n.lower() in {c.lower() for c in stack_name_candidates(stack_name)}]
+        if close:
+            hint = f"did you mean --stack {close[0]}? (stack names are case-sensitive)"
+        elif found:
+            hint = f"Tagwarden stacks in {region}: {', '.join(found)} (check --stack and --region)"
+        else:
+            hint = f"no stack named {STACK_PREFIX}* in {region} (check --region)"
+        raise InvalidInput([Problem("tagwarden", f"no stack {tried} in {region}; {hint}")])
     stack: dict[str, Any] = stacks[0]
     return stack
 
@@ -206,6 +259,7 @@ def resolve(
             key = output.get("OutputKey")
             if key in OUTPUT_FIELDS and output.get("OutputValue"):
                 values[OUTPUT_FIELDS[key]] = str(output["OutputValue"])
+        stack_name = str(stack.get("StackName") or stack_name)
     for key, value in given.items():
         values[OUTPUT_FIELDS[key]] = value
     resources = StackResources(stack_name=stack_name or None, stack_status=status, **values)

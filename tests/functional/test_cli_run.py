@@ -84,7 +84,7 @@ def test_fail_on_violations_exits_1_and_drift_spans_local_runs(
     ("args", "message"),
     [
         (["--fleet", "missing.json"], "missing.json: $: cannot read file: No such file or directory"),
-        (["--regions", "mars-north-1x"], "--regions: not a region list like us-east-1,eu-west-1"),
+        (["--regions", "us-east-1,mars-north-1x"], "--regions: 'mars-north-1x' is not an AWS region name"),
         (["--name", "has space"], "--name: 1 to 80 letters, digits"),
     ],
 )

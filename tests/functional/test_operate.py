@@ -355,7 +355,31 @@ def test_an_unknown_stack_is_one_line(
 ) -> None:
     assert tagwarden("executions", "--stack", "no-such-stack") == 2
     assert only_line(capsys.readouterr().err) == (
-        "tagwarden: stack 'no-such-stack' does not exist in us-east-1 (check --stack and --region)"
+        "tagwarden: no stack 'no-such-stack' or 'Tagwarden-no-such-stack' in us-east-1; "
+        "no stack named Tagwarden-* in us-east-1 (check --region)"
+    )
+
+
+def test_stack_takes_the_environment_name_and_an_unknown_one_lists_the_tagwarden_stacks(
+    aws: Deployment, tagwarden: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    outputs = {"StateMachineArn": MACHINE_ARN, "ReportBucketName": "tagwarden-reports-test"}
+    for name in ("Tagwarden-prod", "Tagwarden-dev"):
+        aws.cfn.create_stack(StackName=name, TemplateBody=aws.template(f"{name}-queue", outputs))
+    # "prod" is the environment: the stack Tagwarden-prod, as README's examples say.
+    assert tagwarden("executions", "--stack", "prod", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert tagwarden("executions", "--stack", "Tagwarden-prod", "--json") == 0
+    capsys.readouterr()
+    assert tagwarden("executions", "--stack", "staging") == 2
+    assert only_line(capsys.readouterr().err) == (
+        "tagwarden: no stack 'staging' or 'Tagwarden-staging' in us-east-1; Tagwarden stacks in us-east-1: "
+        "Tagwarden-dev, Tagwarden-prod (check --stack and --region)"
+    )
+    # The old README spelling: names are case-sensitive, so say which one was meant.
+    assert tagwarden("executions", "--stack", "tagwarden-prod") == 2
+    assert only_line(capsys.readouterr().err).endswith(
+        "did you mean --stack Tagwarden-prod? (stack names are case-sensitive)"
     )
 
 
@@ -684,12 +708,15 @@ def test_history_reads_the_history_json_of_a_local_run(
     ]
     path = tmp_path / "history.json"
     path.write_text(json.dumps(events))
-    assert tagwarden("history", "--file", str(path), "--json") == 0
+    assert tagwarden("history", "--history-file", str(path), "--json") == 0
     [row] = json.loads(capsys.readouterr().out)
     assert (row["state"], row["duration_seconds"], row["outcome"]) == ("A", 1.5, "succeeded")
+    # The old spelling still works; both commands read a saved history with one reader.
+    assert tagwarden("history", "--file", str(path), "--json") == 0
+    capsys.readouterr()
     path.write_text("[1, 2]")
-    assert tagwarden("history", "--file", str(path)) == 2
-    assert only_line(capsys.readouterr().err).startswith(f"--file: {path} is not an execution history")
+    assert tagwarden("history", "--history-file", str(path)) == 2
+    assert only_line(capsys.readouterr().err).startswith(f"--history-file: {path}: not an execution history")
 
 
 # -- credentials and region --------------------------------------------------------------------------

@@ -486,9 +486,10 @@ def test_graph_cli_reads_a_history_file_and_infers_the_format_from_the_out_suffi
         (".html", "<!DOCTYPE html>"),
         (".dot", "digraph tagwarden {"),
         (".mmd", "flowchart TD"),
+        (".svg", "<svg"),
     ):
         out = tmp_path / f"graph{suffix}"
-        assert tagwarden(["graph", "--history", str(path), "--out", str(out)]) == 0
+        assert tagwarden(["graph", "--history-file", str(path), "--out", str(out)]) == 0
         assert out.read_text(encoding="utf-8").startswith(marker)
 
 
@@ -506,9 +507,9 @@ def test_a_malformed_history_file_is_one_line_and_exit_2(
 ) -> None:
     path = tmp_path / "history.json"
     path.write_text(content)
-    assert tagwarden(["graph", "--history", str(path)]) == 2
+    assert tagwarden(["graph", "--history-file", str(path)]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith(f"--history: {path}: {message}")
+    assert line.startswith(f"--history-file: {path}: {message}")
 
 
 def test_write_run_graph_puts_graph_html_in_the_run_folder(tmp_path: Path) -> None:
