@@ -52,3 +52,46 @@ def test_progress_lines_name_each_iteration_by_account_and_region_with_its_durat
         line.split()[1:4] == ["Target", "not", "scanned"] and "999999999999/us-east-1" in line
         for line in lines
     )
+
+
+def test_violations_by_rule_says_how_many_rows_it_left_out_and_where_to_see_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = [f"Key{i:02d}" for i in range(12)]
+    policy = tmp_path / "twelve.json"
+    policy.write_text(json.dumps({"version": 1, "name": "twelve", "rules": [{"key": k} for k in keys]}))
+    status = main(
+        ["run", "--fleet", str(FIXTURE), "--policy", str(policy), "--out", str(tmp_path), "--name", "r"]
+    )
+    out = capsys.readouterr().out
+    assert status == 0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert len(summary["by_rule"]) == 12
+    shown = [key for key in keys if f"{key}:missing" in out]
+    assert len(shown) == 10
+    assert f"+2 more (tagwarden report --local {tmp_path} --run r)" in " ".join(out.split())
+
+
+def test_several_region_dumps_make_one_run_as_readmes_describe_regions_loop_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README's loop writes one describe-instances dump per region; one run takes them all."""
+    document = json.loads(FIXTURE.read_text())
+    dumps = []
+    for region in ("us-east-1", "eu-west-1"):
+        reservations = [
+            {
+                **r,
+                "Instances": [
+                    i for i in r["Instances"] if i["Placement"]["AvailabilityZone"].startswith(region)
+                ],
+            }
+            for r in document["Reservations"]
+        ]
+        dump = tmp_path / f"dump-{region}.json"
+        dump.write_text(json.dumps({"Reservations": [r for r in reservations if r["Instances"]]}))
+        dumps += ["--fleet", str(dump)]
+    assert main(["run", *dumps, "--out", str(tmp_path), "--json", "--name", "all"]) == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["total"] == 3
+    summary = json.loads((tmp_path / "all" / "summary.json").read_text())
+    assert set(summary["by_region"]) == {"us-east-1", "eu-west-1"}
