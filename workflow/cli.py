@@ -24,7 +24,6 @@ from workflow.errors import InvalidInput, TagwardenError
 from workflow.verdict import EXIT_BAD_INPUT, EXIT_OK
 from workflow.verdict import EXIT_FAILED as EXIT_EXECUTION_FAILED
 
-
 _INVALID_CHOICE = re.compile(r"invalid choice: '(?P<given>[^']*)' \(choose from (?P<choices>.*)\)")
 
 
@@ -206,6 +205,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extras = parser.parse_known_args(argv)
     if extras:
         _command_parser(parser, args).error(_unknown_arguments(parser, args, extras))
+    interrupt_handler = signal.getsignal(signal.SIGINT)
+    try:
+        return _run(args)
+    finally:
+        if interrupt_handler is not None:
+            signal.signal(signal.SIGINT, interrupt_handler)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         status: int = args.func(args)
     except InvalidInput as err:

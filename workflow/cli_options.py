@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
+import threading
 from typing import Final
 
 from workflow.errors import InvalidInput, Problem
@@ -56,3 +58,11 @@ def add_scope_arguments(parser: argparse.ArgumentParser, *, organization_help: s
     parser.add_argument(
         "--exclude-accounts", metavar="IDS", help="with --organization: comma-separated accounts"
     )
+
+
+def results_kept() -> None:
+    """Say that the command's results are on disk: a Ctrl-C from now on (while the summary prints)
+    must not turn a complete run into a failure, so it is ignored until :func:`workflow.cli.main`
+    returns (and restores the handler it found)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from workflow.cli_options import results_kept
 from workflow.errors import InvalidInput, Problem
 from workflow.fleet import FleetInstance, demo_fleet, iter_fleet_document, load_fleet_file
 from workflow.policy import compile_policy, load_policy_document, read_policy_file
@@ -345,6 +346,7 @@ def run_locally(args: argparse.Namespace) -> int:
         run_dir = _write_run_folder(folder, result)
     finally:
         folder.discard()
+    results_kept()  # the run folder is whole: Ctrl-C while the summary prints is not a failure
     findings_path = run_dir / "findings.jsonl"
     summary = result.summary
     status = exit_status(result.status, result.error, summary, fail_on_violations=args.fail_on_violations)

@@ -33,7 +33,7 @@ def partial_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[st
         )
     finally:
         capture.undo()
-    assert status == 0, err.getvalue()
+    assert status == 4, err.getvalue()  # a partial scan (workflow.verdict)
     return folder / "p", err.getvalue().splitlines()
 
 
@@ -95,3 +95,26 @@ def test_several_region_dumps_make_one_run_as_readmes_describe_regions_loop_does
     assert json.loads(capsys.readouterr().out)["summary"]["total"] == 3
     summary = json.loads((tmp_path / "all" / "summary.json").read_text())
     assert set(summary["by_region"]) == {"us-east-1", "eu-west-1"}
+
+
+def test_ctrl_c_while_the_summary_prints_keeps_the_runs_exit_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import signal
+
+    from workflow import local_run
+
+    printed = local_run._print_summary
+
+    def interrupted(summary: dict[str, object], run_dir: Path) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C once the folder is written
+        printed(summary, run_dir)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(local_run, "_print_summary", interrupted)
+    before = signal.getsignal(signal.SIGINT)
+    status = main(["run", "--fleet", str(FIXTURE), "--out", str(tmp_path), "--name", "r"])
+    assert status == 0, capsys.readouterr().err
+    assert "Report folder" in capsys.readouterr().out
+    assert (tmp_path / "r" / "summary.json").exists()
+    assert signal.getsignal(signal.SIGINT) is before  # main gave the handler back
