@@ -383,7 +383,7 @@ def register(subparsers: Any) -> None:
     which.add_argument("--run", metavar="RUN_ID", help="the run to report")
     which.add_argument("--latest", action="store_true", help="the newest run (the default)")
     report.add_argument("--format", choices=["table", "csv", "json", "html"], default="table")
-    report.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    report.add_argument("--out", metavar="FILE", help="write to FILE (default: standard output)")
     report.add_argument(
         "--trend",
         type=_runs_count,

@@ -1247,7 +1247,7 @@ def _tooltip(node: Node) -> str:
 # -- layered layout for the SVG --------------------------------------------------------------------
 #
 # Hand-written, on purpose. Graphviz ``dot`` lays out better but is a system package, not a wheel:
-# the page must draw on a clean clone and in the Lambda-less CI, so a pure-Python layout would stay
+# the page must draw on a clean clone and in CI, so a pure-Python layout would stay
 # as the fallback and the code would grow, with output that changes with the installed Graphviz
 # (``to_dot`` is there for anyone who wants it: ``tagwarden graph --format dot | dot -Tsvg``).
 # grandalf (PyPI, pure Python Sugiyama, 0.8 of 2023) was measured on this definition: it would
