@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from workflow.errors import InvalidInput, Problem, TagwardenError
-from workflow.iteration_names import item_name, own_account
+from workflow.iteration_names import item_name, own_account, target_error
 
 __all__ = [
     "OUTCOMES",
@@ -712,17 +712,7 @@ def _text(value: Any) -> str:
 
 
 def _target_error(details: Mapping[str, Any]) -> str | None:
-    """The reason a state's output gives for a target it could not scan (``{"target_error": ...}``
-    at the top of its output, as "Target not scanned" writes it), else None."""
-    output = details.get("output")
-    if not isinstance(output, str) or '"target_error"' not in output:
-        return None
-    try:
-        document = json.loads(output)
-    except ValueError:
-        return None
-    reason = document.get("target_error") if isinstance(document, Mapping) else None
-    return _text(reason) if reason else None
+    return target_error(details.get("output"))
 
 
 def _state_types(definition: Mapping[str, Any]) -> dict[str, str]:

@@ -16,10 +16,11 @@ from typing import Any, Final
 
 from workflow.layout import SELF_ACCOUNT
 
-__all__ = ["item_name", "own_account"]
+__all__ = ["item_name", "own_account", "target_error"]
 
 _ARN_ACCOUNT: Final = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12}):")
 _MAX_NAME: Final = 80
+_MAX_REASON: Final = 2000
 
 
 def _document(state_input: Any) -> Any:
@@ -31,10 +32,10 @@ def _document(state_input: Any) -> Any:
     return state_input
 
 
-def _clean(value: Any) -> str:
-    """One short line: the names come from the execution input, which a caller chose."""
+def _clean(value: Any, limit: int = _MAX_NAME) -> str:
+    """One line of printable text: names and reasons come from the execution, which a caller fed."""
     text = "".join(c for c in str(value) if c.isprintable())
-    return text[:_MAX_NAME]
+    return text[:limit]
 
 
 def item_name(state_input: Any, account: str | None = None) -> str | None:
@@ -78,3 +79,17 @@ def own_account(events: Iterable[Mapping[str, Any]]) -> str | None:
         match = _ARN_ACCOUNT.match(role) if isinstance(role, str) else None
         return match.group(1) if match else None
     return None
+
+
+def target_error(output: Any) -> str | None:
+    """Why a target was not scanned, when a state's output (JSON text) says so at its top level
+    (``{"target_error": "..."}``, as the "Target not scanned" state writes it); else None.
+
+    >>> target_error('{"target_error": "AccessDenied: sts:AssumeRole"}'), target_error('{"n": 1}')
+    ('AccessDenied: sts:AssumeRole', None)
+    """
+    if not isinstance(output, str) or '"target_error"' not in output:
+        return None
+    document = _document(output)
+    reason = document.get("target_error") if isinstance(document, Mapping) else None
+    return _clean(reason, _MAX_REASON) if reason else None

@@ -9,7 +9,7 @@ from typing import IO, Any
 
 from rich.console import Console
 
-from workflow.iteration_names import item_name, own_account
+from workflow.iteration_names import item_name, own_account, target_error
 
 _ENTERED = "StateEntered"
 _EXITED = "StateExited"
@@ -71,7 +71,7 @@ class ExecutionProgress:
 
     def _print(self, line: str) -> None:
         assert self._console is not None
-        self._console.print(line, markup=False)
+        self._console.print(line, markup=False, soft_wrap=True)  # one event, one line
 
     def close(self) -> None:
         if self._status is not None:
@@ -124,7 +124,11 @@ class ExecutionProgress:
                 if entry is not None and isinstance(stamp, datetime) and entry.started
                 else ""
             )
-            self._sink(f"  ok      {name}{item}{took}")
+            reason = target_error((event.get("stateExitedEventDetails") or {}).get("output"))
+            if reason:  # anything not scanned is loud
+                self._sink(f"  NOT SCANNED  {name}{item}{took}: {reason[:300]}")
+            else:
+                self._sink(f"  ok      {name}{item}{took}")
         elif kind in {"TaskFailed", "LambdaFunctionFailed", "TaskTimedOut", "LambdaFunctionTimedOut"}:
             details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
             entry = self._entries.get(self._entry_of.get(event_id, -1))
