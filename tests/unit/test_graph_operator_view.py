@@ -183,3 +183,18 @@ def test_edge_labels_are_placed_clear_of_each_other_and_of_every_state(name: str
             assert not any(graph._overlaps(label, box) for box in boxes), label
         count += len(labels)
     assert count >= 5
+
+
+def test_the_path_runs_straight_down_from_the_start() -> None:
+    """Without an execution the spine is the Next/Default chain from the start; its first states
+    share one column instead of drifting sideways after each branch."""
+    model = graph_model(local_definition(), None)
+    owned: dict[str, list[graph.Cluster]] = {}
+    for cluster in model.clusters:
+        owned.setdefault(cluster.owner, []).append(cluster)
+    layout = graph._layout_scope(model, "", owned)
+    names = ["Validate input", "Input valid?", "Many targets?", "Scan regions"]
+    centres = [layout.boxes[model.by_name(name).id].x for name in names]
+    start = next(n.id for n in model.nodes.values() if n.kind == "start" and not n.scope)
+    assert max(centres) - min(centres) < 1.0, centres
+    assert abs(layout.boxes[start].x - centres[0]) < 1.0
