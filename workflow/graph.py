@@ -503,6 +503,7 @@ class _History:
         self.choices: list[tuple[str, str, Any]] = []
         self.execution: ExecutionSummary | None = None
         self.iterations: dict[int, Iteration] = {}
+        self._iteration_entries: dict[int, list[_Entry]] = {}
         self.account = own_account(self.events)
         self._nearest: dict[int, int | None] = {}
         self._read()
@@ -581,7 +582,7 @@ class _History:
                     source = str(previous["stateExitedEventDetails"].get("name", ""))
                     source_entry = self._entered_named(int(previous["id"]), source)
                     if source_entry is not None:
-                        entry.iteration = self.entries[source_entry].iteration
+                        self._join_iteration(entry, self.entries[source_entry].iteration)
                     caught = bool(source_entry is not None and self.entries[source_entry].last_failed)
                     self.transitions.add((source, name, caught))
                     if source_entry is not None and self.types.get(source) == "Choice":
@@ -592,7 +593,7 @@ class _History:
                     self.transitions.add((container, name, False))
                     iteration = self.iterations.get(int(previous["id"]))
                     if iteration is not None:
-                        entry.iteration = int(previous["id"])
+                        self._join_iteration(entry, int(previous["id"]))
                         found = item_name(event["stateEnteredEventDetails"].get("input"), self.account)
                         iteration.item = found or iteration.item
                 elif previous is None:
@@ -653,6 +654,11 @@ class _History:
             if iteration.outcome == "running" and finished:
                 iteration.outcome = "aborted"
 
+    def _join_iteration(self, entry: _Entry, iteration: int | None) -> None:
+        entry.iteration = iteration
+        if iteration is not None:
+            self._iteration_entries.setdefault(iteration, []).append(entry)
+
     def _end_iteration(
         self, event_id: int, kind: str, stamp: datetime | None, details: Mapping[str, Any]
     ) -> None:
@@ -670,11 +676,11 @@ class _History:
                 ),
                 None,
             )
-        iteration = self.iterations.get(key) if key is not None else None
-        if iteration is None:
+        if key is None or key not in self.iterations:
             return
+        iteration = self.iterations[key]
         iteration.ended = stamp
-        entries = [e for e in self.entries.values() if e.iteration == key]
+        entries = self._iteration_entries.get(key, [])
         iteration.states = list(dict.fromkeys(e.name for e in entries))
         not_scanned = next((e.target_error for e in entries if e.target_error), None)
         if kind.endswith("IterationSucceeded"):
