@@ -38,7 +38,7 @@ from botocore.exceptions import (
 
 from workflow.cli_options import parse_regions
 from workflow.errors import InvalidInput, Problem, TagwardenError
-from workflow.iteration_names import item_name, own_account
+from workflow.iteration_names import item_name, own_account, target_error
 from workflow.notifications import console_url as _notification_console_url
 
 STATUSES: Final = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
@@ -843,7 +843,8 @@ class TimelineRow:
     ``iteration`` names the Map iteration a state ran in (``Scan regions[2]``; nested ones joined
     with `` / ``); ``item`` says what that iteration worked on, ``123456789012/eu-west-1`` (see
     :mod:`workflow.iteration_names`), or repeats ``iteration`` when its input names no target.
-    ``outcome`` is ``succeeded``, ``caught`` (failed, and a ``Catch`` moved on), ``failed``,
+    ``outcome`` is ``succeeded``, ``not scanned`` (the state said its target could not be scanned;
+    ``cause`` says why), ``caught`` (failed, and a ``Catch`` moved on), ``failed``,
     ``aborted``, ``timed out``, ``running`` or, for the marker row of a redrive, ``redriven``.
     ``error`` and ``cause`` are the last failure seen in the state, even one a retry got past;
     ``attempt_errors`` lists the error of every failed attempt.
@@ -1007,7 +1008,12 @@ def timeline(events: Iterable[Mapping[str, Any]]) -> list[TimelineRow]:
             candidates = [r for r in reversed(open_rows) if r.state == name]
             match = next((r for r in candidates if r.context == ctx), candidates[0] if candidates else None)
             if match is not None:
-                close(match, stamp, "caught" if match.last_failed else "succeeded")
+                reason = target_error(details.get("output"))
+                if reason:  # the run went on, but this target is a hole in the verdict
+                    match.cause = reason
+                    close(match, stamp, "not scanned")
+                else:
+                    close(match, stamp, "caught" if match.last_failed else "succeeded")
                 ctx = match.context
             context[event_id], owner[event_id] = ctx, None
         elif kind == "MapIterationStarted":

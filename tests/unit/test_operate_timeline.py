@@ -237,3 +237,25 @@ def test_timeline_rows_as_json_carry_every_column_of_the_table() -> None:
         "error": "Throttled",
         "cause": "RequestLimitExceeded",
     }
+
+
+def test_a_target_not_scanned_is_its_own_outcome_with_the_reason_and_its_item() -> None:
+    h = History()
+    h.add("ExecutionStarted", 0, roleArn="arn:aws:iam::123456789012:role/states")
+    entered = h.add("MapStateEntered", 0, name="Scan regions")
+    started = h.add("MapStateStarted", 0, after=entered, length=1)
+    it = h.add("MapIterationStarted", 0, after=started, name="Scan regions", index=0)
+    target = '{"target": {"account_id": "999999999999", "region": "us-east-1"}}'
+    h.add("TaskStateEntered", 0, after=it, name="List EC2 instances", input=target)
+    h.add("TaskStateExited", 1, name="List EC2 instances", output="{}")
+    h.add("PassStateEntered", 1, name="Target not scanned")
+    h.add(
+        "PassStateExited",
+        1,
+        name="Target not scanned",
+        output='{"target_error": "AccessDenied: sts:AssumeRole"}',
+    )
+    rows = by_label(timeline(h.events))
+    unscanned = rows["Target not scanned  999999999999/us-east-1"]
+    assert (unscanned.outcome, unscanned.cause) == ("not scanned", "AccessDenied: sts:AssumeRole")
+    assert rows["List EC2 instances  999999999999/us-east-1"].outcome == "succeeded"
