@@ -182,9 +182,9 @@ class WorkflowFunctions(Construct):
                 ),
             ],
             LIST: [
-                # DescribeInstances and DescribeRegions support no resource-level permissions.
-                _allow(["ec2:DescribeInstances", "ec2:DescribeRegions"], ["*"], "DescribeInstances"),
-                _allow(["s3:GetObject"], [objects(layout.STAGING_PREFIX)], "ReadStaging"),
+                # DescribeInstances supports no resource-level permissions. The step only writes to
+                # S3 (the IAM check found no read), and never calls DescribeRegions.
+                _allow(["ec2:DescribeInstances"], ["*"], "DescribeInstances"),
                 _allow(["s3:PutObject"], [objects(layout.STAGING_PREFIX)], "WriteStaging"),
                 # Only the member roles of the deployment's targets (or of every account, in
                 # organization mode); the member trust adds the external id and this role's ARN.
@@ -250,7 +250,7 @@ class WorkflowFunctions(Construct):
         acknowledge(
             self.functions[LIST].role,
             "AwsSolutions-IAM5[Resource::*]",
-            "ec2:DescribeInstances and ec2:DescribeRegions support no resource-level permissions "
+            "ec2:DescribeInstances supports no resource-level permissions "
             "(the IAM service authorization reference lists no resource type for them), and X-Ray's "
             "PutTraceSegments/PutTelemetryRecords neither.",
         )

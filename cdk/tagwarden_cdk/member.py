@@ -8,7 +8,8 @@ scanning: the member role").
 
 The role, ``<member_role_name>`` (``TagwardenReadOnly``): a fixed name, so the central stack can
 compute ``arn:<partition>:iam::<member account>:role/<member_role_name>``; it may call
-``ec2:DescribeInstances`` and ``ec2:DescribeRegions`` and nothing else.
+``ec2:DescribeInstances`` and nothing else (the IAM check, ``make iam-check``, proves it is all
+the list step calls).
 
 Its trust: the central account (``arn:<partition>:iam::<central>:root``) under two conditions,
 ``aws:PrincipalArn`` equal to the central list-instances role's ARN and ``sts:ExternalId`` equal to
@@ -54,12 +55,12 @@ DEPLOY_KINDS: Final = (CENTRAL, MEMBER)
 MEMBER_STACK_NAME: Final = "TagwardenMember"
 ROLE_ARN_OUTPUT: Final = "MemberRoleArn"
 POLICY_NAME: Final = "DescribeInstances"
-MEMBER_ACTIONS: Final = ("ec2:DescribeInstances", "ec2:DescribeRegions")
+MEMBER_ACTIONS: Final = ("ec2:DescribeInstances",)
 MAX_SESSION: Final = Duration.hours(1)
 RESOURCE_STAR_REASON: Final = (
-    "ec2:DescribeInstances and ec2:DescribeRegions support no resource-level permissions (the IAM "
-    "service authorization reference lists no resource type or condition key that scopes them); "
-    "the policy allows these two read-only actions and nothing else."
+    "ec2:DescribeInstances supports no resource-level permissions (the IAM service authorization "
+    "reference lists no resource type or condition key that scopes it); the policy allows this one "
+    "read-only action and nothing else."
 )
 
 

@@ -27,7 +27,6 @@ LOG_WRITE = ["logs:CreateLogStream", "logs:PutLogEvents"]
 # Resource "*" is allowed only for APIs without resource-level permissions.
 STAR_RESOURCE_ACTIONS = {
     "ec2:DescribeInstances",
-    "ec2:DescribeRegions",
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
     "xray:GetSamplingRules",
@@ -231,8 +230,8 @@ def test_each_role_is_allowed_exactly_its_allow_list(synthesized: Synthesized) -
             (["s3:PutObject"], [objects(bucket, "staging/")]),
         ),
         "list-instances": expected(
-            (["ec2:DescribeInstances", "ec2:DescribeRegions"], ["*"]),
-            (["s3:GetObject", "s3:PutObject"], [objects(bucket, "staging/")]),
+            (["ec2:DescribeInstances"], ["*"]),
+            (["s3:PutObject"], [objects(bucket, "staging/")]),
         ),
         "evaluate-tags": expected((["s3:GetObject", "s3:PutObject"], [objects(bucket, "staging/")])),
         "persist-report": expected(

@@ -75,8 +75,8 @@ def _single_account_list_grants(synthesized: Synthesized) -> set[Any]:
     return expected(
         (["logs:CreateLogStream", "logs:PutLogEvents"], [getatt(log_group["LogGroup"]["Ref"])]),
         (["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"]),
-        (["ec2:DescribeInstances", "ec2:DescribeRegions"], ["*"]),
-        (["s3:GetObject", "s3:PutObject"], [objects(_bucket(synthesized), "staging/")]),
+        (["ec2:DescribeInstances"], ["*"]),
+        (["s3:PutObject"], [objects(_bucket(synthesized), "staging/")]),
     )
 
 

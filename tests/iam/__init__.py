@@ -1,0 +1,1 @@
+"""The IAM check: the synthesized templates' policies against the AWS calls the workflow makes."""

@@ -1,0 +1,237 @@
+"""Representative runs of the real workflow on the embedded engine, with every AWS call recorded.
+
+Each scenario names the deployment modes (templates) whose permissions it exercises: a
+single-account run is something every deployment does; an organisation-wide run needs the
+organisation template, a targets run the targets template.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from unittest import mock
+
+from tests.iam.recorder import Recorder
+from workflow import config
+from workflow.engine.local import LocalDeployment
+from workflow.errors import PermanentError
+from workflow.fleet import FleetInstance, demo_fleet, iter_fleet_document
+
+ACCOUNTS = ("111111111111", "222222222222")
+NO_ROLE_ACCOUNT = "444444444444"
+REGIONS = ("us-east-1", "eu-west-1")
+DISTRIBUTED_THRESHOLD = 3
+SINGLE, ORGANIZATION, TARGETS = "single-account", "organization", "targets"
+EVERY_MODE = (SINGLE, ORGANIZATION, TARGETS)
+
+
+@dataclass
+class Execution:
+    arn: str
+    status: str
+    scenario: str
+    history: list[dict[str, Any]]
+    input: dict[str, Any]
+
+
+@dataclass
+class Observations:
+    """What the scenarios did: the recorded calls, the Lambda invocations, the executions."""
+
+    recorder: Recorder
+    invocations: list[tuple[str, str]] = field(default_factory=list)  # (scenario, function name)
+    executions: list[Execution] = field(default_factory=list)
+    map_runs: list[tuple[str, str, int]] = field(default_factory=list)  # (scenario, map run ARN, items)
+    modes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # scenario -> template modes
+    state_machine_name: str = ""
+
+
+def fleet(accounts: tuple[str, ...] = ACCOUNTS, per_region: int = 4) -> list[FleetInstance]:
+    items = [
+        i for i in iter_fleet_document(demo_fleet(instances_per_region=per_region, seed=5)) if i.region in REGIONS
+    ]
+    return [dataclasses.replace(item, account_id=accounts[i % len(accounts)]) for i, item in enumerate(items)]
+
+
+def single_account_fleet() -> list[FleetInstance]:
+    return [i for i in iter_fleet_document(demo_fleet(instances_per_region=4, seed=5)) if i.region in REGIONS]
+
+
+@contextmanager
+def _failing(module_name: str, function: str) -> Iterator[None]:
+    """The step does its work, then fails permanently (a bug, a malformed object)."""
+    import importlib
+
+    module = importlib.import_module(module_name)
+    original = getattr(module, function)
+
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        original(*args, **kwargs)
+        raise PermanentError("injected by the IAM check's fault scenario")
+
+    with mock.patch.object(module, function, fail):
+        yield
+
+
+class Runner:
+    def __init__(self, local: LocalDeployment, observations: Observations) -> None:
+        self.local = local
+        self.observations = observations
+        observations.state_machine_name = local.state_machine_arn.rsplit(":", 1)[-1]
+
+    def run(
+        self,
+        scenario: str,
+        modes: tuple[str, ...],
+        execution_input: dict[str, Any],
+        *,
+        expect: str = "SUCCEEDED",
+        start: Callable[[], str] | None = None,
+    ) -> Execution:
+        recorder = self.observations.recorder
+        before = len(self.local.engine.invocations)
+        self.observations.modes[scenario] = modes
+        with recorder.recording(scenario):
+            arn = start() if start else self.local.start(execution_input, name=scenario)
+            description = self.local.engine.wait(arn, timeout=300)
+            history = self.local.engine.history(arn)
+            self.local.drain_notifications()
+            self.local.drain_dead_letters()
+        if description["status"] != expect:
+            raise AssertionError(f"scenario {scenario}: {description['status']} (wanted {expect}): {description.get('cause')}")
+        for invocation in self.local.engine.invocations[before:]:
+            self.observations.invocations.append((scenario, invocation.function_name))
+        sfn = self.local.engine.client("stepfunctions")
+        for run in sfn.list_map_runs(executionArn=arn).get("mapRuns", []):
+            counts = sfn.describe_map_run(mapRunArn=run["mapRunArn"])["itemCounts"]
+            self.observations.map_runs.append((scenario, run["mapRunArn"], int(counts["total"])))
+        execution = Execution(arn, description["status"], scenario, history, execution_input)
+        self.observations.executions.append(execution)
+        return execution
+
+
+def run_single_account(observations: Observations, schedule_input: dict[str, Any]) -> None:
+    """Happy path, drift (second run), notify modes, dry run, faults, Distributed Map, a scheduled run."""
+    with LocalDeployment(
+        single_account_fleet(),
+        regions=list(REGIONS),
+        retry_wait_scale=0,
+        extra_environment={config.DISTRIBUTED_MAP_THRESHOLD: str(DISTRIBUTED_THRESHOLD)},
+    ) as local:
+        runner = Runner(local, observations)
+        runner.run("first run, notify always", EVERY_MODE, {"notify": "always"})
+        runner.run(
+            "four regions (Distributed Map)", EVERY_MODE, {"regions": [*REGIONS, "us-west-2", "eu-central-1"]}
+        )
+        runner.run("second run, notify new_violations (drift)", EVERY_MODE, {"notify": "new_violations"})
+        runner.run("notify never", EVERY_MODE, {"notify": "never"})
+        runner.run("dry run", EVERY_MODE, {"dry_run": True, "regions": [REGIONS[0]]})
+        with _failing("lambdas.persist_report", "persist_report"):
+            failed = runner.run("persist fails permanently (dead letter)", EVERY_MODE, {"notify": "always"}, expect="FAILED")
+        deliver_failed_execution_event(local, observations.recorder, failed)
+        with _failing("lambdas.notify", "notify"):
+            runner.run("notify fails (dead letter)", EVERY_MODE, {"notify": "always"}, expect="FAILED")
+
+        def scheduled() -> str:
+            with observations.recorder.acting_as("scheduler"):
+                sfn = local.engine.client("stepfunctions")
+                return str(
+                    sfn.start_execution(
+                        stateMachineArn=local.state_machine_arn,
+                        name="scheduled-run",
+                        input=json.dumps(schedule_input),
+                    )["executionArn"]
+                )
+
+        runner.run("scheduled run (EventBridge Scheduler)", (SINGLE,), schedule_input, start=scheduled)
+
+
+def run_multi_account(
+    observations: Observations, targets_schedule_input: dict[str, Any], org_schedule_input: dict[str, Any]
+) -> None:
+    """Targets (one account without the role: a partial scan), organisation mode, Distributed Map."""
+    with LocalDeployment(
+        fleet(),
+        regions=list(REGIONS),
+        retry_wait_scale=0,
+        extra_environment={config.DISTRIBUTED_MAP_THRESHOLD: str(DISTRIBUTED_THRESHOLD)},
+    ) as local:
+        local.members.add_account(NO_ROLE_ACCOUNT, role=False)
+        runner = Runner(local, observations)
+        runner.observations.recorder.member_account_of = local.members.account_of
+        runner.run(
+            "targets, one account without the member role (partial scan)",
+            (TARGETS,),
+            {
+                "targets": [{"account_id": ACCOUNTS[0], "regions": [REGIONS[0]]}, {"account_id": NO_ROLE_ACCOUNT, "regions": [REGIONS[0]]}],
+                "notify": "always",
+            },
+        )
+
+        def scheduled_targets() -> str:
+            with observations.recorder.acting_as("scheduler"):
+                sfn = local.engine.client("stepfunctions")
+                return str(
+                    sfn.start_execution(
+                        stateMachineArn=local.state_machine_arn,
+                        name="scheduled-targets-run",
+                        input=json.dumps(targets_schedule_input),
+                    )["executionArn"]
+                )
+
+        runner.run("targets, scheduled (Distributed Map)", (TARGETS,), targets_schedule_input, start=scheduled_targets)
+        local.members.remove_role(NO_ROLE_ACCOUNT)
+        # Organisation mode: every account, both regions, above the threshold: the Distributed Map.
+
+        def scheduled() -> str:
+            with observations.recorder.acting_as("scheduler"):
+                sfn = local.engine.client("stepfunctions")
+                return str(
+                    sfn.start_execution(
+                        stateMachineArn=local.state_machine_arn,
+                        name="scheduled-organization-run",
+                        input=json.dumps(org_schedule_input),
+                    )["executionArn"]
+                )
+
+        runner.run(
+            "organisation, scheduled (Distributed Map)", (ORGANIZATION,), org_schedule_input, start=scheduled
+        )
+        runner.run("organisation, exclude accounts, notify always", (ORGANIZATION,), {"organization": True, "exclude_accounts": [NO_ROLE_ACCOUNT], "notify": "always", "regions": [REGIONS[0]]})
+
+
+def deliver_failed_execution_event(local: LocalDeployment, recorder: Recorder, execution: Execution) -> None:
+    """What the failed-executions rule's target does: the status-change event into the queue.
+
+    The event is the one Step Functions sends to EventBridge; ``check`` matches it against the
+    rule's pattern from the template before counting the delivery as the rule's.
+    """
+    event = failed_execution_event(local.state_machine_arn, execution)
+    with recorder.recording(execution.scenario), recorder.acting_as("events-rule"):
+        local.engine.client("sqs").send_message(QueueUrl=local.queue_url, MessageBody=json.dumps(event))
+    local.drain_dead_letters()
+
+
+def failed_execution_event(state_machine_arn: str, execution: Execution) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "source": "aws.states",
+        "detail-type": "Step Functions Execution Status Change",
+        "detail": {
+            "executionArn": execution.arn,
+            "stateMachineArn": state_machine_arn,
+            "status": execution.status,
+        },
+    }
+
+
+def run_all(schedule_inputs: dict[str, dict[str, Any]]) -> Observations:
+    """Every scenario; ``schedule_inputs`` is each template's scheduled execution input."""
+    observations = Observations(Recorder())
+    run_single_account(observations, schedule_inputs[SINGLE])
+    run_multi_account(observations, schedule_inputs[TARGETS], schedule_inputs[ORGANIZATION])
+    return observations

@@ -1,0 +1,53 @@
+"""Synthesize the central templates (single account, targets, organisation) and the member template."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tests.iam.scenarios import ACCOUNTS, ORGANIZATION, SINGLE, TARGETS
+from workflow.engine.local import CENTRAL_ACCOUNT
+
+CDK_DIR = Path(__file__).resolve().parents[2] / "cdk"
+ENVIRONMENT = "test"
+EXTERNAL_ID = "tagwarden-3f9c1a7e5b2d4c6e"
+CONTEXTS: dict[str, dict[str, Any]] = {
+    SINGLE: {"environment": ENVIRONMENT},
+    TARGETS: {
+        "environment": ENVIRONMENT,
+        "targets": [{"account_id": a} for a in ACCOUNTS],
+        "member_external_id": EXTERNAL_ID,
+    },
+    ORGANIZATION: {"environment": ENVIRONMENT, "organization": True, "member_external_id": EXTERNAL_ID},
+}
+MEMBER_CONTEXT = {
+    "deploy": "member",
+    "environment": ENVIRONMENT,
+    "central_account_id": CENTRAL_ACCOUNT,
+    "member_external_id": EXTERNAL_ID,
+}
+
+
+def synthesize() -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """``({mode: central template}, member template)``, without cdk-nag (the infra tests run it)."""
+    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    if str(CDK_DIR) not in sys.path:
+        sys.path.insert(0, str(CDK_DIR))
+    from tagwarden_cdk.bundling import LambdaAssets, prepare
+    from tagwarden_cdk.main import build_app
+    from tagwarden_cdk.member import build_member_app
+
+    assets = LambdaAssets.default()
+    prepare(assets)
+    templates = {}
+    with tempfile.TemporaryDirectory(prefix="tagwarden-iam-") as outdir:
+        for mode, context in CONTEXTS.items():
+            app, stack = build_app(context, outdir=f"{outdir}/{mode}", assets=assets, nag=False, builtin_validation=False)
+            templates[mode] = app.synth().get_stack_artifact(stack.artifact_id).template
+        app, member_stack = build_member_app(MEMBER_CONTEXT, outdir=f"{outdir}/member", nag=False, builtin_validation=False)
+        member = app.synth().get_stack_artifact(member_stack.artifact_id).template
+    return templates, member
