@@ -8,18 +8,23 @@ STAMP := $(VENV)/.tagwarden-installed
 BENCH_VENV := .venv-bench
 BENCH_BIN := $(BENCH_VENV)/bin
 BENCH_STAMP := $(BENCH_VENV)/.tagwarden-bench-installed
+# AWS's States Language validator (npm), installed from tests/asl/package-lock.json; npm runs again
+# only when the lock file changes, so later runs need no network.
+ASL_DIR := tests/asl
+ASL_STAMP := $(ASL_DIR)/node_modules/.tagwarden-installed
 PIP := $(BIN)/python -m pip
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test unit functional infra lint format bench bench-evaluator bench-scale bench-e2e bench-large-dump bench-fanout synth sfn-local-test fuzz clean help
+.PHONY: install run test unit functional infra iam-check asl-deps lint format bench bench-evaluator bench-scale bench-e2e bench-large-dump bench-fanout synth sfn-local-test fuzz clean help
 
 help:
 	@echo "make run     run a scan of the demo fleet on the embedded Step Functions engine"
 	@echo "make test    the whole test suite (unit, functional, infra)"
 	@echo "make install only the .venv (with the tagwarden console script at $(BIN)/tagwarden)"
 	@echo "make lint    ruff and mypy"
+	@echo "make iam-check  every AWS call of the workflow against the synthesized IAM policies (docs/iam.md)"
 	@echo "make bench   benchmarks; figures go to BENCHMARKS.md"
 	@echo "make synth   synthesize the CDK app into cdk/cdk.out/ (no Docker, no AWS credentials)"
 
@@ -36,8 +41,19 @@ run: $(STAMP)
 
 # Two workers (pytest-xdist), one test file each at a time: module fixtures (a deployment on the
 # embedded engine, a CDK synthesis) stay per file, and the suite takes about 5 minutes instead of 8.
-test: $(STAMP)
+test: $(STAMP) $(ASL_STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+$(ASL_STAMP): $(ASL_DIR)/package.json $(ASL_DIR)/package-lock.json
+	cd $(ASL_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+asl-deps: $(ASL_STAMP)
+
+# Runs the IAM scenarios on the embedded engine, evaluates every synthesized template's policies
+# against the recorded calls, prints the per-principal table and writes docs/iam.md.
+iam-check: $(STAMP)
+	$(BIN)/python -m tests.iam --write docs/iam.md
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
@@ -101,4 +117,4 @@ sfn-local-test: $(STAMP)
 	$(BIN)/python -m pytest -q -m docker tests/functional
 
 clean:
-	rm -rf $(VENV) .venv-bench cdk.out cdk/cdk.out build tagwarden-out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-bench $(ASL_DIR)/node_modules cdk.out cdk/cdk.out build tagwarden-out .pytest_cache .mypy_cache .ruff_cache

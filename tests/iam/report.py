@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import Any
 
 from tests.iam.check import Deployment, Result, by_principal, principal_label, run_check, summary_line
 from tests.iam.scenarios import ORGANIZATION, SINGLE, TARGETS, Observations, run_all
 from tests.iam.synth import synthesize
 
 COMMAND = "make iam-check"
+MODES = (SINGLE, TARGETS, ORGANIZATION)
 
 
 @functools.cache
-def _everything() -> tuple[tuple[Result, ...], tuple[Deployment, ...]]:
-    templates, member = synthesize()
-    deployments = tuple(Deployment(mode, templates[mode], member) for mode in (SINGLE, TARGETS, ORGANIZATION))
-    observations = run_all({d.name: d.schedule_input() or {} for d in deployments})
-    return tuple(run_check(d, observations) for d in deployments), deployments
+def recorded() -> tuple[dict[str, dict[str, Any]], dict[str, Any], Observations]:
+    """The synthesized templates and what the scenarios did (once per process)."""
+    templates, member, _ = synthesize()
+    inputs = {mode: Deployment(mode, templates[mode], member).schedule_input() or {} for mode in MODES}
+    return templates, member, run_all(inputs)
 
 
 def run_everything() -> tuple[Sequence[Result], Sequence[Deployment]]:
-    return _everything()
-
-
-def observations_of() -> Observations:  # pragma: no cover - debugging aid
-    raise NotImplementedError
+    templates, member, observations = recorded()
+    deployments = tuple(Deployment(mode, templates[mode], member) for mode in MODES)
+    return tuple(run_check(d, observations) for d in deployments), deployments
 
 
 def render_text(results: Sequence[Result], deployments: Sequence[Deployment]) -> str:
@@ -55,6 +55,12 @@ def render_text(results: Sequence[Result], deployments: Sequence[Deployment]) ->
     return "\n".join(lines)
 
 
+def _evidence(used_by: set[str], limit: int = 4) -> str:
+    shown = sorted(used_by)[:limit]
+    more = len(used_by) - len(shown)
+    return "; ".join(shown) + (f" (and {more} more)" if more else "")
+
+
 def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("*", "\\*")
 
@@ -76,7 +82,7 @@ def render_markdown(results: Sequence[Result], deployments: Sequence[Deployment]
         out += [f"## Template: {result.template}", "", "| principal | action | resource | exercised by (or why granted) |", "|---|---|---|---|"]
         for key, grants in sorted(by_principal(result).items(), key=lambda kv: principal_label(d, kv[0])):
             for grant in grants:
-                evidence = "; ".join(sorted(grant.used_by)) if grant.used_by else (f"*reason:* {grant.reason}" if grant.reason else "**UNEXERCISED**")
+                evidence = _evidence(grant.used_by) if grant.used_by else (f"*reason:* {grant.reason}" if grant.reason else "**UNEXERCISED**")
                 out.append(f"| {_md(principal_label(d, key))} | `{grant.action}` | `{grant.resource}` | {_md(evidence) if grant.used_by else evidence} |")
         if result.skipped_principals:
             out += ["", "Not checked:", ""]

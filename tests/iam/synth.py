@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import sys
 import tempfile
@@ -31,8 +33,14 @@ MEMBER_CONTEXT = {
 }
 
 
-def synthesize() -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """``({mode: central template}, member template)``, without cdk-nag (the infra tests run it)."""
+@functools.cache
+def synthesize() -> tuple[dict[str, dict[str, Any]], dict[str, Any], dict[str, str]]:
+    """``({mode: central template}, member template, {mode: state machine definition})``.
+
+    No cdk-nag (the infra tests run it). The definition is the asset file CDK writes for
+    ``DefinitionS3Location``, read before the output folder goes away; its ``${...}`` are still to
+    be substituted with the template's ``DefinitionSubstitutions``.
+    """
     os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     if str(CDK_DIR) not in sys.path:
@@ -44,10 +52,19 @@ def synthesize() -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     assets = LambdaAssets.default()
     prepare(assets)
     templates = {}
+    definitions = {}
     with tempfile.TemporaryDirectory(prefix="tagwarden-iam-") as outdir:
         for mode, context in CONTEXTS.items():
             app, stack = build_app(context, outdir=f"{outdir}/{mode}", assets=assets, nag=False, builtin_validation=False)
             templates[mode] = app.synth().get_stack_artifact(stack.artifact_id).template
+            for resource in templates[mode]["Resources"].values():
+                if resource["Type"] == "AWS::StepFunctions::StateMachine":
+                    properties = resource["Properties"]
+                    if "DefinitionS3Location" in properties:
+                        key = properties["DefinitionS3Location"]["Key"]
+                        definitions[mode] = (Path(outdir) / mode / f"asset.{key}").read_text(encoding="utf-8")
+                    else:
+                        definitions[mode] = json.dumps(properties["DefinitionString"])
         app, member_stack = build_member_app(MEMBER_CONTEXT, outdir=f"{outdir}/member", nag=False, builtin_validation=False)
         member = app.synth().get_stack_artifact(member_stack.artifact_id).template
-    return templates, member
+    return templates, member, definitions

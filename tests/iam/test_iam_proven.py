@@ -1,0 +1,144 @@
+"""Every AWS call the workflow makes is allowed by the synthesized policies, and every grant is used.
+
+The scenarios of ``tests.iam.scenarios`` run on the embedded engine with every call recorded (about
+20 s); each synthesized template (single account, targets, organisation, with the member stack) is
+then evaluated against them. ``make iam-check`` prints the same result as a table.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from tests.iam.check import Deployment, Result, principal_label, run_check, summary_line
+from tests.iam.report import MODES, recorded, run_everything
+from tests.iam.scenarios import ORGANIZATION, SINGLE
+
+
+@pytest.fixture(scope="module")
+def results() -> list[tuple[Result, Deployment]]:
+    found, deployments = run_everything()
+    return list(zip(found, deployments, strict=True))
+
+
+def _explain(result: Result, d: Deployment) -> str:
+    return "\n".join(
+        f"{principal_label(d, c.principal_key)}: {c.request.action} on {c.request.resource} "
+        f"[{c.scenario}; {c.origin}]: {decision.reason}"
+        for c, decision in result.denied
+    )
+
+
+def test_every_call_the_workflow_makes_is_allowed_in_every_deployment_mode(results: list[tuple[Result, Deployment]]) -> None:
+    for result, d in results:
+        assert result.checks, f"{result.template}: no call was checked"
+        assert not result.denied, f"{result.template}:\n{_explain(result, d)}"
+
+
+def test_every_granted_action_and_resource_is_exercised_or_has_a_written_reason(results: list[tuple[Result, Deployment]]) -> None:
+    for result, d in results:
+        unused = [f"{principal_label(d, g.principal_key)}: {g.action} on {g.resource}" for g in result.unexercised]
+        assert not unused, f"{result.template}: granted but never used, and no reason in tests/iam/reasons.py:\n" + "\n".join(unused)
+
+
+def test_every_action_resource_and_condition_key_exists_in_the_service_authorization_reference(results: list[tuple[Result, Deployment]]) -> None:
+    for result, _ in results:
+        assert not result.problems, f"{result.template}:\n" + "\n".join(result.problems)
+
+
+def test_the_scenarios_reach_every_kind_of_principal(results: list[tuple[Result, Deployment]]) -> None:
+    by_mode = {r.template: (r, d) for r, d in results}
+    result, d = by_mode[ORGANIZATION]
+    principals = {principal_label(d, c.principal_key).split(" (")[0] for c, _ in result.checks}
+    for step in ("validate-input", "list-instances", "evaluate-tags", "persist-report", "register-partitions", "notify"):
+        assert f"role {step}" in principals
+    assert {"role state machine", "role scheduler", f"member role {d.member_role_name}"} <= principals
+    services = {c.principal.service for c, _ in result.checks if c.principal.kind == "service"}
+    assert services >= {"lambda.amazonaws.com", "states.amazonaws.com", "scheduler.amazonaws.com", "events.amazonaws.com", "cloudwatch.amazonaws.com"}
+    assert "denied" in summary_line([result]) and result.grants
+
+
+# -- the check fails when it should -------------------------------------------------------------
+
+
+def _mutated(mode: str, mutate: Any) -> Result:
+    templates, member, observations = recorded()
+    central = copy.deepcopy(templates[mode])
+    member_copy = copy.deepcopy(member)
+    mutate(central, member_copy)
+    return run_check(Deployment(mode, central, member_copy), observations)
+
+
+def _policy_statements(template: dict[str, Any], role_prefix: str) -> list[dict[str, Any]]:
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::IAM::Policy" and logical_id.startswith(role_prefix):
+            return resource["Properties"]["PolicyDocument"]["Statement"]  # type: ignore[no-any-return]
+    raise AssertionError(role_prefix)
+
+
+def test_a_role_one_action_short_is_reported_with_the_call_that_would_fail() -> None:
+    def drop_list_bucket(central: dict[str, Any], member: dict[str, Any]) -> None:
+        statements = _policy_statements(central, "FunctionsPersistReportRoleDefaultPolicy")
+        statements[:] = [s for s in statements if s.get("Sid") != "FoundOrNotFound"]
+
+    result = _mutated(SINGLE, drop_list_bucket)
+    denied = {(c.request.action, c.origin) for c, _ in result.denied}
+    # ListObjectsV2 is s3:ListBucket, and the first run's missing pointer needs it for a 404.
+    assert ("s3:ListBucket", "s3.ListObjectsV2") in denied
+    assert ("s3:ListBucket", "S3 checks s3:ListBucket to answer 404 rather than 403 for a missing key") in denied
+
+
+def test_a_kms_grant_missing_for_the_encrypted_topic_is_reported() -> None:
+    def drop_kms(central: dict[str, Any], member: dict[str, Any]) -> None:
+        statements = _policy_statements(central, "FunctionsNotifyRoleDefaultPolicy")
+        statements[:] = [s for s in statements if s.get("Sid") != "EncryptedTopic"]
+
+    result = _mutated(SINGLE, drop_kms)
+    assert {c.request.action for c, _ in result.denied} == {"kms:GenerateDataKey", "kms:Decrypt"}
+
+
+def test_a_member_trust_without_the_external_id_condition_value_denies_assume_role() -> None:
+    def other_external_id(central: dict[str, Any], member: dict[str, Any]) -> None:
+        for resource in member["Resources"].values():
+            if resource["Type"] == "AWS::IAM::Role":
+                for statement in resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
+                    statement["Condition"]["StringEquals"]["sts:ExternalId"] = "someone-elses-external-id"
+
+    result = _mutated(ORGANIZATION, other_external_id)
+    assert {c.request.action for c, _ in result.denied} == {"sts:AssumeRole"}
+
+
+def test_a_lambda_invoke_grant_on_a_version_instead_of_the_function_is_reported() -> None:
+    def qualified(central: dict[str, Any], member: dict[str, Any]) -> None:
+        for statement in _policy_statements(central, "OrchestrationStateMachineRoleDefaultPolicy"):
+            if statement.get("Sid") == "InvokeStepFunctions":
+                statement["Resource"] = [{"Fn::Join": [":", [r, "1"]]} for r in statement["Resource"]]
+
+    result = _mutated(SINGLE, qualified)
+    assert {c.request.action for c, _ in result.denied} == {"lambda:InvokeFunction"}
+
+
+def test_an_unused_grant_without_a_reason_is_reported() -> None:
+    def extra(central: dict[str, Any], member: dict[str, Any]) -> None:
+        statements = _policy_statements(central, "FunctionsEvaluateTagsRoleDefaultPolicy")
+        statements.append({"Effect": "Allow", "Action": "sns:Publish", "Resource": {"Ref": next(
+            k for k, r in central["Resources"].items() if r["Type"] == "AWS::SNS::Topic")}})
+
+    result = _mutated(SINGLE, extra)
+    assert [(g.action, g.principal_key.startswith("FunctionsEvaluateTagsRole")) for g in result.unexercised] == [("sns:Publish", True)]
+
+
+def test_an_action_that_does_not_exist_is_reported() -> None:
+    def typo(central: dict[str, Any], member: dict[str, Any]) -> None:
+        _policy_statements(central, "FunctionsEvaluateTagsRoleDefaultPolicy").append(
+            {"Effect": "Allow", "Action": "s3:HeadObject", "Resource": "*"}
+        )
+
+    result = _mutated(SINGLE, typo)
+    assert any("s3:HeadObject is no action" in p for p in result.problems)
+
+
+def test_every_mode_was_checked(results: list[tuple[Result, Deployment]]) -> None:
+    assert tuple(r.template for r, _ in results) == MODES
