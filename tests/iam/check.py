@@ -105,7 +105,9 @@ class Deployment:
         member_roles = Template(member, name="member").of_type("AWS::IAM::Role")
         assert len(member_roles) == 1, member_roles
         self.member_role_id = next(iter(member_roles))
-        self.member_role_name = str(Template(member).resolve(member_roles[self.member_role_id]["Properties"]["RoleName"]))
+        self.member_role_name = str(
+            Template(member).resolve(member_roles[self.member_role_id]["Properties"]["RoleName"])
+        )
         self.organization_id = self._organization_id() or "o-local"
         self._translations = self._build_translations()
 
@@ -131,7 +133,9 @@ class Deployment:
 
     def _build_translations(self) -> list[tuple[re.Pattern[str], str]]:
         t = self.template
-        pairs: list[tuple[str, str]] = [(f"arn:aws:s3:::{local_engine.BUCKET}", f"arn:aws:s3:::{self.bucket}")]
+        pairs: list[tuple[str, str]] = [
+            (f"arn:aws:s3:::{local_engine.BUCKET}", f"arn:aws:s3:::{self.bucket}")
+        ]
         for local_name, step in STEP_BY_FUNCTION.items():
             name = t.physical_name(self.function_of_step[step.name])
             pairs.append((f":function:{local_name}", f":function:{name}"))
@@ -254,17 +258,35 @@ def _call_checks(d: Deployment, call: RecordedCall, problems: list[str]) -> list
         context["aws:ResourceAccount"] = _account_of(request.resource) or account
         if call.service == "sts" and call.operation == "AssumeRole":
             target_account = _account_of(request.resource)
-            context["sts:ExternalId"] = d.translate(call.params.get("ExternalId")) if "ExternalId" in call.params else None
+            context["sts:ExternalId"] = (
+                d.translate(call.params.get("ExternalId")) if "ExternalId" in call.params else None
+            )
             if context["sts:ExternalId"] is None:
                 del context["sts:ExternalId"]
             if target_account and not expect_denied:
                 context["aws:ResourceOrgID"] = d.organization_id
-        checks.append(Check(key, principal, Request(request.action, request.resource, context), call.scenario, origin, expect_denied))
+        checks.append(
+            Check(
+                key,
+                principal,
+                Request(request.action, request.resource, context),
+                call.scenario,
+                origin,
+                expect_denied,
+            )
+        )
         checks += _implied_by(d, key, principal, request, call, context)
     return checks
 
 
-def _implied_by(d: Deployment, key: str, principal: Principal, request: Request, call: RecordedCall, context: Mapping[str, Any]) -> list[Check]:
+def _implied_by(
+    d: Deployment,
+    key: str,
+    principal: Principal,
+    request: Request,
+    call: RecordedCall,
+    context: Mapping[str, Any],
+) -> list[Check]:
     """Requests AWS makes with the caller's permissions because of this one."""
     t = d.template
     implied = []
@@ -272,18 +294,44 @@ def _implied_by(d: Deployment, key: str, principal: Principal, request: Request,
         key_arn = _topic_key(t, request.resource)
         if key_arn:
             for action in ("kms:GenerateDataKey", "kms:Decrypt"):
-                implied.append(Check(key, principal, Request(action, key_arn, {**context, "kms:ViaService": f"sns.{t.region}.amazonaws.com"}), call.scenario, "SNS encrypts the message with the topic's KMS key"))
+                implied.append(
+                    Check(
+                        key,
+                        principal,
+                        Request(
+                            action, key_arn, {**context, "kms:ViaService": f"sns.{t.region}.amazonaws.com"}
+                        ),
+                        call.scenario,
+                        "SNS encrypts the message with the topic's KMS key",
+                    )
+                )
     if request.action == "sqs:SendMessage":
         key_arn = _queue_key(t, request.resource)
         if key_arn:
             for action in ("kms:GenerateDataKey", "kms:Decrypt"):
-                implied.append(Check(key, principal, Request(action, key_arn, context), call.scenario, "SQS encrypts the message with the queue's KMS key"))
+                implied.append(
+                    Check(
+                        key,
+                        principal,
+                        Request(action, key_arn, context),
+                        call.scenario,
+                        "SQS encrypts the message with the queue's KMS key",
+                    )
+                )
     if request.action == "s3:GetObject" and call.status == 404:
         # S3 answers 404 for a missing key only to a caller allowed s3:ListBucket (else 403). The
         # request context of that check carries no s3:prefix.
         bucket = request.resource.split("/", 1)[0]
         bucket_context = {k: v for k, v in context.items() if not k.startswith("s3:prefix")}
-        implied.append(Check(key, principal, Request("s3:ListBucket", bucket, bucket_context), call.scenario, "S3 checks s3:ListBucket to answer 404 rather than 403 for a missing key"))
+        implied.append(
+            Check(
+                key,
+                principal,
+                Request("s3:ListBucket", bucket, bucket_context),
+                call.scenario,
+                "S3 checks s3:ListBucket to answer 404 rather than 403 for a missing key",
+            )
+        )
     return implied
 
 
@@ -310,7 +358,9 @@ def _key_arn(t: Template, value: Any) -> str | None:
         return t.get_att(value["Ref"], "Arn")
     text = str(t.resolve(value))
     if text.startswith("alias/aws/"):
-        return None  # an AWS managed key: its policy admits every principal of the account through the service
+        return (
+            None  # an AWS managed key: its policy admits every principal of the account through the service
+        )
     return text if text.startswith("arn:") else t.arn("kms", f"key/{text}")
 
 
@@ -321,7 +371,11 @@ def _account_of(arn: str) -> str | None:
 
 def _principal_context(principal: Principal) -> dict[str, Any]:
     if principal.kind == "role":
-        return {"aws:PrincipalArn": principal.arn, "aws:PrincipalAccount": principal.account, "aws:PrincipalType": "AssumedRole"}
+        return {
+            "aws:PrincipalArn": principal.arn,
+            "aws:PrincipalAccount": principal.account,
+            "aws:PrincipalType": "AssumedRole",
+        }
     return {"aws:PrincipalServiceName": principal.service}
 
 
@@ -343,38 +397,121 @@ def _service_checks(d: Deployment, observations: Observations, problems: list[st
             log_group = str(t.resolve(logging_config["LogGroup"]))
         stream = t.arn("logs", f"log-group:{log_group}:log-stream:2026/01/01/[$LATEST]0123456789abcdef")
         base = {"aws:SecureTransport": True, **_principal_context(principal)}
-        checks.append(Check(f"trust:{role}", lambda_service, Request("sts:AssumeRole", t.role_arn(role), {"aws:SourceAccount": t.account, "aws:SourceArn": t.get_att(function_id, "Arn")}), scenario, "Lambda assumes the function's role"))
+        checks.append(
+            Check(
+                f"trust:{role}",
+                lambda_service,
+                Request(
+                    "sts:AssumeRole",
+                    t.role_arn(role),
+                    {"aws:SourceAccount": t.account, "aws:SourceArn": t.get_att(function_id, "Arn")},
+                ),
+                scenario,
+                "Lambda assumes the function's role",
+            )
+        )
         for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
-            checks.append(Check(role, principal, Request(action, stream, base), scenario, "Lambda writes the function's log"))
+            checks.append(
+                Check(
+                    role,
+                    principal,
+                    Request(action, stream, base),
+                    scenario,
+                    "Lambda writes the function's log",
+                )
+            )
         if properties.get("TracingConfig", {}).get("Mode") == "Active":
             for action in ("xray:PutTraceSegments", "xray:PutTelemetryRecords"):
-                checks.append(Check(role, principal, Request(action, "*", base), scenario, "Lambda sends the function's traces (active tracing)"))
+                checks.append(
+                    Check(
+                        role,
+                        principal,
+                        Request(action, "*", base),
+                        scenario,
+                        "Lambda sends the function's traces (active tracing)",
+                    )
+                )
     states_service = Principal("service", service="states.amazonaws.com")
     sm_role = d.state_machine_role
     sm_principal = d.role_principal(sm_role)
     machine = t.resources[d.state_machine_id]["Properties"]
     for execution in observations.executions:
-        checks.append(Check(f"trust:{sm_role}", states_service, Request("sts:AssumeRole", t.role_arn(sm_role), {"aws:SourceAccount": t.account, "aws:SourceArn": d.state_machine_arn}), execution.scenario, "Step Functions assumes the state machine's role"))
+        checks.append(
+            Check(
+                f"trust:{sm_role}",
+                states_service,
+                Request(
+                    "sts:AssumeRole",
+                    t.role_arn(sm_role),
+                    {"aws:SourceAccount": t.account, "aws:SourceArn": d.state_machine_arn},
+                ),
+                execution.scenario,
+                "Step Functions assumes the state machine's role",
+            )
+        )
         if machine.get("TracingConfiguration", {}).get("Enabled"):
-            for action in ("xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets"):
-                checks.append(Check(sm_role, sm_principal, Request(action, "*", {"aws:SecureTransport": True, **_principal_context(sm_principal)}), execution.scenario, "Step Functions sends the execution's traces (tracing enabled)"))
+            for action in (
+                "xray:PutTraceSegments",
+                "xray:PutTelemetryRecords",
+                "xray:GetSamplingRules",
+                "xray:GetSamplingTargets",
+            ):
+                checks.append(
+                    Check(
+                        sm_role,
+                        sm_principal,
+                        Request(
+                            action, "*", {"aws:SecureTransport": True, **_principal_context(sm_principal)}
+                        ),
+                        execution.scenario,
+                        "Step Functions sends the execution's traces (tracing enabled)",
+                    )
+                )
     for scenario, map_run_arn, items in observations.map_runs:
         # A Map Run starts one child execution of this state machine per item, named
         # <state machine>/<label>:<id>, then describes (and on failure stops) them.
         label_and_id = d.translate(map_run_arn).split(":mapRun:", 1)[1]
         label = label_and_id.split(":", 1)[0]
         context = {"aws:SecureTransport": True, **_principal_context(sm_principal)}
-        checks.append(Check(sm_role, sm_principal, Request("states:StartExecution", d.state_machine_arn, context), scenario, "the Map Run starts its child executions"))
+        checks.append(
+            Check(
+                sm_role,
+                sm_principal,
+                Request("states:StartExecution", d.state_machine_arn, context),
+                scenario,
+                "the Map Run starts its child executions",
+            )
+        )
         for index in range(max(items, 1)):
             child = t.arn("states", f"execution:{label}:child-{index:04d}")
-            checks.append(Check(sm_role, sm_principal, Request("states:DescribeExecution", child, context), scenario, "the Map Run tracks its child executions"))
+            checks.append(
+                Check(
+                    sm_role,
+                    sm_principal,
+                    Request("states:DescribeExecution", child, context),
+                    scenario,
+                    "the Map Run tracks its child executions",
+                )
+            )
     found = d.scheduler()
     if found is not None:
         _, scheduler_role, group_arn = found
         scheduler_service = Principal("service", service="scheduler.amazonaws.com")
         for execution in observations.executions:
             if "scheduled" in execution.scenario:
-                checks.append(Check(f"trust:{scheduler_role}", scheduler_service, Request("sts:AssumeRole", t.role_arn(scheduler_role), {"aws:SourceAccount": t.account, "aws:SourceArn": group_arn}), execution.scenario, "EventBridge Scheduler assumes the schedule's role"))
+                checks.append(
+                    Check(
+                        f"trust:{scheduler_role}",
+                        scheduler_service,
+                        Request(
+                            "sts:AssumeRole",
+                            t.role_arn(scheduler_role),
+                            {"aws:SourceAccount": t.account, "aws:SourceArn": group_arn},
+                        ),
+                        execution.scenario,
+                        "EventBridge Scheduler assumes the schedule's role",
+                    )
+                )
     checks += _rule_checks(d, observations, problems)
     checks += _alarm_checks(d)
     return checks
@@ -382,7 +519,9 @@ def _service_checks(d: Deployment, observations: Observations, problems: list[st
 
 def _pattern_matches(pattern: Any, event: Any) -> bool:
     if isinstance(pattern, Mapping):
-        return isinstance(event, Mapping) and all(k in event and _pattern_matches(v, event[k]) for k, v in pattern.items())
+        return isinstance(event, Mapping) and all(
+            k in event and _pattern_matches(v, event[k]) for k, v in pattern.items()
+        )
     return event in pattern
 
 
@@ -390,7 +529,9 @@ def _rule_checks(d: Deployment, observations: Observations, problems: list[str])
     """The failed-executions rule delivering a FAILED execution's event to its SQS target."""
     t = d.template
     checks = []
-    deliveries = [c for c in observations.recorder.calls if c.caller.kind == "acting" and c.caller.name == "events-rule"]
+    deliveries = [
+        c for c in observations.recorder.calls if c.caller.kind == "acting" and c.caller.name == "events-rule"
+    ]
     executions = {e.scenario: e for e in observations.executions if e.status != "SUCCEEDED"}
     for call in deliveries:
         execution = executions.get(call.scenario)
@@ -407,10 +548,25 @@ def _rule_checks(d: Deployment, observations: Observations, problems: list[str])
                     continue
                 matched = True
                 service = Principal("service", service="events.amazonaws.com")
-                context = {"aws:SecureTransport": True, "aws:SourceArn": t.get_att(logical_id, "Arn"), "aws:SourceAccount": t.account, **_principal_context(service)}
-                checks.append(Check(f"service:events.amazonaws.com {logical_id}", service, Request("sqs:SendMessage", target["Arn"], context), call.scenario, f"the rule {t.physical_name(logical_id)} delivers the FAILED execution's event"))
+                context = {
+                    "aws:SecureTransport": True,
+                    "aws:SourceArn": t.get_att(logical_id, "Arn"),
+                    "aws:SourceAccount": t.account,
+                    **_principal_context(service),
+                }
+                checks.append(
+                    Check(
+                        f"service:events.amazonaws.com {logical_id}",
+                        service,
+                        Request("sqs:SendMessage", target["Arn"], context),
+                        call.scenario,
+                        f"the rule {t.physical_name(logical_id)} delivers the FAILED execution's event",
+                    )
+                )
         if not matched:
-            problems.append(f"{call.scenario}: no EventBridge rule with an SQS target matches the FAILED execution's event")
+            problems.append(
+                f"{call.scenario}: no EventBridge rule with an SQS target matches the FAILED execution's event"
+            )
     return checks
 
 
@@ -427,13 +583,30 @@ def _alarm_checks(d: Deployment) -> list[Check]:
         properties = t.resolve(alarm["Properties"])
         name = properties.get("AlarmName") or t.physical_name(logical_id)
         alarm_arn = t.arn("cloudwatch", f"alarm:{name}")
-        for action in [*properties.get("AlarmActions", []), *properties.get("OKActions", []), *properties.get("InsufficientDataActions", [])]:
+        for action in [
+            *properties.get("AlarmActions", []),
+            *properties.get("OKActions", []),
+            *properties.get("InsufficientDataActions", []),
+        ]:
             key_arn = _topic_key(t, str(action))
             if not key_arn:
                 continue
-            context = {"aws:SecureTransport": True, "aws:SourceArn": alarm_arn, "aws:SourceAccount": t.account, "kms:ViaService": f"sns.{t.region}.amazonaws.com"}
+            context = {
+                "aws:SecureTransport": True,
+                "aws:SourceArn": alarm_arn,
+                "aws:SourceAccount": t.account,
+                "kms:ViaService": f"sns.{t.region}.amazonaws.com",
+            }
             for kms_action in ("kms:GenerateDataKey", "kms:Decrypt"):
-                checks.append(Check(f"service:cloudwatch.amazonaws.com", cloudwatch, Request(kms_action, key_arn, context), f"template: alarm {name}", "the alarm's action publishes to an encrypted topic"))
+                checks.append(
+                    Check(
+                        "service:cloudwatch.amazonaws.com",
+                        cloudwatch,
+                        Request(kms_action, key_arn, context),
+                        f"template: alarm {name}",
+                        "the alarm's action publishes to an encrypted topic",
+                    )
+                )
     return checks
 
 
@@ -466,10 +639,19 @@ def evaluate(d: Deployment, check: Check) -> Decision:
             trust = d.member_template(role_account).trust_statements(d.member_role_id)
         else:
             trust = []
-        return decide(check.principal, request.action, resource, request.context, identity=identity, trust_policy=trust)
+        return decide(
+            check.principal, request.action, resource, request.context, identity=identity, trust_policy=trust
+        )
     if request.action.lower().startswith("kms:"):
         key_policy = t.key_policies().get(resource, [])
-        return decide(check.principal, request.action, resource, request.context, identity=identity, key_policy=key_policy)
+        return decide(
+            check.principal,
+            request.action,
+            resource,
+            request.context,
+            identity=identity,
+            key_policy=key_policy,
+        )
     policies = t.resource_policies()
     owner = resource.split("/", 1)[0] if resource.startswith("arn:aws:s3:::") else resource
     return decide(
@@ -500,15 +682,16 @@ def principals_in_scope(d: Deployment) -> tuple[list[str], dict[str, str]]:
                 "aws-cdk-lib's own deploy-time custom resource handler (runs only while CloudFormation "
                 "deploys or deletes the stack; its policies come from aws-cdk-lib)"
             )
-    for logical_id, resource in t.resources.items():
-        if resource["Type"].startswith("Custom::") or resource["Type"] == "AWS::CloudFormation::CustomResource":
-            continue
     ours.add(d.state_machine_role)
     found = d.scheduler()
     if found:
         ours.add(found[1])
     for resource in t.of_type("AWS::Glue::Crawler").values():
-        ours.add(str(resource["Properties"]["Role"]) if isinstance(resource["Properties"]["Role"], str) else _getatt_id(resource["Properties"]["Role"]))
+        ours.add(
+            str(resource["Properties"]["Role"])
+            if isinstance(resource["Properties"]["Role"], str)
+            else _getatt_id(resource["Properties"]["Role"])
+        )
     for role in t.role_ids():
         if role not in ours and role not in skipped:
             if t.managed_policy_arns(role) and role.startswith("Custom"):
@@ -537,7 +720,10 @@ def all_grants(d: Deployment, roles: Iterable[str], skipped: Mapping[str, str]) 
         add(f"trust:{role}", t.trust_statements(role))
     if d.assumes_member_roles():
         add(f"member:{d.member_role_id}", d.member_template(t.account).identity_statements(d.member_role_id))
-        add(f"trust:member:{d.member_role_id}", d.member_template(t.account).trust_statements(d.member_role_id))
+        add(
+            f"trust:member:{d.member_role_id}",
+            d.member_template(t.account).trust_statements(d.member_role_id),
+        )
     for arn, statements in t.key_policies().items():
         add(f"key:{arn}", statements)
     for arn, statements in t.resource_policies().items():
@@ -545,9 +731,13 @@ def all_grants(d: Deployment, roles: Iterable[str], skipped: Mapping[str, str]) 
     skipped_arns = {t.role_arn(r) for r in skipped}
     for grant in grants:
         principal = grant.statement.document.get("Principal")
-        if isinstance(principal, Mapping) and any(str(p) in skipped_arns for p in as_list(principal.get("AWS", []))):
+        if isinstance(principal, Mapping) and any(
+            str(p) in skipped_arns for p in as_list(principal.get("AWS", []))
+        ):
             grant.reason = "granted to aws-cdk-lib's own custom resource (see the skipped principals)"
-        elif grant.principal_key.startswith("trust:") and grant.principal_key.removeprefix("trust:") in skipped:
+        elif (
+            grant.principal_key.startswith("trust:") and grant.principal_key.removeprefix("trust:") in skipped
+        ):
             grant.reason = "trust of aws-cdk-lib's own custom resource role"
         else:
             grant.reason = written_reasons.reason_for(d, grant)
@@ -556,14 +746,14 @@ def all_grants(d: Deployment, roles: Iterable[str], skipped: Mapping[str, str]) 
 
 def _grant_key_of_check(d: Deployment, check: Check) -> list[str]:
     if check.principal_key.startswith("trust:"):
-        role = check.principal_key.removeprefix("trust:")
+        check.principal_key.removeprefix("trust:")
         return [check.principal_key]
     keys = [check.principal_key]
     action = check.request.action.lower()
     resource = check.request.resource
-    if action == "sts:assumerole" and check.principal.kind == "role":
-        if resource.rsplit("/", 1)[-1] == d.member_role_name and _account_of(resource) != d.template.account:
-            keys.append(f"trust:member:{d.member_role_id}")
+    member_role = resource.rsplit("/", 1)[-1] == d.member_role_name
+    if action == "sts:assumerole" and check.principal.kind == "role" and member_role:
+        keys.append(f"trust:member:{d.member_role_id}")
     if action.startswith("kms:"):
         keys.append(f"key:{resource}")
     owner = resource.split("/", 1)[0] if resource.startswith("arn:aws:s3:::") else resource
@@ -602,13 +792,21 @@ def static_problems(grants: Iterable[Grant]) -> list[str]:
         resources = [str(r) for r in as_list(document.get("Resource", []))]
         expanded: dict[str, list[str]] = {}
         for pattern in patterns:
-            actions = sar.expand(pattern) if ("*" in pattern or "?" in pattern) else ([pattern] if sar.exists(pattern) else [])
+            actions = (
+                sar.expand(pattern)
+                if ("*" in pattern or "?" in pattern)
+                else ([pattern] if sar.exists(pattern) else [])
+            )
             if not actions:
                 problems.append(f"{source}: {pattern} is no action of the Service Authorization Reference")
             expanded[pattern] = actions
         every = [a for actions in expanded.values() for a in actions]
         for pattern, actions in expanded.items():
-            if actions and resources and not any(sar.pattern_matches_type(a, r) for a in actions for r in resources):
+            if (
+                actions
+                and resources
+                and not any(sar.pattern_matches_type(a, r) for a in actions for r in resources)
+            ):
                 problems.append(f"{source}: {pattern} supports none of the resources {resources}")
         for resource in resources:
             if every and not any(sar.pattern_matches_type(a, resource) for a in every):
@@ -616,7 +814,9 @@ def static_problems(grants: Iterable[Grant]) -> list[str]:
         for block in (document.get("Condition") or {}).values():
             for condition_key in block:
                 if every and not any(sar.condition_key_supported(a, condition_key) for a in every):
-                    problems.append(f"{source}: no action of {patterns} supports the condition key {condition_key}")
+                    problems.append(
+                        f"{source}: no action of {patterns} supports the condition key {condition_key}"
+                    )
     return problems
 
 
@@ -666,8 +866,7 @@ def principal_label(d: Deployment, key: str) -> str:
 
 
 def _role_title(d: Deployment, role: str) -> str:
-    t = d.template
-    for step, function in d.function_of_step.items():
+    for step, _function in d.function_of_step.items():
         if d.role_of_function(step) == role:
             return f"{step} (Lambda)"
     if role == d.state_machine_role:

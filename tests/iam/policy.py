@@ -157,7 +157,14 @@ def _single(operator: str, policy_value: Any, request_value: Any) -> bool:
     raise UnsupportedPolicy(f"condition operator {operator!r}")
 
 
-_NEGATED = {"StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "ArnNotEquals", "ArnNotLike", "NumericNotEquals"}
+_NEGATED = {
+    "StringNotEquals",
+    "StringNotEqualsIgnoreCase",
+    "StringNotLike",
+    "ArnNotEquals",
+    "ArnNotLike",
+    "NumericNotEquals",
+}
 
 
 def condition_matches(operator: str, key: str, policy_values: Any, context: Context) -> bool:
@@ -183,10 +190,12 @@ def condition_matches(operator: str, key: str, policy_values: Any, context: Cont
         # A negated operator on a missing key matches (nothing equals), per the IAM guide.
         return operator in _NEGATED and qualifier == ""
     negated = operator in _NEGATED
+
     def one(request_value: Any) -> bool:
         if negated:
             return all(_single(operator, v, request_value) for v in values)
         return any(_single(operator, v, request_value) for v in values)
+
     if qualifier == "ForAllValues":
         return all(one(r) for r in request_values)
     if qualifier == "ForAnyValue":
@@ -257,10 +266,15 @@ class Decision:
     allowed_by: list[Statement] = field(default_factory=list)
 
 
-def matching(statements: Iterable[Statement], principal: Principal, action: str, resource: str, context: Context, effect: str) -> list[Statement]:
-    return [
-        s for s in statements if s.effect == effect and s.applies(principal, action, resource, context)
-    ]
+def matching(
+    statements: Iterable[Statement],
+    principal: Principal,
+    action: str,
+    resource: str,
+    context: Context,
+    effect: str,
+) -> list[Statement]:
+    return [s for s in statements if s.effect == effect and s.applies(principal, action, resource, context)]
 
 
 def decide(
@@ -298,13 +312,18 @@ def decide(
     )
     if key_statements is not None:
         direct = [
-            s for s in matching(key_statements, principal, action, resource, context, "Allow")
-            if not (principal.kind == "role" and names_account_root(s.document.get("Principal"), principal.account))
+            s
+            for s in matching(key_statements, principal, action, resource, context, "Allow")
+            if not (
+                principal.kind == "role"
+                and names_account_root(s.document.get("Principal"), principal.account)
+            )
         ]
         if direct:
             return Decision(True, "key policy", direct)
         delegated = [
-            s for s in matching(key_statements, principal, action, resource, context, "Allow")
+            s
+            for s in matching(key_statements, principal, action, resource, context, "Allow")
             if principal.kind == "role" and names_account_root(s.document.get("Principal"), principal.account)
         ]
         if delegated and identity_allows:
@@ -322,13 +341,17 @@ def decide(
             return Decision(True, "identity and trust policies", identity_allows)
         return Decision(False, "the trust policy admits the caller, but no identity policy allows it")
     resource_allows = matching(resource_statements, principal, action, resource, context, "Allow")
-    same_account = principal.kind == "service" or not resource_account or resource_account == principal.account
+    same_account = (
+        principal.kind == "service" or not resource_account or resource_account == principal.account
+    )
     if same_account:
         if identity_allows:
             return Decision(True, "identity policy", identity_allows)
         explicit = [
-            s for s in resource_allows
-            if principal.kind == "service" or not names_account_root(s.document.get("Principal"), principal.account)
+            s
+            for s in resource_allows
+            if principal.kind == "service"
+            or not names_account_root(s.document.get("Principal"), principal.account)
         ]
         if explicit:
             return Decision(True, "resource policy", explicit)

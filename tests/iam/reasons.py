@@ -97,7 +97,11 @@ def _principal_kind(d: Deployment, grant: Grant) -> str:
     if found and key == found[1]:
         return "scheduler"
     crawlers = d.template.of_type("AWS::Glue::Crawler").values()
-    crawler_roles = {str(c["Properties"]["Role"].get("Fn::GetAtt", [""])[0]) for c in crawlers if isinstance(c["Properties"]["Role"], dict)}
+    crawler_roles = {
+        str(c["Properties"]["Role"].get("Fn::GetAtt", [""])[0])
+        for c in crawlers
+        if isinstance(c["Properties"]["Role"], dict)
+    }
     if key in crawler_roles or key.removeprefix("trust:") in crawler_roles:
         return "crawler"
     if key.startswith("key:"):
@@ -117,6 +121,8 @@ def reason_for(d: Deployment, grant: Grant) -> str | None:
     for reason in REASONS:
         if reason.principal != kind:
             continue
-        if re.fullmatch(reason.actions, grant.action, re.IGNORECASE) and re.fullmatch(reason.resources, grant.resource):
+        if re.fullmatch(reason.actions, grant.action, re.IGNORECASE) and re.fullmatch(
+            reason.resources, grant.resource
+        ):
             return reason.why
     return None

@@ -33,10 +33,32 @@ from botocore.exceptions import ClientError
 
 INTERPRETER_ACCESS_KEY = "ak"  # moto.stepfunctions.parser.asl.utils.boto_client
 _KEPT_PARAMS = {
-    "Bucket", "Key", "Prefix", "Delimiter", "MaxKeys", "TopicArn", "QueueUrl", "FunctionName", "Qualifier",
-    "InvocationType", "RoleArn", "RoleSessionName", "ExternalId", "DurationSeconds", "DatabaseName",
-    "TableName", "Name", "CatalogId", "stateMachineArn", "executionArn", "name", "UploadId", "MaxResults",
-    "IfMatch", "IfNoneMatch", "PartitionInputList",
+    "Bucket",
+    "Key",
+    "Prefix",
+    "Delimiter",
+    "MaxKeys",
+    "TopicArn",
+    "QueueUrl",
+    "FunctionName",
+    "Qualifier",
+    "InvocationType",
+    "RoleArn",
+    "RoleSessionName",
+    "ExternalId",
+    "DurationSeconds",
+    "DatabaseName",
+    "TableName",
+    "Name",
+    "CatalogId",
+    "stateMachineArn",
+    "executionArn",
+    "name",
+    "UploadId",
+    "MaxResults",
+    "IfMatch",
+    "IfNoneMatch",
+    "PartitionInputList",
 }
 
 

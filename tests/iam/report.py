@@ -36,7 +36,9 @@ def render_text(results: Sequence[Result], deployments: Sequence[Deployment]) ->
             lines.append(f"  {principal_label(d, key)}")
             for grant in grants:
                 if grant.used_by:
-                    evidence = ", ".join(sorted(grant.used_by)[:3]) + (f" (+{len(grant.used_by) - 3})" if len(grant.used_by) > 3 else "")
+                    evidence = ", ".join(sorted(grant.used_by)[:3]) + (
+                        f" (+{len(grant.used_by) - 3})" if len(grant.used_by) > 3 else ""
+                    )
                 elif grant.reason:
                     evidence = f"reason: {grant.reason}"
                 else:
@@ -75,15 +77,26 @@ def render_markdown(results: Sequence[Result], deployments: Sequence[Deployment]
         "against every AWS call the workflow made in the scenarios of `tests/iam/scenarios.py` on the embedded "
         "engine, plus the calls AWS services make for it (Lambda's logs and traces, SNS's KMS use, S3's "
         "ListBucket check behind a 404, a Map Run's child executions, role assumptions, the failed-executions "
-        "rule's delivery, alarm actions). See docs/deploy.md, \"What is proven before deploying\".",
+        'rule\'s delivery, alarm actions). See docs/deploy.md, "What is proven before deploying".',
         "",
     ]
     for result, d in zip(results, deployments, strict=True):
-        out += [f"## Template: {result.template}", "", "| principal | action | resource | exercised by (or why granted) |", "|---|---|---|---|"]
+        out += [
+            f"## Template: {result.template}",
+            "",
+            "| principal | action | resource | exercised by (or why granted) |",
+            "|---|---|---|---|",
+        ]
         for key, grants in sorted(by_principal(result).items(), key=lambda kv: principal_label(d, kv[0])):
             for grant in grants:
-                evidence = _evidence(grant.used_by) if grant.used_by else (f"*reason:* {grant.reason}" if grant.reason else "**UNEXERCISED**")
-                out.append(f"| {_md(principal_label(d, key))} | `{grant.action}` | `{grant.resource}` | {_md(evidence) if grant.used_by else evidence} |")
+                evidence = (
+                    _evidence(grant.used_by)
+                    if grant.used_by
+                    else (f"*reason:* {grant.reason}" if grant.reason else "**UNEXERCISED**")
+                )
+                out.append(
+                    f"| {_md(principal_label(d, key))} | `{grant.action}` | `{grant.resource}` | {_md(evidence) if grant.used_by else evidence} |"
+                )
         if result.skipped_principals:
             out += ["", "Not checked:", ""]
             out += [f"- `{role}`: {why}" for role, why in sorted(result.skipped_principals.items())]

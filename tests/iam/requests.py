@@ -56,15 +56,19 @@ def _function_arn(name: str, qualifier: str | None, region: str, account: str) -
     elif name.count(":") >= 1 and not name.startswith("arn:"):
         # "account:function:name" or "name:qualifier"
         parts = name.split(":")
-        arn = f"arn:aws:lambda:{region}:{parts[0]}:function:{parts[2]}" if len(parts) >= 3 else (
-            f"arn:aws:lambda:{region}:{account}:function:{parts[0]}:{parts[1]}"
+        arn = (
+            f"arn:aws:lambda:{region}:{parts[0]}:function:{parts[2]}"
+            if len(parts) >= 3
+            else (f"arn:aws:lambda:{region}:{account}:function:{parts[0]}:{parts[1]}")
         )
     else:
         arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
     return f"{arn}:{qualifier}" if qualifier and arn.count(":") == 6 else arn
 
 
-def resources_for(action: str, service: str, params: Mapping[str, Any], region: str, account: str) -> list[str]:
+def resources_for(
+    action: str, service: str, params: Mapping[str, Any], region: str, account: str
+) -> list[str]:
     """The ARN(s) ``action`` is authorized on for this call (``["*"]`` when it has no resource type)."""
     types = sar.resource_types(action)
     if not types:
@@ -129,9 +133,19 @@ def requests_for(
     for action in actions_for(service, operation):
         context: dict[str, Any] = {"aws:SecureTransport": True, "aws:RequestedRegion": region}
         if service == "s3":
-            context.update({"s3:TlsVersion": 1.3, "s3:signatureversion": "AWS4-HMAC-SHA256", "s3:authType": "REST-HEADER"})
+            context.update(
+                {
+                    "s3:TlsVersion": 1.3,
+                    "s3:signatureversion": "AWS4-HMAC-SHA256",
+                    "s3:authType": "REST-HEADER",
+                }
+            )
             if action == "s3:ListBucket":
-                for param, key in (("Prefix", "s3:prefix"), ("Delimiter", "s3:delimiter"), ("MaxKeys", "s3:max-keys")):
+                for param, key in (
+                    ("Prefix", "s3:prefix"),
+                    ("Delimiter", "s3:delimiter"),
+                    ("MaxKeys", "s3:max-keys"),
+                ):
                     if param in params:
                         context[key] = params[param]
         if service == "sts" and operation == "AssumeRole":

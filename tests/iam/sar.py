@@ -72,7 +72,9 @@ def resource_types(action: str) -> list[ResourceType]:
             continue
         name = key.rstrip("*")
         arn = catalogue.get(name, {}).get("arn", "")
-        found.append(ResourceType(name, arn, bool(value.get("required")), tuple(value.get("condition_keys", ()))))
+        found.append(
+            ResourceType(name, arn, bool(value.get("required")), tuple(value.get("condition_keys", ())))
+        )
     return found
 
 
@@ -134,7 +136,7 @@ def pattern_matches_type(action: str, pattern: str) -> bool:
         literals = [p for p in re.split(r"\$\{[^}]+\}", resource_type.arn_format) if p]
         fillers = ["x", "x/x", *(f"x{literal}x" for literal in literals)]
         for filler in fillers:
-            if regex.fullmatch(re.sub(r"[*?]", lambda _: filler, pattern)):
+            if regex.fullmatch(re.sub(r"[*?]", filler.replace("\\", "\\\\"), pattern)):
                 return True
     return False
 
@@ -148,6 +150,8 @@ def condition_key_supported(action: str, key: str) -> bool:
         return True
     # Templated keys: kms:EncryptionContext:${EncryptionContextKey}, aws:ResourceTag/${TagKey}.
     for template in supported:
-        if "${" in template and re.fullmatch(wildcard_regex(re.sub(r"\$\{[^}]+\}", "*", template)), key.lower()):
+        if "${" in template and re.fullmatch(
+            wildcard_regex(re.sub(r"\$\{[^}]+\}", "*", template)), key.lower()
+        ):
             return True
     return False

@@ -52,7 +52,9 @@ class Observations:
 
 def fleet(accounts: tuple[str, ...] = ACCOUNTS, per_region: int = 4) -> list[FleetInstance]:
     items = [
-        i for i in iter_fleet_document(demo_fleet(instances_per_region=per_region, seed=5)) if i.region in REGIONS
+        i
+        for i in iter_fleet_document(demo_fleet(instances_per_region=per_region, seed=5))
+        if i.region in REGIONS
     ]
     return [dataclasses.replace(item, account_id=accounts[i % len(accounts)]) for i, item in enumerate(items)]
 
@@ -102,7 +104,9 @@ class Runner:
             self.local.drain_notifications()
             self.local.drain_dead_letters()
         if description["status"] != expect:
-            raise AssertionError(f"scenario {scenario}: {description['status']} (wanted {expect}): {description.get('cause')}")
+            raise AssertionError(
+                f"scenario {scenario}: {description['status']} (wanted {expect}): {description.get('cause')}"
+            )
         for invocation in self.local.engine.invocations[before:]:
             self.observations.invocations.append((scenario, invocation.function_name))
         sfn = self.local.engine.client("stepfunctions")
@@ -131,7 +135,9 @@ def run_single_account(observations: Observations, schedule_input: dict[str, Any
         runner.run("notify never", EVERY_MODE, {"notify": "never"})
         runner.run("dry run", EVERY_MODE, {"dry_run": True, "regions": [REGIONS[0]]})
         with _failing("lambdas.persist_report", "persist_report"):
-            failed = runner.run("persist fails permanently (dead letter)", EVERY_MODE, {"notify": "always"}, expect="FAILED")
+            failed = runner.run(
+                "persist fails permanently (dead letter)", EVERY_MODE, {"notify": "always"}, expect="FAILED"
+            )
         deliver_failed_execution_event(local, observations.recorder, failed)
         with _failing("lambdas.notify", "notify"):
             runner.run("notify fails (dead letter)", EVERY_MODE, {"notify": "always"}, expect="FAILED")
@@ -167,7 +173,10 @@ def run_multi_account(
             "targets, one account without the member role (partial scan)",
             (TARGETS,),
             {
-                "targets": [{"account_id": ACCOUNTS[0], "regions": [REGIONS[0]]}, {"account_id": NO_ROLE_ACCOUNT, "regions": [REGIONS[0]]}],
+                "targets": [
+                    {"account_id": ACCOUNTS[0], "regions": [REGIONS[0]]},
+                    {"account_id": NO_ROLE_ACCOUNT, "regions": [REGIONS[0]]},
+                ],
                 "notify": "always",
             },
         )
@@ -183,7 +192,12 @@ def run_multi_account(
                     )["executionArn"]
                 )
 
-        runner.run("targets, scheduled (Distributed Map)", (TARGETS,), targets_schedule_input, start=scheduled_targets)
+        runner.run(
+            "targets, scheduled (Distributed Map)",
+            (TARGETS,),
+            targets_schedule_input,
+            start=scheduled_targets,
+        )
         local.members.remove_role(NO_ROLE_ACCOUNT)
         # Organisation mode: every account, both regions, above the threshold: the Distributed Map.
 
@@ -201,7 +215,16 @@ def run_multi_account(
         runner.run(
             "organisation, scheduled (Distributed Map)", (ORGANIZATION,), org_schedule_input, start=scheduled
         )
-        runner.run("organisation, exclude accounts, notify always", (ORGANIZATION,), {"organization": True, "exclude_accounts": [NO_ROLE_ACCOUNT], "notify": "always", "regions": [REGIONS[0]]})
+        runner.run(
+            "organisation, exclude accounts, notify always",
+            (ORGANIZATION,),
+            {
+                "organization": True,
+                "exclude_accounts": [NO_ROLE_ACCOUNT],
+                "notify": "always",
+                "regions": [REGIONS[0]],
+            },
+        )
 
 
 def deliver_failed_execution_event(local: LocalDeployment, recorder: Recorder, execution: Execution) -> None:

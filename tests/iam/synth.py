@@ -55,7 +55,9 @@ def synthesize() -> tuple[dict[str, dict[str, Any]], dict[str, Any], dict[str, s
     definitions = {}
     with tempfile.TemporaryDirectory(prefix="tagwarden-iam-") as outdir:
         for mode, context in CONTEXTS.items():
-            app, stack = build_app(context, outdir=f"{outdir}/{mode}", assets=assets, nag=False, builtin_validation=False)
+            app, stack = build_app(
+                context, outdir=f"{outdir}/{mode}", assets=assets, nag=False, builtin_validation=False
+            )
             templates[mode] = app.synth().get_stack_artifact(stack.artifact_id).template
             for resource in templates[mode]["Resources"].values():
                 if resource["Type"] == "AWS::StepFunctions::StateMachine":
@@ -65,6 +67,8 @@ def synthesize() -> tuple[dict[str, dict[str, Any]], dict[str, Any], dict[str, s
                         definitions[mode] = (Path(outdir) / mode / f"asset.{key}").read_text(encoding="utf-8")
                     else:
                         definitions[mode] = json.dumps(properties["DefinitionString"])
-        app, member_stack = build_member_app(MEMBER_CONTEXT, outdir=f"{outdir}/member", nag=False, builtin_validation=False)
+        app, member_stack = build_member_app(
+            MEMBER_CONTEXT, outdir=f"{outdir}/member", nag=False, builtin_validation=False
+        )
         member = app.synth().get_stack_artifact(member_stack.artifact_id).template
     return templates, member, definitions

@@ -104,7 +104,9 @@ class Template:
             return self.arn("lambda", f"layer:{name}:1")
         return name
 
-    def arn(self, service: str, resource: str, *, region: str | None = None, account: str | None = None) -> str:
+    def arn(
+        self, service: str, resource: str, *, region: str | None = None, account: str | None = None
+    ) -> str:
         return f"arn:{PARTITION}:{service}:{self.region if region is None else region}:{self.account if account is None else account}:{resource}"
 
     def get_att(self, logical_id: str, attribute: str) -> str:
@@ -119,8 +121,12 @@ class Template:
             ("AWS::SQS::Queue", "QueueUrl"): lambda: self.ref(logical_id),
             ("AWS::SNS::Topic", "TopicArn"): lambda: self.arn("sns", name),
             ("AWS::SNS::Topic", "TopicName"): lambda: name,
-            ("AWS::IAM::Role", "Arn"): lambda: f"arn:{PARTITION}:iam::{self.account}:role{self.role_path(logical_id)}{name}",
-            ("AWS::IAM::Role", "RoleId"): lambda: f"AROA{hashlib.sha256(name.encode()).hexdigest()[:17].upper()}",
+            ("AWS::IAM::Role", "Arn"): lambda: (
+                f"arn:{PARTITION}:iam::{self.account}:role{self.role_path(logical_id)}{name}"
+            ),
+            ("AWS::IAM::Role", "RoleId"): lambda: (
+                f"AROA{hashlib.sha256(name.encode()).hexdigest()[:17].upper()}"
+            ),
             ("AWS::Lambda::Function", "Arn"): lambda: self.arn("lambda", f"function:{name}"),
             ("AWS::StepFunctions::StateMachine", "Arn"): lambda: self.arn("states", f"stateMachine:{name}"),
             ("AWS::StepFunctions::StateMachine", "Name"): lambda: name,
@@ -149,7 +155,7 @@ class Template:
         if not isinstance(value, Mapping):
             return value
         if len(value) == 1:
-            (key, argument), = value.items()
+            ((key, argument),) = value.items()
             if key == "Ref":
                 return self.ref(argument)
             if key == "Fn::GetAtt":
@@ -161,6 +167,7 @@ class Template:
             if key == "Fn::Sub":
                 text, variables = (argument, {}) if isinstance(argument, str) else argument
                 resolved = {k: str(self.resolve(v)) for k, v in variables.items()}
+
                 def substitute(match: re.Match[str]) -> str:
                     name = match.group(1)
                     if name.startswith("!"):
@@ -171,6 +178,7 @@ class Template:
                         logical_id, attribute = name.split(".", 1)
                         return self.get_att(logical_id, attribute)
                     return self.ref(name)
+
                 return re.sub(r"\$\{([^}]+)\}", substitute, text)
             if key == "Fn::Select":
                 index, items = argument

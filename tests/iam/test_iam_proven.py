@@ -31,19 +31,30 @@ def _explain(result: Result, d: Deployment) -> str:
     )
 
 
-def test_every_call_the_workflow_makes_is_allowed_in_every_deployment_mode(results: list[tuple[Result, Deployment]]) -> None:
+def test_every_call_the_workflow_makes_is_allowed_in_every_deployment_mode(
+    results: list[tuple[Result, Deployment]],
+) -> None:
     for result, d in results:
         assert result.checks, f"{result.template}: no call was checked"
         assert not result.denied, f"{result.template}:\n{_explain(result, d)}"
 
 
-def test_every_granted_action_and_resource_is_exercised_or_has_a_written_reason(results: list[tuple[Result, Deployment]]) -> None:
+def test_every_granted_action_and_resource_is_exercised_or_has_a_written_reason(
+    results: list[tuple[Result, Deployment]],
+) -> None:
     for result, d in results:
-        unused = [f"{principal_label(d, g.principal_key)}: {g.action} on {g.resource}" for g in result.unexercised]
-        assert not unused, f"{result.template}: granted but never used, and no reason in tests/iam/reasons.py:\n" + "\n".join(unused)
+        unused = [
+            f"{principal_label(d, g.principal_key)}: {g.action} on {g.resource}" for g in result.unexercised
+        ]
+        assert not unused, (
+            f"{result.template}: granted but never used, and no reason in tests/iam/reasons.py:\n"
+            + "\n".join(unused)
+        )
 
 
-def test_every_action_resource_and_condition_key_exists_in_the_service_authorization_reference(results: list[tuple[Result, Deployment]]) -> None:
+def test_every_action_resource_and_condition_key_exists_in_the_service_authorization_reference(
+    results: list[tuple[Result, Deployment]],
+) -> None:
     for result, _ in results:
         assert not result.problems, f"{result.template}:\n" + "\n".join(result.problems)
 
@@ -52,11 +63,24 @@ def test_the_scenarios_reach_every_kind_of_principal(results: list[tuple[Result,
     by_mode = {r.template: (r, d) for r, d in results}
     result, d = by_mode[ORGANIZATION]
     principals = {principal_label(d, c.principal_key).split(" (")[0] for c, _ in result.checks}
-    for step in ("validate-input", "list-instances", "evaluate-tags", "persist-report", "register-partitions", "notify"):
+    for step in (
+        "validate-input",
+        "list-instances",
+        "evaluate-tags",
+        "persist-report",
+        "register-partitions",
+        "notify",
+    ):
         assert f"role {step}" in principals
     assert {"role state machine", "role scheduler", f"member role {d.member_role_name}"} <= principals
     services = {c.principal.service for c, _ in result.checks if c.principal.kind == "service"}
-    assert services >= {"lambda.amazonaws.com", "states.amazonaws.com", "scheduler.amazonaws.com", "events.amazonaws.com", "cloudwatch.amazonaws.com"}
+    assert services >= {
+        "lambda.amazonaws.com",
+        "states.amazonaws.com",
+        "scheduler.amazonaws.com",
+        "events.amazonaws.com",
+        "cloudwatch.amazonaws.com",
+    }
     assert "denied" in summary_line([result]) and result.grants
 
 
@@ -87,7 +111,10 @@ def test_a_role_one_action_short_is_reported_with_the_call_that_would_fail() -> 
     denied = {(c.request.action, c.origin) for c, _ in result.denied}
     # ListObjectsV2 is s3:ListBucket, and the first run's missing pointer needs it for a 404.
     assert ("s3:ListBucket", "s3.ListObjectsV2") in denied
-    assert ("s3:ListBucket", "S3 checks s3:ListBucket to answer 404 rather than 403 for a missing key") in denied
+    assert (
+        "s3:ListBucket",
+        "S3 checks s3:ListBucket to answer 404 rather than 403 for a missing key",
+    ) in denied
 
 
 def test_a_kms_grant_missing_for_the_encrypted_topic_is_reported() -> None:
@@ -123,11 +150,20 @@ def test_a_lambda_invoke_grant_on_a_version_instead_of_the_function_is_reported(
 def test_an_unused_grant_without_a_reason_is_reported() -> None:
     def extra(central: dict[str, Any], member: dict[str, Any]) -> None:
         statements = _policy_statements(central, "FunctionsEvaluateTagsRoleDefaultPolicy")
-        statements.append({"Effect": "Allow", "Action": "sns:Publish", "Resource": {"Ref": next(
-            k for k, r in central["Resources"].items() if r["Type"] == "AWS::SNS::Topic")}})
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Action": "sns:Publish",
+                "Resource": {
+                    "Ref": next(k for k, r in central["Resources"].items() if r["Type"] == "AWS::SNS::Topic")
+                },
+            }
+        )
 
     result = _mutated(SINGLE, extra)
-    assert [(g.action, g.principal_key.startswith("FunctionsEvaluateTagsRole")) for g in result.unexercised] == [("sns:Publish", True)]
+    assert [
+        (g.action, g.principal_key.startswith("FunctionsEvaluateTagsRole")) for g in result.unexercised
+    ] == [("sns:Publish", True)]
 
 
 def test_an_action_that_does_not_exist_is_reported() -> None:
