@@ -29,7 +29,7 @@ def validate(*files: Path) -> list[dict[str, Any]]:
     node = shutil.which("node")
     assert node, "Node.js is required (it is for CDK too)"
     assert PACKAGE.is_dir(), "amazon-states-language-service is not installed: run `make asl-deps`"
-    completed = subprocess.run(  # noqa: S603 - fixed script, our own files
+    completed = subprocess.run(
         [node, str(VALIDATOR), *map(str, files)], capture_output=True, text=True, check=False, timeout=120
     )
     assert completed.returncode in {0, 1}, completed.stderr
@@ -50,7 +50,10 @@ def synthesized_definitions(tmp_path_factory: pytest.TempPathFactory) -> list[Pa
         template = Template(document, name=mode, stack_name=f"Tagwarden-{mode}")
         [machine] = template.of_type("AWS::StepFunctions::StateMachine").values()
         # CloudFormation's substitution: each ${Name} of the definition by its resolved value.
-        values = {k: str(template.resolve(v)) for k, v in machine["Properties"].get("DefinitionSubstitutions", {}).items()}
+        values = {
+            k: str(template.resolve(v))
+            for k, v in machine["Properties"].get("DefinitionSubstitutions", {}).items()
+        }
         definition = deployment.substitute(definitions[mode], values)
         assert "${" not in definition, f"{mode}: a placeholder was not substituted"
         path = folder / f"{mode}.asl.json"
