@@ -121,7 +121,7 @@ class Deployment:
             if isinstance(value, Mapping):
                 for key, inner in value.items():
                     if isinstance(key, str) and key.lower() in ORGANIZATION_ID_KEYS:
-                        found.extend(str(v) for v in as_list(inner) if isinstance(v, str))
+                        found.extend(str(v) for v in as_list(inner) if isinstance(v, str) and "${" not in v)
                     walk(inner)
             elif isinstance(value, list):
                 for inner in value:
@@ -254,8 +254,10 @@ def _call_checks(d: Deployment, call: RecordedCall, problems: list[str]) -> list
     checks = []
     for request in requests:
         context = dict(request.context)
-        context.update(_principal_context(principal))
+        context.update(_principal_context(principal, d.organization_id))
         context["aws:ResourceAccount"] = _account_of(request.resource) or account
+        context["aws:ResourceOrgID"] = d.organization_id
+        context["aws:ResourceOrgPaths"] = [f"{d.organization_id}/r-local/"]
         if call.service == "sts" and call.operation == "AssumeRole":
             target_account = _account_of(request.resource)
             context["sts:ExternalId"] = (
@@ -263,8 +265,9 @@ def _call_checks(d: Deployment, call: RecordedCall, problems: list[str]) -> list
             )
             if context["sts:ExternalId"] is None:
                 del context["sts:ExternalId"]
-            if target_account and not expect_denied:
-                context["aws:ResourceOrgID"] = d.organization_id
+            if not target_account or expect_denied:
+                context.pop("aws:ResourceOrgID")
+                context.pop("aws:ResourceOrgPaths")
         checks.append(
             Check(
                 key,
@@ -369,14 +372,18 @@ def _account_of(arn: str) -> str | None:
     return parts[4] if len(parts) > 4 and parts[4] else None
 
 
-def _principal_context(principal: Principal) -> dict[str, Any]:
+def _principal_context(principal: Principal, organization_id: str) -> dict[str, Any]:
+    """The principal's global condition keys. Every account of the local engine (the central one
+    included) belongs to the deployment's organisation."""
     if principal.kind == "role":
         return {
             "aws:PrincipalArn": principal.arn,
             "aws:PrincipalAccount": principal.account,
             "aws:PrincipalType": "AssumedRole",
+            "aws:PrincipalOrgID": organization_id,
+            "aws:PrincipalIsAWSService": False,
         }
-    return {"aws:PrincipalServiceName": principal.service}
+    return {"aws:PrincipalServiceName": principal.service, "aws:PrincipalIsAWSService": True}
 
 
 def _service_checks(d: Deployment, observations: Observations, problems: list[str]) -> list[Check]:
@@ -396,7 +403,7 @@ def _service_checks(d: Deployment, observations: Observations, problems: list[st
         if "LogGroup" in logging_config:
             log_group = str(t.resolve(logging_config["LogGroup"]))
         stream = t.arn("logs", f"log-group:{log_group}:log-stream:2026/01/01/[$LATEST]0123456789abcdef")
-        base = {"aws:SecureTransport": True, **_principal_context(principal)}
+        base = {"aws:SecureTransport": True, **_principal_context(principal, d.organization_id)}
         checks.append(
             Check(
                 f"trust:{role}",
@@ -461,7 +468,12 @@ def _service_checks(d: Deployment, observations: Observations, problems: list[st
                         sm_role,
                         sm_principal,
                         Request(
-                            action, "*", {"aws:SecureTransport": True, **_principal_context(sm_principal)}
+                            action,
+                            "*",
+                            {
+                                "aws:SecureTransport": True,
+                                **_principal_context(sm_principal, d.organization_id),
+                            },
                         ),
                         execution.scenario,
                         "Step Functions sends the execution's traces (tracing enabled)",
@@ -472,7 +484,7 @@ def _service_checks(d: Deployment, observations: Observations, problems: list[st
         # <state machine>/<label>:<id>, then describes (and on failure stops) them.
         label_and_id = d.translate(map_run_arn).split(":mapRun:", 1)[1]
         label = label_and_id.split(":", 1)[0]
-        context = {"aws:SecureTransport": True, **_principal_context(sm_principal)}
+        context = {"aws:SecureTransport": True, **_principal_context(sm_principal, d.organization_id)}
         checks.append(
             Check(
                 sm_role,
@@ -552,7 +564,7 @@ def _rule_checks(d: Deployment, observations: Observations, problems: list[str])
                     "aws:SecureTransport": True,
                     "aws:SourceArn": t.get_att(logical_id, "Arn"),
                     "aws:SourceAccount": t.account,
-                    **_principal_context(service),
+                    **_principal_context(service, d.organization_id),
                 }
                 checks.append(
                     Check(

@@ -105,6 +105,56 @@ def names_account_root(element: Any, account: str) -> bool:
     )
 
 
+# -- policy variables -----------------------------------------------------------------------------
+
+_VARIABLE = re.compile(r"\$\{([^}]+)\}")
+_ESCAPES = {"*": "\x00star", "?": "\x00question", "$": "$"}
+
+
+class _Unresolved(Exception):
+    pass
+
+
+def substitute_variables(text: str, context: Context) -> str:
+    """``${aws:PrincipalOrgID}`` and the like replaced by the request's value (IAM's policy
+    variables); ``${*}``, ``${?}``, ``${$}`` are the literal characters. A variable the request does
+    not carry makes the element not match (``_Unresolved``), as IAM documents."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in _ESCAPES:
+            return _ESCAPES[name]
+        default = None
+        if ", " in name:  # ${aws:username, 'default'}
+            name, default = (part.strip() for part in name.split(",", 1))
+            default = default.strip("'")
+        present, values = _lookup(context, name)
+        if not present or len(values) != 1:
+            if default is not None:
+                return default
+            raise _Unresolved(name)
+        return _text(values[0])
+
+    return _VARIABLE.sub(replace, text)
+
+
+def _compile_with_escapes(pattern: str, *, ignore_case: bool) -> re.Pattern[str]:
+    out = []
+    index = 0
+    while index < len(pattern):
+        if pattern.startswith("\x00star", index):
+            out.append(re.escape("*"))
+            index += len("\x00star")
+        elif pattern.startswith("\x00question", index):
+            out.append(re.escape("?"))
+            index += len("\x00question")
+        else:
+            c = pattern[index]
+            out.append(".*" if c == "*" else "." if c == "?" else re.escape(c))
+            index += 1
+    return re.compile("".join(out), re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
+
+
 # -- conditions -----------------------------------------------------------------------------------
 
 
@@ -125,7 +175,20 @@ def _number(value: Any) -> float:
     return float(value)
 
 
-def _single(operator: str, policy_value: Any, request_value: Any) -> bool:
+def _single(operator: str, policy_value: Any, request_value: Any, context: Context | None = None) -> bool:
+    if isinstance(policy_value, str) and "${" in policy_value and context is not None:
+        if operator.startswith("String") and "Like" not in operator:
+            policy_value = (
+                substitute_variables(policy_value, context)
+                .replace("\x00star", "*")
+                .replace("\x00question", "?")
+            )
+        elif operator.startswith(("String", "Arn")):
+            substituted = substitute_variables(policy_value, context)
+            matched = bool(
+                _compile_with_escapes(substituted, ignore_case=False).fullmatch(_text(request_value))
+            )
+            return matched if "Not" not in operator else not matched
     if operator == "StringEquals":
         return _text(request_value) == _text(policy_value)
     if operator == "StringNotEquals":
@@ -191,10 +254,16 @@ def condition_matches(operator: str, key: str, policy_values: Any, context: Cont
         return operator in _NEGATED and qualifier == ""
     negated = operator in _NEGATED
 
+    def compare(policy_value: Any, request_value: Any) -> bool:
+        try:
+            return _single(operator, policy_value, request_value, context)
+        except _Unresolved:
+            return False
+
     def one(request_value: Any) -> bool:
         if negated:
-            return all(_single(operator, v, request_value) for v in values)
-        return any(_single(operator, v, request_value) for v in values)
+            return all(compare(v, request_value) for v in values)
+        return any(compare(v, request_value) for v in values)
 
     if qualifier == "ForAllValues":
         return all(one(r) for r in request_values)
@@ -236,12 +305,21 @@ class Statement:
             return not any(action_matches(p, action) for p in as_list(self.document["NotAction"]))
         return any(action_matches(p, action) for p in as_list(self.document.get("Action", [])))
 
-    def resource_applies(self, resource: str) -> bool:
+    def resource_applies(self, resource: str, context: Context | None = None) -> bool:
+        def matches(pattern: str) -> bool:
+            if "${" in pattern and context is not None:
+                try:
+                    pattern = substitute_variables(pattern, context)
+                except _Unresolved:
+                    return False
+                return bool(_compile_with_escapes(pattern, ignore_case=False).fullmatch(resource))
+            return arn_matches(pattern, resource)
+
         if "NotResource" in self.document:
-            return not any(arn_matches(p, resource) for p in as_list(self.document["NotResource"]))
+            return not any(matches(p) for p in as_list(self.document["NotResource"]))
         if "Resource" not in self.document:
             return True  # trust policies have none: the role itself
-        return any(arn_matches(p, resource) for p in as_list(self.document["Resource"]))
+        return any(matches(p) for p in as_list(self.document["Resource"]))
 
     def principal_applies(self, principal: Principal) -> bool:
         if "NotPrincipal" in self.document:
@@ -253,7 +331,7 @@ class Statement:
     def applies(self, principal: Principal, action: str, resource: str, context: Context) -> bool:
         return (
             self.action_applies(action)
-            and self.resource_applies(resource)
+            and self.resource_applies(resource, context)
             and self.principal_applies(principal)
             and conditions_match(self.document.get("Condition"), context)
         )

@@ -178,3 +178,52 @@ def test_an_action_that_does_not_exist_is_reported() -> None:
 
 def test_every_mode_was_checked(results: list[tuple[Result, Deployment]]) -> None:
     assert tuple(r.template for r, _ in results) == MODES
+
+
+def test_conditions_that_scope_assume_role_to_the_organisation_and_the_key_to_alarms_still_allow_every_call() -> (
+    None
+):
+    def scoped(central: dict[str, Any], member: dict[str, Any]) -> None:
+        for statement in _policy_statements(central, "FunctionsListInstancesRoleDefaultPolicy"):
+            if statement.get("Sid") == "AssumeMemberRoles":
+                statement["Condition"] = {"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}}
+        for resource in central["Resources"].values():
+            if resource["Type"] == "AWS::KMS::Key":
+                for statement in resource["Properties"]["KeyPolicy"]["Statement"]:
+                    if statement.get("Sid") == "CloudWatchAlarmsPublishToEncryptedTopics":
+                        statement["Condition"] = {
+                            "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+                            "ArnLike": {
+                                "aws:SourceArn": {
+                                    "Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"
+                                }
+                            },
+                        }
+
+    result = _mutated(ORGANIZATION, scoped)
+    assert not result.denied and not result.unexercised
+
+    def other_account(central: dict[str, Any], member: dict[str, Any]) -> None:
+        for resource in central["Resources"].values():
+            if resource["Type"] == "AWS::KMS::Key":
+                for statement in resource["Properties"]["KeyPolicy"]["Statement"]:
+                    if statement.get("Sid") == "CloudWatchAlarmsPublishToEncryptedTopics":
+                        statement["Condition"] = {"StringEquals": {"aws:SourceAccount": "999999999999"}}
+
+    denied = _mutated(ORGANIZATION, other_account).denied
+    assert {c.principal.service for c, _ in denied} == {"cloudwatch.amazonaws.com"}
+
+
+def test_a_prefix_condition_on_persists_list_bucket_would_turn_the_first_runs_404_into_a_403() -> None:
+    """S3's ListBucket check behind a 404 carries no s3:prefix (the model this check uses): a
+    StringLike on s3:prefix alone lets ListObjectsV2 through but not that check."""
+
+    def prefixed(central: dict[str, Any], member: dict[str, Any]) -> None:
+        for statement in _policy_statements(central, "FunctionsPersistReportRoleDefaultPolicy"):
+            if statement.get("Sid") == "FoundOrNotFound":
+                statement["Condition"] = {"StringLike": {"s3:prefix": ["staging/*", "state/*", "reports/*"]}}
+
+    denied = {(c.request.action, c.origin) for c, _ in _mutated(SINGLE, prefixed).denied}
+    assert denied == {
+        ("s3:ListBucket", "S3 checks s3:ListBucket to answer 404 rather than 403 for a missing key")
+    }

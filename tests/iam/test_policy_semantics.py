@@ -144,3 +144,26 @@ def test_kms_needs_the_key_policy_and_cross_account_assume_role_needs_the_trust(
     assert not decide(
         ROLE, "sts:AssumeRole", "arn:aws:iam::2:role/M", {}, identity=assume, trust_policy=[trust]
     ).allowed
+
+
+def test_policy_variables_take_the_request_value_and_an_unresolved_one_never_matches() -> None:
+    same_org = {"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}}
+    statement = allow(Action="sts:AssumeRole", Resource="*", Condition=same_org)
+    inside = {"aws:PrincipalOrgID": "o-abc", "aws:ResourceOrgID": "o-abc"}
+    assert statement.applies(ROLE, "sts:AssumeRole", "arn:aws:iam::2:role/M", inside)
+    assert not statement.applies(
+        ROLE, "sts:AssumeRole", "arn:aws:iam::2:role/M", {**inside, "aws:ResourceOrgID": "o-other"}
+    )
+    assert not statement.applies(
+        ROLE, "sts:AssumeRole", "arn:aws:iam::2:role/M", {"aws:ResourceOrgID": "o-abc"}
+    )
+    own = allow(Action="s3:GetObject", Resource="arn:aws:s3:::b/${aws:PrincipalAccount}/*")
+    assert own.applies(
+        ROLE, "s3:GetObject", "arn:aws:s3:::b/123456789012/x", {"aws:PrincipalAccount": "123456789012"}
+    )
+    assert not own.applies(
+        ROLE, "s3:GetObject", "arn:aws:s3:::b/999/x", {"aws:PrincipalAccount": "123456789012"}
+    )
+    literal = allow(Action="s3:GetObject", Resource="arn:aws:s3:::b/${*}")
+    assert literal.applies(ROLE, "s3:GetObject", "arn:aws:s3:::b/*", {})
+    assert not literal.applies(ROLE, "s3:GetObject", "arn:aws:s3:::b/x", {})
