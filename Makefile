@@ -50,10 +50,14 @@ $(ASL_STAMP): $(ASL_DIR)/package.json $(ASL_DIR)/package-lock.json
 
 asl-deps: $(ASL_STAMP)
 
-# Runs the IAM scenarios on the embedded engine, evaluates every synthesized template's policies
-# against the recorded calls, prints the per-principal table and writes docs/iam.md.
+# Records every AWS call of the functional suites (TAGWARDEN_IAM_RECORD), runs the IAM scenarios on
+# the embedded engine, evaluates every synthesized template's policies against all of it, prints the
+# per-principal table and writes docs/iam.md. (make test runs the scenario check alone.)
+IAM_RECORD := build/iam-record
 iam-check: $(STAMP)
-	$(BIN)/python -m tests.iam --write docs/iam.md
+	rm -rf $(IAM_RECORD)
+	TAGWARDEN_IAM_RECORD=$(IAM_RECORD) $(BIN)/python -m pytest -q -n 2 --dist loadfile tests/functional
+	$(BIN)/python -m tests.iam --suites $(IAM_RECORD) --write docs/iam.md
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit

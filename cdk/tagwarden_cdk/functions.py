@@ -171,6 +171,10 @@ class WorkflowFunctions(Construct):
         statements: dict[str, list[iam.PolicyStatement]] = {
             VALIDATE: [
                 _allow(["s3:GetObject"], [objects(POLICIES_PREFIX)], "ReadPolicies"),
+                # A policy_uri that does not exist must read as "does not exist" (invalid input), not
+                # as AccessDenied (a failed run): S3 answers 404 rather than 403 only to a caller
+                # allowed s3:ListBucket (found by the IAM check, tests/iam).
+                _allow(["s3:ListBucket"], [storage.bucket.bucket_arn], "FoundOrNotFound"),
                 _allow(["s3:PutObject"], [objects(layout.STAGING_PREFIX)], "WriteStaging"),
                 # Organization mode expands to the organisation's accounts at run time.
                 # ListAccounts supports no resource-level permissions (no resource type in the
@@ -192,7 +196,9 @@ class WorkflowFunctions(Construct):
             ],
             EVALUATE: [
                 _allow(["s3:GetObject"], [objects(layout.STAGING_PREFIX)], "ReadStaging"),
-                _allow(["s3:PutObject"], [objects(layout.STAGING_PREFIX)], "WriteStaging"),
+                # Staged findings go up with upload_fileobj: a multipart upload above 8 MiB, which
+                # boto3 aborts when it fails (s3:AbortMultipartUpload; found by the IAM check).
+                _allow(["s3:PutObject", "s3:AbortMultipartUpload"], [objects(layout.STAGING_PREFIX)], "WriteStaging"),
             ],
             PERSIST: [
                 _allow(
@@ -204,6 +210,13 @@ class WorkflowFunctions(Construct):
                     ["s3:PutObject"],
                     [objects(REPORTS_PREFIX), objects(STATE_PREFIX), objects(STAGED_REPORT_PREFIX)],
                     "WriteReport",
+                ),
+                # The findings object goes up with upload_fileobj (multipart above 8 MiB), which boto3
+                # aborts when it fails; found by the IAM check (tests/iam).
+                _allow(
+                    ["s3:AbortMultipartUpload"],
+                    [objects(REPORTS_PREFIX), objects(STAGED_REPORT_PREFIX)],
+                    "AbortFailedUploads",
                 ),
                 # Without s3:ListBucket, S3 answers a missing key (the very first run's
                 # state/latest-run.json) with 403 instead of 404. S3 checks it without an s3:prefix

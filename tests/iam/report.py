@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from tests.iam.check import Deployment, Result, by_principal, principal_label, run_check, summary_line
-from tests.iam.scenarios import ORGANIZATION, SINGLE, TARGETS, Observations, run_all
+from tests.iam.recorder import Recorder, load
+from tests.iam.scenarios import ORGANIZATION, SINGLE, TARGETS, Execution, Observations, run_all
 from tests.iam.synth import synthesize
 
 COMMAND = "make iam-check"
@@ -22,8 +25,45 @@ def recorded() -> tuple[dict[str, dict[str, Any]], dict[str, Any], Observations]
     return templates, member, run_all(inputs)
 
 
-def run_everything() -> tuple[Sequence[Result], Sequence[Deployment]]:
+def suite_observations(folder: Path) -> Observations:
+    """What ``TAGWARDEN_IAM_RECORD=<folder>`` recorded across the functional suites, with each
+    test's deployment modes: a test that assumed a member role or listed the organisation's
+    accounts needs the organisation template (which admits any account); the others run in every
+    mode of which the single-account and organisation templates are checked."""
+    recorder = Recorder()
+    for path in sorted(folder.glob("*.json")):
+        load(json.loads(path.read_text(encoding="utf-8")), recorder)
+    observations = Observations(recorder)
+    cross_account = {
+        c.scenario for c in recorder.calls if c.caller.kind == "member" or c.operation in {"AssumeRole", "ListAccounts"}
+    }
+    for scenario in {c.scenario for c in recorder.calls} | {i[0] for i in recorder.invocations}:
+        observations.modes[scenario] = (ORGANIZATION,) if scenario in cross_account else (SINGLE, ORGANIZATION)
+    observations.executions = [
+        Execution(arn, "UNKNOWN", scenario, [], {}, started_by) for scenario, arn, started_by in recorder.executions
+    ]
+    return observations
+
+
+def merged(first: Observations, second: Observations) -> Observations:
+    recorder = Recorder(
+        calls=[*first.recorder.calls, *second.recorder.calls],
+        invocations=[*first.recorder.invocations, *second.recorder.invocations],
+        executions=[*first.recorder.executions, *second.recorder.executions],
+    )
+    return Observations(
+        recorder,
+        executions=[*first.executions, *second.executions],
+        map_runs=[*first.map_runs, *second.map_runs],
+        modes={**second.modes, **first.modes},
+    )
+
+
+def run_everything(suites: Path | None = None) -> tuple[Sequence[Result], Sequence[Deployment]]:
+    """Check every template against the scenarios (and the functional suites' recording, if given)."""
     templates, member, observations = recorded()
+    if suites is not None:
+        observations = merged(observations, suite_observations(suites))
     deployments = tuple(Deployment(mode, templates[mode], member) for mode in MODES)
     return tuple(run_check(d, observations) for d in deployments), deployments
 

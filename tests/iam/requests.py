@@ -92,6 +92,8 @@ def resources_for(
         for key in ("stateMachineArn", "executionArn"):
             if key in params:
                 return [str(params[key])]
+    if service == "glue" and "crawler" in names and "Name" in params and "DatabaseName" not in params:
+        return [f"arn:aws:glue:{region}:{account}:crawler/{params['Name']}"]
     if service == "glue":
         database = params.get("DatabaseName")
         table = params.get("TableName") or params.get("Name")

@@ -17,7 +17,7 @@ from unittest import mock
 
 from tests.iam.recorder import Recorder
 from workflow import config
-from workflow.engine.local import LocalDeployment
+from workflow.engine.local import BUCKET, LocalDeployment
 from workflow.errors import PermanentError
 from workflow.fleet import FleetInstance, demo_fleet, iter_fleet_document
 
@@ -36,6 +36,7 @@ class Execution:
     scenario: str
     history: list[dict[str, Any]]
     input: dict[str, Any]
+    started_by: str = "harness"  # or "scheduler"
 
 
 @dataclass
@@ -43,11 +44,15 @@ class Observations:
     """What the scenarios did: the recorded calls, the Lambda invocations, the executions."""
 
     recorder: Recorder
-    invocations: list[tuple[str, str]] = field(default_factory=list)  # (scenario, function name)
     executions: list[Execution] = field(default_factory=list)
     map_runs: list[tuple[str, str, int]] = field(default_factory=list)  # (scenario, map run ARN, items)
     modes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # scenario -> template modes
     state_machine_name: str = ""
+
+    @property
+    def invocations(self) -> list[tuple[str, str]]:
+        """(scenario, handler) of every Lambda invocation."""
+        return list(self.recorder.invocations)
 
 
 def fleet(accounts: tuple[str, ...] = ACCOUNTS, per_region: int = 4) -> list[FleetInstance]:
@@ -61,6 +66,34 @@ def fleet(accounts: tuple[str, ...] = ACCOUNTS, per_region: int = 4) -> list[Fle
 
 def single_account_fleet() -> list[FleetInstance]:
     return [i for i in iter_fleet_document(demo_fleet(instances_per_region=4, seed=5)) if i.region in REGIONS]
+
+
+@contextmanager
+def _multipart_completion_fails_once() -> Iterator[None]:
+    """Every upload_fileobj goes multipart (threshold 1 byte) and each key's first completion
+    answers 500: boto3 aborts that upload, the step's Retry writes it again."""
+    import functools
+
+    import boto3.s3.inject
+    from boto3.s3.transfer import TransferConfig
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
+    original = BaseClient._make_api_call
+    failed: set[str] = set()
+
+    def make_api_call(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+        if operation_name == "CompleteMultipartUpload" and api_params.get("Key") not in failed:
+            failed.add(str(api_params.get("Key")))
+            error = {"Error": {"Code": "InternalError", "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": 500}}
+            raise ClientError(error, operation_name)
+        return original(client, operation_name, api_params)
+
+    with (
+        mock.patch.object(boto3.s3.inject, "TransferConfig", functools.partial(TransferConfig, multipart_threshold=1)),
+        mock.patch.object(BaseClient, "_make_api_call", make_api_call),
+    ):
+        yield
 
 
 @contextmanager
@@ -95,7 +128,6 @@ class Runner:
         start: Callable[[], str] | None = None,
     ) -> Execution:
         recorder = self.observations.recorder
-        before = len(self.local.engine.invocations)
         self.observations.modes[scenario] = modes
         with recorder.recording(scenario):
             arn = start() if start else self.local.start(execution_input, name=scenario)
@@ -107,13 +139,12 @@ class Runner:
             raise AssertionError(
                 f"scenario {scenario}: {description['status']} (wanted {expect}): {description.get('cause')}"
             )
-        for invocation in self.local.engine.invocations[before:]:
-            self.observations.invocations.append((scenario, invocation.function_name))
         sfn = self.local.engine.client("stepfunctions")
         for run in sfn.list_map_runs(executionArn=arn).get("mapRuns", []):
             counts = sfn.describe_map_run(mapRunArn=run["mapRunArn"])["itemCounts"]
             self.observations.map_runs.append((scenario, run["mapRunArn"], int(counts["total"])))
-        execution = Execution(arn, description["status"], scenario, history, execution_input)
+        started_by = next((by for s, a, by in recorder.executions if a == arn), "harness")
+        execution = Execution(arn, description["status"], scenario, history, execution_input, started_by)
         self.observations.executions.append(execution)
         return execution
 
@@ -134,6 +165,19 @@ def run_single_account(observations: Observations, schedule_input: dict[str, Any
         runner.run("second run, notify new_violations (drift)", EVERY_MODE, {"notify": "new_violations"})
         runner.run("notify never", EVERY_MODE, {"notify": "never"})
         runner.run("dry run", EVERY_MODE, {"dry_run": True, "regions": [REGIONS[0]]})
+        runner.run(
+            "policy_uri that does not exist (invalid input)",
+            EVERY_MODE,
+            {"policy_uri": f"s3://{BUCKET}/policies/does-not-exist.json"},
+            expect="FAILED",
+        )
+        with _multipart_completion_fails_once():
+            runner.run("multipart uploads whose first completion fails", EVERY_MODE, {"regions": [REGIONS[0]]})
+            runner.run(
+                "dry run, multipart uploads whose first completion fails",
+                EVERY_MODE,
+                {"regions": [REGIONS[1]], "dry_run": True},
+            )
         with _failing("lambdas.persist_report", "persist_report"):
             failed = runner.run(
                 "persist fails permanently (dead letter)", EVERY_MODE, {"notify": "always"}, expect="FAILED"
@@ -168,7 +212,6 @@ def run_multi_account(
     ) as local:
         local.members.add_account(NO_ROLE_ACCOUNT, role=False)
         runner = Runner(local, observations)
-        runner.observations.recorder.member_account_of = local.members.account_of
         runner.run(
             "targets, one account without the member role (partial scan)",
             (TARGETS,),

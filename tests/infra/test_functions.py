@@ -228,16 +228,20 @@ def test_each_role_is_allowed_exactly_its_allow_list(synthesized: Synthesized) -
         "validate-input": expected(
             (["s3:GetObject"], [objects(bucket, "policies/")]),
             (["s3:PutObject"], [objects(bucket, "staging/")]),
+            (["s3:ListBucket"], [getatt(bucket)]),
         ),
         "list-instances": expected(
             (["ec2:DescribeInstances"], ["*"]),
             (["s3:PutObject"], [objects(bucket, "staging/")]),
         ),
-        "evaluate-tags": expected((["s3:GetObject", "s3:PutObject"], [objects(bucket, "staging/")])),
+        "evaluate-tags": expected(
+            (["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"], [objects(bucket, "staging/")])
+        ),
         "persist-report": expected(
             (["s3:GetObject"], [objects(bucket, p) for p in ("staging/", "reports/", "state/")]),
             (["s3:PutObject"], [objects(bucket, p) for p in ("reports/", "state/", "staging/*/report/")]),
             (["s3:ListBucket"], [getatt(bucket)]),
+            (["s3:AbortMultipartUpload"], [objects(bucket, p) for p in ("reports/", "staging/*/report/")]),
         ),
         "register-partitions": expected(
             (

@@ -90,6 +90,7 @@ def _single_account_validate_grants(synthesized: Synthesized) -> set[Any]:
         (["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"]),
         (["s3:GetObject"], [objects(bucket, "policies/")]),
         (["s3:PutObject"], [objects(bucket, "staging/")]),
+        (["s3:ListBucket"], [getatt(bucket)]),
     )
 
 
