@@ -198,7 +198,11 @@ class WorkflowFunctions(Construct):
                 _allow(["s3:GetObject"], [objects(layout.STAGING_PREFIX)], "ReadStaging"),
                 # Staged findings go up with upload_fileobj: a multipart upload above 8 MiB, which
                 # boto3 aborts when it fails (s3:AbortMultipartUpload; found by the IAM check).
-                _allow(["s3:PutObject", "s3:AbortMultipartUpload"], [objects(layout.STAGING_PREFIX)], "WriteStaging"),
+                _allow(
+                    ["s3:PutObject", "s3:AbortMultipartUpload"],
+                    [objects(layout.STAGING_PREFIX)],
+                    "WriteStaging",
+                ),
             ],
             PERSIST: [
                 _allow(

@@ -19,7 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.suites is not None and not any(args.suites.glob("*.json")):
-        print(f"error: no recording in {args.suites}: run the functional suites with TAGWARDEN_IAM_RECORD={args.suites}")
+        print(
+            f"error: no recording in {args.suites}: run the functional suites with TAGWARDEN_IAM_RECORD={args.suites}"
+        )
         return 2
     results, deployments = run_everything(args.suites)
     print(render_text(results, deployments))

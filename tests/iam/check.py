@@ -254,7 +254,10 @@ def _call_checks(d: Deployment, call: RecordedCall, problems: list[str]) -> list
     # The engine answered AccessDenied on purpose (an account without the member role): the
     # call is expected to fail, and on AWS it fails the same way (no such role to trust us).
     expect_denied = call.error in {"AccessDenied", "AccessDeniedException"} and call.operation == "AssumeRole"
-    if call.operation == "AssumeRole" and str(call.params.get("RoleArn", "")).rsplit("/", 1)[-1] != "TagwardenReadOnly":
+    if (
+        call.operation == "AssumeRole"
+        and str(call.params.get("RoleArn", "")).rsplit("/", 1)[-1] != "TagwardenReadOnly"
+    ):
         # An execution input's role_arn naming another role: docs/deploy.md ("What the list role may
         # assume") says IAM refuses it and the target is reported as not scanned.
         expect_denied = True

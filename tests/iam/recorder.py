@@ -112,7 +112,6 @@ class Recorder:
                 recorder.invocations.append((recorder.scenario, str(fn.handler)))
             return original_invocation(fn, *args, **kwargs)
 
-
         def make_api_call(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
             caller = recorder._caller(client)
             if caller is None:
@@ -240,7 +239,16 @@ def dump(recorder: Recorder) -> dict[str, Any]:
 def load(document: dict[str, Any], into: Recorder) -> None:
     for c in document["calls"]:
         into.calls.append(
-            RecordedCall(Caller(*c["caller"]), c["service"], c["operation"], c["params"], c["region"], c["scenario"], c["error"], c["status"])
+            RecordedCall(
+                Caller(*c["caller"]),
+                c["service"],
+                c["operation"],
+                c["params"],
+                c["region"],
+                c["scenario"],
+                c["error"],
+                c["status"],
+            )
         )
     into.invocations += [tuple(i) for i in document["invocations"]]  # type: ignore[misc]
     into.executions += [tuple(e) for e in document["executions"]]  # type: ignore[misc]

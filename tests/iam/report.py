@@ -35,12 +35,17 @@ def suite_observations(folder: Path) -> Observations:
         load(json.loads(path.read_text(encoding="utf-8")), recorder)
     observations = Observations(recorder)
     cross_account = {
-        c.scenario for c in recorder.calls if c.caller.kind == "member" or c.operation in {"AssumeRole", "ListAccounts"}
+        c.scenario
+        for c in recorder.calls
+        if c.caller.kind == "member" or c.operation in {"AssumeRole", "ListAccounts"}
     }
     for scenario in {c.scenario for c in recorder.calls} | {i[0] for i in recorder.invocations}:
-        observations.modes[scenario] = (ORGANIZATION,) if scenario in cross_account else (SINGLE, ORGANIZATION)
+        observations.modes[scenario] = (
+            (ORGANIZATION,) if scenario in cross_account else (SINGLE, ORGANIZATION)
+        )
     observations.executions = [
-        Execution(arn, "UNKNOWN", scenario, [], {}, started_by) for scenario, arn, started_by in recorder.executions
+        Execution(arn, "UNKNOWN", scenario, [], {}, started_by)
+        for scenario, arn, started_by in recorder.executions
     ]
     return observations
 

@@ -85,12 +85,17 @@ def _multipart_completion_fails_once() -> Iterator[None]:
     def make_api_call(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
         if operation_name == "CompleteMultipartUpload" and api_params.get("Key") not in failed:
             failed.add(str(api_params.get("Key")))
-            error = {"Error": {"Code": "InternalError", "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": 500}}
+            error = {
+                "Error": {"Code": "InternalError", "Message": "injected"},
+                "ResponseMetadata": {"HTTPStatusCode": 500},
+            }
             raise ClientError(error, operation_name)
         return original(client, operation_name, api_params)
 
     with (
-        mock.patch.object(boto3.s3.inject, "TransferConfig", functools.partial(TransferConfig, multipart_threshold=1)),
+        mock.patch.object(
+            boto3.s3.inject, "TransferConfig", functools.partial(TransferConfig, multipart_threshold=1)
+        ),
         mock.patch.object(BaseClient, "_make_api_call", make_api_call),
     ):
         yield
@@ -172,7 +177,9 @@ def run_single_account(observations: Observations, schedule_input: dict[str, Any
             expect="FAILED",
         )
         with _multipart_completion_fails_once():
-            runner.run("multipart uploads whose first completion fails", EVERY_MODE, {"regions": [REGIONS[0]]})
+            runner.run(
+                "multipart uploads whose first completion fails", EVERY_MODE, {"regions": [REGIONS[0]]}
+            )
             runner.run(
                 "dry run, multipart uploads whose first completion fails",
                 EVERY_MODE,
