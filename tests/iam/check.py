@@ -66,6 +66,12 @@ class Result:
         return [(c, d) for c, d in self.checks if d.allowed == c.expect_denied]
 
     @property
+    def denied_as_designed(self) -> list[tuple[Check, Decision]]:
+        """AssumeRole calls a scenario made to fail (no member role there, or an input's role_arn
+        the deployment does not grant) that IAM refuses too."""
+        return [(c, d) for c, d in self.checks if c.expect_denied and not d.allowed]
+
+    @property
     def unexercised(self) -> list[Grant]:
         return [g for g in self.grants if not g.used_by and not g.reason]
 

@@ -98,6 +98,11 @@ def render_text(results: Sequence[Result], deployments: Sequence[Deployment]) ->
             )
         for problem in result.problems:
             lines.append(f"  PROBLEM: {problem}")
+    designed = sum(len(r.denied_as_designed) for r in results)
+    lines.append(
+        f"({designed} AssumeRole calls denied as designed: an account without the member role, or a "
+        "role_arn the deployment does not grant; counted as checked, not as denied)"
+    )
     lines.append(summary_line(results))
     return "\n".join(lines)
 
