@@ -62,13 +62,18 @@ def _emit(text: str, out: str | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
+    from workflow.safe_files import UnsafePath, write_text_no_follow
+
     path = Path(out)
     if not path.parent.is_dir():
         raise InvalidInput([Problem("--out", f"{path.parent} is not a directory")])
-    if path.is_dir():
+    if path.is_dir() and not path.is_symlink():
         raise InvalidInput([Problem("--out", f"{path} is a directory; give a file name")])
     try:
-        path.write_text(text, encoding="utf-8")
+        # Never through a link: a planted ``--out`` link would otherwise overwrite its target.
+        write_text_no_follow(path, text)
+    except UnsafePath as err:
+        raise InvalidInput([Problem("--out", str(err))]) from None
     except OSError as err:
         raise InvalidInput([Problem("--out", f"cannot write {path}: {err.strerror or err}")]) from None
     print(f"wrote {path}", file=sys.stderr)
@@ -182,7 +187,7 @@ def _print_rows(args: argparse.Namespace, result: QueryResult) -> None:
     else:
         title = result.query.title if result.query else None
         text = rows_table(result.columns, result.rows, title=title, width=_width())
-    _emit(text, None)
+    _emit(text, args.out)
 
 
 def _query_athena(args: argparse.Namespace, aws: _Aws, params: Mapping[str, int]) -> int:
@@ -356,6 +361,7 @@ def register(subparsers: Any) -> None:
         help="a named query's parameter (repeatable)",
     )
     query.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    query.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
     query.add_argument("--list", action="store_true", help="list the named queries and their parameters")
     _deployment_options(query.add_argument_group("deployment (with --athena)"))
     query.set_defaults(func=cmd_query, bucket=None, state_machine_arn=None, queue_url=None)

@@ -755,3 +755,27 @@ def test_report_table_prints_totals_and_owner_groups(
         ]
     assert out.index("By account") < out.index("By region") < out.index(f"Account {ACCOUNT}:")
     assert "\u202e" not in out and "payments\\u202e" not in out  # the Team tag is not in the table
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "--format", "csv"],
+        ["report", "--format", "html"],
+        ["query", "noncompliant_by_rule", "--format", "csv"],
+    ],
+    ids=["report-csv", "report-html", "query-csv"],
+)
+def test_report_and_query_out_never_write_through_a_planted_link(
+    runs_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    link = tmp_path / "out.file"
+    link.symlink_to(precious)
+    assert tagwarden([*argv, "--local", str(runs_dir), "--out", str(link)]) == 2
+    assert capsys.readouterr().err == f"--out: {link} is a symbolic link; refusing to write through it\n"
+    assert precious.read_text() == "keep me"
+    real = tmp_path / "real.file"
+    assert tagwarden([*argv, "--local", str(runs_dir), "--out", str(real)]) == 0
+    assert real.stat().st_size > 0
