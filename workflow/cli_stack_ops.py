@@ -184,9 +184,11 @@ def _short(text: Any, width: int = _CAUSE_WIDTH) -> str:
 
 
 def _cell(text: str) -> str:
-    from workflow.notifications import clean
+    """Table cells and field values: the renderers' one escaping path, bounded in length."""
+    from workflow.render import terminal_line
 
-    return clean(text, 10_000)
+    line = terminal_line(text)
+    return line if len(line) <= 10_000 else line[:9_999] + "…"
 
 
 def _print_json(document: Any) -> None:
