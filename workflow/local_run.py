@@ -258,19 +258,40 @@ def _earlier_summaries(out: Path) -> Iterator[dict[str, Any]]:
             continue
         try:
             summary = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
+        except (OSError, ValueError, RecursionError):
+            summary = None
         if (
             isinstance(summary, dict)
             and isinstance(summary.get("run_id"), str)
             and _EXECUTION_NAME.match(summary["run_id"])
-            and isinstance(summary.get("evaluated_at"), str)
+            and _is_timestamp(summary.get("evaluated_at"))
             and isinstance(summary.get("policy"), dict)
             and isinstance(summary["policy"].get("sha256"), str)
             and isinstance(summary.get("scanned_targets"), dict)
-            and not summary.get("dry_run")
         ):
-            yield summary
+            if not summary.get("dry_run"):
+                yield summary
+            continue
+        # A folder someone edited or truncated must not stop later runs: skip it, and say so.
+        from workflow.render import printable
+
+        print(
+            printable(f"tagwarden: ignoring {path} for drift: not a Tagwarden run summary"), file=sys.stderr
+        )
+
+
+def _is_timestamp(value: Any) -> bool:
+    """An ISO 8601 timestamp with a time zone, as ``evaluated_at`` is written.
+
+    >>> _is_timestamp("2026-12-01T00:00:00+00:00"), _is_timestamp(5), _is_timestamp("yesterday")
+    (True, False, False)
+    """
+    if not isinstance(value, str):
+        return False
+    try:
+        return datetime.fromisoformat(value).tzinfo is not None
+    except ValueError:
+        return False
 
 
 def _seed_earlier_runs(local: Any, out: Path) -> None:

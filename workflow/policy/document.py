@@ -18,6 +18,7 @@ from jsonschema.exceptions import ValidationError
 
 from workflow.errors import PolicyError, Problem
 from workflow.policy import patterns
+from workflow.text import lone_surrogate_paths
 
 # AWS Organizations caps tag policies at 10,000 characters; ours are plain JSON of at most 200
 # rules, so 1 MiB is far above any honest policy and far below anything that could hurt memory.
@@ -65,6 +66,22 @@ def _reject_duplicate_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return seen
 
 
+_MAX_INT_DIGITS: Final = 4300  # what Python's int() parses (sys.get_int_max_str_digits)
+
+
+class _HugeInteger(ValueError):
+    def __init__(self, digits: int) -> None:
+        super().__init__(digits)
+        self.digits = digits
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > _MAX_INT_DIGITS:
+        raise _HugeInteger(digits)
+    return int(text)
+
+
 class _DuplicateMember(ValueError):
     def __init__(self, key: str) -> None:
         super().__init__(key)
@@ -78,7 +95,18 @@ def parse_policy_text(text: str, *, source: str | None = None) -> Any:
     {'version': 1}
     """
     try:
-        return json.loads(text, object_pairs_hook=_reject_duplicate_members)
+        return json.loads(text, object_pairs_hook=_reject_duplicate_members, parse_int=_bounded_int)
+    except _HugeInteger as huge:
+        raise PolicyError(
+            [
+                Problem(
+                    "$",
+                    f"an integer literal of {huge.digits} digits (at most {_MAX_INT_DIGITS} can be read); "
+                    "a tag policy never needs one",
+                )
+            ],
+            source=source,
+        ) from None
     except _DuplicateMember as dup:
         raise PolicyError(
             [Problem("$", f"member {dup.key!r} appears twice in one object; keep one")], source=source
@@ -267,6 +295,13 @@ def validate_policy(doc: Any) -> list[Problem]:
     >>> [str(p) for p in validate_policy({"version": 2, "name": "p", "rules": [{"key": "Owner"}]})]
     ['$.version: must be 1 (got 2); this is policy language version 1']
     """
+    surrogates = [
+        Problem(path, f"holds a lone surrogate ({found}), which is not Unicode text; remove it")
+        for path, found in lone_surrogate_paths(doc, "$")
+    ]
+    if surrogates:
+        # Nothing else can be checked or hashed: the document cannot even be written as UTF-8.
+        return surrogates[:20]
     problems = list(_schema_problems(doc))
     if isinstance(doc, dict):
         # Past the schema's 200 rules, compiling every pattern would only make the rejection
