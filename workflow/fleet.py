@@ -72,29 +72,38 @@ class FleetInstance:
 
 
 def _tag_limit_problems(tags: list[Any], path: str) -> Iterator[Problem]:
+    """At most one problem per instance: the first limit it breaks, and how many more tags do."""
+    found: list[Problem] = []
     user_tags = 0
     for index, tag in enumerate(tags):
         key, value = tag["Key"], tag.get("Value", "")
         if not key.startswith("aws:"):
             user_tags += 1
         if len(key) > MAX_TAG_KEY_CHARS:
-            yield Problem(
-                f"{path}.Tags[{index}].Key",
-                f"{len(key)} characters, more than AWS allows in a tag key ({MAX_TAG_KEY_CHARS}); "
-                "the instance is refused",
+            found.append(
+                Problem(
+                    f"{path}.Tags[{index}].Key",
+                    f"{len(key)} characters, more than AWS allows in a tag key ({MAX_TAG_KEY_CHARS})",
+                )
             )
-        if len(value) > MAX_TAG_VALUE_CHARS:
-            yield Problem(
-                f"{path}.Tags[{index}].Value",
-                f"{len(value)} characters, more than AWS allows in a tag value ({MAX_TAG_VALUE_CHARS}); "
-                "the instance is refused",
+        elif len(value) > MAX_TAG_VALUE_CHARS:
+            found.append(
+                Problem(
+                    f"{path}.Tags[{index}].Value",
+                    f"{len(value)} characters, more than AWS allows in a tag value ({MAX_TAG_VALUE_CHARS})",
+                )
             )
     if user_tags > MAX_USER_TAGS:
-        yield Problem(
-            f"{path}.Tags",
-            f"{user_tags} user tags, more than AWS allows on a resource ({MAX_USER_TAGS}); "
-            "the instance is refused",
+        found.insert(
+            0,
+            Problem(
+                f"{path}.Tags",
+                f"{user_tags} user tags, more than AWS allows on a resource ({MAX_USER_TAGS})",
+            ),
         )
+    if found:
+        more = f" (and {len(found) - 1} more over the limits)" if len(found) > 1 else ""
+        yield Problem(found[0].path, f"{found[0].message}{more}; the instance is refused")
 
 
 def _instance_problems(instance: Any, path: str, *, check_text: bool = True) -> Iterator[Problem]:
