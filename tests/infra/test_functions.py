@@ -246,7 +246,11 @@ def test_each_role_is_allowed_exactly_its_allow_list(synthesized: Synthesized) -
         "persist-report": expected(
             (["s3:GetObject"], [objects(bucket, p) for p in ("staging/", "reports/", "state/")]),
             (["s3:PutObject"], [objects(bucket, p) for p in ("reports/", "state/", "staging/*/report/")]),
-            (["s3:ListBucket"], [getatt(bucket)]),
+            (
+                ["s3:ListBucket"],
+                [getatt(bucket)],
+                {"StringLike": {"s3:prefix": ["staging/*", "reports/*", "state/*"]}},
+            ),
         ),
         "register-partitions": expected(
             (

@@ -109,7 +109,14 @@ def test_organization_mode_lets_the_list_role_assume_the_member_role_in_any_acco
 ) -> None:
     assert grants(organization.resources, _role(organization, LIST)) == _single_account_list_grants(
         organization
-    ) | expected((["sts:AssumeRole"], [_member_role("*", "TagwardenReadOnly")]))
+    ) | expected(
+        (
+            ["sts:AssumeRole"],
+            [_member_role("*", "TagwardenReadOnly")],
+            # Only roles inside the list role's own organisation (test_trust_boundaries.py).
+            {"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}},
+        )
+    )
 
 
 def test_single_account_list_role_assumes_nothing(synthesized: Synthesized) -> None:
