@@ -144,6 +144,8 @@ class WorkflowFunctions(Construct):
                 config.DISTRIBUTED_MAP_THRESHOLD: str(settings.distributed_map_threshold),
                 config.DISTRIBUTED_MAX_CONCURRENCY: str(settings.distributed_max_concurrency),
                 config.TOLERATED_FAILURE_PERCENTAGE: str(settings.tolerated_failure_percentage),
+                # Organisation mode: explicit targets are checked against the organisation's accounts.
+                **({config.ORGANIZATION_DEPLOYMENT: "true"} if settings.organization else {}),
             },
             LIST: {
                 config.REPORT_BUCKET: bucket,

@@ -270,7 +270,7 @@ def test_targets_mode_changes_only_the_list_step_the_validate_environment_and_th
     assert synthesized.json["Outputs"] == targets.json["Outputs"]
 
 
-def test_organization_mode_changes_only_the_list_step_the_validate_role_and_the_schedule(
+def test_organization_mode_changes_only_the_list_step_the_validate_step_and_the_schedule(
     synthesized: Synthesized, organization: Synthesized
 ) -> None:
     schedule = only(organization.resources, "AWS::Scheduler::Schedule", lambda p: True)
@@ -278,8 +278,11 @@ def test_organization_mode_changes_only_the_list_step_the_validate_role_and_the_
         _policy_of(organization, _role(organization, LIST)),
         function_id(organization.resources, LIST),  # the external id
         _policy_of(organization, _role(organization, VALIDATE)),
+        function_id(organization.resources, VALIDATE),  # targets are checked against the organisation
         schedule,
     }
+    assert _variables(organization, VALIDATE)[config.ORGANIZATION_DEPLOYMENT] == "true"
+    assert config.ORGANIZATION_DEPLOYMENT not in _variables(synthesized, VALIDATE)
     assert synthesized.json["Outputs"] == organization.json["Outputs"]
 
 
