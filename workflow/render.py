@@ -221,7 +221,7 @@ def terminal_text(value: Any, *, style: str = "") -> Any:
     is shown, never sent.
 
     >>> terminal_text("[link=https://evil.example]fix[/link]\x1b[2J").plain
-    '[link=https://evil.example]fix[/link]\\x1b[2J'
+    '[link=https://evil.example]fix[/link]\\\\x1b[2J'
     """
     from rich.text import Text
 
@@ -232,7 +232,7 @@ def terminal_line(value: Any) -> str:
     """A plain string for ``print`` (no rich): the same escaping as :func:`terminal_text`.
 
     >>> terminal_line("owner\x1b]8;;https://evil.example\x07")
-    'owner\\x1b]8;;https://evil.example\\x07'
+    'owner\\\\x1b]8;;https://evil.example\\\\x07'
     """
     return printable(_cell_text(value))
 
