@@ -253,3 +253,12 @@ def test_validate_cli_refuses_a_lookaround_with_exit_2(
         f"{path}: $.rules[0].pattern: not supported: a negative lookahead (?!...): Tagwarden matches "
         "patterns with RE2, in linear time, which cannot express them\n"
     )
+
+
+def test_prohibited_key_verdicts_are_remembered_and_stay_right() -> None:
+    compiled = compile_policy(policy({"key": "Owner"}, prohibited_keys=["tmp*", "*secret*", "legacy"]))
+    keys = ["TMP-1", "My-Secret", "legacy", "Owner", "tmp", "x" * 200, "Temp"]
+    first = [compiled.is_prohibited(k) for k in keys]
+    assert first == ["tmp*", "*secret*", "legacy", None, "tmp*", None, None]
+    assert [compiled.is_prohibited(k) for k in keys] == first  # now from the remembered verdicts
+    assert compiled.prohibited_verdicts  # literals are looked up, globs remembered

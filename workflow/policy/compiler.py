@@ -95,6 +95,8 @@ class CompiledPolicy:
     prohibited_wildcards: tuple[str, ...] = ()
     rule_keys: frozenset[str] = frozenset()
     folded_rule_keys: frozenset[str] = frozenset()
+    # Tag keys repeat across a fleet even more than values: remember each key's glob verdict.
+    prohibited_verdicts: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
 
     def is_prohibited(self, key: str) -> str | None:
         """The prohibited_keys entry that ``key`` matches (case-insensitively), if any."""
@@ -102,12 +104,17 @@ class CompiledPolicy:
         literal = self.prohibited_literals.get(folded)
         if literal is not None:
             return literal
-        if self.prohibited_globs is not None:
-            group = self.prohibited_globs.fullmatch_group(folded)
-            if group is not None:
-                entry: str = self.prohibited_wildcards[int(group[1:])]
-                return entry
-        return None
+        if self.prohibited_globs is None:
+            return None
+        verdicts = self.prohibited_verdicts
+        if folded in verdicts:
+            return verdicts[folded]
+        group = self.prohibited_globs.fullmatch_group(folded)
+        entry = self.prohibited_wildcards[int(group[1:])] if group is not None else None
+        if len(verdicts) >= _VERDICT_CACHE_SIZE:
+            verdicts.clear()
+        verdicts[folded] = entry
+        return entry
 
 
 def policy_sha256(doc: dict[str, Any]) -> str:

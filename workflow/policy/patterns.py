@@ -78,7 +78,8 @@ class CompiledPattern:
 
     pattern: str
     ignore_case: bool
-    _regexp: Any
+    _verdict: Any  # compiled without capture (RE2's never_capture): answers yes/no from its DFA
+    _groups: Any = None  # compiled with capture, for fullmatch_group (glob alternations only)
 
     def fullmatch(self, value: str) -> bool:
         """Does the whole of ``value`` match? Linear in ``len(value)``; never raises for a str.
@@ -86,11 +87,16 @@ class CompiledPattern:
         >>> compile_pattern("prod|dev", ignore_case=True).fullmatch("PROD")
         True
         """
-        return self._regexp.fullmatch(_utf8(value)) is not None
+        return self._verdict.fullmatch(_utf8(value)) is not None
 
     def fullmatch_group(self, value: str) -> str | None:
         """The name of the named group that matched the whole value (for alternations of globs)."""
-        match = self._regexp.fullmatch(_utf8(value))
+        encoded = _utf8(value)
+        # Most values match none: RE2 answers that from its DFA, without tracking the groups.
+        if self._verdict.fullmatch(encoded) is None:
+            return None
+        assert self._groups is not None, "compiled without its groups: use compile_glob_alternation"
+        match = self._groups.fullmatch(encoded)
         if match is None:
             return None
         for name, text in match.groupdict().items():
@@ -105,10 +111,11 @@ def _utf8(value: str) -> bytes:
     return value.encode("utf-8", "surrogatepass")
 
 
-def _options(ignore_case: bool) -> Any:
+def _options(ignore_case: bool, *, capture: bool = True) -> Any:
     options = re2.Options()
     options.max_mem = MAX_PATTERN_MEMORY
     options.case_sensitive = not ignore_case
+    options.never_capture = not capture
     options.log_errors = False  # RE2 logs to stderr; the caller reports one line instead
     return options
 
@@ -177,10 +184,11 @@ def _explain(pattern: str, err: Exception) -> str:
 
 
 @lru_cache(maxsize=1024)
-def compile_pattern(pattern: str, *, ignore_case: bool) -> CompiledPattern:
+def compile_pattern(pattern: str, *, ignore_case: bool, capture: bool = False) -> CompiledPattern:
     """Compile a policy pattern with RE2; raises :class:`PatternRefused` with one line.
 
-    Compiling is cached, so validation and the compiler share the work.
+    Compiling is cached, so validation and the compiler share the work. ``capture=True`` also
+    compiles the groups, for :meth:`CompiledPattern.fullmatch_group`.
 
     >>> compile_pattern("(?:(?:(?:a{100}){100}){100}){100}", ignore_case=False)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -197,10 +205,11 @@ def compile_pattern(pattern: str, *, ignore_case: bool) -> CompiledPattern:
             f"not valid text: a lone surrogate (\\u{ord(pattern[err.start]):04x}) at character {err.start}"
         ) from None
     try:
-        regexp = re2.compile(encoded, _options(ignore_case))
+        verdict = re2.compile(encoded, _options(ignore_case, capture=False))
+        groups = re2.compile(encoded, _options(ignore_case)) if capture else None
     except re2.error as err:
         raise PatternRefused(_explain(pattern, err)) from None
-    return CompiledPattern(pattern=pattern, ignore_case=ignore_case, _regexp=regexp)
+    return CompiledPattern(pattern=pattern, ignore_case=ignore_case, _verdict=verdict, _groups=groups)
 
 
 def pattern_problem(pattern: str, *, ignore_case: bool) -> str | None:
@@ -258,4 +267,4 @@ def compile_glob_alternation(globs: list[str], *, ignore_case: bool) -> Compiled
     'g1'
     """
     alternation = "|".join(f"(?P<g{index}>{glob_to_pattern(glob)})" for index, glob in enumerate(globs))
-    return compile_pattern(alternation, ignore_case=ignore_case)
+    return compile_pattern(alternation, ignore_case=ignore_case, capture=True)
