@@ -111,7 +111,8 @@ fuzz: $(STAMP)
 	@if $(PIP) install --quiet "atheris>=2.3,<4"; then \
 	    mkdir -p build/fuzz && \
 	    $(BIN)/python tests/fuzz/fuzz_policy.py build/fuzz/policy $(FUZZ_FLAGS) && \
-	    $(BIN)/python tests/fuzz/fuzz_fleet.py build/fuzz/fleet $(FUZZ_FLAGS); \
+	    $(BIN)/python tests/fuzz/fuzz_fleet.py build/fuzz/fleet $(FUZZ_FLAGS) && \
+	    $(BIN)/python tests/fuzz/fuzz_pattern.py build/fuzz/pattern $(FUZZ_FLAGS); \
 	else \
 	    echo "atheris did not install: running the same properties under hypothesis instead"; \
 	    TAGWARDEN_FUZZ_EXAMPLES=50000 $(BIN)/python -m pytest -q tests/fuzz; \

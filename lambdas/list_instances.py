@@ -2,12 +2,13 @@
 
 from typing import Any
 
-from lambdas._runtime import client, logger
+from lambdas._runtime import client, logger, step_boundary
 from workflow.aws import assumed_client
 from workflow.config import ListConfig
 from workflow.steps.list_instances import list_instances
 
 
+@step_boundary
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return list_instances(

@@ -2,11 +2,12 @@
 
 from typing import Any
 
-from lambdas._runtime import client, logger
+from lambdas._runtime import client, logger, step_boundary
 from workflow.config import ValidateConfig
 from workflow.steps.validate_input import validate_input
 
 
+@step_boundary
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return validate_input(

@@ -87,8 +87,11 @@ def _version() -> str:
 
 
 def _print_problems(err: InvalidInput) -> None:
+    from workflow.render import printable
+
     for line in err.lines():
-        print(line, file=sys.stderr)
+        # A problem may quote the input (a key, a value, a pattern): escaped like every CLI table.
+        print(printable(line), file=sys.stderr)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -220,7 +223,9 @@ def _run(args: argparse.Namespace) -> int:
         _print_problems(err)
         return EXIT_BAD_INPUT
     except TagwardenError as err:
-        print(f"tagwarden: {err}", file=sys.stderr)
+        from workflow.render import printable
+
+        print(printable(f"tagwarden: {err}"), file=sys.stderr)
         return EXIT_EXECUTION_FAILED
     except KeyboardInterrupt:
         print("tagwarden: interrupted", file=sys.stderr)
@@ -230,9 +235,11 @@ def _run(args: argparse.Namespace) -> int:
     except Exception as err:
         if os.environ.get("TAGWARDEN_DEBUG"):
             raise
+        from workflow.render import printable
+
         print(
-            f"tagwarden: internal error: {type(err).__name__}: {err} "
-            "(set TAGWARDEN_DEBUG=1 for the traceback and please report it)",
+            printable(f"tagwarden: internal error: {type(err).__name__}: {err} ")
+            + "(set TAGWARDEN_DEBUG=1 for the traceback and please report it)",
             file=sys.stderr,
         )
         return EXIT_EXECUTION_FAILED

@@ -41,6 +41,9 @@ __all__ = ["cmd_graph", "cmd_query", "cmd_report", "register"]
 
 DEFAULT_LOCAL_DIR: Final = "tagwarden-out"
 DEFAULT_TREND_RUNS: Final = 30  # the same as workflow.s3_runs' (a test checks)
+# The same as workflow.local_query's (imported lazily there: DuckDB loads only when a query runs).
+DEFAULT_TIMEOUT_SECONDS: Final = 120.0
+DEFAULT_MEMORY_LIMIT: Final = "2GB"
 _GRAPH_SUFFIXES: Final = {
     ".html": "html",
     ".htm": "html",
@@ -62,13 +65,18 @@ def _emit(text: str, out: str | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
+    from workflow.safe_files import UnsafePath, write_text_no_follow
+
     path = Path(out)
     if not path.parent.is_dir():
         raise InvalidInput([Problem("--out", f"{path.parent} is not a directory")])
-    if path.is_dir():
+    if path.is_dir() and not path.is_symlink():
         raise InvalidInput([Problem("--out", f"{path} is a directory; give a file name")])
     try:
-        path.write_text(text, encoding="utf-8")
+        # Never through a link: a planted ``--out`` link would otherwise overwrite its target.
+        write_text_no_follow(path, text)
+    except UnsafePath as err:
+        raise InvalidInput([Problem("--out", str(err))]) from None
     except OSError as err:
         raise InvalidInput([Problem("--out", f"cannot write {path}: {err.strerror or err}")]) from None
     print(f"wrote {path}", file=sys.stderr)
@@ -182,7 +190,7 @@ def _print_rows(args: argparse.Namespace, result: QueryResult) -> None:
     else:
         title = result.query.title if result.query else None
         text = rows_table(result.columns, result.rows, title=title, width=_width())
-    _emit(text, None)
+    _emit(text, args.out)
 
 
 def _query_athena(args: argparse.Namespace, aws: _Aws, params: Mapping[str, int]) -> int:
@@ -222,7 +230,9 @@ def cmd_query(args: argparse.Namespace) -> int:
         return _with_aws(args, lambda aws: _query_athena(args, aws, params))
     if args.stack or args.region or args.profile:
         raise InvalidInput([Problem("--stack", "--stack, --region and --profile go with --athena")])
-    with LocalDuckDB(Path(args.local or DEFAULT_LOCAL_DIR)) as backend:
+    with LocalDuckDB(
+        Path(args.local or DEFAULT_LOCAL_DIR), memory_limit=args.memory_limit, timeout_seconds=args.timeout
+    ) as backend:
         result = run_named_query(args.query, backend=backend, params=params)
     _print_rows(args, result)
     return 0
@@ -356,7 +366,21 @@ def register(subparsers: Any) -> None:
         help="a named query's parameter (repeatable)",
     )
     query.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    query.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
     query.add_argument("--list", action="store_true", help="list the named queries and their parameters")
+    query.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=DEFAULT_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help=f"local: stop a query after SECONDS (default: {DEFAULT_TIMEOUT_SECONDS:g})",
+    )
+    query.add_argument(
+        "--memory-limit",
+        default=DEFAULT_MEMORY_LIMIT,
+        metavar="SIZE",
+        help=f"local: DuckDB's memory limit, e.g. 512MB or 4GB (default: {DEFAULT_MEMORY_LIMIT})",
+    )
     _deployment_options(query.add_argument_group("deployment (with --athena)"))
     query.set_defaults(func=cmd_query, bucket=None, state_machine_arn=None, queue_url=None)
 
@@ -399,6 +423,16 @@ def add_history_file_argument(parser: Any, help_text: str, *, old_name: str) -> 
     ``old_name`` (what the command used to call it) still works, unlisted."""
     parser.add_argument("--history-file", metavar="FILE", dest="history_file", help=help_text)
     parser.add_argument(old_name, metavar="FILE", dest="history_file", help=argparse.SUPPRESS)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 86_400:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 86400: {text!r}")
+    return value
 
 
 def _runs_count(text: str) -> int:

@@ -184,9 +184,11 @@ def _short(text: Any, width: int = _CAUSE_WIDTH) -> str:
 
 
 def _cell(text: str) -> str:
-    from workflow.notifications import clean
+    """Table cells and field values: the renderers' one escaping path, bounded in length."""
+    from workflow.render import terminal_line
 
-    return clean(text, 10_000)
+    line = terminal_line(text)
+    return line if len(line) <= 10_000 else line[:9_999] + "…"
 
 
 def _print_json(document: Any) -> None:
@@ -563,7 +565,8 @@ def cmd_redrive(args: argparse.Namespace, aws: _Aws) -> int:
 def cmd_dlq(args: argparse.Namespace, aws: _Aws) -> int:
     from workflow.operate import dead_letters, redrive_dead_letters
 
-    resources = aws.resources("DeadLetterQueueUrl")
+    # Redriving needs the stack's own state machine: only its executions are redriven or restarted.
+    resources = aws.resources("DeadLetterQueueUrl", *(() if args.list else ("StateMachineArn",)))
     queue_url = resources.dead_letter_queue_url
     assert queue_url is not None
     match = _QUEUE_REGION.match(queue_url)
@@ -599,7 +602,7 @@ def cmd_dlq(args: argparse.Namespace, aws: _Aws) -> int:
         restart_unredrivable=args.restart_unredrivable,
         dry_run=args.dry_run,
         max_messages=args.max_messages,
-        state_machine_arn=resources.state_machine_arn,
+        state_machine_arn=resources.require("StateMachineArn"),
     )
     if args.json:
         _print_json([outcome.to_json() for outcome in outcomes])
@@ -769,7 +772,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="list the dead-letter queue and redrive each execution in it once",
         description="Read the dead-letter queue (the state machine's messages and EventBridge status "
         "events), redrive each distinct execution once and report what happened per message. Messages "
-        "stay in the queue unless --purge-after-redrive and their execution was redriven or restarted.",
+        "stay in the queue unless --purge-after-redrive and their execution was redriven or restarted. "
+        "A message is only a pointer: executions of other state machines, or that Step Functions does not "
+        "know, are refused and left in the queue, and a restart reads its input from Step Functions.",
     )
     dlq.add_argument(
         "--purge-after-redrive",
@@ -779,8 +784,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     dlq.add_argument(
         "--restart-unredrivable",
         action="store_true",
-        help="start executions that cannot be redriven (older than 14 days, ...) again with the same input "
-        "under the name <name>-restart<N>",
+        help="start executions of this stack's state machine that cannot be redriven (older than 14 days, "
+        "...) again, with the input DescribeExecution returns, under the name <name>-restart<N>",
     )
     dlq.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
     dlq.add_argument("--list", action="store_true", help="only list the messages (no Step Functions calls)")

@@ -31,6 +31,7 @@ DISTRIBUTED_MAP_THRESHOLD: Final = "TAGWARDEN_DISTRIBUTED_MAP_THRESHOLD"
 DISTRIBUTED_MAX_CONCURRENCY: Final = "TAGWARDEN_DISTRIBUTED_MAX_CONCURRENCY"
 TOLERATED_FAILURE_PERCENTAGE: Final = "TAGWARDEN_TOLERATED_FAILURE_PERCENTAGE"
 TOPIC_ARN: Final = "TAGWARDEN_TOPIC_ARN"
+ORGANIZATION_DEPLOYMENT: Final = "TAGWARDEN_ORGANIZATION_DEPLOYMENT"
 CONSOLE_REGION: Final = "TAGWARDEN_CONSOLE_REGION"
 METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
 SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
@@ -91,6 +92,9 @@ class ValidateConfig:
     distributed_map_threshold: int = DEFAULT_DISTRIBUTED_MAP_THRESHOLD
     distributed_max_concurrency: int = 50
     tolerated_failure_percentage: int = 10
+    # Deployed for an organisation: explicit targets must be accounts of it (the list role could
+    # not assume a role elsewhere), so they are checked against ListAccounts at validation.
+    organization_deployment: bool = False
 
     @classmethod
     def from_env(cls, env: Environ | None = None) -> ValidateConfig:
@@ -124,6 +128,7 @@ class ValidateConfig:
             # Child executions run in parallel up to this; each is one Lambda at a time.
             distributed_max_concurrency=_int(env, DISTRIBUTED_MAX_CONCURRENCY, 50, 1, 10000),
             tolerated_failure_percentage=_int(env, TOLERATED_FAILURE_PERCENTAGE, 10, 0, 100),
+            organization_deployment=env.get(ORGANIZATION_DEPLOYMENT, "").strip().lower() == "true",
         )
 
 

@@ -25,6 +25,7 @@ from typing import IO, Any
 
 from workflow.errors import FleetError, Problem
 from workflow.evaluator import region_of_zone
+from workflow.text import lone_surrogate_paths
 
 # The loader streams, so the file size no longer multiplies into parse memory; but every instance
 # is kept for the run (about 1.2 bytes of Python objects per byte of CLI text), so the size still
@@ -46,6 +47,18 @@ _WHITESPACE = re.compile(r"[ \t\n\r]*")
 # Values that end with their own closing character, so the window cannot have cut them short.
 _CLOSED = (dict, list, str)
 DEMO_ACCOUNT_ID = "123456789012"
+# What AWS allows, so what a real describe-instances prints: 50 user tags per resource (tags with
+# the reserved "aws:" prefix do not count), keys of 128 characters, values of 256. An instance
+# beyond them is refused, with the limit named; it can only come from a forged or corrupt dump, and
+# keeping it would let one instance make the run and its findings arbitrarily large.
+MAX_USER_TAGS = 50
+MAX_TAG_KEY_CHARS = 128
+MAX_TAG_VALUE_CHARS = 256
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
+# Python refuses to parse integers longer than this (sys.get_int_max_str_digits).
+_MAX_INT_DIGITS = 4300
+# A lone surrogate, decoded or still a JSON escape: only such text can hold one.
+_SURROGATE_TEXT = re.compile(r"[\ud800-\udfff]|\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 DEMO_REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 
 
@@ -58,7 +71,42 @@ class FleetInstance:
     instance: dict[str, Any]
 
 
-def _instance_problems(instance: Any, path: str) -> Iterator[Problem]:
+def _tag_limit_problems(tags: list[Any], path: str) -> Iterator[Problem]:
+    """At most one problem per instance: the first limit it breaks, and how many more tags do."""
+    found: list[Problem] = []
+    user_tags = 0
+    for index, tag in enumerate(tags):
+        key, value = tag["Key"], tag.get("Value", "")
+        if not key.startswith("aws:"):
+            user_tags += 1
+        if len(key) > MAX_TAG_KEY_CHARS:
+            found.append(
+                Problem(
+                    f"{path}.Tags[{index}].Key",
+                    f"{len(key)} characters, more than AWS allows in a tag key ({MAX_TAG_KEY_CHARS})",
+                )
+            )
+        elif len(value) > MAX_TAG_VALUE_CHARS:
+            found.append(
+                Problem(
+                    f"{path}.Tags[{index}].Value",
+                    f"{len(value)} characters, more than AWS allows in a tag value ({MAX_TAG_VALUE_CHARS})",
+                )
+            )
+    if user_tags > MAX_USER_TAGS:
+        found.insert(
+            0,
+            Problem(
+                f"{path}.Tags",
+                f"{user_tags} user tags, more than AWS allows on a resource ({MAX_USER_TAGS})",
+            ),
+        )
+    if found:
+        more = f" (and {len(found) - 1} more over the limits)" if len(found) > 1 else ""
+        yield Problem(found[0].path, f"{found[0].message}{more}; the instance is refused")
+
+
+def _instance_problems(instance: Any, path: str, *, check_text: bool = True) -> Iterator[Problem]:
     if not isinstance(instance, dict):
         yield Problem(path, "must be an object (an instance as describe-instances prints it)")
         return
@@ -80,26 +128,50 @@ def _instance_problems(instance: Any, path: str) -> Iterator[Problem]:
     if not isinstance(tags, list):
         yield Problem(f"{path}.Tags", "must be a list of {Key, Value} objects")
         return
+    well_formed = True
     for index, tag in enumerate(tags):
         if not isinstance(tag, dict) or not isinstance(tag.get("Key"), str):
             yield Problem(f"{path}.Tags[{index}].Key", "missing or not a string")
+            well_formed = False
         elif not isinstance(tag.get("Value", ""), str):
             yield Problem(f"{path}.Tags[{index}].Value", "not a string")
+            well_formed = False
+    if well_formed:
+        yield from _tag_limit_problems(tags, path)
+    if check_text:
+        for where, surrogate in lone_surrogate_paths(instance, path):
+            yield Problem(where, f"holds a lone surrogate ({surrogate}), which is not Unicode text")
+            break
 
 
 def _check_reservation(
-    reservation: Any, r_index: int, problems: list[Problem], instances: list[FleetInstance]
+    reservation: Any,
+    r_index: int,
+    problems: list[Problem],
+    instances: list[FleetInstance],
+    *,
+    check_text: bool = True,
 ) -> None:
-    """Append the reservation's instances to ``instances``, or what is wrong with them to ``problems``."""
+    """Append the reservation's instances to ``instances``, or what is wrong with them to ``problems``.
+
+    ``check_text=False`` skips the search for lone surrogates, for a reservation whose JSON text is
+    known to hold none (the streaming reader looks at the text, which is much cheaper).
+    """
     path = f"$.Reservations[{r_index}]"
     if not isinstance(reservation, dict) or not isinstance(reservation.get("Instances"), list):
         problems.append(Problem(f"{path}.Instances", "missing or not a list"))
         return
     owner = reservation.get("OwnerId")
+    if owner is not None and not (isinstance(owner, str) and _ACCOUNT_ID.fullmatch(owner)):
+        # Account ids name targets, S3 keys and summary rows: anything but 12 digits (a ':' in an
+        # organisation run) would silently drop or misfile the instances.
+        shown = json.dumps(owner, ensure_ascii=True)[:40]
+        problems.append(Problem(f"{path}.OwnerId", f"must be a 12-digit AWS account id, got {shown}"))
+        return
     # One string object per account and region, not one per instance.
-    account = sys.intern(str(owner)) if owner is not None else None
+    account = sys.intern(owner) if owner is not None else None
     for i_index, instance in enumerate(reservation["Instances"]):
-        found = list(_instance_problems(instance, f"{path}.Instances[{i_index}]"))
+        found = list(_instance_problems(instance, f"{path}.Instances[{i_index}]", check_text=check_text))
         if found:
             problems.extend(found)
             continue
@@ -126,10 +198,10 @@ def _checked(problems: list[Problem], source: str | None) -> None:
 def iter_fleet_document(document: Any, *, source: str | None = None) -> Iterator[FleetInstance]:
     """Check a describe-instances document and yield its instances with account and region.
 
-    >>> doc = {"Reservations": [{"OwnerId": "1", "Instances": [{"InstanceId": "i-1",
+    >>> doc = {"Reservations": [{"OwnerId": "111122223333", "Instances": [{"InstanceId": "i-1",
     ...        "State": {"Name": "running"}, "Placement": {"AvailabilityZone": "us-east-1a"}}]}]}
     >>> [(i.account_id, i.region) for i in iter_fleet_document(doc)]
-    [('1', 'us-east-1')]
+    [('111122223333', 'us-east-1')]
     """
     if not isinstance(document, dict) or not isinstance(document.get("Reservations"), list):
         raise _not_describe_instances(source)
@@ -168,7 +240,24 @@ def _sharing_decoder() -> json.JSONDecoder:
             for key, value in pairs
         }
 
-    return json.JSONDecoder(object_pairs_hook=shared)
+    return json.JSONDecoder(object_pairs_hook=shared, parse_int=_bounded_int)
+
+
+class _HugeInteger(ValueError):
+    """An integer literal longer than Python parses (``sys.get_int_max_str_digits``)."""
+
+    def __init__(self, digits: int) -> None:
+        super().__init__(
+            f"an integer literal of {digits} digits (Python reads at most {_MAX_INT_DIGITS}); "
+            "describe-instances never prints one"
+        )
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > _MAX_INT_DIGITS:
+        raise _HugeInteger(digits)
+    return int(text)
 
 
 class _InvalidJson(Exception):
@@ -202,6 +291,8 @@ class _Text:
         self.buf = ""
         self.pos = 0
         self.eof = False
+        # Whether the text of the last value decoded could hold a lone surrogate (see value()).
+        self.last_value_may_hold_surrogates = True
         # Line number of buf[0], and how many characters precede it on that line.
         self._line = 1
         self._column = 0
@@ -280,6 +371,9 @@ class _Text:
                 # A number near the end of the window may go on in the next read ("1." then "5").
                 self.more()
                 continue
+            # A C-speed search of the value's text: only text with a surrogate (or its escape) can
+            # decode to a lone one, so the slow walk of the decoded value runs only for those.
+            self.last_value_may_hold_surrogates = _SURROGATE_TEXT.search(self.buf, self.pos, end) is not None
             self.pos = end
             return value
 
@@ -302,7 +396,8 @@ class _Text:
 class _Reservations:
     """Collects instances and problems reservation by reservation, as :func:`iter_fleet_document`."""
 
-    def __init__(self) -> None:
+    def __init__(self, text: _Text | None = None) -> None:
+        self._text = text
         self.reset()
 
     def reset(self) -> None:
@@ -316,7 +411,8 @@ class _Reservations:
         # Past the limit the rest is still decoded, so broken JSON further on wins as it did
         # when the whole file was parsed first; it is no longer checked nor kept.
         if len(self.problems) < _MAX_PROBLEMS:
-            _check_reservation(reservation, index, self.problems, self.instances)
+            check_text = self._text is None or self._text.last_value_may_hold_surrogates
+            _check_reservation(reservation, index, self.problems, self.instances, check_text=check_text)
 
 
 def _read_fleet(text: _Text, source: str) -> list[FleetInstance]:
@@ -336,7 +432,7 @@ def _read_fleet(text: _Text, source: str) -> list[FleetInstance]:
         text.end()
         raise _not_describe_instances(source)
     text.pos += 1
-    reservations = _Reservations()
+    reservations = _Reservations(text)
     found = False
     if text.peek() == "}":
         text.pos += 1
@@ -385,11 +481,11 @@ def load_fleet_file(path: str | Path) -> list[FleetInstance]:
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     dump = Path(folder) / "dump.json"
-    ...     _ = dump.write_text('{"Reservations": [{"OwnerId": "1", "Instances": [{"InstanceId": '
+    ...     _ = dump.write_text('{"Reservations": [{"OwnerId": "111122223333", "Instances": [{"InstanceId": '
     ...                         '"i-1", "State": {"Name": "running"}, "Placement": {"AvailabilityZone": '
     ...                         '"eu-west-1b"}}]}]}')
     ...     [(i.account_id, i.region, i.instance["InstanceId"]) for i in load_fleet_file(dump)]
-    [('1', 'eu-west-1', 'i-1')]
+    [('111122223333', 'eu-west-1', 'i-1')]
     """
     source = str(path)
     try:
@@ -412,7 +508,7 @@ def load_fleet_file(path: str | Path) -> list[FleetInstance]:
         raise _too_large(source, f"more than {MAX_FLEET_BYTES // 2**20} MiB:") from None
     except OSError as err:
         raise FleetError([Problem("$", f"cannot read file: {err.strerror or err}")], source=source) from None
-    except _InvalidJson as err:
+    except (_InvalidJson, _HugeInteger) as err:
         raise FleetError([Problem("$", str(err))], source=source) from None
     except (_NotText, RecursionError) as err:
         raise FleetError([Problem("$", f"not a JSON text: {err}")], source=source) from None

@@ -16,7 +16,12 @@ rewrites SQL text.
 
 Raw SQL only ever sees the two tables: once they are loaded, the connection loses file system
 access (``enable_external_access = false``) and its configuration is locked, so a query cannot
-read other files, write any, attach databases or install extensions.
+read other files, write any, attach databases or install extensions. The one folder DuckDB may
+still write (its temporary directory, ``<cwd>/.tmp`` by default) is a private ``0700`` folder made
+for the connection and removed with it. Each query is bounded: ``memory_limit``
+(:data:`DEFAULT_MEMORY_LIMIT`), at most :data:`TEMP_SPILL_LIMIT` spilled to that folder, and
+:data:`DEFAULT_TIMEOUT_SECONDS` of wall time, after which the connection is interrupted; all set
+before the configuration is locked.
 
 Another backend (Athena) plugs in through :class:`QueryBackend`; a run store other than a local
 folder (S3) through :class:`RunSource`.
@@ -29,6 +34,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,6 +308,14 @@ class QueryBackend(Protocol):
     def execute(self, sql: str, parameters: Sequence[Any]) -> QueryResult: ...
 
 
+#: DuckDB's memory for one ``tagwarden query`` (its ``memory_limit``); ``--memory-limit`` changes it.
+DEFAULT_MEMORY_LIMIT: Final = "2GB"
+#: What DuckDB may spill to its private temporary folder beyond the memory limit.
+TEMP_SPILL_LIMIT: Final = "4GB"
+#: Wall time of one query before the connection is interrupted; ``--timeout`` changes it.
+DEFAULT_TIMEOUT_SECONDS: Final = 120.0
+
+
 class LocalDuckDB:
     """DuckDB tables ``findings`` and ``runs`` over local run folders, for Athena SQL.
 
@@ -311,9 +327,18 @@ class LocalDuckDB:
     workflow.errors.InvalidInput: --local: no run folders in ... (run 'tagwarden run --out ...' first)
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        memory_limit: str = DEFAULT_MEMORY_LIMIT,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
         self.runs = LocalRuns(directory)
+        self.memory_limit = memory_limit
+        self.timeout_seconds = timeout_seconds
         self._connection: Any = None
+        self._temp_dir: str | None = None
 
     def connection(self) -> Any:
         if self._connection is None:
@@ -324,7 +349,17 @@ class LocalDuckDB:
     def _connect(self) -> Any:
         import duckdb
 
+        # DuckDB may always write its temporary directory, even with external access off: make it
+        # a private folder of this connection (removed in close), not <cwd>/.tmp.
+        self._temp_dir = tempfile.mkdtemp(prefix="tagwarden-duckdb-")
         con = duckdb.connect(":memory:")
+        try:
+            con.execute("SET temp_directory = ?", [self._temp_dir])
+            con.execute(f"SET max_temp_directory_size = '{TEMP_SPILL_LIMIT}'")
+            con.execute("SET memory_limit = ?", [self.memory_limit])
+        except duckdb.Error as err:
+            con.close()
+            raise InvalidInput([Problem("--memory-limit", _first_line(err))]) from None
         for statement in DUCKDB_SESSION:
             con.execute(statement)
         runs = self.runs.for_athena()
@@ -359,18 +394,47 @@ class LocalDuckDB:
         import duckdb
 
         con = self.connection()
+        # The time limit: interrupt the connection from a timer thread (DuckDB checks for it).
+        timer = threading.Timer(self.timeout_seconds, con.interrupt)
+        timer.daemon = True
+        timer.start()
         try:
             cursor = con.execute(sql, list(parameters))
             columns = tuple(d[0] for d in cursor.description or ())
             rows = [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+        except duckdb.InterruptException:
+            raise InvalidInput(
+                [
+                    Problem(
+                        "query",
+                        f"stopped after {self.timeout_seconds:g} s, the time limit of a query "
+                        "(--timeout SECONDS to allow more)",
+                    )
+                ]
+            ) from None
+        except duckdb.OutOfMemoryException as err:
+            raise InvalidInput(
+                [
+                    Problem(
+                        "query",
+                        f"needs more than the memory limit ({self.memory_limit}, --memory-limit) "
+                        f"and {TEMP_SPILL_LIMIT} of spill: {_first_line(err)}",
+                    )
+                ]
+            ) from None
         except duckdb.Error as err:
             raise InvalidInput([Problem("query", _first_line(err))]) from None
+        finally:
+            timer.cancel()
         return QueryResult(columns, rows, sql, tuple(parameters))
 
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+        if self._temp_dir is not None:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+            self._temp_dir = None
 
     def __enter__(self) -> LocalDuckDB:
         return self

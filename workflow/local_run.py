@@ -182,10 +182,12 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from workflow.render import terminal_text as text  # every string from data goes through it
+
     console = Console(highlight=False)
     totals = summary["totals"]
     table = Table(
-        title=f"Tag policy {summary['policy']['name']!r}, run {summary['run_id']}", title_justify="left"
+        title=text(f"Tag policy {summary['policy']['name']!r}, run {summary['run_id']}"), title_justify="left"
     )
     table.add_column("instances")
     table.add_column("count", justify="right")
@@ -204,7 +206,7 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
         rules.add_column("tag:code")
         rules.add_column("instances", justify="right")
         for rule, count in list(summary["by_rule"].items())[:10]:
-            rules.add_row(rule, str(count))
+            rules.add_row(text(rule), text(count))
         console.print(rules)
         if len(summary["by_rule"]) > 10:
             more = len(summary["by_rule"]) - 10
@@ -214,35 +216,37 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     if len(summary.get("by_account", {})) > 1:
         console.print(_counts_table("account", summary["by_account"]))
     for line in coverage_lines(summary):
-        console.print(line, markup=False)
+        console.print(text(line))
     failed = [t for t in summary.get("targets", []) if t.get("status") != "ok"]
     if failed:
         console.print(f"[bold]Partial scan[/]: {len(failed)} account/region targets were not scanned:")
         for target in failed[:20]:
-            console.print(
-                f"  {target['account_id']} {target['region']}: {target.get('reason')}", markup=False
-            )
+            console.print(text(f"  {target['account_id']} {target['region']}: {target.get('reason')}"))
     drift = summary.get("drift") or {}
     if drift.get("previous_run_id"):
         console.print(
-            f"Drift since {drift['previous_run_id']} (same policy, {drift.get('targets_compared_count', 0)} "
-            f"targets compared): {len(drift.get('newly_noncompliant') or [])} became noncompliant, "
-            f"{len(drift.get('newly_compliant') or [])} became compliant",
-            markup=False,
+            text(
+                f"Drift since {drift['previous_run_id']} (same policy, "
+                f"{drift.get('targets_compared_count', 0)} targets compared): "
+                f"{len(drift.get('newly_noncompliant') or [])} became noncompliant, "
+                f"{len(drift.get('newly_compliant') or [])} became compliant"
+            )
         )
-    console.print(f"Report folder: {run_dir}", markup=False)
+    console.print(text(f"Report folder: {run_dir}"))
 
 
 def _counts_table(what: str, counts_by: dict[str, dict[str, int]]) -> Any:
     """``By region`` / ``By account``: compliant and noncompliant instances per key."""
     from rich.table import Table
 
+    from workflow.render import terminal_text as text
+
     table = Table(title=f"By {what}", title_justify="left")
     table.add_column(what)
     table.add_column("compliant", justify="right")
     table.add_column("noncompliant", justify="right")
     for key, counts in counts_by.items():
-        table.add_row(key, str(counts.get("compliant", 0)), str(counts.get("noncompliant", 0)))
+        table.add_row(text(key), text(counts.get("compliant", 0)), text(counts.get("noncompliant", 0)))
     return table
 
 
@@ -254,19 +258,40 @@ def _earlier_summaries(out: Path) -> Iterator[dict[str, Any]]:
             continue
         try:
             summary = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
+        except (OSError, ValueError, RecursionError):
+            summary = None
         if (
             isinstance(summary, dict)
             and isinstance(summary.get("run_id"), str)
             and _EXECUTION_NAME.match(summary["run_id"])
-            and isinstance(summary.get("evaluated_at"), str)
+            and _is_timestamp(summary.get("evaluated_at"))
             and isinstance(summary.get("policy"), dict)
             and isinstance(summary["policy"].get("sha256"), str)
             and isinstance(summary.get("scanned_targets"), dict)
-            and not summary.get("dry_run")
         ):
-            yield summary
+            if not summary.get("dry_run"):
+                yield summary
+            continue
+        # A folder someone edited or truncated must not stop later runs: skip it, and say so.
+        from workflow.render import printable
+
+        print(
+            printable(f"tagwarden: ignoring {path} for drift: not a Tagwarden run summary"), file=sys.stderr
+        )
+
+
+def _is_timestamp(value: Any) -> bool:
+    """An ISO 8601 timestamp with a time zone, as ``evaluated_at`` is written.
+
+    >>> _is_timestamp("2026-12-01T00:00:00+00:00"), _is_timestamp(5), _is_timestamp("yesterday")
+    (True, False, False)
+    """
+    if not isinstance(value, str):
+        return False
+    try:
+        return datetime.fromisoformat(value).tzinfo is not None
+    except ValueError:
+        return False
 
 
 def _seed_earlier_runs(local: Any, out: Path) -> None:
@@ -377,7 +402,12 @@ def run_locally(args: argparse.Namespace) -> int:
     elif summary is not None:
         _print_summary(summary, run_dir)
     if result.status != "SUCCEEDED" and not args.json:
-        print(f"tagwarden: execution {result.status}: {result.error}: {result.cause}", file=sys.stderr)
+        from workflow.render import terminal_line
+
+        print(
+            terminal_line(f"tagwarden: execution {result.status}: {result.error}: {result.cause}"),
+            file=sys.stderr,
+        )
         print(f"history: {run_dir / 'history.json'}", file=sys.stderr)
     elif status == EXIT_INCOMPLETE and not args.json:
         print(

@@ -1294,11 +1294,11 @@ def _not_redrivable_reason(details: ExecutionDetails, now: datetime) -> str | No
 
 
 def _restart(
-    sfn: Any, letter: DeadLetter, reason: str, input_text: str | None, machine: str | None, dry_run: bool
+    sfn: Any, letter: DeadLetter, reason: str, input_text: str | None, machine: str, dry_run: bool
 ) -> _Decision:
-    if input_text is None or not machine:
+    if input_text is None:
         return _Decision(
-            "not redrivable", f"{reason}; cannot restart it: its input or state machine is unknown"
+            "not redrivable", f"{reason}; cannot restart it: Step Functions did not return its input"
         )
     new_name = restart_name(letter.execution_name or name_of(letter.execution_arn or ""))
     new_arn = execution_arn(new_name, machine)
@@ -1316,27 +1316,62 @@ def _restart(
     )
 
 
+def _machine_of_execution(arn: str) -> str | None:
+    """``arn:aws:states:r:a:execution:machine:name`` -> ``arn:aws:states:r:a:stateMachine:machine``.
+
+    >>> _machine_of_execution("arn:aws:states:us-east-1:123456789012:execution:tagwarden:nightly")
+    'arn:aws:states:us-east-1:123456789012:stateMachine:tagwarden'
+    >>> _machine_of_execution("arn:aws:states:us-east-1:123456789012:stateMachine:x") is None
+    True
+    """
+    parts = arn.split(":")
+    if len(parts) != 8 or parts[:3] != ["arn", parts[1], "states"] or parts[5] != "execution":
+        return None
+    return ":".join([*parts[:5], "stateMachine", parts[6]])
+
+
 def _decide(
     sfn: Any,
     letter: DeadLetter,
     *,
     restart_unredrivable: bool,
     dry_run: bool,
-    state_machine_arn: str | None,
+    state_machine_arn: str,
     now: datetime,
 ) -> _Decision:
+    # A dead letter is a claim by whoever could send to the queue, not a fact: only executions of
+    # the stack's own state machine that Step Functions itself describes are redriven or restarted,
+    # and a restart's input is read from that execution, never from the message.
     assert letter.execution_arn is not None
+    named_machine = _machine_of_execution(letter.execution_arn)
+    if named_machine != state_machine_arn:
+        return _Decision(
+            "refused",
+            f"the message names an execution of {named_machine or 'no state machine'}, not of this "
+            f"stack's {state_machine_arn}; left in the queue",
+        )
+    if letter.state_machine_arn and letter.state_machine_arn != state_machine_arn:
+        return _Decision(
+            "refused",
+            f"the message names state machine {letter.state_machine_arn}, not this stack's; "
+            "left in the queue",
+        )
     hint = "; pass --restart-unredrivable to start it again with the same input"
     try:
         details: ExecutionDetails | None = describe(sfn, letter.execution_arn)
     except InvalidInput:
         details = None
     if details is None:
-        gone = "the execution no longer exists (Step Functions keeps histories for 90 days)"
-        machine = letter.state_machine_arn or state_machine_arn
-        if not restart_unredrivable:
-            return _Decision("not redrivable", gone + hint)
-        return _restart(sfn, letter, gone, letter.input, machine, dry_run)
+        return _Decision(
+            "refused",
+            "Step Functions has no such execution (gone after 90 days, or never run): its input cannot "
+            "be read from Step Functions, and the message's is not trusted; left in the queue",
+        )
+    if details.state_machine_arn and details.state_machine_arn != state_machine_arn:
+        return _Decision(
+            "refused",
+            f"the execution belongs to {details.state_machine_arn}, not this stack's; left in the queue",
+        )
     if details.status == "SUCCEEDED":
         return _Decision("succeeded", "the execution has succeeded since; nothing to redrive")
     if details.status in {"RUNNING", "PENDING_REDRIVE"}:
@@ -1355,8 +1390,7 @@ def _decide(
             return _Decision("redriven", f"redrive #{details.redrive_count + 1} started")
     if not restart_unredrivable:
         return _Decision("not redrivable", reason + hint)
-    machine = details.state_machine_arn or letter.state_machine_arn or state_machine_arn
-    return _restart(sfn, letter, reason, details.input or letter.input, machine, dry_run)
+    return _restart(sfn, letter, reason, details.input, state_machine_arn, dry_run)
 
 
 def redrive_dead_letters(
@@ -1364,18 +1398,22 @@ def redrive_dead_letters(
     sqs: Any,
     queue_url: str,
     *,
+    state_machine_arn: str,
     purge_after_redrive: bool = False,
     restart_unredrivable: bool = False,
     dry_run: bool = False,
     max_messages: int = 100,
-    state_machine_arn: str | None = None,
     now: datetime | None = None,
     wait_seconds: int = 1,
 ) -> list[DeadLetterOutcome]:
     """Redrive every distinct execution in the dead-letter queue once; report per message.
 
-    An execution that cannot be redriven (older than 14 days, gone, not redrivable) is started
-    again with the same input under :func:`restart_name` when ``restart_unredrivable``. With
+    Anyone allowed to send to the queue can write a message, so a message only points at an
+    execution: one of ``state_machine_arn`` (the stack's own) that DescribeExecution finds. Any
+    other message (another state machine, an execution that does not exist) is ``refused`` and left
+    in the queue. An execution that cannot be redriven (older than 14 days, not redrivable) is
+    started again under :func:`restart_name` when ``restart_unredrivable``, with the input
+    DescribeExecution returns (never the message's). With
     ``purge_after_redrive`` a message is deleted only once its execution was redriven or
     restarted (or has succeeded since); every other message stays in the queue, visible again at
     once. ``dry_run`` decides without changing anything.
@@ -1385,7 +1423,8 @@ def redrive_dead_letters(
     >>> sqs = boto3.client("sqs", region_name="us-east-1")
     >>> with Stubber(sqs) as stub:
     ...     stub.add_response("receive_message", {})
-    ...     redrive_dead_letters(None, sqs, "https://sqs.us-east-1.amazonaws.com/123456789012/dlq")
+    ...     redrive_dead_letters(None, sqs, "https://sqs.us-east-1.amazonaws.com/123456789012/dlq",
+    ...                          state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:tw")
     []
     """
     moment = now or datetime.now(UTC)

@@ -71,7 +71,9 @@ class ExecutionProgress:
 
     def _print(self, line: str) -> None:
         assert self._console is not None
-        self._console.print(line, markup=False, soft_wrap=True)  # one event, one line
+        from workflow.render import terminal_text
+
+        self._console.print(terminal_text(line), soft_wrap=True)  # one event, one line
 
     def close(self) -> None:
         if self._status is not None:
@@ -113,7 +115,9 @@ class ExecutionProgress:
             self._current = name
             self._entered(event_id, previous, name, event)
             if self._status is not None:
-                self._status.update(f"{name} ...")
+                from workflow.render import terminal_text
+
+                self._status.update(terminal_text(f"{name} ..."))
         elif kind.endswith(_EXITED) and name:
             entry = self._exited(previous, name)
             if entry is not None:

@@ -51,6 +51,8 @@ __all__ = [
     "rows_csv",
     "rows_json",
     "rows_table",
+    "terminal_line",
+    "terminal_text",
     "to_json_text",
     "unscanned_targets",
 ]
@@ -210,10 +212,32 @@ def _console(width: int) -> Any:
     )
 
 
-def _text(value: Any) -> Any:
+def terminal_text(value: Any, *, style: str = "") -> Any:
+    """The one path from data to a terminal: :func:`printable` escapes, then a ``rich`` ``Text``.
+
+    Every CLI table cell, title and line that can hold data (tag keys and values, owner and
+    account ids, policy names, reasons, paths) goes through here, so rich markup
+    (``[link=...]``, ``[reverse blink]``) stays literal text and an escape sequence (``\x1b[2J``)
+    is shown, never sent.
+
+    >>> terminal_text("[link=https://evil.example]fix[/link]\x1b[2J").plain
+    '[link=https://evil.example]fix[/link]\\\\x1b[2J'
+    """
     from rich.text import Text
 
-    return Text(printable(_cell_text(value)))
+    return Text(printable(_cell_text(value)), style=style)
+
+
+def terminal_line(value: Any) -> str:
+    """A plain string for ``print`` (no rich): the same escaping as :func:`terminal_text`.
+
+    >>> terminal_line("owner\x1b]8;;https://evil.example\x07")
+    'owner\\\\x1b]8;;https://evil.example\\\\x07'
+    """
+    return printable(_cell_text(value))
+
+
+_text = terminal_text
 
 
 def rows_table(

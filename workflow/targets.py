@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
@@ -151,6 +151,28 @@ def organization_accounts(organizations: Any, *, exclude: Iterable[str] = ()) ->
             ) from None
         raise
     return sorted(accounts)
+
+
+def require_members(entries: Sequence[Mapping[str, Any]], members: set[str]) -> None:
+    """Refuse targets outside the organisation (``members``: its active accounts), one line each.
+
+    >>> entries = [{"account_id": "111122223333"}, {"account_id": "999999999999"}]
+    >>> require_members(entries, {"111122223333"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    workflow.errors.InvalidInput: $.targets[1].account_id: 999999999999 is not an active account of ...
+    """
+    problems = [
+        Problem(
+            f"$.targets[{index}].account_id",
+            f"{entry.get('account_id')} is not an active account of this organisation; the deployment "
+            "only assumes member roles inside it (aws:ResourceOrgID)",
+        )
+        for index, entry in enumerate(entries)
+        if isinstance(entry, Mapping) and entry.get("account_id") not in members
+    ]
+    if problems:
+        raise InvalidInput(problems)
 
 
 def require_items(items: list[WorkItem], source: str) -> list[WorkItem]:

@@ -37,10 +37,11 @@ REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE_DIR: Final = REPO_ROOT / "build" / "lambda-asset"
 CACHE_DIR_ENV: Final = "TAGWARDEN_LAMBDA_ASSET_CACHE"
 
-# The newest Python runtime aws-cdk-lib offers, on Graviton.
-RUNTIME: Final = lambda_.Runtime.PYTHON_3_14
+# Python 3.13 on Graviton: the newest runtime google-re2 (the policy pattern engine) has wheels for
+# (cp312/cp313 manylinux aarch64; none for 3.14 yet). A test checks the wheel resolves.
+RUNTIME: Final = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE: Final = lambda_.Architecture.ARM_64
-PYTHON_VERSION: Final = RUNTIME.name.removeprefix("python")  # "3.14"
+PYTHON_VERSION: Final = RUNTIME.name.removeprefix("python")  # "3.13"
 # Lambda's Python 3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34): manylinux2014 and 2_28 wheels fit.
 PLATFORMS: Final = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 SOURCE_PACKAGES: Final = ("workflow", "lambdas")
@@ -65,7 +66,7 @@ def runtime_requirements(pyproject: Path = REPO_ROOT / "pyproject.toml") -> tupl
     """The packages the Lambda code imports at run time, as pip requirement strings.
 
     >>> sorted(_requirement_name(r) for r in runtime_requirements())
-    ['aws-lambda-powertools', 'jsonschema', 'regex']
+    ['aws-lambda-powertools', 'google-re2', 'jsonschema']
     """
     project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
     requirements = [*project["dependencies"], *project["optional-dependencies"]["runtime"]]

@@ -52,6 +52,8 @@ DESCRIPTIONS: Final[Mapping[str, str]] = {
 # Why each step's S3 access is a prefix and not a key (the cdk-nag IAM5 acknowledgements).
 # A dry run's report stays out of the crawled reports/ tree, under its run's staging folder.
 STAGED_REPORT_PREFIX: Final = f"{layout.STAGING_PREFIX}*/report/"
+# What persist lists (the staged findings and target errors of a run) or reads and may find missing.
+PERSIST_LISTS: Final = (layout.STAGING_PREFIX, REPORTS_PREFIX, STATE_PREFIX)
 
 PREFIX_REASONS: Final[Mapping[str, str]] = {
     STAGED_REPORT_PREFIX: "A dry run's report and each run's drift baseline under staging/<run id>/report/: "
@@ -79,6 +81,14 @@ ORGANIZATION_LIST_ACCOUNTS_REASON: Final = (
     " Organization mode adds organizations:ListAccounts, which supports no resource-level "
     "permissions either (the Service Authorization Reference lists no resource type for it); it "
     "only reads the account list the run expands to."
+)
+
+RUNTIME_REASON: Final = (
+    "Python 3.13, one version below the newest Lambda runtime (3.14), on purpose: policy patterns are "
+    "matched by RE2 (PyPI google-re2) so that no pattern can backtrack catastrophically, and google-re2 "
+    "publishes manylinux aarch64 wheels for CPython 3.12 and 3.13 only. Python 3.13 is supported by "
+    "Lambda until 2029; move up when a cp314 wheel exists (tests/infra/test_functions.py names the "
+    "choice)."
 )
 
 _APPLICATION_LOG_LEVELS: Final[Mapping[str, lambda_.ApplicationLogLevel]] = {
@@ -116,6 +126,8 @@ class WorkflowFunctions(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
+        # The functions' logs hold tag values and error messages: encrypted with the stack's key.
+        self._log_key = topic_key
         bucket = storage.bucket.bucket_name
         regions = ",".join(settings.regions) if settings.regions else Aws.REGION
         common = {SERVICE_NAME_VAR: SERVICE_NAME, LOG_LEVEL_VAR: settings.log_level}
@@ -132,6 +144,8 @@ class WorkflowFunctions(Construct):
                 config.DISTRIBUTED_MAP_THRESHOLD: str(settings.distributed_map_threshold),
                 config.DISTRIBUTED_MAX_CONCURRENCY: str(settings.distributed_max_concurrency),
                 config.TOLERATED_FAILURE_PERCENTAGE: str(settings.tolerated_failure_percentage),
+                # Organisation mode: explicit targets are checked against the organisation's accounts.
+                **({config.ORGANIZATION_DEPLOYMENT: "true"} if settings.organization else {}),
             },
             LIST: {
                 config.REPORT_BUCKET: bucket,
@@ -191,8 +205,10 @@ class WorkflowFunctions(Construct):
                 _allow(["ec2:DescribeInstances"], ["*"], "DescribeInstances"),
                 _allow(["s3:PutObject"], [objects(layout.STAGING_PREFIX)], "WriteStaging"),
                 # Only the member roles of the deployment's targets (or of every account, in
-                # organization mode); the member trust adds the external id and this role's ARN.
-                *([_allow(["sts:AssumeRole"], member_roles, "AssumeMemberRoles")] if member_roles else []),
+                # organization mode: then only roles in this role's own organisation, so a target
+                # outside it cannot be assumed); the member trust adds the external id and this
+                # role's ARN.
+                *([_assume_member_roles(member_roles, settings)] if member_roles else []),
             ],
             EVALUATE: [
                 _allow(["s3:GetObject"], [objects(layout.STAGING_PREFIX)], "ReadStaging"),
@@ -223,9 +239,10 @@ class WorkflowFunctions(Construct):
                     "AbortFailedUploads",
                 ),
                 # Without s3:ListBucket, S3 answers a missing key (the very first run's
-                # state/latest-run.json) with 403 instead of 404. S3 checks it without an s3:prefix
-                # in the request context, so a prefix condition would bring the 403 back.
-                _allow(["s3:ListBucket"], [storage.bucket.bucket_arn], "FoundOrNotFound"),
+                # state/latest-run.json) with 403 instead of 404. For that check S3 puts the
+                # requested key in the request context as s3:prefix, so scoping the listing to the
+                # prefixes persist reads keeps the 404 (a test evaluates the statement for both).
+                _list_bucket_under(storage.bucket.bucket_arn, PERSIST_LISTS, "FoundOrNotFound"),
             ],
             REGISTER: [
                 _allow(["glue:GetTable", "glue:BatchCreatePartition"], catalog_arns, "RegisterPartitions")
@@ -296,6 +313,7 @@ class WorkflowFunctions(Construct):
             f"{construct_id}Logs",
             log_group_name=f"/aws/lambda/{function_name}",
             retention=log_retention(settings),
+            encryption_key=self._log_key,
             removal_policy=data_removal_policy(settings),
         )
         role = iam.Role(
@@ -350,6 +368,8 @@ class WorkflowFunctions(Construct):
             "asynchronous event to keep; failures go to the Task's Retry/Catch and from there to the "
             "workflow's dead-letter queue.",
         )
+        for rule in ("AwsSolutions-L1", "Serverless-LambdaLatestVersion"):
+            acknowledge(function, rule, RUNTIME_REASON)
         return WorkflowFunction(step=step, function=function, role=role, log_group=log_group)
 
 
@@ -370,6 +390,21 @@ def member_role_arns(stack: Stack, settings: Settings) -> list[str]:
         )
         for account in accounts
     ]
+
+
+def _assume_member_roles(member_roles: list[str], settings: Settings) -> iam.PolicyStatement:
+    statement = _allow(["sts:AssumeRole"], member_roles, "AssumeMemberRoles")
+    if settings.organization:
+        # aws:PrincipalOrgID is this role's own organisation: no organisation id to configure,
+        # and a role in an account outside it is refused by IAM whatever the input names.
+        statement.add_condition("StringEquals", {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"})
+    return statement
+
+
+def _list_bucket_under(bucket_arn: str, prefixes: Sequence[str], sid: str) -> iam.PolicyStatement:
+    statement = _allow(["s3:ListBucket"], [bucket_arn], sid)
+    statement.add_condition("StringLike", {"s3:prefix": [f"{prefix}*" for prefix in prefixes]})
+    return statement
 
 
 def _allow(actions: list[str], resources: list[str], sid: str) -> iam.PolicyStatement:

@@ -10,6 +10,7 @@ from aws_cdk import ArnFormat, Duration, Stack, TimeZone
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
@@ -141,14 +142,17 @@ class Orchestration(Construct):
         functions: Mapping[str, WorkflowFunction],
         dead_letter_queue: sqs.Queue,
         storage: ReportStorage,
+        log_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
+        # Execution data (inputs, outputs, causes) is logged: encrypted with the stack's key.
         self.log_group = logs.LogGroup(
             self,
             "StateMachineLogs",
             log_group_name=f"/aws/vendedlogs/states/{settings.name('scan')}",
             retention=log_retention(settings),
+            encryption_key=log_key,
             removal_policy=data_removal_policy(settings),
         )
         self.substitutions = definition_substitutions(functions, dead_letter_queue, storage.bucket)

@@ -21,6 +21,7 @@ from tagwarden_cdk.nag import acknowledge, acknowledge_all, arn_finding
 from tagwarden_cdk.orchestration import Orchestration
 from tagwarden_cdk.settings import Settings
 from tagwarden_cdk.storage import ReportStorage
+from workflow.deployment import STEP_FUNCTIONS
 from workflow.stack import OUTPUT_FIELDS
 
 # The CLI finds the deployment through these output keys (workflow/stack.py reads them): one list.
@@ -43,12 +44,13 @@ class TagwardenStack(Stack):
         Tags.of(self).add("tagwarden:environment", settings.environment)
 
         # One customer managed key for what needs one: SNS topics that CloudWatch alarms publish to
-        # (the AWS managed SNS key cannot grant CloudWatch) and the crawler's encrypted logs.
+        # (the AWS managed SNS key cannot grant CloudWatch) and the log groups (the functions', the
+        # state machine's execution data, the crawler's).
         self.key = kms.Key(
             self,
             "Key",
             alias=f"alias/{settings.name('key')}",
-            description=f"Tagwarden {settings.environment}: notification topics and crawler logs",
+            description=f"Tagwarden {settings.environment}: notification topics and log groups",
             enable_key_rotation=True,
             pending_window=Duration.days(7),
             removal_policy=data_removal_policy(settings),
@@ -59,6 +61,16 @@ class TagwardenStack(Stack):
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
+                # Only on behalf of this account's alarms: CloudWatch is a service every account
+                # shares, and without these a confused deputy could use the key for another's alarm.
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                    "ArnLike": {
+                        "aws:SourceArn": (
+                            f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:*"
+                        )
+                    },
+                },
             )
         )
 
@@ -66,7 +78,7 @@ class TagwardenStack(Stack):
         self.analytics = Analytics(self, "Analytics", settings=settings, storage=self.storage, key=self.key)
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
-                sid="CloudWatchLogsEncryptCrawlerLogs",
+                sid="CloudWatchLogsEncryptLogs",
                 principals=[iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")],
                 actions=[
                     "kms:Encrypt*",
@@ -78,10 +90,14 @@ class TagwardenStack(Stack):
                 resources=["*"],
                 conditions={
                     "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": (
-                            f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:"
-                            f"{self.analytics.crawler_log_group_name}"
-                        )
+                        "kms:EncryptionContext:aws:logs:arn": [
+                            f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:{name}"
+                            for name in (
+                                self.analytics.crawler_log_group_name,
+                                *(f"/aws/lambda/{settings.name(step.name)}" for step in STEP_FUNCTIONS),
+                                f"/aws/vendedlogs/states/{settings.name('scan')}",
+                            )
+                        ]
                     }
                 },
             )
@@ -157,6 +173,7 @@ class TagwardenStack(Stack):
             functions=functions,
             dead_letter_queue=self.dead_letter_queue,
             storage=self.storage,
+            log_key=self.key,
         )
         self.monitoring = Monitoring(
             self,

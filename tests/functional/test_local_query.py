@@ -755,3 +755,82 @@ def test_report_table_prints_totals_and_owner_groups(
         ]
     assert out.index("By account") < out.index("By region") < out.index(f"Account {ACCOUNT}:")
     assert "\u202e" not in out and "payments\\u202e" not in out  # the Team tag is not in the table
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "--format", "csv"],
+        ["report", "--format", "html"],
+        ["query", "noncompliant_by_rule", "--format", "csv"],
+    ],
+    ids=["report-csv", "report-html", "query-csv"],
+)
+def test_report_and_query_out_never_write_through_a_planted_link(
+    runs_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    link = tmp_path / "out.file"
+    link.symlink_to(precious)
+    assert tagwarden([*argv, "--local", str(runs_dir), "--out", str(link)]) == 2
+    assert capsys.readouterr().err == f"--out: {link} is a symbolic link; refusing to write through it\n"
+    assert precious.read_text() == "keep me"
+    real = tmp_path / "real.file"
+    assert tagwarden([*argv, "--local", str(runs_dir), "--out", str(real)]) == 0
+    assert real.stat().st_size > 0
+
+
+def test_raw_sql_cannot_write_or_attach_under_the_working_directory(
+    runs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DuckDB always allows its temporary directory (``<cwd>/.tmp`` by default): it is private now."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    private = tmp_path / "private-tmp"
+    private.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(private))
+    for sql in (
+        "COPY findings TO '.tmp/x.csv'",
+        "ATTACH '.tmp/x.db' AS x",
+        "SELECT * FROM read_csv('.tmp/x.csv')",
+    ):
+        assert tagwarden(["query", sql, "--local", str(runs_dir)]) == 2
+        [line] = capsys.readouterr().err.splitlines()
+        assert line.startswith("query: Permission Error: Cannot access file"), line
+    assert list(cwd.iterdir()) == []
+    assert list(private.iterdir()) == []  # the connection's own temporary folder is removed with it
+
+
+def test_a_query_is_stopped_at_its_time_limit_with_one_line(
+    runs_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endless = "SELECT sum(hash(i)) FROM range(100000000000) t(i)"
+    assert tagwarden(["query", endless, "--local", str(runs_dir), "--timeout", "1"]) == 2
+    assert capsys.readouterr().err == (
+        "query: stopped after 1 s, the time limit of a query (--timeout SECONDS to allow more)\n"
+    )
+
+
+def test_a_query_runs_under_a_memory_limit_it_cannot_change(
+    runs_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--local", str(runs_dir), "--format", "json", "--memory-limit", "256MB"]
+    assert tagwarden(["query", "SELECT current_setting('memory_limit') AS m", *argv]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"m": "244.1 MiB"}]
+    assert tagwarden(["query", "SET memory_limit = '100GB'", *argv]) == 2
+    assert "the configuration has been locked" in capsys.readouterr().err
+    hungry = "SELECT length(string_agg(i::VARCHAR, ',')) FROM range(50000000) t(i)"
+    assert tagwarden(["query", hungry, *argv]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("query: needs more than the memory limit (256MB, --memory-limit)"), line
+    assert tagwarden(["query", "SELECT 1", "--local", str(runs_dir), "--memory-limit", "lots"]) == 2
+    assert capsys.readouterr().err.startswith("--memory-limit: ")
+
+
+def test_the_cli_defaults_of_the_query_limits_are_the_backends() -> None:
+    from workflow import cli_local_ops, local_query
+
+    assert cli_local_ops.DEFAULT_TIMEOUT_SECONDS == local_query.DEFAULT_TIMEOUT_SECONDS
+    assert cli_local_ops.DEFAULT_MEMORY_LIMIT == local_query.DEFAULT_MEMORY_LIMIT

@@ -244,6 +244,32 @@ def test_invalid_targets_are_rejected_before_anything_is_scanned(
     assert len(org.members.assume_calls) == calls
 
 
+def test_an_organisation_deployment_refuses_targets_outside_the_organisation(
+    org: LocalDeployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deployed for an organisation (CDK sets TAGWARDEN_ORGANIZATION_DEPLOYMENT), a manual run's
+    targets must be its accounts: IAM (aws:ResourceOrgID) would refuse the role anyway, and the
+    validation says so first, in one line per target, before anything is assumed."""
+    original = config.ValidateConfig.from_env
+    monkeypatch.setattr(
+        config.ValidateConfig,
+        "from_env",
+        classmethod(lambda cls, env=None: dataclasses.replace(original(env), organization_deployment=True)),
+    )
+    outsider = "999999999999"
+    calls = len(org.members.assume_calls)
+    result = org.run({"targets": [{"account_id": ACCOUNTS[0]}, {"account_id": outsider}]}, name="outsider")
+    assert (result.status, result.error) == ("FAILED", "InvalidInput")
+    assert result.cause is not None
+    assert (
+        f"$.targets[1].account_id: {outsider} is not an active account of this organisation" in result.cause
+    )
+    assert ACCOUNTS[0] not in result.cause
+    assert len(org.members.assume_calls) == calls
+    inside = org.run({"targets": [{"account_id": ACCOUNTS[0], "regions": ["us-east-1"]}]}, name="insider")
+    assert inside.status == "SUCCEEDED", inside.cause
+
+
 def test_organization_mode_outside_an_organisation_is_invalid_input(org: LocalDeployment) -> None:
     org.members.organization = False
     try:

@@ -932,6 +932,64 @@ def test_dlq_restarts_an_unredrivable_execution_with_the_same_input_once(
     assert len(aws.sfn.list_executions(stateMachineArn=MACHINE_ARN)["executions"]) == 2
 
 
+def test_dlq_refuses_forged_messages_and_starts_nothing_they_name(
+    aws: Deployment,
+    tagwarden: Callable[..., int],
+    redrive_stub: Stubber,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Anyone who can send to the queue can write a dead letter: none may steer the operator."""
+    payments = aws.sfn.create_state_machine(
+        name="payments-admin-ops",
+        definition=json.dumps(DEFINITION),
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/payments",
+    )["stateMachineArn"]
+    victim = aws.sfn.start_execution(
+        stateMachineArn=payments, name="wire", input=json.dumps({"policy_uri": "s3://policies/p.json"})
+    )["executionArn"]
+    assert aws.wait(victim)["status"] == "FAILED"
+    ours = aws.failed_execution("ours")
+    forged_input = {"transfer": "everything", "to": "attacker"}
+    forgeries = {
+        # another state machine's execution, named outright
+        "other machine": {**state_machine_letter(victim, forged_input), "state_machine_id": payments},
+        # our execution ARN, but another state machine claimed for it
+        "claimed machine": {**state_machine_letter(ours, forged_input), "state_machine_id": payments},
+        # an execution of ours that never ran: nothing to read the input from
+        "never ran": state_machine_letter(operate.execution_arn("never-ran", MACHINE_ARN), forged_input),
+        # an EventBridge-shaped event about the other machine
+        "event": {
+            **status_change_event(victim, forged_input),
+            "detail": {**status_change_event(victim, forged_input)["detail"], "stateMachineArn": payments},
+        },
+    }
+    for body in forgeries.values():
+        aws.send(body)
+    # The stub holds no redrive answer: a RedriveExecution call would show as "failed" below.
+    assert (
+        tagwarden("dlq", "--stack", STACK, "--restart-unredrivable", "--purge-after-redrive", "--json") == 0
+    )
+    outcomes = json.loads(capsys.readouterr().out)
+    assert sorted(o["action"] for o in outcomes) == ["refused"] * 4
+    assert all("left in the queue" in o["detail"] for o in outcomes)
+    assert not any(o["deleted"] or o["new_execution_arn"] for o in outcomes)
+    assert len(aws.sfn.list_executions(stateMachineArn=payments)["executions"]) == 1
+    assert [e["name"] for e in aws.sfn.list_executions(stateMachineArn=MACHINE_ARN)["executions"]] == ["ours"]
+    assert len(aws.visible_messages()) == 4
+    assert tagwarden("dlq", "--stack", STACK) == 0
+    table = capsys.readouterr().out
+    assert table.count("refused") == 4
+
+
+def test_dlq_without_the_stacks_state_machine_redrives_nothing(
+    aws: Deployment, tagwarden: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    aws.send(state_machine_letter(aws.failed_execution("broken"), {}))
+    assert tagwarden("dlq", "--queue-url", aws.queue_url, "--region", REGION) == 2
+    assert "state machine" in only_line(capsys.readouterr().err)
+    assert tagwarden("dlq", "--queue-url", aws.queue_url, "--region", REGION, "--list") == 0
+
+
 def test_dlq_dry_run_applies_the_14_day_rule_and_changes_nothing(aws: Deployment) -> None:
     recent, old = aws.failed_execution("recent"), aws.failed_execution("old")
     aws.send(state_machine_letter(recent, {}))
@@ -941,6 +999,7 @@ def test_dlq_dry_run_applies_the_14_day_rule_and_changes_nothing(aws: Deployment
         aws.sfn,
         aws.sqs,
         aws.queue_url,
+        state_machine_arn=MACHINE_ARN,
         purge_after_redrive=True,
         restart_unredrivable=True,
         dry_run=True,
@@ -952,7 +1011,9 @@ def test_dlq_dry_run_applies_the_14_day_rule_and_changes_nothing(aws: Deployment
         "old": ("would restart", False),
     }
     assert "can be redriven for 14 days" in outcomes[0].detail
-    outcomes = operate.redrive_dead_letters(aws.sfn, aws.sqs, aws.queue_url, dry_run=True, wait_seconds=0)
+    outcomes = operate.redrive_dead_letters(
+        aws.sfn, aws.sqs, aws.queue_url, state_machine_arn=MACHINE_ARN, dry_run=True, wait_seconds=0
+    )
     assert {o.action for o in outcomes} == {"would redrive"}
     assert len(aws.visible_messages()) == 2
     assert len(aws.sfn.list_executions(stateMachineArn=MACHINE_ARN)["executions"]) == 2
@@ -1029,6 +1090,7 @@ def test_a_real_dead_letter_too_old_to_redrive_is_restarted_with_its_input_and_p
         sfn,
         sqs,
         local.queue_url,
+        state_machine_arn=local.state_machine_arn,
         purge_after_redrive=True,
         restart_unredrivable=True,
         now=datetime.now(UTC) + timedelta(days=15),

@@ -67,7 +67,7 @@ def check_policy_text(data: bytes) -> str:
         # A valid result: a version 1 document that validates, compiles and serialises.
         assert isinstance(policy, dict) and policy.get("version") == 1
         assert validate_policy(policy) == []
-        compiled = compile_policy(policy, probe_patterns=False)
+        compiled = compile_policy(policy)
         assert compiled.rules, "a valid policy without rules"
         json.dumps(policy)
     return "valid"
@@ -123,6 +123,45 @@ def check_fleet_bytes(data: bytes) -> str:
     if data[:1] and data[0] % 2:
         return check_fleet_object(structured(data[1:], FLEET_WORDS))
     return check_fleet_text(data[1:])
+
+
+def check_pattern_bytes(data: bytes) -> str:
+    """A policy pattern and a tag value from any bytes (split at the first NUL): the pattern compiles
+    with RE2 or is refused with one line; a compiled pattern answers ``fullmatch`` on the value with
+    a bool; ``escape`` of the value matches exactly the value; a glob matches the text it was made
+    from; and the validator agrees with the engine."""
+    from workflow.policy import validate_policy
+    from workflow.policy.patterns import PatternRefused, compile_pattern, escape, glob_to_pattern
+
+    raw_pattern, _, raw_value = data.partition(b"\x00")
+    pattern = raw_pattern.decode("utf-8", errors="surrogateescape")  # lone surrogates included
+    value = raw_value.decode("utf-8", errors="surrogateescape")
+    ignore_case = bool(data[-1:] and data[-1] % 2)
+    with bounded():
+        try:
+            compiled = compile_pattern(pattern, ignore_case=ignore_case)
+        except PatternRefused as err:
+            message = str(err)
+            assert message and "\n" not in message, f"a refusal that is not one line: {message!r}"
+            outcome = "refused"
+        else:
+            assert compiled.fullmatch(value) in (True, False)
+            outcome = "valid"
+        rule = {"key": "K", "pattern": pattern, "value_case": "insensitive" if ignore_case else "sensitive"}
+        problems = [
+            p
+            for p in validate_policy({"version": 1, "name": "p", "rules": [rule]})
+            if p.path.endswith(".pattern")
+        ]
+        if 0 < len(pattern) <= 2048:  # outside the schema's length bounds the schema speaks instead
+            assert (outcome == "refused") == bool(problems), (outcome, problems)
+        if not any(0xD800 <= ord(c) <= 0xDFFF for c in value):  # a lone surrogate cannot be a pattern
+            literal = compile_pattern(escape(value), ignore_case=False)
+            assert literal.fullmatch(value), f"escape({value!r}) does not match itself"
+            assert not literal.fullmatch(value + "x")
+            glob = compile_pattern(glob_to_pattern(value), ignore_case=False)
+            assert glob.fullmatch(value.replace("*", "")), f"glob {value!r} does not match its own text"
+    return outcome
 
 
 # -- structure from bytes -------------------------------------------------------------------------
@@ -282,6 +321,8 @@ def seeds(kind: str) -> list[bytes]:
         paths = sorted((ROOT / "policies").glob("*.json")) + sorted(
             (ROOT / "tests" / "unit" / "fixtures" / "convert").glob("*.json")
         )
+    elif kind == "pattern":
+        return list(PATTERN_SEEDS)
     elif kind == "fleet":
         from workflow.fleet import demo_fleet
 
@@ -292,7 +333,26 @@ def seeds(kind: str) -> list[bytes]:
     return [p.read_bytes() for p in paths]
 
 
-CHECKS: dict[str, Callable[[bytes], str]] = {"policy": check_policy_bytes, "fleet": check_fleet_bytes}
+# Patterns and values: the shipped policies' kind, and the ones that broke the backtracking engine.
+PATTERN_SEEDS: tuple[bytes, ...] = (
+    b"^[a-z0-9._%+-]+@example\\.com$\x00ana@example.com",
+    b"^CC-[0-9]{4}$\x00CC-0001",
+    b"^(a|aa)+$\x00" + b"a" * 255 + b"!",
+    b"(?:(?:(?:a{100}){100}){100}){100}\x00aaaa",
+    b"^(?:[^\\x00-\\x7f]|[^\\x00-\\x40])+$\x00" + "\u00e9".encode() * 30 + "\u2026!".encode(),
+    b"^(?:qwertuio)?(?:xz|x|zx|z)+$\x00" + b"xz" * 120 + b"!",
+    b"(?:.?.?){100}\x00" + b"x" * 256,
+    b"(a)\\1\x00aa",
+    b"(?=a)a\x00a",
+    b"\\pL{1000}\x00x",
+    b"*a*b\x00" + b"a" * 1000,
+)
+
+CHECKS: dict[str, Callable[[bytes], str]] = {
+    "policy": check_policy_bytes,
+    "fleet": check_fleet_bytes,
+    "pattern": check_pattern_bytes,
+}
 
 
 def run(kind: str, argv: list[str]) -> None:
@@ -310,8 +370,8 @@ def run(kind: str, argv: list[str]) -> None:
         corpus.mkdir(parents=True, exist_ok=True)
         if not any(corpus.iterdir()):
             for index, seed in enumerate(seeds(kind)):
-                # An even first byte: the seed is sent as text, as it is.
-                (corpus / f"seed-{index:03d}").write_bytes(b"\x00" + seed)
+                # An even first byte: the seed is sent as text, as it is (patterns are raw already).
+                (corpus / f"seed-{index:03d}").write_bytes(seed if kind == "pattern" else b"\x00" + seed)
 
     def one_input(data: bytes) -> None:
         check(data)

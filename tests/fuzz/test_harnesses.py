@@ -34,6 +34,81 @@ def test_every_seed_of_the_corpus_passes_its_check(kind: str) -> None:
     assert {checks.CHECKS[kind](b"\x00" + seed) for seed in shipped} == {"valid"}
 
 
+def test_every_pattern_seed_passes_and_the_issue_patterns_give_their_outcome() -> None:
+    outcomes = [checks.check_pattern_bytes(seed) for seed in checks.seeds("pattern")]
+    assert outcomes == [
+        "valid",
+        "valid",
+        "valid",  # ^(a|aa)+$: exponential for backtracking, linear for RE2
+        "refused",  # the repetition bomb
+        "valid",
+        "valid",
+        "valid",
+        "refused",  # a backreference
+        "refused",  # a lookahead
+        "refused",  # too large
+        "refused",  # *a*b is a glob, not a pattern (missing argument to repetition operator)
+    ]
+
+
+def test_a_refusal_quoting_a_newline_of_the_pattern_stays_one_line() -> None:
+    # Found by fuzz_pattern.py: RE2's "missing )" message quotes the pattern, newline included.
+    assert checks.check_pattern_bytes(b"(\ni\x00\x00*") == "refused"
+
+
+@FUZZ
+@given(st.binary(max_size=512))
+def test_any_bytes_make_a_pattern_or_a_one_line_refusal(data: bytes) -> None:
+    checks.check_pattern_bytes(data)
+
+
+REGEX_ALPHABET = st.sampled_from(
+    [
+        "a",
+        "b",
+        ".",
+        "*",
+        "+",
+        "?",
+        "|",
+        "(",
+        ")",
+        "(?:",
+        "(?=",
+        "(?<",
+        "[",
+        "]",
+        "^",
+        "-",
+        "{",
+        "}",
+        ",",
+        "0",
+        "1",
+        "9",
+        "\\",
+        "\\d",
+        "\\pL",
+        "\\1",
+        "$",
+        "é",
+        "\x00",
+        "{1000}",
+        "{,3}",
+        "(?i)",
+    ]
+)
+
+
+@FUZZ
+@given(st.lists(REGEX_ALPHABET, max_size=30).map("".join), st.text(max_size=64), st.booleans())
+def test_regex_shaped_patterns_compile_or_are_refused_and_match_any_value(
+    pattern: str, value: str, ignore_case: bool
+) -> None:
+    data = pattern.encode("utf-8", "surrogateescape") + b"\x00" + value.encode("utf-8", "surrogatepass")
+    checks.check_pattern_bytes(data + (b"\x01" if ignore_case else b"\x02"))
+
+
 def _spin_forever() -> None:
     with checks.bounded(0.2):
         while True:

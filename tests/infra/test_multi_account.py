@@ -110,7 +110,14 @@ def test_organization_mode_lets_the_list_role_assume_the_member_role_in_any_acco
 ) -> None:
     assert grants(organization.resources, _role(organization, LIST)) == _single_account_list_grants(
         organization
-    ) | expected((["sts:AssumeRole"], [_member_role("*", "TagwardenReadOnly")]))
+    ) | expected(
+        (
+            ["sts:AssumeRole"],
+            [_member_role("*", "TagwardenReadOnly")],
+            # Only roles inside the list role's own organisation (test_trust_boundaries.py).
+            {"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}},
+        )
+    )
 
 
 def test_single_account_list_role_assumes_nothing(synthesized: Synthesized) -> None:
@@ -264,7 +271,7 @@ def test_targets_mode_changes_only_the_list_step_the_validate_environment_and_th
     assert synthesized.json["Outputs"] == targets.json["Outputs"]
 
 
-def test_organization_mode_changes_only_the_list_step_the_validate_role_and_the_schedule(
+def test_organization_mode_changes_only_the_list_step_the_validate_step_and_the_schedule(
     synthesized: Synthesized, organization: Synthesized
 ) -> None:
     schedule = only(organization.resources, "AWS::Scheduler::Schedule", lambda p: True)
@@ -272,8 +279,11 @@ def test_organization_mode_changes_only_the_list_step_the_validate_role_and_the_
         _policy_of(organization, _role(organization, LIST)),
         function_id(organization.resources, LIST),  # the external id
         _policy_of(organization, _role(organization, VALIDATE)),
+        function_id(organization.resources, VALIDATE),  # targets are checked against the organisation
         schedule,
     }
+    assert _variables(organization, VALIDATE)[config.ORGANIZATION_DEPLOYMENT] == "true"
+    assert config.ORGANIZATION_DEPLOYMENT not in _variables(synthesized, VALIDATE)
     assert synthesized.json["Outputs"] == organization.json["Outputs"]
 
 

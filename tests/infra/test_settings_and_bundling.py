@@ -144,7 +144,7 @@ def test_cdk_json_runs_the_app_with_the_repository_virtualenv() -> None:
 
 def test_lambda_requirements_come_from_pyproject_without_what_the_runtime_provides() -> None:
     names = sorted(r.split(">")[0].split("<")[0].split("=")[0].strip() for r in runtime_requirements())
-    assert names == ["aws-lambda-powertools", "jsonschema", "regex"]
+    assert names == ["aws-lambda-powertools", "google-re2", "jsonschema"]
 
 
 def test_code_asset_hash_follows_the_source_files(tmp_path: Path) -> None:
@@ -169,7 +169,7 @@ def test_dependency_layer_is_built_once_and_then_served_from_the_cache(
 
     monkeypatch.setattr(bundling.subprocess, "run", no_pip)
     assert lambda_assets.dependencies.ensure() == cached
-    assert (cached / "python" / "regex").is_dir()
+    assert (cached / "python" / "re2").is_dir()
     assert (cached / "requirements.txt").read_text().split() == list(lambda_assets.requirements)
 
 

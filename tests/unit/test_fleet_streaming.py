@@ -256,7 +256,7 @@ def test_generated_dumps_load_as_before(fidelity: str, tmp_path: Path) -> None:
 def test_a_reservation_larger_than_a_read_is_decoded_whole(tmp_path: Path) -> None:
     path = tmp_path / "dump.json"
     big = {
-        "OwnerId": "1",
+        "OwnerId": "111111111111",
         "Instances": [instance(f"i-{n}", Tags=[{"Key": "K", "Value": "v" * 200}]) for n in range(3000)],
     }
     path.write_text(json.dumps({"Reservations": [big, big]}, indent=4))

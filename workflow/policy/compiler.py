@@ -7,11 +7,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import regex
-
 from workflow.errors import PolicyError
-from workflow.policy import regex_safety
-from workflow.policy.document import glob_to_regex, validate_policy
+from workflow.policy.document import validate_policy
+from workflow.policy.patterns import CompiledPattern, compile_glob_alternation, compile_pattern
 
 DEFAULT_STATES = ("pending", "running", "stopping", "stopped")
 DEFAULT_OWNER_KEY = "Owner"
@@ -31,11 +29,11 @@ class _Verdicts(dict[str, bool]):
         self[value] = verdict
         return verdict
 
-    def fullmatch(self, pattern: regex.Pattern[str], value: str) -> bool:
-        """Time-bounded whole-value match of ``pattern`` (always the same one for this cache)."""
+    def fullmatch(self, pattern: CompiledPattern, value: str) -> bool:
+        """Whole-value match of ``pattern`` (always the same one for this cache), in linear time."""
         verdict = self.get(value)
         if verdict is None:
-            verdict = self.remember(value, _bounded_fullmatch(pattern, value))
+            verdict = self.remember(value, pattern.fullmatch(value))
         return verdict
 
 
@@ -44,7 +42,7 @@ class ValueMatcher:
     """Allowed values of a rule: a set lookup for plain values, one regex for the globs."""
 
     literals: frozenset[str]
-    globs: regex.Pattern[str] | None
+    globs: CompiledPattern | None
     ignore_case: bool
     shown: str
     verdicts: _Verdicts = field(default_factory=_Verdicts, compare=False, repr=False)
@@ -65,14 +63,14 @@ class CompiledRule:
     required: bool
     allow_empty: bool
     allowed: ValueMatcher | None
-    pattern: regex.Pattern[str] | None
+    pattern: CompiledPattern | None
     verdicts: _Verdicts = field(default_factory=_Verdicts, compare=False, repr=False)
     # Values known to pass every value check (blank, allowed values, pattern): the evaluator's
     # fast path for the common case of a correctly spelled, correctly valued tag.
     accepted: _Verdicts = field(default_factory=_Verdicts, compare=False, repr=False)
 
     def pattern_matches(self, value: str) -> bool:
-        """Whole-value match of the rule's pattern, time-bounded, remembered per value."""
+        """Whole-value match of the rule's pattern (RE2, linear time), remembered per value."""
         assert self.pattern is not None
         return self.verdicts.fullmatch(self.pattern, value)
 
@@ -87,15 +85,18 @@ class CompiledPolicy:
     rules: tuple[CompiledRule, ...]
     keys_insensitive: bool
     prohibited_literals: dict[str, str]
-    prohibited_globs: regex.Pattern[str] | None
+    prohibited_globs: CompiledPattern | None
     max_tags: int | None
     exempt_instance_ids: frozenset[str]
     exempt_tags: tuple[tuple[str, str | None], ...]
     states: frozenset[str]
     grace_period_seconds: int
     owner_key: str
+    prohibited_wildcards: tuple[str, ...] = ()
     rule_keys: frozenset[str] = frozenset()
     folded_rule_keys: frozenset[str] = frozenset()
+    # Tag keys repeat across a fleet even more than values: remember each key's glob verdict.
+    prohibited_verdicts: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
 
     def is_prohibited(self, key: str) -> str | None:
         """The prohibited_keys entry that ``key`` matches (case-insensitively), if any."""
@@ -103,30 +104,17 @@ class CompiledPolicy:
         literal = self.prohibited_literals.get(folded)
         if literal is not None:
             return literal
-        if self.prohibited_globs is not None:
-            match = self.prohibited_globs.fullmatch(folded)
-            if match and match.lastgroup:
-                entry: str = self.document["prohibited_keys"][int(match.lastgroup[1:])]
-                return entry
-        return None
-
-
-def _bounded_fullmatch(pattern: regex.Pattern[str], value: str) -> bool:
-    try:
-        return pattern.fullmatch(value, timeout=regex_safety.MATCH_TIMEOUT_SECONDS) is not None
-    except TimeoutError:
-        # Validation rejects patterns this slow; if one gets through anyway, the value is reported
-        # as not matching rather than stalling the scan.
-        return False
-
-
-def bounded_fullmatch(pattern: regex.Pattern[str], value: str) -> bool:
-    """Whole-value match with a fixed time bound; a timeout counts as no match.
-
-    >>> bounded_fullmatch(regex.compile("ab+"), "abbb")
-    True
-    """
-    return _bounded_fullmatch(pattern, value)
+        if self.prohibited_globs is None:
+            return None
+        verdicts = self.prohibited_verdicts
+        if folded in verdicts:
+            return verdicts[folded]
+        group = self.prohibited_globs.fullmatch_group(folded)
+        entry = self.prohibited_wildcards[int(group[1:])] if group is not None else None
+        if len(verdicts) >= _VERDICT_CACHE_SIZE:
+            verdicts.clear()
+        verdicts[folded] = entry
+        return entry
 
 
 def policy_sha256(doc: dict[str, Any]) -> str:
@@ -138,8 +126,7 @@ def policy_sha256(doc: dict[str, Any]) -> str:
 def _value_matcher(values: list[str], *, ignore_case: bool) -> ValueMatcher:
     literals = [v for v in values if "*" not in v]
     globs = [v for v in values if "*" in v]
-    flags = regex.VERSION0 | (regex.IGNORECASE | regex.FULLCASE if ignore_case else 0)
-    glob_pattern = regex.compile("|".join(f"(?:{glob_to_regex(g)})" for g in globs), flags) if globs else None
+    glob_pattern = compile_glob_alternation(globs, ignore_case=ignore_case) if globs else None
     shown = ", ".join(values[:8]) + (f", ... ({len(values)} values)" if len(values) > 8 else "")
     return ValueMatcher(
         literals=frozenset(v.casefold() if ignore_case else v for v in literals),
@@ -149,14 +136,14 @@ def _value_matcher(values: list[str], *, ignore_case: bool) -> ValueMatcher:
     )
 
 
-def compile_policy(doc: dict[str, Any], *, probe_patterns: bool = True) -> CompiledPolicy:
+def compile_policy(doc: dict[str, Any]) -> CompiledPolicy:
     """Validate a version 1 policy and compile it; raises :class:`PolicyError` listing every problem.
 
     >>> policy = compile_policy({"version": 1, "name": "p", "rules": [{"key": "Owner"}]})
     >>> policy.rules[0].key, policy.rules[0].required
     ('Owner', True)
     """
-    problems = validate_policy(doc, probe_patterns=probe_patterns)
+    problems = validate_policy(doc)
     if problems:
         raise PolicyError(problems)
     rules = []
@@ -171,17 +158,13 @@ def compile_policy(doc: dict[str, Any], *, probe_patterns: bool = True) -> Compi
                 allowed=_value_matcher(raw["allowed_values"], ignore_case=ignore_case)
                 if "allowed_values" in raw
                 else None,
-                pattern=regex_safety.compile_user_pattern(raw["pattern"], ignore_case=ignore_case)
+                pattern=compile_pattern(raw["pattern"], ignore_case=ignore_case)
                 if "pattern" in raw
                 else None,
             )
         )
     prohibited = doc.get("prohibited_keys", [])
-    prohibited_globs = [
-        f"(?P<p{index}>{glob_to_regex(glob.casefold())})"
-        for index, glob in enumerate(prohibited)
-        if "*" in glob
-    ]
+    prohibited_wildcards = tuple(glob for glob in prohibited if "*" in glob)
     scope = doc.get("scope", {})
     exemptions = doc.get("exemptions", [])
     return CompiledPolicy(
@@ -191,9 +174,13 @@ def compile_policy(doc: dict[str, Any], *, probe_patterns: bool = True) -> Compi
         rules=tuple(rules),
         keys_insensitive=doc.get("key_case", "exact") == "insensitive",
         prohibited_literals={g.casefold(): g for g in prohibited if "*" not in g},
-        prohibited_globs=regex.compile("|".join(prohibited_globs), regex.IGNORECASE | regex.FULLCASE)
-        if prohibited_globs
+        # RE2, so a 100,000-character key against ``*a*b`` takes linear time, not seconds.
+        prohibited_globs=compile_glob_alternation(
+            [g.casefold() for g in prohibited_wildcards], ignore_case=True
+        )
+        if prohibited_wildcards
         else None,
+        prohibited_wildcards=prohibited_wildcards,
         max_tags=doc.get("max_tags"),
         exempt_instance_ids=frozenset(i for e in exemptions for i in e.get("instance_ids", [])),
         exempt_tags=tuple((e["tag"]["key"], e["tag"].get("value")) for e in exemptions if "tag" in e),

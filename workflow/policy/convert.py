@@ -43,7 +43,7 @@ put-config-rule`` takes it and ``describe-config-rules`` prints it (``{"InputPar
 * A key with an empty value counts as present (awslabs/aws-config-rules#333: the managed rule
   does not flag a blank ``Name`` tag), hence ``allow_empty: true``.
 * There are no wildcards, so a literal ``*`` must stay literal: such a rule gets a v1 ``pattern``
-  built with :func:`re.escape` instead of ``allowed_values``.
+  built with :func:`workflow.policy.patterns.escape` (RE2 syntax) instead of ``allowed_values``.
 * The same key given twice must satisfy both lists: the converted rule allows the intersection.
 
 Every converted rule has ``allow_empty: true`` because both services judge a blank value like any
@@ -70,6 +70,7 @@ import re
 from typing import Any, Final, Literal, cast
 
 from workflow.errors import PolicyError, Problem
+from workflow.policy import patterns
 
 PolicyFormat = Literal["tagwarden", "organizations", "config"]
 
@@ -83,7 +84,7 @@ MAX_VALUE_LENGTH: Final = 256
 MAX_PATTERN_LENGTH: Final = 1024
 MAX_ALLOWED_VALUES: Final = 1000
 # Matches no string at all, not even the empty one: "no value is acceptable".
-NEVER_MATCHES: Final = "(?!)"
+NEVER_MATCHES: Final = patterns.NEVER_MATCHES
 
 _ASSIGN: Final = "@@assign"
 _CHILD_CONTROL: Final = "@@operators_allowed_for_child_policies"
@@ -756,7 +757,7 @@ def _config_rule(
         return rule
     if any("*" in v for v in values):
         # required-tags has no wildcards: '*' is an ordinary character, so escape every value.
-        pattern = "(?:" + "|".join(re.escape(v) for v in values) + ")"
+        pattern = "(?:" + "|".join(patterns.escape(v) for v in values) + ")"
         if len(pattern) > MAX_PATTERN_LENGTH:
             problems.append(
                 Problem(

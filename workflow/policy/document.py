@@ -13,12 +13,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
-import regex
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from workflow.errors import PolicyError, Problem
-from workflow.policy import regex_safety
+from workflow.policy import patterns
+from workflow.text import lone_surrogate_paths
 
 # AWS Organizations caps tag policies at 10,000 characters; ours are plain JSON of at most 200
 # rules, so 1 MiB is far above any honest policy and far below anything that could hurt memory.
@@ -66,6 +66,22 @@ def _reject_duplicate_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return seen
 
 
+_MAX_INT_DIGITS: Final = 4300  # what Python's int() parses (sys.get_int_max_str_digits)
+
+
+class _HugeInteger(ValueError):
+    def __init__(self, digits: int) -> None:
+        super().__init__(digits)
+        self.digits = digits
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > _MAX_INT_DIGITS:
+        raise _HugeInteger(digits)
+    return int(text)
+
+
 class _DuplicateMember(ValueError):
     def __init__(self, key: str) -> None:
         super().__init__(key)
@@ -79,7 +95,18 @@ def parse_policy_text(text: str, *, source: str | None = None) -> Any:
     {'version': 1}
     """
     try:
-        return json.loads(text, object_pairs_hook=_reject_duplicate_members)
+        return json.loads(text, object_pairs_hook=_reject_duplicate_members, parse_int=_bounded_int)
+    except _HugeInteger as huge:
+        raise PolicyError(
+            [
+                Problem(
+                    "$",
+                    f"an integer literal of {huge.digits} digits (at most {_MAX_INT_DIGITS} can be read); "
+                    "a tag policy never needs one",
+                )
+            ],
+            source=source,
+        ) from None
     except _DuplicateMember as dup:
         raise PolicyError(
             [Problem("$", f"member {dup.key!r} appears twice in one object; keep one")], source=source
@@ -178,7 +205,7 @@ def _well_formed_rules(doc: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
     return [(i, r) for i, r in enumerate(rules) if isinstance(r, dict) and isinstance(r.get("key"), str)]
 
 
-def _semantic_problems(doc: dict[str, Any], *, probe_patterns: bool) -> Iterator[Problem]:
+def _semantic_problems(doc: dict[str, Any], *, check_patterns: bool) -> Iterator[Problem]:
     rules = _well_formed_rules(doc)
     by_index = dict(rules)
     first_seen: dict[str, int] = {}
@@ -198,73 +225,88 @@ def _semantic_problems(doc: dict[str, Any], *, probe_patterns: bool) -> Iterator
                 f"{path}.key", "keys beginning with 'aws:' are reserved for AWS and never evaluated"
             )
         ignore_case = rule.get("value_case") == "insensitive"
+        if not check_patterns:
+            continue
         if isinstance(rule.get("pattern"), str):
-            yield from _pattern_problems(
-                rule["pattern"], f"{path}.pattern", ignore_case=ignore_case, probe=probe_patterns
-            )
+            yield from _pattern_problems(rule["pattern"], f"{path}.pattern", ignore_case=ignore_case)
         values = rule.get("allowed_values")
+        globs = [v for v in (values if isinstance(values, list) else []) if isinstance(v, str) and "*" in v]
         for value_index, value in enumerate(values if isinstance(values, list) else []):
             if isinstance(value, str) and "*" in value:
                 yield from _pattern_problems(
-                    glob_to_regex(value),
-                    f"{path}.allowed_values[{value_index}]",
-                    ignore_case=ignore_case,
-                    probe=probe_patterns,
+                    glob_to_regex(value), f"{path}.allowed_values[{value_index}]", ignore_case=ignore_case
                 )
+        if len(globs) > 1:
+            # The compiler matches all the globs of a rule with one pattern: it must fit too.
+            yield from _alternation_problems(globs, f"{path}.allowed_values", ignore_case=ignore_case)
     prohibited = doc.get("prohibited_keys")
+    if not check_patterns:
+        return
+    prohibited_globs = [g for g in (prohibited if isinstance(prohibited, list) else []) if isinstance(g, str)]
     for index, glob in enumerate(prohibited if isinstance(prohibited, list) else []):
         if not isinstance(glob, str):
             continue
-        matcher = regex.compile(glob_to_regex(glob), regex.IGNORECASE | regex.FULLCASE)
+        try:
+            matcher = patterns.compile_pattern(glob_to_regex(glob), ignore_case=True)
+        except patterns.PatternRefused as err:
+            yield Problem(f"$.prohibited_keys[{index}]", str(err))
+            continue
         for rule_index, rule in rules:
             if matcher.fullmatch(rule["key"]):
                 yield Problem(
                     f"$.prohibited_keys[{index}]",
                     f"prohibits {rule['key']!r}, which $.rules[{rule_index}] asks for; remove one of them",
                 )
+    wildcards = [g.casefold() for g in prohibited_globs if "*" in g]
+    if len(wildcards) > 1:
+        yield from _alternation_problems(wildcards, "$.prohibited_keys", ignore_case=True)
 
 
-def _pattern_problems(pattern: str, path: str, *, ignore_case: bool, probe: bool) -> Iterator[Problem]:
+def _pattern_problems(pattern: str, path: str, *, ignore_case: bool) -> Iterator[Problem]:
+    problem = patterns.pattern_problem(pattern, ignore_case=ignore_case)
+    if problem is not None:
+        yield Problem(path, problem)
+
+
+def _alternation_problems(globs: list[str], path: str, *, ignore_case: bool) -> Iterator[Problem]:
     try:
-        compiled = regex_safety.compile_user_pattern(pattern, ignore_case=ignore_case)
-    except (regex.error, ValueError, OverflowError, RecursionError) as err:
-        yield Problem(path, f"not a valid regular expression: {err}")
-        return
-    slow = regex_safety.find_slow_input(compiled) if probe else None
-    if slow is not None:
-        yield Problem(
-            path,
-            "could hang the evaluator (catastrophic backtracking) on a 256-character value such as "
-            f"{regex_safety.describe_value(slow)}; "
-            "avoid nested or overlapping quantifiers like (a+)+ or (a|aa)*",
-        )
+        patterns.compile_glob_alternation(globs, ignore_case=ignore_case)
+    except patterns.PatternRefused as err:
+        yield Problem(path, f"the {len(globs)} wildcard entries together: {err}")
 
 
 def glob_to_regex(glob: str) -> str:
-    """Translate a value or key glob, where ``*`` matches any run of characters, to a regex.
+    """Translate a value or key glob, where ``*`` matches any run of characters, to an RE2 pattern.
 
     >>> glob_to_regex("dev*")
     'dev(?s:.*)'
     """
-    return "(?s:.*)".join(regex.escape(part) for part in glob.split("*"))
+    return patterns.glob_to_pattern(glob)
 
 
-def validate_policy(doc: Any, *, probe_patterns: bool = True) -> list[Problem]:
+def validate_policy(doc: Any) -> list[Problem]:
     """Every problem of a version 1 policy document, or an empty list when it is valid.
 
-    ``probe_patterns=False`` skips the backtracking probes, for a policy that already passed them
-    (a later workflow step re-reading what "Validate input" stored).
+    Patterns are compiled with RE2 (:mod:`workflow.policy.patterns`): validation takes
+    milliseconds per pattern whatever the pattern, so there is nothing to skip on a re-read.
 
     >>> validate_policy({"version": 1, "name": "p", "rules": [{"key": "Owner"}]})
     []
     >>> [str(p) for p in validate_policy({"version": 2, "name": "p", "rules": [{"key": "Owner"}]})]
     ['$.version: must be 1 (got 2); this is policy language version 1']
     """
+    surrogates = [
+        Problem(path, f"holds a lone surrogate ({found}), which is not Unicode text; remove it")
+        for path, found in lone_surrogate_paths(doc, "$")
+    ]
+    if surrogates:
+        # Nothing else can be checked or hashed: the document cannot even be written as UTF-8.
+        return surrogates[:20]
     problems = list(_schema_problems(doc))
     if isinstance(doc, dict):
-        # Past the schema's 200 rules, probing every pattern (a few ms each) would only make the
-        # rejection slow: report the schema problems alone.
+        # Past the schema's 200 rules, compiling every pattern would only make the rejection
+        # slow: report the schema problems alone.
         rules = doc.get("rules")
         too_many = isinstance(rules, list) and len(rules) > _max_rules()
-        problems.extend(_semantic_problems(doc, probe_patterns=probe_patterns and not too_many))
+        problems.extend(_semantic_problems(doc, check_patterns=not too_many))
     return problems

@@ -59,7 +59,7 @@ def evaluate_tags(event: dict[str, Any], config: EvaluateConfig, *, s3: Any) -> 
     account = listing.get("account_id") or layout.SELF_ACCOUNT
     bucket = run["bucket"]
     # "Validate input" probed the patterns already; every match is still time-bounded.
-    policy = compile_policy(get_json(s3, bucket, run["policy_key"]), probe_patterns=False)
+    policy = compile_policy(get_json(s3, bucket, run["policy_key"]))
     started = datetime.fromisoformat(run["started_at"])
     key = layout.staged_findings_key(run["run_id"], account, region)
     writer = JsonLinesWriter()

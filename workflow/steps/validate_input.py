@@ -109,6 +109,9 @@ def _work_items(
         )
         return targets.require_items(items, "$.exclude_accounts")
     if "targets" in document:
+        if config.organization_deployment and organizations_factory is not None:
+            members = set(targets.organization_accounts(organizations_factory()))
+            targets.require_members(document["targets"], members)
         return targets.target_items(document["targets"], default_regions=regions, role_name=role_name)
     return targets.self_items(regions)
 
