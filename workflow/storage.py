@@ -46,8 +46,27 @@ def put_json(s3: Any, bucket: str, key: str, document: Any) -> None:
         s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
 
 
+def object_exists(s3: Any, bucket: str, key: str) -> bool:
+    """Whether ``key`` exists, asked as a listing of that exact prefix.
+
+    A GetObject of a missing key answers 404 only to a caller that may list the bucket, and
+    whether a prefix-scoped ``s3:ListBucket`` grant counts for that hidden check is not
+    documented: a role scoped to its own prefixes could get 403 (AccessDenied) on its very first
+    run. A ListObjectsV2 with ``Prefix=key`` is an explicit ListBucket call whose ``s3:prefix`` is
+    the key itself, so a prefix-scoped grant covers it by IAM's documented rules. Listings are
+    strongly consistent, so a key just written is seen.
+    """
+    with aws_call(f"ListObjectsV2 s3://{bucket}/{key}"):
+        response = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    # The exact key sorts before every longer key it is a prefix of.
+    return any(item.get("Key") == key for item in response.get("Contents", []))
+
+
 def get_json_and_etag(s3: Any, bucket: str, key: str) -> tuple[Any | None, str | None]:
-    """The parsed document and its ETag, or ``(None, None)`` when the object does not exist."""
+    """The parsed document and its ETag, or ``(None, None)`` when the object does not exist
+    (asked with :func:`object_exists` first, never inferred from a 404)."""
+    if not object_exists(s3, bucket, key):
+        return None, None
     try:
         with aws_call(f"GetObject s3://{bucket}/{key}"):
             response = s3.get_object(Bucket=bucket, Key=key)
@@ -81,9 +100,12 @@ def get_json(s3: Any, bucket: str, key: str) -> Any:
 
 
 def get_json_if_exists(s3: Any, bucket: str, key: str) -> Any | None:
+    """The parsed document, or None when the object does not exist (see :func:`object_exists`)."""
+    if not object_exists(s3, bucket, key):
+        return None
     try:
         return get_json(s3, bucket, key)
-    except ReportNotFound:
+    except ReportNotFound:  # deleted between the listing and the read
         return None
 
 

@@ -89,4 +89,3 @@ def test_an_unexpected_exception_leaves_no_stack_trace_in_the_cause_or_the_dead_
         assert "_deep_failure" not in text and "serialise" not in text and "workflow/" not in text
     # The trace is in the function's log, for operators.
     assert "_deep_failure" in caplog.text
-

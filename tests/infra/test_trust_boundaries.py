@@ -120,7 +120,7 @@ def bucket_refs(synthesized: Synthesized) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("request_prefix", "allowed_listing"),
     [
-        ("state/latest-run.json", True),  # GetObject of the first run's missing pointer: 404, not 403
+        ("state/latest-run.json", True),  # object_exists() of the first run's missing pointer
         ("staging/run-1/findings/", True),  # what persist lists
         ("staging/run-1/target-errors/", True),
         ("reports/runs/dt=2026-12-01/run=r1/summary.json", True),
