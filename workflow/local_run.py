@@ -28,6 +28,7 @@ from workflow.errors import InvalidInput, Problem
 from workflow.fleet import FleetInstance, demo_fleet, iter_fleet_document, load_fleet_file
 from workflow.policy import compile_policy, load_policy_document, read_policy_file
 from workflow.report import percentage_text
+from workflow.safe_files import open_for_write_no_follow
 from workflow.targets import add_scope_options
 from workflow.verdict import EXIT_INCOMPLETE, coverage_lines, exit_status
 
@@ -81,16 +82,10 @@ def _json_text(document: Any) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False, default=_json_default) + "\n"
 
 
-# Files of a run folder are created, never opened if they exist, and never through a symlink.
-_CREATE_FLAGS = (
-    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-)
-
-
 def _create_file(path: Path, chunks: Iterable[str]) -> None:
-    """Write a new file (refusing one that exists or a symlink), flushed to disk before returning."""
-    fd = os.open(path, _CREATE_FLAGS, 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+    """Write a new file of a run folder (never one that exists, never through a symlink), flushed to
+    disk before returning."""
+    with open_for_write_no_follow(path) as handle:
         for chunk in chunks:
             handle.write(chunk)
         handle.flush()
