@@ -52,6 +52,18 @@ def member_role_arn(account_id: str, role_name: str, region: str) -> str:
     return f"arn:{partition_of_region(region)}:iam::{account_id}:role/{role_name}"
 
 
+def execution_account(run: Mapping[str, Any]) -> str:
+    """The deployment's own account (what work items call ``self``), from the run's execution ARN.
+
+    >>> execution_account({"execution_id": "arn:aws:states:us-east-1:123456789012:execution:tw:r1"})
+    '123456789012'
+    >>> execution_account({})
+    'self'
+    """
+    parts = str(run.get("execution_id") or "").split(":")
+    return parts[4] if len(parts) > 4 and parts[4] else layout.SELF_ACCOUNT
+
+
 def self_items(regions: Sequence[str]) -> list[WorkItem]:
     """Work items for this account only (no role to assume).
 

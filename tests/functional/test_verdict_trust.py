@@ -64,8 +64,9 @@ def test_the_table_says_nothing_evaluated_instead_of_a_percentage(
     captured = capsys.readouterr()
     assert "nothing evaluated" in captured.out and "100.0%" not in captured.out
     assert "NOTHING EVALUATED" in captured.out
-    assert "eu-north-1: DescribeInstances in self eu-north-1: OptInRequired: not scanned (no data" in (
-        " ".join(captured.out.split())
+    assert (
+        "eu-north-1: DescribeInstances in 123456789012 eu-north-1: OptInRequired: not scanned (no data"
+        in (" ".join(captured.out.split()))
     )
     assert "incomplete scan" in captured.err
 

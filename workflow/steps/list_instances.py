@@ -25,7 +25,7 @@ from workflow.aws import Credentials, assume_role, aws_call
 from workflow.config import ListConfig
 from workflow.errors import AccessDenied, RegionNotEnabled
 from workflow.storage import put_json, put_json_gz
-from workflow.targets import member_role_arn
+from workflow.targets import execution_account, member_role_arn
 
 Ec2Factory = Callable[[str, Credentials | None], Any]
 
@@ -101,7 +101,8 @@ def list_instances(
         if token:
             request["NextToken"] = token
         try:
-            with aws_call(f"DescribeInstances in {account} {region}"):
+            shown = execution_account(run) if account == layout.SELF_ACCOUNT else account
+            with aws_call(f"DescribeInstances in {shown} {region}"):
                 response = ec2.describe_instances(**request)
         except AccessDenied as err:
             if credentials is None and not isinstance(err, RegionNotEnabled):

@@ -33,13 +33,7 @@ from workflow.storage import (
     put_json,
     put_json_if_unchanged,
 )
-from workflow.targets import self_items
-
-
-def _execution_account(run: dict[str, Any]) -> str:
-    """The deployment's own account (what work items call ``self``), from the execution ARN."""
-    parts = str(run.get("execution_id") or "").split(":")
-    return parts[4] if len(parts) > 4 and parts[4] else layout.SELF_ACCOUNT
+from workflow.targets import execution_account, self_items
 
 
 def _choose_baseline(
@@ -149,7 +143,7 @@ def persist_report(
     bucket = run["bucket"]
     run_id, dt = run["run_id"], run["dt"]
     dry_run = bool(run.get("dry_run"))
-    own_account = _execution_account(run)
+    own_account = execution_account(run)
     findings_key = layout.staged_report_findings_key(run_id) if dry_run else layout.findings_key(dt, run_id)
     scanned, outcomes = _target_outcomes(s3, run, _work_items(s3, run))
     for outcome in outcomes:
