@@ -823,7 +823,10 @@ class EmbeddedEngine:
             calling them. An attribute too, read at each invocation.
         zombie_grace: with ``serialize_invocations``, seconds a timed-out handler may go on
             running before the next invocation starts regardless (see ``_LambdaRouter``).
-        poll_interval: seconds between two polls in :meth:`wait`.
+        poll_interval: the longest :meth:`wait` sleeps between two looks at a running execution
+            (to hand new history events to ``on_event``); the end of an execution wakes it at
+            once, so a run never waits out a poll, and a long run costs few DescribeExecution
+            calls (each holds the GIL against the handlers).
         interpreter_log_level: level of moto's ``moto.stepfunctions.parser`` loggers while the
             engine runs. The interpreter logs every state failure at ERROR, even one a Retry
             or Catch handles, so the default keeps it quiet; the history has every failure.
@@ -840,7 +843,7 @@ class EmbeddedEngine:
         mock_config: str | Path | Mapping[str, Any] | None = None,
         serialize_invocations: bool = True,
         zombie_grace: float = 5.0,
-        poll_interval: float = 0.02,
+        poll_interval: float = 0.25,
         interpreter_log_level: int = logging.CRITICAL,
     ) -> None:
         if retry_wait_scale < 0 or wait_scale < 0:
@@ -860,6 +863,9 @@ class EmbeddedEngine:
         self._roles: dict[str, str] = {}
         self._retry_waits: list[float] = []
         self._retry_waits_lock = threading.Lock()
+        # Counts executions that reached a final status; wait() sleeps on it instead of polling.
+        self._terminations = threading.Condition()
+        self._terminated_count = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -945,7 +951,10 @@ class EmbeddedEngine:
             from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
                 WaitFunction,
             )
-            from moto.stepfunctions.parser.backend.execution import Execution
+            from moto.stepfunctions.parser.backend.execution import (
+                BaseExecutionWorkerCommunication,
+                Execution,
+            )
             from moto.stepfunctions.parser.models import StepFunctionsParserBackend
         except ImportError as exc:  # pragma: no cover - depends on the moto release
             raise EngineError(f"this moto release is not supported by EmbeddedEngine: {exc}") from exc
@@ -956,6 +965,17 @@ class EmbeddedEngine:
             return router.invoke(fn, body, request_headers, response_headers)
 
         stack.enter_context(mock.patch.object(LambdaFunction, "invoke", invoke))
+        # Every way an execution ends (success, failure, abort, timeout; sync and redriven ones
+        # are subclasses) goes through terminated(); signal wait() once the status is set.
+        original_terminated = BaseExecutionWorkerCommunication.terminated
+
+        def terminated(comm: Any) -> None:
+            try:
+                original_terminated(comm)
+            finally:
+                self._signal_termination()
+
+        stack.enter_context(mock.patch.object(BaseExecutionWorkerCommunication, "terminated", terminated))
         # retrier_decl calls time.sleep(interval) once backoff, jitter and MaxDelaySeconds are
         # applied; replacing its module-level "time" scales (and records) exactly that sleep.
         stack.enter_context(
@@ -1200,7 +1220,7 @@ class EmbeddedEngine:
         timeout: float = 60,
         on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """Poll until the execution leaves RUNNING; returns its ``describe_execution`` response.
+        """Block until the execution leaves RUNNING; returns its ``describe_execution`` response.
 
         ``on_event`` is called once per history event, in order, as events appear; the last
         call happens before ``wait`` returns. Raises :class:`ExecutionTimeout` after ``timeout``
@@ -1221,6 +1241,8 @@ class EmbeddedEngine:
         deadline = time.monotonic() + timeout
         seen = 0
         while True:
+            with self._terminations:
+                terminations_before = self._terminated_count
             description: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
             description.pop("ResponseMetadata", None)
             finished = description["status"] != "RUNNING"
@@ -1234,7 +1256,15 @@ class EmbeddedEngine:
                 return description
             if time.monotonic() > deadline:
                 raise ExecutionTimeout(f"{execution_arn} still RUNNING after {timeout} s")
-            time.sleep(self.poll_interval)
+            pause = min(self.poll_interval, max(0.0, deadline - time.monotonic()))
+            with self._terminations:
+                if self._terminated_count == terminations_before:
+                    self._terminations.wait(timeout=pause)
+
+    def _signal_termination(self) -> None:
+        with self._terminations:
+            self._terminated_count += 1
+            self._terminations.notify_all()
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         """Every event of the execution's history, oldest first, as boto3 returns them.

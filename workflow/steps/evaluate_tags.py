@@ -16,7 +16,7 @@ from workflow import layout
 from workflow.config import EvaluateConfig
 from workflow.evaluator import evaluate_instances
 from workflow.policy import compile_policy
-from workflow.storage import JsonLinesWriter, get_json, get_json_gz
+from workflow.storage import REPORT_GZIP_LEVEL, JsonLinesWriter, get_json, get_json_gz
 
 
 def _inventory(
@@ -62,7 +62,8 @@ def evaluate_tags(event: dict[str, Any], config: EvaluateConfig, *, s3: Any) -> 
     policy = compile_policy(get_json(s3, bucket, run["policy_key"]))
     started = datetime.fromisoformat(run["started_at"])
     key = layout.staged_findings_key(run["run_id"], account, region)
-    writer = JsonLinesWriter()
+    # Written once, at the report's level: Persist report copies these bytes into the report.
+    writer = JsonLinesWriter(compresslevel=REPORT_GZIP_LEVEL)
     total = noncompliant = duplicates = 0
     seen: set[str] = set()
     try:

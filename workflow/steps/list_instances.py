@@ -24,6 +24,7 @@ from workflow import layout
 from workflow.aws import Credentials, assume_role, aws_call
 from workflow.config import ListConfig
 from workflow.errors import AccessDenied, RegionNotEnabled
+from workflow.evaluator import project_instance
 from workflow.storage import put_json, put_json_gz
 from workflow.targets import execution_account, member_role_arn
 
@@ -115,7 +116,8 @@ def list_instances(
                 listed += 1
                 state = _state_name(instance)
                 if state in in_scope_states:
-                    kept.append(instance)
+                    # Only what evaluation reads: a third of the bytes to stage and read back.
+                    kept.append(project_instance(instance))
                 else:
                     out_of_scope[state] = out_of_scope.get(state, 0) + 1
             if kept:

@@ -25,11 +25,13 @@ from workflow.report import (
 from workflow.steps.evaluate_tags import COVERAGE_METADATA
 from workflow.storage import (
     JsonLinesWriter,
+    get_gz_bytes,
     get_json,
     get_json_and_etag,
     get_json_if_exists,
+    gz_lines,
     list_keys,
-    open_jsonl_gz,
+    loads,
     put_json,
     put_json_if_unchanged,
 )
@@ -157,13 +159,11 @@ def persist_report(
         for account, region in scanned:
             key = target_key(own_account if account == layout.SELF_ACCOUNT else account, region)
             builder.scanned(key, region)
-            metadata, findings = open_jsonl_gz(
+            metadata, compressed = get_gz_bytes(
                 s3, bucket, layout.staged_findings_key(run_id, account, region)
             )
             per_target[key] = _read_coverage(metadata)
-            for finding in findings:
-                if builder.add(finding, target=key):
-                    writer.write(finding)
+            _merge_target(builder, writer, key, compressed)
         writer.upload(s3, bucket, findings_key)
     finally:
         writer.close()
@@ -210,6 +210,28 @@ def persist_report(
         "nothing_evaluated": coverage["nothing_evaluated"],
         "incomplete": summary["incomplete"],
     }
+
+
+def _merge_target(builder: SummaryBuilder, writer: JsonLinesWriter, target: str, compressed: bytes) -> None:
+    """Fold a target's staged findings into the summary and the report.
+
+    Evaluate tag compliance serialised and compressed them already; unless an instance of this
+    target was seen under an earlier one (the summary keeps the first), its compressed bytes
+    become the next gzip member of the report as they are. Memory holds the compressed object and
+    one finding at a time.
+    """
+    dropped: set[int] = set()
+    lines = 0
+    for number, line in enumerate(gz_lines(compressed)):
+        lines += 1
+        if not builder.add(loads(line), target=target):
+            dropped.add(number)
+    if not dropped:
+        writer.append_member(compressed, lines)
+        return
+    for number, line in enumerate(gz_lines(compressed)):
+        if number not in dropped:
+            writer.write_line(line)
 
 
 def index_entry(run_id: str, started_at: str, summary_key: str, scanned: set[str]) -> dict[str, Any]:
