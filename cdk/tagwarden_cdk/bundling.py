@@ -66,7 +66,7 @@ def runtime_requirements(pyproject: Path = REPO_ROOT / "pyproject.toml") -> tupl
     """The packages the Lambda code imports at run time, as pip requirement strings.
 
     >>> sorted(_requirement_name(r) for r in runtime_requirements())
-    ['aws-lambda-powertools', 'google-re2', 'jsonschema']
+    ['aws-lambda-powertools', 'google-re2', 'jsonschema', 'orjson']
     """
     project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
     requirements = [*project["dependencies"], *project["optional-dependencies"]["runtime"]]

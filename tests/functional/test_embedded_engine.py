@@ -333,6 +333,29 @@ class TestPipelineOnEmbeddedEngine:
         assert [e["id"] for e in streamed] == list(range(1, len(streamed) + 1))
         assert streamed[-1]["type"] == "ExecutionSucceeded"
 
+    def test_wait_wakes_when_the_execution_ends_instead_of_sleeping_out_its_poll_interval(
+        self, engine: EmbeddedEngine
+    ) -> None:
+        definition = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1, "End": True}}}
+        machine = engine.create_state_machine(unique("machine"), definition)
+        describes: list[str] = []
+        sfn = engine.client("stepfunctions")
+        sfn.meta.events.register("before-call.sfn.DescribeExecution", lambda **_: describes.append("call"))
+        engine.poll_interval = 60
+        try:
+            execution = engine.start_execution(machine, {})
+            started = time.monotonic()
+            result = engine.wait(execution, timeout=120)
+            waited = time.monotonic() - started
+        finally:
+            engine.poll_interval = 0.25
+
+        assert result["status"] == "SUCCEEDED"
+        # One look while running, one after the end woke it: not a poll every 20 ms, and not
+        # the 60 s a poll without the wake-up would have slept.
+        assert len(describes) == 2
+        assert waited < 30
+
     def test_wait_gives_up_on_an_execution_that_is_still_running(self, engine: EmbeddedEngine) -> None:
         definition = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 30, "End": True}}}
         machine = engine.create_state_machine(unique("machine"), definition)

@@ -144,7 +144,7 @@ def test_cdk_json_runs_the_app_with_the_repository_virtualenv() -> None:
 
 def test_lambda_requirements_come_from_pyproject_without_what_the_runtime_provides() -> None:
     names = sorted(r.split(">")[0].split("<")[0].split("=")[0].strip() for r in runtime_requirements())
-    assert names == ["aws-lambda-powertools", "google-re2", "jsonschema"]
+    assert names == ["aws-lambda-powertools", "google-re2", "jsonschema", "orjson"]
 
 
 def test_code_asset_hash_follows_the_source_files(tmp_path: Path) -> None:
