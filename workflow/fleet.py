@@ -3,9 +3,18 @@
 A fleet file is the JSON document of the AWS CLI (``{"Reservations": [...]}``). Loading checks the
 shape of every instance the evaluator reads, so a bad file gives clear lines, never a traceback.
 
-A file is read as a stream, one reservation at a time: only the instances are kept, never the whole
-text nor a parse tree of it, so a 100,000-instance dump (about 700 MB as the CLI prints it) costs
-the memory of its instances and a window of about 1 MiB of text.
+A file is read as a stream, one reservation at a time: only what a finding is made of is kept of
+each instance (:func:`workflow.evaluator.project_instance`), never the whole text nor a parse tree
+of it, so a 100,000-instance dump (about 700 MB as the CLI prints it) costs the memory of its
+instances' ids, states, zones, launch times, types and tags.
+
+Two readers, one result. The fast one is ijson's C parser (yajl), one reservation at a time; it
+takes the common shape only: a regular file with one top-level ``"Reservations"`` array and no
+text in which yajl and ``json.loads`` could differ (a second ``"Reservations"`` key, whose last
+value ``json.loads`` keeps; an ``"item"`` key, which ijson's prefixes cannot tell from an array
+element; a surrogate escape, which yajl replaces where ``json.loads`` keeps it). Anything else,
+and any error at all, goes to the exact reader below it, which mirrors ``json.loads`` (its error
+messages at its positions, any encoding it detects, integers of any size it reads).
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from __future__ import annotations
 import codecs
 import io
 import json
+import os
 import random
 import re
 import stat
@@ -24,7 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from workflow.errors import FleetError, Problem
-from workflow.evaluator import region_of_zone
+from workflow.evaluator import project_instance, region_of_zone
 from workflow.text import lone_surrogate_paths
 
 # The loader streams, so the file size no longer multiplies into parse memory; but every instance
@@ -57,6 +67,14 @@ MAX_TAG_VALUE_CHARS = 256
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")
 # Python refuses to parse integers longer than this (sys.get_int_max_str_digits).
 _MAX_INT_DIGITS = 4300
+# The fast reader's reads, and the nesting past which it leaves a file to the exact reader.
+_FAST_READ_BYTES = 4096
+_FAST_READER_MAX_DEPTH = 128
+# Text the fast reader leaves to the exact one (see the module's docstring).
+_RESERVATIONS_KEY = b'"Reservations"'
+_ITEM_KEY = b'"item"'
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONGEST_CHECKED_WORD = len(_RESERVATIONS_KEY) - 1
 # A lone surrogate, decoded or still a JSON escape: only such text can hold one.
 _SURROGATE_TEXT = re.compile(r"[\ud800-\udfff]|\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 DEMO_REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
@@ -177,7 +195,7 @@ def _check_reservation(
             continue
         region = region_of_zone(instance["Placement"]["AvailabilityZone"])
         assert region is not None  # checked above
-        instances.append(FleetInstance(account, sys.intern(region), instance))
+        instances.append(FleetInstance(account, sys.intern(region), project_instance(instance)))
 
 
 def _not_describe_instances(source: str | None) -> FleetError:
@@ -396,8 +414,9 @@ class _Text:
 class _Reservations:
     """Collects instances and problems reservation by reservation, as :func:`iter_fleet_document`."""
 
-    def __init__(self, text: _Text | None = None) -> None:
+    def __init__(self, text: _Text | None = None, *, text_has_no_surrogates: bool = False) -> None:
         self._text = text
+        self._text_has_no_surrogates = text_has_no_surrogates
         self.reset()
 
     def reset(self) -> None:
@@ -411,7 +430,10 @@ class _Reservations:
         # Past the limit the rest is still decoded, so broken JSON further on wins as it did
         # when the whole file was parsed first; it is no longer checked nor kept.
         if len(self.problems) < _MAX_PROBLEMS:
-            check_text = self._text is None or self._text.last_value_may_hold_surrogates
+            if self._text is not None:
+                check_text = self._text.last_value_may_hold_surrogates
+            else:
+                check_text = not self._text_has_no_surrogates
             _check_reservation(reservation, index, self.problems, self.instances, check_text=check_text)
 
 
@@ -475,6 +497,96 @@ def _too_large(source: str, size: str) -> FleetError:
     )
 
 
+class _NotPlain(Exception):
+    """The file is not of the shape the fast reader takes; the exact reader reads it."""
+
+
+class _CheckedReader:
+    """Hands a file to ijson in small reads, checking each for what the fast reader leaves to the
+    exact one (the module's docstring says what and why), and for nesting past ``max_depth``.
+
+    ijson builds a prefix string per event whose length grows with the depth, so a hostile file
+    nested 100,000 levels deep costs it quadratic time and tens of GiB. describe-instances nests
+    fewer than ten levels. Brackets are counted in C per read: the depth anywhere in a read is at
+    most the balance before it plus its opening brackets (brackets inside strings only loosen the
+    bound, sending such a file to the exact reader, which bounds depth by recursion).
+    """
+
+    def __init__(self, handle: IO[bytes], max_depth: int = _FAST_READER_MAX_DEPTH) -> None:
+        self._handle = handle
+        self._max_depth = max_depth
+        self._balance = 0
+        self._reservations_keys = 0
+        # The end of the previous read, so a word cut by a read boundary is still found.
+        self._tail = b""
+
+    def read(self, size: int = _FAST_READ_BYTES) -> bytes:
+        chunk = self._handle.read(min(size, _FAST_READ_BYTES))
+        if chunk and b'"' not in chunk:
+            # Every read holds a quote, so no string (no key of ijson's prefixes) exceeds two reads.
+            raise _NotPlain("a string or a run of blanks longer than the fast reader takes")
+        if not _depth_within(chunk, self._balance, self._max_depth):
+            raise _NotPlain("nested too deeply for the fast reader")
+        self._balance += _bracket_balance(chunk)
+        window = self._tail + chunk
+        self._reservations_keys += window.count(_RESERVATIONS_KEY)
+        if self._reservations_keys > 1 or _ITEM_KEY in window or _SURROGATE_ESCAPE.search(window):
+            raise _NotPlain("text the exact reader must read")
+        self._tail = window[-_LONGEST_CHECKED_WORD:]
+        return chunk
+
+
+def _bracket_balance(chunk: bytes) -> int:
+    return chunk.count(b"[") + chunk.count(b"{") - chunk.count(b"]") - chunk.count(b"}")
+
+
+def _depth_within(chunk: bytes, balance: int, limit: int) -> bool:
+    """Whether nesting stays within ``limit`` through ``chunk``, entered at depth ``balance``.
+
+    The balance plus the chunk's opening brackets bounds its depth; where that bound is too
+    loose (a dense chunk of small objects), the halves are bounded apart, down to single bytes.
+
+    >>> _depth_within(b'[{"a": [1]}, {"b": 2}]', 0, 3), _depth_within(b"[[[[", 0, 3)
+    (True, False)
+    """
+    if balance + chunk.count(b"[") + chunk.count(b"{") <= limit:
+        return True
+    if len(chunk) == 1:
+        return False
+    middle = len(chunk) // 2
+    left = chunk[:middle]
+    return _depth_within(left, balance, limit) and _depth_within(
+        chunk[middle:], balance + _bracket_balance(left), limit
+    )
+
+
+def _read_fleet_fast(path: str | Path, source: str) -> list[FleetInstance] | None:
+    """The instances by ijson's C parser, or None to leave the file to the exact reader."""
+    try:
+        import ijson  # the ``local`` extra; without it, the exact reader does it all
+    except ImportError:
+        return None
+    if ijson.backend != "yajl2_c":
+        return None  # ijson's pure-Python backends are slower than the exact reader
+    # Invalid UTF-8 makes ijson raise, so a text that passed holds no lone surrogate.
+    reservations = _Reservations(text_has_no_surrogates=True)
+    with open(path, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        try:
+            for reservation in ijson.items(
+                _CheckedReader(handle), "Reservations.item", use_float=True, buf_size=_FAST_READ_BYTES
+            ):
+                reservations.add(reservation)
+        except Exception:  # any parse problem: the exact reader words it as json.loads does
+            return None
+    if reservations.count == 0:
+        return None  # "Reservations" absent, empty or not an array: the exact reader says which
+    _checked(reservations.problems, source)
+    return reservations.instances
+
+
 def load_fleet_file(path: str | Path) -> list[FleetInstance]:
     """Read a describe-instances JSON file; any problem raises :class:`FleetError`.
 
@@ -492,6 +604,9 @@ def load_fleet_file(path: str | Path) -> list[FleetInstance]:
         info = Path(path).stat()
         if info.st_size > MAX_FLEET_BYTES:
             raise _too_large(source, f"file is {info.st_size // 2**20} MiB,")
+        fast = _read_fleet_fast(path, source)
+        if fast is not None:
+            return fast
         with open(path, "rb") as handle:
             stream: IO[bytes] = handle
             if not stat.S_ISREG(info.st_mode):
