@@ -10,8 +10,11 @@ failed execution's folder has everything but ``findings.jsonl`` and ``summary.js
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import gc
+import gzip
+import io
 import json
 import os
 import re
@@ -109,6 +112,19 @@ def _json_text(document: Any) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False, default=_json_default) + "\n"
 
 
+def _decompressed_text(compressed: bytes, chunk_bytes: int = 1 << 20) -> Iterator[str]:
+    """UTF-8 text of gzip data, a chunk at a time (a character cut by a chunk waits for the next).
+
+    >>> "".join(_decompressed_text(gzip.compress("é\\n".encode() * 3), chunk_bytes=1))
+    'é\\né\\né\\n'
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with gzip.GzipFile(fileobj=io.BytesIO(compressed), mode="rb") as unzipped:
+        while chunk := unzipped.read(chunk_bytes):
+            yield decoder.decode(chunk)
+    yield decoder.decode(b"", final=True)
+
+
 def _create_file(path: Path, chunks: Iterable[str]) -> None:
     """Write a new file of a run folder (never one that exists, never through a symlink), flushed to
     disk before returning."""
@@ -177,8 +193,8 @@ class RunFolder:
     def write_text(self, name: str, text: str) -> None:
         _create_file(self.staging / name, [text])
 
-    def write_lines(self, name: str, lines: Iterable[str]) -> None:
-        _create_file(self.staging / name, lines)
+    def write_chunks(self, name: str, chunks: Iterable[str]) -> None:
+        _create_file(self.staging / name, chunks)
 
     def publish(self) -> Path:
         """Move the finished folder into place; it never replaces an existing one."""
@@ -381,7 +397,11 @@ def run_locally(args: argparse.Namespace) -> int:
                 # Up to the definition's own TimeoutSeconds (7,200 s): a 100,000-instance dump takes
                 # minutes on a busy laptop, and the engine stops the execution at its own timeout.
                 result = local.run(
-                    execution_input, name=run_id, on_event=progress, timeout=RUN_TIMEOUT_SECONDS
+                    execution_input,
+                    name=run_id,
+                    on_event=progress,
+                    timeout=RUN_TIMEOUT_SECONDS,
+                    parse_findings=False,
                 )
         finally:
             if progress is not None:
@@ -449,10 +469,9 @@ def _write_run_folder(folder: RunFolder, result: Any) -> Path:
         folder.write_text("notifications.json", _json_text(result.notifications))
         folder.write_text("lambda-logs.txt", result.logs)
         if result.summary is not None:
-            folder.write_lines(
-                "findings.jsonl",
-                (json.dumps(f, ensure_ascii=False, separators=(",", ":")) + "\n" for f in result.findings),
-            )
+            # The report's lines as Persist report wrote them (serialised once, by Evaluate),
+            # decompressed a megabyte at a time.
+            folder.write_chunks("findings.jsonl", _decompressed_text(result.findings_jsonl_gz or b""))
             folder.write_text("summary.json", _json_text(result.summary))
     except OSError as err:
         raise InvalidInput(

@@ -30,7 +30,7 @@ from workflow.engine.fleet_endpoint import FleetEndpoint
 from workflow.engine.member_accounts import MemberAccounts
 from workflow.fleet import FleetInstance
 from workflow.queries import schema
-from workflow.storage import get_json, iter_jsonl_gz
+from workflow.storage import get_gz_bytes, get_json, iter_jsonl_gz
 
 ENVIRONMENT: Final = "local"
 STATE_MACHINE_NAME: Final = "tagwarden"
@@ -100,6 +100,8 @@ class RunResult:
     history: list[dict[str, Any]]
     summary: dict[str, Any] | None = None
     findings: list[dict[str, Any]] = field(default_factory=list)
+    # The report's findings object as persisted (gzip JSON Lines), when collected without parsing.
+    findings_jsonl_gz: bytes | None = None
     notifications: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     logs: str = ""
@@ -275,14 +277,23 @@ class LocalDeployment:
         test_case: str | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
         timeout: float = 300,
+        parse_findings: bool = True,
     ) -> RunResult:
         """Start an execution, follow it to the end and collect what it produced."""
         arn = self.start(execution_input, name=name, test_case=test_case)
-        return self.collect(arn, on_event=on_event, timeout=timeout)
+        return self.collect(arn, on_event=on_event, timeout=timeout, parse_findings=parse_findings)
 
     def collect(
-        self, arn: str, *, on_event: Callable[[dict[str, Any]], None] | None = None, timeout: float = 300
+        self,
+        arn: str,
+        *,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        timeout: float = 300,
+        parse_findings: bool = True,
     ) -> RunResult:
+        """What the execution produced. ``parse_findings=False`` keeps the report's lines as
+        compressed bytes (:attr:`RunResult.findings_jsonl_gz`) instead of parsing every finding: a caller that
+        only writes them out (``tagwarden run``) need not decode and encode them again."""
         description = self.engine.wait(arn, timeout=timeout, on_event=on_event)
         output = json.loads(description["output"]) if description.get("output") else None
         result = RunResult(
@@ -300,7 +311,10 @@ class LocalDeployment:
         if report:
             s3 = self.engine.client("s3")
             result.summary = get_json(s3, BUCKET, report["summary_key"])
-            result.findings = list(iter_jsonl_gz(s3, BUCKET, report["findings_key"]))
+            if parse_findings:
+                result.findings = list(iter_jsonl_gz(s3, BUCKET, report["findings_key"]))
+            else:
+                _, result.findings_jsonl_gz = get_gz_bytes(s3, BUCKET, report["findings_key"])
         return result
 
     def _drain(self, queue_url: str) -> Iterator[dict[str, Any]]:
