@@ -17,7 +17,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test unit functional infra iam-check asl-deps lint format bench bench-evaluator bench-scale bench-e2e bench-large-dump bench-fanout synth sfn-local-test fuzz clean help
+.PHONY: install run test unit functional infra iam-check asl-deps lint format bench bench-evaluator bench-scale bench-e2e bench-large-dump bench-fanout bench-lambda synth sfn-local-test fuzz clean help
 
 help:
 	@echo "make run     run a scan of the demo fleet on the embedded Step Functions engine"
@@ -84,7 +84,7 @@ $(BENCH_STAMP): pyproject.toml
 	$(BENCH_BIN)/python -c "import boto3, c7n.resources.ec2, moto; print('bench venv: boto3', boto3.__version__)"
 	@touch $@
 
-bench: bench-evaluator bench-scale bench-e2e bench-large-dump bench-fanout
+bench: bench-evaluator bench-scale bench-e2e bench-large-dump bench-fanout bench-lambda
 
 bench-evaluator: $(BENCH_STAMP)
 	$(BENCH_BIN)/python benchmarks/bench_evaluator.py --instances 100000 --write BENCHMARKS.md
@@ -97,6 +97,10 @@ bench-e2e: $(BENCH_STAMP)
 
 bench-large-dump: $(STAMP)
 	$(BIN)/python benchmarks/bench_large_dump.py --instances 100000 --write BENCHMARKS.md
+
+# BEFORE_TREE: a checkout of the code to compare with (git worktree add /tmp/before <commit>).
+bench-lambda: $(STAMP)
+	$(BIN)/python benchmarks/bench_lambda_work.py --sizes 10000 100000 $(if $(BEFORE_TREE),--before-tree $(BEFORE_TREE)) --write BENCHMARKS.md
 
 bench-fanout: $(STAMP)
 	$(BIN)/python benchmarks/bench_fanout.py --accounts 2 8 32 --write BENCHMARKS.md
