@@ -63,7 +63,9 @@ def _violation(code: str, key: str, message: str, value: str | None = None) -> d
     return violation
 
 
+@lru_cache(maxsize=8192)
 def _squeezed(key: str) -> str:
+    # Tag keys repeat across a fleet; each is squeezed once (bounded, so memory stays flat).
     return "".join(key.split()).casefold()
 
 
