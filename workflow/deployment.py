@@ -33,8 +33,10 @@ STEP_FUNCTIONS: Final = (
     StepFunction("ValidateInputFunctionArn", "validate-input", "lambdas.validate_input.handler", 60, 512),
     # 840 s under the Task's 900 s: the Lambda's own timeout fires first, with its logs.
     StepFunction("ListInstancesFunctionArn", "list-instances", "lambdas.list_instances.handler", 840, 512),
-    StepFunction("EvaluateTagsFunctionArn", "evaluate-tags", "lambdas.evaluate_tags.handler", 840, 1024),
-    StepFunction("PersistReportFunctionArn", "persist-report", "lambdas.persist_report.handler", 840, 1024),
+    # 1,769 MB: one full vCPU, where a single-threaded, CPU-bound handler stops getting faster
+    # (docs/cost.md, "Lambda work and memory sizes", says how the sizes are chosen).
+    StepFunction("EvaluateTagsFunctionArn", "evaluate-tags", "lambdas.evaluate_tags.handler", 840, 1769),
+    StepFunction("PersistReportFunctionArn", "persist-report", "lambdas.persist_report.handler", 840, 1769),
     StepFunction(
         "RegisterPartitionsFunctionArn", "register-partitions", "lambdas.register_partitions.handler", 60, 256
     ),
