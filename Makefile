@@ -94,6 +94,7 @@ bench-scale: $(STAMP)
 
 bench-e2e: $(BENCH_STAMP)
 	$(BENCH_BIN)/python benchmarks/bench_e2e_c7n.py --instances 5000 --write BENCHMARKS.md
+	$(BENCH_BIN)/python benchmarks/bench_e2e_endpoint.py --instances 20000 --write BENCHMARKS.md
 
 bench-large-dump: $(STAMP)
 	$(BIN)/python benchmarks/bench_large_dump.py --instances 100000 --write BENCHMARKS.md
