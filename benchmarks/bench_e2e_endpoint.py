@@ -8,7 +8,8 @@ botocore ``before-call`` hook) answers DescribeInstances from the fleet, for tag
 and for Cloud Custodian's boto3 sessions alike. Each answer waits as AWS would (the latency model
 below) and every ``--throttle-every``-th call is throttled once and retried by the SDK (the
 throttled attempt and the backoff add to its latency; see ``RETRY_BACKOFF_SECONDS`` for why the
-endpoint charges the retry instead of answering ``RequestLimitExceeded``). Measured, each from the start of the scan to its end (setup of either tool not counted):
+endpoint charges the retry instead of answering ``RequestLimitExceeded``). Measured, each from
+the start of the scan to its end (setup of either tool not counted):
 
 * Cloud Custodian, the regions one after another (what ``custodian run --region all`` does: it
   expands ``all`` and runs the policy per region in turn), a ``c7n.policy.Policy`` per region in
@@ -218,8 +219,8 @@ _Written by `benchmarks/bench_e2e_endpoint.py`; rerunning it replaces this secti
 1,000 instances in the page (pages of at most 1,000, as AWS documents); every {args.throttle_every}th \
 call is throttled once and retried, {BASE_SECONDS + RETRY_BACKOFF_SECONDS:.2f} s more (botocore's retry \
 handlers never see an answer a before-call hook gives, so the endpoint charges the throttled attempt \
-and the SDK's backoff instead of answering `RequestLimitExceeded`). A model, not a measurement of AWS: a full page \
-of full instances is megabytes of XML, on the order of a second.
+and the SDK's backoff instead of answering `RequestLimitExceeded`). A model, not a measurement \
+of AWS: a full page of full instances is megabytes of XML, on the order of a second.
 
 {chr(10).join(table)}
 
