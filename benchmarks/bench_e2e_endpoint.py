@@ -234,7 +234,8 @@ The fleet is `fleetgen` ({args.instances:,} instances, seed {args.seed}) dealt r
 regions, an untagged instance carrying an empty `Tags` list (so Cloud Custodian never falls back \
 to a region-wide DescribeTags, a call it would make on AWS when the one instance it samples has \
 no tags: this favours it); the policies are the evaluator benchmark's (six rules, exact Cloud \
-Custodian equivalent), and all three runs must flag the same instance ids (the benchmark exits non-zero otherwise). \
+Custodian equivalent), and all three runs must flag the same instance ids (the benchmark exits \
+non-zero otherwise). \
 tagwarden's figure is a whole execution on the embedded engine (Step Functions' interpreter, S3 \
 staging, the report and its partitions, all in this process on {os.cpu_count()} CPUs); on AWS each \
 Lambda has its own CPU, so the CPU-bound parts would overlap more than here. See the module \
