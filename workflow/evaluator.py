@@ -85,16 +85,28 @@ def _near_miss(rule_key: str, tags: dict[str, str]) -> str:
     return f"; tag {names} differs from it only by whitespace{case}: rename it"
 
 
+def _near_miss_hint(rule_key: str, near: list[str]) -> str:
+    """:func:`_near_miss` from the tag keys already known to near-miss ``rule_key``."""
+    if not near:
+        return ""
+    near = sorted(near)
+    names = ", ".join(repr(k) for k in near[:3])
+    case = "" if all("".join(k.split()) == "".join(rule_key.split()) for k in near) else " and case"
+    return f"; tag {names} differs from it only by whitespace{case}: rename it"
+
+
 def _check_rule(
     rule: CompiledRule,
     tags: dict[str, str],
     misspelled: dict[str, list[str]],
+    near_misses: dict[str, list[str]],
     keys_insensitive: bool,
     out: list[dict[str, Any]],
 ) -> None:
     value = tags.get(rule.key)
     # Sorted so the outcome never depends on the order AWS happened to return the tags in.
-    variants = sorted(misspelled.get(rule.folded_key, ()))
+    spellings = misspelled.get(rule.folded_key)
+    variants: list[str] | tuple[()] = sorted(spellings) if spellings else ()
     if variants and not keys_insensitive:
         # Another capitalisation splits cost allocation and search even beside the right one,
         # as AWS Organizations tag policies also judge it.
@@ -111,7 +123,8 @@ def _check_rule(
                     _violation(
                         "missing",
                         rule.key,
-                        f"required tag {rule.key!r} is missing{_near_miss(rule.key, tags)}",
+                        f"required tag {rule.key!r} is missing"
+                        f"{_near_miss_hint(rule.key, near_misses.get(rule.key, []))}",
                     )
                 )
             return
@@ -156,25 +169,34 @@ def tags_of(instance: dict[str, Any]) -> dict[str, str]:
 
 def _split_tags(
     instance: dict[str, Any], policy: CompiledPolicy
-) -> tuple[dict[str, str], int, dict[str, list[str]]]:
-    """All tags, how many are user tags (not ``aws:``), and the other spellings of rule keys.
+) -> tuple[dict[str, str], int, dict[str, list[str]], dict[str, list[str]]]:
+    """All tags, how many are user tags (not ``aws:``), the other spellings of rule keys, and the
+    keys that differ from a rule key only by whitespace and case (by rule key).
 
-    One pass; only keys that are not a rule's exact key are case-folded, and the usual fleet has
-    few of them. Rule keys never start with ``aws:``, so rules read the full dict directly.
+    One pass, one remembered lookup per tag key (:meth:`CompiledPolicy.key_kind`: keys repeat
+    across a fleet). Rule keys never start with ``aws:``, so rules read the full dict directly.
     """
     tags = {tag["Key"]: tag.get("Value", "") for tag in instance.get("Tags") or ()}
     user_count = len(tags)
     misspelled: dict[str, list[str]] = {}
-    exact, folded_rule_keys = policy.rule_keys, policy.folded_rule_keys
+    near_misses: dict[str, list[str]] = {}
+    kind_of = policy.key_kinds.get
+    near_of = policy.near_rule_cache.get
     for key in tags:
-        if key not in exact:
-            if key.startswith(_AWS_PREFIX):
+        kind = kind_of(key)
+        if kind is None:
+            kind = policy.key_kind(key)
+        if kind:
+            if kind == _AWS_PREFIX:
                 user_count -= 1
-                continue
-            folded = key.casefold()
-            if folded in folded_rule_keys:
-                misspelled.setdefault(folded, []).append(key)
-    return tags, user_count, misspelled
+            else:
+                misspelled.setdefault(kind, []).append(key)
+        near = near_of(key)
+        if near is None:
+            near = policy.near_rules(key)
+        for rule_key in near:
+            near_misses.setdefault(rule_key, []).append(key)
+    return tags, user_count, misspelled, near_misses
 
 
 def _iso(value: Any) -> str | None:
@@ -265,14 +287,14 @@ def evaluate_instance(
     reservation's ``OwnerId``.
     """
     # This function is the hot loop of a scan (100,000 instances a region): plain local lookups.
-    tags, user_count, misspelled = _split_tags(instance, policy)
+    tags, user_count, misspelled, near_misses = _split_tags(instance, policy)
     violations: list[dict[str, Any]] = []
     get = tags.get
     for rule in policy.rules:
         value = get(rule.key)
         if value is not None and value in rule.accepted and rule.folded_key not in misspelled:
             continue  # the common case: right spelling, a value already judged good
-        _check_rule(rule, tags, misspelled, policy.keys_insensitive, violations)
+        _check_rule(rule, tags, misspelled, near_misses, policy.keys_insensitive, violations)
     if policy.prohibited_literals or policy.prohibited_globs is not None:
         for key, value in tags.items():
             if key.startswith(_AWS_PREFIX):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,9 +98,69 @@ class CompiledPolicy:
     folded_rule_keys: frozenset[str] = frozenset()
     # Tag keys repeat across a fleet even more than values: remember each key's glob verdict.
     prohibited_verdicts: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
+    # is_prohibited by the key as written: one lookup per tag, no case folding.
+    prohibited_by_key: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
+    # Each rule key squeezed (no whitespace, case-folded), for the hint on a missing key.
+    squeezed_rule_keys: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+    # near_rules per tag key, remembered.
+    near_rule_cache: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+    # What each tag key is to the rules (see key_kind), remembered: one lookup per tag.
+    key_kinds: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
+
+    def near_rules(self, key: str) -> tuple[str, ...]:
+        """The rule keys that ``key`` differs from only by whitespace and case (``"Owner "``).
+
+        >>> policy = compile_policy({"version": 1, "name": "p", "rules": [{"key": "Owner"}]})
+        >>> policy.near_rules("owner "), policy.near_rules("Owner"), policy.near_rules("Team")
+        (('Owner',), (), ())
+        """
+        cache = self.near_rule_cache
+        near = cache.get(key)
+        if near is None:
+            squeezed = "".join(key.split()).casefold()
+            near = tuple(
+                rule_key for rule_key in self.squeezed_rule_keys.get(squeezed, ()) if rule_key != key
+            )
+            if len(cache) >= _VERDICT_CACHE_SIZE:
+                cache.clear()
+            cache[key] = near
+        return near
+
+    def key_kind(self, key: str) -> str | None:
+        """What a tag key is to the rules: ``""`` for a rule's exact key or any other user key,
+        ``"aws:"`` for a reserved key (no rule reads it, it does not count as a user tag), or the
+        folded rule key that ``key`` spells with another capitalisation.
+
+        >>> policy = compile_policy({"version": 1, "name": "p", "rules": [{"key": "Owner"}]})
+        >>> [policy.key_kind(k) for k in ("Owner", "owner", "aws:x", "Team")]
+        ['', 'owner', 'aws:', '']
+        """
+        kinds = self.key_kinds
+        kind = kinds.get(key)
+        if kind is None:
+            if key in self.rule_keys:
+                kind = ""
+            elif key.startswith("aws:"):
+                kind = "aws:"
+            else:
+                folded = key.casefold()
+                kind = folded if folded in self.folded_rule_keys else ""
+            if len(kinds) >= _VERDICT_CACHE_SIZE:
+                kinds.clear()
+            kinds[key] = kind
+        return kind
 
     def is_prohibited(self, key: str) -> str | None:
         """The prohibited_keys entry that ``key`` matches (case-insensitively), if any."""
+        if key in self.prohibited_by_key:
+            return self.prohibited_by_key[key]
+        entry = self._prohibited_entry(key)
+        if len(self.prohibited_by_key) >= _VERDICT_CACHE_SIZE:
+            self.prohibited_by_key.clear()
+        self.prohibited_by_key[key] = entry
+        return entry
+
+    def _prohibited_entry(self, key: str) -> str | None:
         folded = key.casefold()
         literal = self.prohibited_literals.get(folded)
         if literal is not None:
@@ -115,6 +176,13 @@ class CompiledPolicy:
             verdicts.clear()
         verdicts[folded] = entry
         return entry
+
+
+def _squeezed_rule_keys(keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    squeezed: dict[str, list[str]] = {}
+    for key in keys:
+        squeezed.setdefault("".join(key.split()).casefold(), []).append(key)
+    return {k: tuple(v) for k, v in squeezed.items()}
 
 
 def policy_sha256(doc: dict[str, Any]) -> str:
@@ -189,4 +257,5 @@ def compile_policy(doc: dict[str, Any]) -> CompiledPolicy:
         owner_key=doc.get("owner_key", DEFAULT_OWNER_KEY),
         rule_keys=frozenset(rule.key for rule in rules),
         folded_rule_keys=frozenset(rule.folded_key for rule in rules),
+        squeezed_rule_keys=_squeezed_rule_keys(rule.key for rule in rules),
     )
