@@ -30,21 +30,19 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 from bench_evaluator import ALL_STATES, C7N_POLICY, TAGWARDEN_POLICY
 from fleetgen import DEFAULT_SEED, generate_fleet
-from markdown_sections import replace_section
+from markdown_sections import replace_section, section_header
 
 from workflow.engine.fleet_endpoint import FleetEndpoint
 from workflow.engine.local import CENTRAL_ACCOUNT, LocalDeployment
@@ -211,14 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     command = (
         f".venv-bench/bin/python benchmarks/bench_e2e_endpoint.py {' '.join(argv or sys.argv[1:])}".strip()
     )
-    section = f"""{SECTION}
-
-_Written by `benchmarks/bench_e2e_endpoint.py`; rerunning it replaces this section only._
-
-- Command: `{command}`
-- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC
-- Machine: {platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, \
-{platform.platform()}; load average {" → ".join(loads)}
+    header = section_header(SECTION, "bench_e2e_endpoint.py", command, loads)
+    section = f"""{header}
 - Latency model: each DescribeInstances answer waits {BASE_SECONDS:.1f} s plus {PER_1000_SECONDS:.1f} s per \
 1,000 instances in the page (pages of at most 1,000, as AWS documents); every {args.throttle_every}th \
 call is throttled once and retried, {BASE_SECONDS + RETRY_BACKOFF_SECONDS:.2f} s more (botocore's retry \

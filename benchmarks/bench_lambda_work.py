@@ -21,17 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import threading
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from markdown_sections import replace_section
+from markdown_sections import replace_section, section_header
 
 SECTION = "## Lambda work per 1,000 instances"
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,14 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.before_tree
         else "no before column in this run"
     )
-    section = f"""{SECTION}
-
-_Written by `benchmarks/bench_lambda_work.py`; rerunning it replaces this section only._
-
-- Command: `{command}`
-- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC
-- Machine: {platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, \
-{platform.platform()}; load average {" → ".join(loads)}
+    header = section_header(SECTION, "bench_lambda_work.py", command, loads)
+    section = f"""{header}
 - Fleet: fleetgen full-size instances (seed {args.seed}), five accounts, three regions; {before_note}
 
 {render(results, args.sizes, labels)}

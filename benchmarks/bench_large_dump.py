@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import resource
 import shutil
@@ -32,11 +31,10 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from fleetgen import DEFAULT_SEED, write_describe_instances
-from markdown_sections import replace_section
+from markdown_sections import replace_section, section_header
 
 SECTION = "## Large describe-instances dump"
 ROOT = Path(__file__).resolve().parents[1]
@@ -250,14 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     loader_rows = "\n".join(
         f"| {name} | {m.wall_seconds:.1f} s | {_mib(m.peak_rss_kib)} |" for name, m in loaders.items()
     )
-    section = f"""{SECTION}
-
-_Written by `benchmarks/bench_large_dump.py`; rerunning it replaces this section only._
-
-- Command: `{command}`
-- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC
-- Machine: {platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, \
-{platform.platform()}; load average {" → ".join(loads)}
+    header = section_header(SECTION, "bench_large_dump.py", command, loads)
+    section = f"""{header}
 - Dump: `fleetgen.write_describe_instances`, {args.instances:,} instances, seed {args.seed}, \
 {size:,} bytes ({size / 2**20:,.0f} MiB); every field of the describe-instances sample plus a network \
 interface per instance, `indent=4` as the AWS CLI prints it

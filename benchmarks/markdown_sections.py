@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import platform
+from datetime import UTC, datetime
 from pathlib import Path
+
+
+def section_header(heading: str, script: str, command: str, loads: list[str]) -> str:
+    """The lines every section starts with: who writes it, the command, date, machine and load."""
+    return f"""{heading}
+
+_Written by `benchmarks/{script}`; rerunning it replaces this section only._
+
+- Command: `{command}`
+- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC
+- Machine: {platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, \
+{platform.platform()}; load average {" → ".join(loads)}"""
 
 
 def replace_section(path: Path, heading: str, section: str) -> None:

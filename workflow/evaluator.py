@@ -63,30 +63,14 @@ def _violation(code: str, key: str, message: str, value: str | None = None) -> d
     return violation
 
 
-@lru_cache(maxsize=8192)
-def _squeezed(key: str) -> str:
-    # Tag keys repeat across a fleet; each is squeezed once (bounded, so memory stays flat).
-    return "".join(key.split()).casefold()
-
-
-def _near_miss(rule_key: str, tags: dict[str, str]) -> str:
+def _near_miss_hint(rule_key: str, near: list[str]) -> str:
     """A hint for a missing key: the tags whose key differs from it only by whitespace (and case),
     such as ``"Environment "``, which AWS, cost allocation and this policy treat as another key.
+    ``near`` are those keys (:meth:`CompiledPolicy.near_rules` finds them once per key).
 
-    >>> _near_miss("Environment", {"Environment ": "prod", "Owner": "ana"})
+    >>> _near_miss_hint("Environment", ["Environment "])
     "; tag 'Environment ' differs from it only by whitespace: rename it"
     """
-    wanted = _squeezed(rule_key)
-    near = sorted(k for k in tags if k != rule_key and _squeezed(k) == wanted)
-    if not near:
-        return ""
-    names = ", ".join(repr(k) for k in near[:3])
-    case = "" if all("".join(k.split()) == "".join(rule_key.split()) for k in near) else " and case"
-    return f"; tag {names} differs from it only by whitespace{case}: rename it"
-
-
-def _near_miss_hint(rule_key: str, near: list[str]) -> str:
-    """:func:`_near_miss` from the tag keys already known to near-miss ``rule_key``."""
     if not near:
         return ""
     near = sorted(near)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import codecs
 import io
 import json
-import os
 import random
 import re
 import stat
@@ -628,7 +627,7 @@ def _depth_within(chunk: bytes, balance: int, limit: int) -> bool:
 
 
 def _read_fleet_fast(path: str | Path, source: str) -> list[FleetInstance] | None:
-    """The instances by ijson's C parser, or None to leave the file to the exact reader."""
+    """The instances of a regular file by ijson's C parser, or None to leave it to the exact reader."""
     try:
         import ijson  # the ``local`` extra; without it, the exact reader does it all
     except ImportError:
@@ -638,9 +637,6 @@ def _read_fleet_fast(path: str | Path, source: str) -> list[FleetInstance] | Non
     # Invalid UTF-8 makes ijson raise, so a text that passed holds no lone surrogate.
     reservations = _Reservations(text_has_no_surrogates=True)
     with open(path, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            return None
         try:
             for reservation in ijson.items(
                 _CheckedReader(handle), "Reservations.item", use_float=True, buf_size=_FAST_READ_BYTES
@@ -671,7 +667,8 @@ def load_fleet_file(path: str | Path) -> list[FleetInstance]:
         info = Path(path).stat()
         if info.st_size > MAX_FLEET_BYTES:
             raise _too_large(source, f"file is {info.st_size // 2**20} MiB,")
-        fast = _read_fleet_fast(path, source)
+        # A regular file only: the fast reader may read it twice (once, then the exact reader).
+        fast = _read_fleet_fast(path, source) if stat.S_ISREG(info.st_mode) else None
         if fast is not None:
             return fast
         with open(path, "rb") as handle:

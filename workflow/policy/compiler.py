@@ -117,7 +117,7 @@ class CompiledPolicy:
         cache = self.near_rule_cache
         near = cache.get(key)
         if near is None:
-            squeezed = "".join(key.split()).casefold()
+            squeezed = squeezed_key(key)
             near = tuple(
                 rule_key for rule_key in self.squeezed_rule_keys.get(squeezed, ()) if rule_key != key
             )
@@ -178,10 +178,19 @@ class CompiledPolicy:
         return entry
 
 
+def squeezed_key(key: str) -> str:
+    """A tag key without whitespace, case-folded: keys equal so differ only by blanks and case.
+
+    >>> squeezed_key(" Cost Center")
+    'costcenter'
+    """
+    return "".join(key.split()).casefold()
+
+
 def _squeezed_rule_keys(keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
     squeezed: dict[str, list[str]] = {}
     for key in keys:
-        squeezed.setdefault("".join(key.split()).casefold(), []).append(key)
+        squeezed.setdefault(squeezed_key(key), []).append(key)
     return {k: tuple(v) for k, v in squeezed.items()}
 
 
