@@ -79,6 +79,40 @@ def _near_miss_hint(rule_key: str, near: list[str]) -> str:
     return f"; tag {names} differs from it only by whitespace{case}: rename it"
 
 
+def _value_outcome(rule: CompiledRule, value: str) -> tuple[dict[str, Any], ...]:
+    """The violations a tag spelled for ``rule`` gets for its value alone (``()`` when it passes),
+    built once per distinct value and shared by every finding that has them."""
+    outcome = rule.outcomes.get(value)
+    if outcome is not None:
+        return outcome
+    found: list[dict[str, Any]] = []
+    if not rule.allow_empty and not value.strip():
+        # Users want blank values treated as missing; allow_empty makes blank an ordinary value
+        # (the AWS Config and Organizations semantics) that allowed values and pattern still judge.
+        if rule.required:
+            found.append(_violation("empty_value", rule.key, f"tag {rule.key!r} is blank", value))
+        return rule.outcomes.remember(value, tuple(found))
+    if rule.allowed is not None and not rule.allowed.matches(value):
+        found.append(
+            _violation(
+                "invalid_value",
+                rule.key,
+                f"value {_shown(value)} of {rule.key!r} is not one of: {rule.allowed.shown}",
+                value,
+            )
+        )
+    if rule.pattern is not None and not rule.pattern_matches(value):
+        found.append(
+            _violation(
+                "pattern_mismatch",
+                rule.key,
+                f"value {_shown(value)} of {rule.key!r} does not match {rule.pattern.pattern}",
+                value,
+            )
+        )
+    return rule.outcomes.remember(value, tuple(found))
+
+
 def _check_rule(
     rule: CompiledRule,
     tags: dict[str, str],
@@ -102,44 +136,39 @@ def _check_rule(
             return
     if value is None:
         if not variants:
-            if rule.required:
-                out.append(
-                    _violation(
-                        "missing",
-                        rule.key,
-                        f"required tag {rule.key!r} is missing"
-                        f"{_near_miss_hint(rule.key, near_misses.get(rule.key, []))}",
-                    )
-                )
+            hint = _near_miss_hint(rule.key, near_misses.get(rule.key, []))
+            if hint:
+                out.extend({**missing, "message": missing["message"] + hint} for missing in rule.missing)
+            else:
+                out.extend(rule.missing)
             return
         value = tags[variants[0]]
-    found_before = len(out)
-    if not rule.allow_empty and not value.strip():
-        # Users want blank values treated as missing; allow_empty makes blank an ordinary value
-        # (the AWS Config and Organizations semantics) that allowed values and pattern still judge.
-        if rule.required:
-            out.append(_violation("empty_value", rule.key, f"tag {rule.key!r} is blank", value))
-        return
-    if rule.allowed is not None and not rule.allowed.matches(value):
+    out.extend(_value_outcome(rule, value))
+
+
+def _check_tags(tags: dict[str, str], policy: CompiledPolicy, out: list[dict[str, Any]]) -> None:
+    """Every check, for an instance with a key that needs attention of its own (another
+    spelling, a near miss or a prohibited key) or more tags than ``max_tags`` might allow."""
+    user_count, misspelled, near_misses = _classify_keys(tags, policy)
+    for rule in policy.rules:
+        _check_rule(rule, tags, misspelled, near_misses, policy.keys_insensitive, out)
+    if policy.prohibited_literals or policy.prohibited_globs is not None:
+        for key, value in tags.items():
+            if key.startswith(_AWS_PREFIX):
+                continue
+            entry = policy.is_prohibited(key)
+            if entry is not None:
+                out.append(
+                    _violation("prohibited", key, f"tag {key!r} is prohibited (matches {entry!r})", value)
+                )
+    if policy.max_tags is not None and user_count > policy.max_tags:
         out.append(
             _violation(
-                "invalid_value",
-                rule.key,
-                f"value {_shown(value)} of {rule.key!r} is not one of: {rule.allowed.shown}",
-                value,
+                "too_many_tags",
+                "*",
+                f"{user_count} user tags; the policy allows at most {policy.max_tags}",
             )
         )
-    if rule.pattern is not None and not rule.pattern_matches(value):
-        out.append(
-            _violation(
-                "pattern_mismatch",
-                rule.key,
-                f"value {_shown(value)} of {rule.key!r} does not match {rule.pattern.pattern}",
-                value,
-            )
-        )
-    if len(out) == found_before:
-        rule.accepted.remember(value, True)
 
 
 def tags_of(instance: dict[str, Any]) -> dict[str, str]:
@@ -151,16 +180,15 @@ def tags_of(instance: dict[str, Any]) -> dict[str, str]:
     return {tag["Key"]: tag.get("Value", "") for tag in instance.get("Tags") or ()}
 
 
-def _split_tags(
-    instance: dict[str, Any], policy: CompiledPolicy
-) -> tuple[dict[str, str], int, dict[str, list[str]], dict[str, list[str]]]:
-    """All tags, how many are user tags (not ``aws:``), the other spellings of rule keys, and the
+def _classify_keys(
+    tags: dict[str, str], policy: CompiledPolicy
+) -> tuple[int, dict[str, list[str]], dict[str, list[str]]]:
+    """How many tags are user tags (not ``aws:``), the other spellings of rule keys, and the
     keys that differ from a rule key only by whitespace and case (by rule key).
 
     One pass, one remembered lookup per tag key (:meth:`CompiledPolicy.key_kind`: keys repeat
     across a fleet). Rule keys never start with ``aws:``, so rules read the full dict directly.
     """
-    tags = {tag["Key"]: tag.get("Value", "") for tag in instance.get("Tags") or ()}
     user_count = len(tags)
     misspelled: dict[str, list[str]] = {}
     near_misses: dict[str, list[str]] = {}
@@ -180,7 +208,7 @@ def _split_tags(
             near = policy.near_rules(key)
         for rule_key in near:
             near_misses.setdefault(rule_key, []).append(key)
-    return tags, user_count, misspelled, near_misses
+    return user_count, misspelled, near_misses
 
 
 def _iso(value: Any) -> str | None:
@@ -271,31 +299,28 @@ def evaluate_instance(
     reservation's ``OwnerId``.
     """
     # This function is the hot loop of a scan (100,000 instances a region): plain local lookups.
-    tags, user_count, misspelled, near_misses = _split_tags(instance, policy)
+    tag_list = instance.get("Tags")
+    tags = {tag["Key"]: tag.get("Value", "") for tag in tag_list} if tag_list else {}
     violations: list[dict[str, Any]] = []
     get = tags.get
-    for rule in policy.rules:
-        value = get(rule.key)
-        if value is not None and value in rule.accepted and rule.folded_key not in misspelled:
-            continue  # the common case: right spelling, a value already judged good
-        _check_rule(rule, tags, misspelled, near_misses, policy.keys_insensitive, violations)
-    if policy.prohibited_literals or policy.prohibited_globs is not None:
-        for key, value in tags.items():
-            if key.startswith(_AWS_PREFIX):
+    max_tags = policy.max_tags
+    if (tags.keys() <= policy.plain_keys or policy.all_plain(tags)) and (
+        max_tags is None or len(tags) <= max_tags
+    ):
+        # The common case, specialised: no key needs a check of its own, so each rule is one
+        # lookup of its key and one of its remembered outcome for the value.
+        for rule in policy.rules:
+            value = get(rule.key)
+            if value is None:
+                violations += rule.missing
                 continue
-            entry = policy.is_prohibited(key)
-            if entry is not None:
-                violations.append(
-                    _violation("prohibited", key, f"tag {key!r} is prohibited (matches {entry!r})", value)
-                )
-    if policy.max_tags is not None and user_count > policy.max_tags:
-        violations.append(
-            _violation(
-                "too_many_tags",
-                "*",
-                f"{user_count} user tags; the policy allows at most {policy.max_tags}",
-            )
-        )
+            outcome = rule.outcomes.get(value)
+            if outcome is None:
+                outcome = _value_outcome(rule, value)
+            if outcome:
+                violations += outcome
+    else:
+        _check_tags(tags, policy, violations)
     instance_id = instance.get("InstanceId", "")
     exempt = bool(policy.exempt_instance_ids or policy.exempt_tags) and _is_exempt(instance_id, tags, policy)
     in_grace = False

@@ -38,6 +38,16 @@ class _Verdicts(dict[str, bool]):
         return verdict
 
 
+class _Outcomes(dict[str, tuple[dict[str, Any], ...]]):
+    """value -> violations of one rule; cleared when full, like :class:`_Verdicts`."""
+
+    def remember(self, value: str, violations: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        if len(self) >= _VERDICT_CACHE_SIZE:
+            self.clear()
+        self[value] = violations
+        return violations
+
+
 @dataclass(frozen=True, slots=True)
 class ValueMatcher:
     """Allowed values of a rule: a set lookup for plain values, one regex for the globs."""
@@ -66,9 +76,12 @@ class CompiledRule:
     allowed: ValueMatcher | None
     pattern: CompiledPattern | None
     verdicts: _Verdicts = field(default_factory=_Verdicts, compare=False, repr=False)
-    # Values known to pass every value check (blank, allowed values, pattern): the evaluator's
-    # fast path for the common case of a correctly spelled, correctly valued tag.
-    accepted: _Verdicts = field(default_factory=_Verdicts, compare=False, repr=False)
+    # value -> the violations a correctly spelled tag with that value gets (``()`` when it passes
+    # every value check), remembered: values repeat, so most tags cost one lookup, and the
+    # violation dicts are built once and shared, read-only, by every finding that has them.
+    outcomes: _Outcomes = field(default_factory=_Outcomes, compare=False, repr=False)
+    # The violations of this rule's key being absent when no tag nearly matches it.
+    missing: tuple[dict[str, Any], ...] = ()
 
     def pattern_matches(self, value: str) -> bool:
         """Whole-value match of the rule's pattern (RE2, linear time), remembered per value."""
@@ -106,6 +119,35 @@ class CompiledPolicy:
     near_rule_cache: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
     # What each tag key is to the rules (see key_kind), remembered: one lookup per tag.
     key_kinds: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
+    # Tag keys known to need no attention of their own: a rule's exact key or any other key that
+    # is no other spelling of a rule key, no near miss of one and not prohibited. An instance
+    # whose keys are all plain skips the per-key pass (a set comparison in C).
+    plain_keys: set[str] = field(default_factory=set, compare=False, repr=False)
+
+    def all_plain(self, keys: Iterable[str]) -> bool:
+        """Whether every key in ``keys`` is plain (see ``plain_keys``), learning the new ones.
+
+        >>> policy = compile_policy({"version": 1, "name": "p", "rules": [{"key": "Owner"}],
+        ...                          "prohibited_keys": ["tmp*"]})
+        >>> [policy.all_plain(keys) for keys in (["Owner", "Team", "aws:x"], ["owner"], ["tmp1"])]
+        [True, False, False]
+        """
+        plain = self.plain_keys
+        verdict = True
+        for key in keys:
+            if key in plain:
+                continue
+            if (
+                self.key_kind(key) in ("", "aws:")
+                and not self.near_rules(key)
+                and (key.startswith("aws:") or self.is_prohibited(key) is None)
+            ):
+                if len(plain) >= _VERDICT_CACHE_SIZE:
+                    plain.clear()
+                plain.add(key)
+            else:
+                verdict = False
+        return verdict
 
     def near_rules(self, key: str) -> tuple[str, ...]:
         """The rule keys that ``key`` differs from only by whitespace and case (``"Owner "``).
@@ -238,6 +280,15 @@ def compile_policy(doc: dict[str, Any]) -> CompiledPolicy:
                 pattern=compile_pattern(raw["pattern"], ignore_case=ignore_case)
                 if "pattern" in raw
                 else None,
+                missing=(
+                    {
+                        "code": "missing",
+                        "key": raw["key"],
+                        "message": f"required tag {raw['key']!r} is missing",
+                    },
+                )
+                if raw.get("required", True)
+                else (),
             )
         )
     prohibited = doc.get("prohibited_keys", [])
