@@ -212,8 +212,8 @@ def _classify_keys(
 
 
 def _iso(value: Any) -> str | None:
-    if value is None:
-        return None
+    if value is None or type(value) is str:
+        return value
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
@@ -241,15 +241,13 @@ def _is_exempt(instance_id: str, tags: dict[str, str], policy: CompiledPolicy) -
     return False
 
 
-def _owner(tags: dict[str, str], policy: CompiledPolicy) -> str | None:
-    owner = tags.get(policy.owner_key)
-    if owner is None and policy.keys_insensitive:
-        folded = policy.owner_key.casefold()
-        owner = next(
-            (v for k, v in sorted(tags.items()) if k.casefold() == folded and not k.startswith(_AWS_PREFIX)),
-            None,
-        )
-    return owner if owner and owner.strip() else None
+def _owner_any_case(tags: dict[str, str], owner_key: str) -> str | None:
+    """The owner tag in another capitalisation, for ``key_case: insensitive`` policies."""
+    folded = owner_key.casefold()
+    return next(
+        (v for k, v in sorted(tags.items()) if k.casefold() == folded and not k.startswith(_AWS_PREFIX)),
+        None,
+    )
 
 
 # Everything evaluate_instance reads of an instance; the List step stages only these.
@@ -298,9 +296,28 @@ def evaluate_instance(
     ``region`` is used when the instance has no availability zone; ``account_id`` is the
     reservation's ``OwnerId``.
     """
-    # This function is the hot loop of a scan (100,000 instances a region): plain local lookups.
+    state = (instance.get("State") or {}).get("Name")
+    return _finding(instance, state, policy, region, account_id, now or datetime.now(UTC))
+
+
+def _tag_dict(tag_list: list[dict[str, str]]) -> dict[str, str]:
+    try:
+        return {tag["Key"]: tag["Value"] for tag in tag_list}
+    except KeyError:  # a tag without a value (AWS prints "" but a dump may leave it out)
+        return {tag["Key"]: tag.get("Value", "") for tag in tag_list}
+
+
+def _finding(
+    instance: dict[str, Any],
+    state: str | None,
+    policy: CompiledPolicy,
+    region: str | None,
+    account_id: str | None,
+    now: datetime,
+) -> Finding:
+    # The hot loop of a scan (100,000 instances a region): plain local lookups, positional calls.
     tag_list = instance.get("Tags")
-    tags = {tag["Key"]: tag.get("Value", "") for tag in tag_list} if tag_list else {}
+    tags = _tag_dict(tag_list) if tag_list else {}
     violations: list[dict[str, Any]] = []
     get = tags.get
     max_tags = policy.max_tags
@@ -323,22 +340,24 @@ def evaluate_instance(
         _check_tags(tags, policy, violations)
     instance_id = instance.get("InstanceId", "")
     exempt = bool(policy.exempt_instance_ids or policy.exempt_tags) and _is_exempt(instance_id, tags, policy)
+    launch_time = instance.get("LaunchTime")
     in_grace = False
     if policy.grace_period_seconds and not exempt:
-        launched = _launched_at(instance.get("LaunchTime"))
-        current = now or datetime.now(UTC)
-        in_grace = launched is not None and (current - launched).total_seconds() < policy.grace_period_seconds
-    placement = instance.get("Placement") or {}
-    launch_time = instance.get("LaunchTime")
+        launched = _launched_at(launch_time)
+        in_grace = launched is not None and (now - launched).total_seconds() < policy.grace_period_seconds
+    placement = instance.get("Placement")
+    owner = get(policy.owner_key)
+    if owner is None and policy.keys_insensitive:
+        owner = _owner_any_case(tags, policy.owner_key)
     return {
         "instance_id": instance_id,
-        "region": region_of_zone(placement.get("AvailabilityZone")) or region,
+        "region": (placement and region_of_zone(placement.get("AvailabilityZone"))) or region,
         "account_id": account_id,
-        "state": (instance.get("State") or {}).get("Name"),
-        "launch_time": launch_time.isoformat() if isinstance(launch_time, datetime) else _iso(launch_time),
+        "state": state,
+        "launch_time": _iso(launch_time),
         "instance_type": instance.get("InstanceType"),
         "name": get("Name"),
-        "owner": _owner(tags, policy),
+        "owner": owner if owner and not owner.isspace() else None,
         "tags": tags,
         "compliant": exempt or in_grace or not violations,
         "exempt": exempt,
@@ -359,8 +378,9 @@ def evaluate_instances(
     current = now or datetime.now(UTC)
     states = policy.states
     for instance in instances:
-        if (instance.get("State") or {}).get("Name") in states:
-            yield evaluate_instance(instance, policy, region=region, account_id=account_id, now=current)
+        state = (instance.get("State") or {}).get("Name")
+        if state in states:
+            yield _finding(instance, state, policy, region, account_id, current)
 
 
 def evaluate_reservations(
