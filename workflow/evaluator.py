@@ -148,27 +148,44 @@ def _check_rule(
 
 def _check_tags(tags: dict[str, str], policy: CompiledPolicy, out: list[dict[str, Any]]) -> None:
     """Every check, for an instance with a key that needs attention of its own (another
-    spelling, a near miss or a prohibited key) or more tags than ``max_tags`` might allow."""
-    user_count, misspelled, near_misses = _classify_keys(tags, policy)
+    spelling, a near miss or a prohibited key) or more tags than ``max_tags`` might allow.
+
+    One pass over the keys that are not plain (:meth:`CompiledPolicy.all_plain`), each judged
+    once per policy (:meth:`CompiledPolicy.key_kind`, ``near_rules``, ``is_prohibited``
+    remember their verdicts): keys repeat across a fleet.
+    """
+    misspelled: dict[str, list[str]] = {}
+    near_misses: dict[str, list[str]] = {}
+    prohibited: list[tuple[str, str]] = []
+    plain = policy.plain_keys
+    for key in tags:
+        if key in plain:
+            continue
+        for rule_key in policy.near_rules(key):
+            near_misses.setdefault(rule_key, []).append(key)
+        kind = policy.key_kind(key)
+        if kind == _AWS_PREFIX:
+            continue  # reserved: no rule reads it and it is never prohibited
+        if kind:
+            misspelled.setdefault(kind, []).append(key)
+        entry = policy.is_prohibited(key)
+        if entry is not None:
+            prohibited.append((key, entry))
     for rule in policy.rules:
         _check_rule(rule, tags, misspelled, near_misses, policy.keys_insensitive, out)
-    if policy.prohibited_literals or policy.prohibited_globs is not None:
-        for key, value in tags.items():
-            if key.startswith(_AWS_PREFIX):
-                continue
-            entry = policy.is_prohibited(key)
-            if entry is not None:
-                out.append(
-                    _violation("prohibited", key, f"tag {key!r} is prohibited (matches {entry!r})", value)
+    for key, entry in prohibited:
+        out.append(_violation("prohibited", key, f"tag {key!r} is prohibited (matches {entry!r})", tags[key]))
+    if policy.max_tags is not None:
+        # Rule keys never start with ``aws:``; reserved tags do not count against the limit.
+        user_count = sum(1 for key in tags if not key.startswith(_AWS_PREFIX))
+        if user_count > policy.max_tags:
+            out.append(
+                _violation(
+                    "too_many_tags",
+                    "*",
+                    f"{user_count} user tags; the policy allows at most {policy.max_tags}",
                 )
-    if policy.max_tags is not None and user_count > policy.max_tags:
-        out.append(
-            _violation(
-                "too_many_tags",
-                "*",
-                f"{user_count} user tags; the policy allows at most {policy.max_tags}",
             )
-        )
 
 
 def tags_of(instance: dict[str, Any]) -> dict[str, str]:
@@ -178,37 +195,6 @@ def tags_of(instance: dict[str, Any]) -> dict[str, str]:
     {'Owner': 'ana'}
     """
     return {tag["Key"]: tag.get("Value", "") for tag in instance.get("Tags") or ()}
-
-
-def _classify_keys(
-    tags: dict[str, str], policy: CompiledPolicy
-) -> tuple[int, dict[str, list[str]], dict[str, list[str]]]:
-    """How many tags are user tags (not ``aws:``), the other spellings of rule keys, and the
-    keys that differ from a rule key only by whitespace and case (by rule key).
-
-    One pass, one remembered lookup per tag key (:meth:`CompiledPolicy.key_kind`: keys repeat
-    across a fleet). Rule keys never start with ``aws:``, so rules read the full dict directly.
-    """
-    user_count = len(tags)
-    misspelled: dict[str, list[str]] = {}
-    near_misses: dict[str, list[str]] = {}
-    kind_of = policy.key_kinds.get
-    near_of = policy.near_rule_cache.get
-    for key in tags:
-        kind = kind_of(key)
-        if kind is None:
-            kind = policy.key_kind(key)
-        if kind:
-            if kind == _AWS_PREFIX:
-                user_count -= 1
-            else:
-                misspelled.setdefault(kind, []).append(key)
-        near = near_of(key)
-        if near is None:
-            near = policy.near_rules(key)
-        for rule_key in near:
-            near_misses.setdefault(rule_key, []).append(key)
-    return user_count, misspelled, near_misses
 
 
 def _iso(value: Any) -> str | None:
