@@ -197,14 +197,6 @@ def tags_of(instance: dict[str, Any]) -> dict[str, str]:
     return {tag["Key"]: tag.get("Value", "") for tag in instance.get("Tags") or ()}
 
 
-def _iso(value: Any) -> str | None:
-    if value is None or type(value) is str:
-        return value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
-
-
 def _launched_at(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -286,13 +278,6 @@ def evaluate_instance(
     return _finding(instance, state, policy, region, account_id, now or datetime.now(UTC))
 
 
-def _tag_dict(tag_list: list[dict[str, str]]) -> dict[str, str]:
-    try:
-        return {tag["Key"]: tag["Value"] for tag in tag_list}
-    except KeyError:  # a tag without a value (AWS prints "" but a dump may leave it out)
-        return {tag["Key"]: tag.get("Value", "") for tag in tag_list}
-
-
 def _finding(
     instance: dict[str, Any],
     state: str | None,
@@ -303,7 +288,12 @@ def _finding(
 ) -> Finding:
     # The hot loop of a scan (100,000 instances a region): plain local lookups, positional calls.
     tag_list = instance.get("Tags")
-    tags = _tag_dict(tag_list) if tag_list else {}
+    tags: dict[str, str] = {}
+    if tag_list:
+        try:
+            tags = {tag["Key"]: tag["Value"] for tag in tag_list}
+        except KeyError:  # a tag without a value (AWS prints "", a dump may leave it out)
+            tags = {tag["Key"]: tag.get("Value", "") for tag in tag_list}
     violations: list[dict[str, Any]] = []
     get = tags.get
     max_tags = policy.max_tags
@@ -331,6 +321,8 @@ def _finding(
     if policy.grace_period_seconds and not exempt:
         launched = _launched_at(launch_time)
         in_grace = launched is not None and (now - launched).total_seconds() < policy.grace_period_seconds
+    if launch_time is not None and type(launch_time) is not str:
+        launch_time = launch_time.isoformat() if isinstance(launch_time, datetime) else str(launch_time)
     placement = instance.get("Placement")
     owner = get(policy.owner_key)
     if owner is None and policy.keys_insensitive:
@@ -340,7 +332,7 @@ def _finding(
         "region": (placement and region_of_zone(placement.get("AvailabilityZone"))) or region,
         "account_id": account_id,
         "state": state,
-        "launch_time": _iso(launch_time),
+        "launch_time": launch_time,
         "instance_type": instance.get("InstanceType"),
         "name": get("Name"),
         "owner": owner if owner and not owner.isspace() else None,
