@@ -169,7 +169,12 @@ def main(argv: list[str] | None = None) -> int:
         "--dump", type=Path, help="reuse (or write) the dump here instead of a temporary file"
     )
     parser.add_argument("--write", type=Path, help="replace this benchmark's section of this file")
+    parser.add_argument(
+        "--runs", type=int, default=3, help="runs of the floor and of the command; the best counts"
+    )
     args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be positive")
     loads = [_load()]
     with tempfile.TemporaryDirectory(prefix="tagwarden-large-dump-") as folder:
         dump = args.dump or Path(folder) / "describe-instances.json"
@@ -179,18 +184,28 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {dump} in {time.perf_counter() - started:.0f} s", flush=True)
         size = dump.stat().st_size
         print(f"{dump}: {size:,} bytes", flush=True)
-        out = Path(folder) / "out"
-        floor = _measure(
-            [sys.executable, "-c", _FLOOR, str(dump), str(POLICY), str(Path(folder) / "floor.jsonl")]
-        )
-        loads.append(_load())
-        print(f"floor: {floor.wall_seconds:.1f} s, peak RSS {_mib(floor.peak_rss_kib)}", flush=True)
-        run = _measure([*_tagwarden(), "run", "--fleet", str(dump), "--json", "--out", str(out)])
-        loads.append(_load())
-        print(
-            f"run: exit {run.exit_status}, {run.wall_seconds:.1f} s, peak RSS {_mib(run.peak_rss_kib)}",
-            flush=True,
-        )
+        # Best of RUNS each, interleaved: the floor's time swings by 2x from one run to the next
+        # on this machine (its 3 GiB parse tree is mostly page faults, system time).
+        floors: list[Measured] = []
+        runs: list[Measured] = []
+        for attempt in range(args.runs):
+            floors.append(
+                _measure(
+                    [sys.executable, "-c", _FLOOR, str(dump), str(POLICY), str(Path(folder) / "floor.jsonl")]
+                )
+            )
+            loads.append(_load())
+            out = Path(folder) / f"out-{attempt}"
+            runs.append(_measure([*_tagwarden(), "run", "--fleet", str(dump), "--json", "--out", str(out)]))
+            loads.append(_load())
+            print(
+                f"floor: {floors[-1].wall_seconds:.1f} s, peak RSS {_mib(floors[-1].peak_rss_kib)}; "
+                f"run: exit {runs[-1].exit_status}, {runs[-1].wall_seconds:.1f} s, "
+                f"peak RSS {_mib(runs[-1].peak_rss_kib)}",
+                flush=True,
+            )
+        floor = min(floors, key=lambda m: m.wall_seconds)
+        run = min(runs, key=lambda m: (m.exit_status != 0, m.wall_seconds))
         loaders = {
             name: _measure([sys.executable, "-c", code, str(dump)])
             for name, code in (
@@ -244,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         ]
     )
     same_text = "identical to the run's" if same_totals else "DIFFERENT from the run's"
-    rss_verdict = "met" if run.peak_rss_kib < 1024 * 1024 else "not met"
+    # Memory is judged by the largest peak of all the runs, not the fastest run's.
+    peak_rss_kib = max(m.peak_rss_kib for m in runs)
+    rss_verdict = "met" if peak_rss_kib < 1024 * 1024 else "not met"
     loader_rows = "\n".join(
         f"| {name} | {m.wall_seconds:.1f} s | {_mib(m.peak_rss_kib)} |" for name, m in loaders.items()
     )
@@ -256,11 +273,15 @@ interface per instance, `indent=4` as the AWS CLI prints it
 
 {table}
 
+Best of {args.runs}, the floor and the command interleaved: floor \
+{", ".join(f"{m.wall_seconds:.1f}" for m in floors)} s; command \
+{", ".join(f"{m.wall_seconds:.1f}" for m in runs)} s.
+
 **Physical floor, same run:** {floor.wall_seconds:.1f} s and {_mib(floor.peak_rss_kib)} peak RSS \
 (totals {floor_totals.get("total", 0):,} / {floor_totals.get("compliant", 0):,} / \
 {floor_totals.get("noncompliant", 0):,}: {same_text}). \
 **The run took {ratio:.2f}x the floor** (goal: at most 2x, {"met" if ratio <= 2 else "not met"}) \
-at {_mib(run.peak_rss_kib)} peak RSS (goal: under 1 GiB, {rss_verdict}).
+at {_mib(peak_rss_kib)} peak RSS at most (goal: under 1 GiB, {rss_verdict}).
 
 | loading the dump alone (a process of its own) | wall time | peak RSS |
 | --- | ---: | ---: |
