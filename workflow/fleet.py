@@ -8,13 +8,19 @@ each instance (:func:`workflow.evaluator.project_instance`), never the whole tex
 of it, so a 100,000-instance dump (about 700 MB as the CLI prints it) costs the memory of its
 instances' ids, states, zones, launch times, types and tags.
 
-Two readers, one result. The fast one is ijson's C parser (yajl), one reservation at a time; it
-takes the common shape only: a regular file with one top-level ``"Reservations"`` array and no
-text in which yajl and ``json.loads`` could differ (a second ``"Reservations"`` key, whose last
-value ``json.loads`` keeps; an ``"item"`` key, which ijson's prefixes cannot tell from an array
-element; a surrogate escape, which yajl replaces where ``json.loads`` keeps it). Anything else,
-and any error at all, goes to the exact reader below it, which mirrors ``json.loads`` (its error
-messages at its positions, any encoding it detects, integers of any size it reads).
+Two readers, one result. The fast one is orjson, a piece of the ``"Reservations"`` array at a
+time (about 256 KB of whole reservations); it takes the common shape only: a regular UTF-8 file
+that is ``{"Reservations": [...]}`` and nothing else. The array is cut between two reservations
+(``}``, a comma, ``{``, at bracket depth zero; in the CLI's indented output the cut learned
+first is found again with one ``rfind``), and a cut is trusted only because the piece parses:
+a cut inside a string leaves that string unterminated and a cut at another depth leaves a
+bracket open, so a wrong cut never parses and the piece grows instead. orjson refuses what
+``json.loads`` would read differently (lone surrogate escapes, numbers out of a double's range,
+nesting past its limit), and the one thing it reads differently without refusing, an integer
+beyond 64 bits (a float), is refused where it could show: the account id, launch time and type.
+Anything else, and any error at all, goes to the exact reader below it, which mirrors
+``json.loads`` (its error messages at its positions, any encoding it detects, integers of any size
+it reads).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
+
+import orjson
 
 from workflow.errors import FleetError, Problem
 from workflow.evaluator import project_instance, region_of_zone
@@ -68,15 +76,16 @@ MAX_TAG_VALUE_CHARS = 256
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")
 # Python refuses to parse integers longer than this (sys.get_int_max_str_digits).
 _MAX_INT_DIGITS = 4300
-# The fast reader's reads, and the nesting past which it leaves a file to the exact reader.
-_FAST_READ_BYTES = 16 * 1024
-_QUOTE_EVERY_BYTES = 4096
-_FAST_READER_MAX_DEPTH = 128
-# Text the fast reader leaves to the exact one (see the module's docstring).
-_RESERVATIONS_KEY = b'"Reservations"'
-_ITEM_KEY = b'"item"'
-_SURROGATE_SECOND_DIGITS = frozenset(bytes([c]) for c in b"89abcdefABCDEF")
-_LONGEST_CHECKED_WORD = len(_RESERVATIONS_KEY) - 1
+# The fast reader parses this much of the file at a time (whole reservations, so a little more or
+# less); a piece that will not parse grows by as much again, up to the limit, past which the file
+# goes to the exact reader.
+_PIECE_BYTES = 256 * 1024
+_MAX_PIECE_BYTES = 64 * 1024 * 1024
+_JSON_BLANK = rb"[ \t\n\r]*"
+_PLAIN_START = re.compile(rb"\A" + _JSON_BLANK.join([rb"", rb"\{", rb'"Reservations"', rb":", rb"\["]))
+_PLAIN_END = re.compile(rb"\]" + _JSON_BLANK + rb"\}" + _JSON_BLANK + rb"\Z")
+_BETWEEN_OBJECTS = re.compile(rb"\}" + _JSON_BLANK + rb"," + _JSON_BLANK + rb"\{")
+_CUT_WINDOW_BYTES = 64 * 1024
 # A lone surrogate, decoded or still a JSON escape: only such text can hold one.
 _SURROGATE_TEXT = re.compile(r"[\ud800-\udfff]|\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 DEMO_REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
@@ -549,103 +558,111 @@ class _NotPlain(Exception):
     """The file is not of the shape the fast reader takes; the exact reader reads it."""
 
 
-class _CheckedReader:
-    """Hands a file to ijson in small reads, checking each for what the fast reader leaves to the
-    exact one (the module's docstring says what and why), and for nesting past ``max_depth``.
-
-    ijson builds a prefix string per event whose length grows with the depth, so a hostile file
-    nested 100,000 levels deep costs it quadratic time and tens of GiB. describe-instances nests
-    fewer than ten levels. Brackets are counted in C per read: the depth anywhere in a read is at
-    most the balance before it plus its opening brackets (brackets inside strings only loosen the
-    bound, sending such a file to the exact reader, which bounds depth by recursion).
-    """
-
-    def __init__(self, handle: IO[bytes], max_depth: int = _FAST_READER_MAX_DEPTH) -> None:
-        self._handle = handle
-        self._max_depth = max_depth
-        self._balance = 0
-        self._reservations_keys = 0
-        # The end of the previous read, so a word cut by a read boundary is still found.
-        self._tail = b""
-
-    def read(self, size: int = _FAST_READ_BYTES) -> bytes:
-        chunk = self._handle.read(min(size, _FAST_READ_BYTES))
-        for start in range(0, len(chunk), _QUOTE_EVERY_BYTES):
-            # A quote in every slice, so no string (no key of ijson's prefixes) exceeds two slices.
-            if chunk.find(b'"', start, start + _QUOTE_EVERY_BYTES) < 0:
-                raise _NotPlain("a string or a run of blanks longer than the fast reader takes")
-        if not _depth_within(chunk, self._balance, self._max_depth):
-            raise _NotPlain("nested too deeply for the fast reader")
-        self._balance += _bracket_balance(chunk)
-        window = self._tail + chunk
-        self._reservations_keys += window.count(_RESERVATIONS_KEY)
-        if self._reservations_keys > 1 or _ITEM_KEY in window or _has_surrogate_escape(window):
-            raise _NotPlain("text the exact reader must read")
-        self._tail = window[-_LONGEST_CHECKED_WORD:]
-        return chunk
+def _bracket_balance(text: bytes, start: int = 0, end: int | None = None) -> int:
+    stop = len(text) if end is None else end
+    return (
+        text.count(b"{", start, stop)
+        + text.count(b"[", start, stop)
+        - text.count(b"}", start, stop)
+        - text.count(b"]", start, stop)
+    )
 
 
-def _has_surrogate_escape(text: bytes) -> bool:
-    r"""Whether ``text`` holds a ``\uD800``-``\uDFFF`` escape (bytes.find: far faster than a regex).
+def _balanced_cut(text: bytes) -> re.Match[bytes] | None:
+    """The last ``}, {`` of ``text`` at bracket depth zero (``text`` starts with a reservation),
+    looked for near the end first. Brackets inside strings can only hide a cut or suggest a wrong
+    one, which then does not parse."""
+    window = _CUT_WINDOW_BYTES
+    while True:
+        start = max(0, len(text) - window)
+        balance = _bracket_balance(text, 0, start)
+        position, found = start, None
+        for between in _BETWEEN_OBJECTS.finditer(text, start):
+            end = between.start() + 1
+            balance += _bracket_balance(text, position, end)
+            position = end
+            if balance == 0:
+                found = between
+        if found is not None or start == 0:
+            return found
+        window *= 4
 
-    >>> _has_surrogate_escape(rb"caf\u00e9 \ud55c"), _has_surrogate_escape(rb"\uD83C\uDF89")
-    (False, True)
-    """
-    if b"\\u" not in text:
-        return False  # the usual case, in one pass
-    for lead in (b"\\ud", b"\\uD"):
-        at = text.find(lead)
-        while at >= 0:
-            if text[at + 3 : at + 4] in _SURROGATE_SECOND_DIGITS:
-                return True
-            at = text.find(lead, at + 3)
-    return False
+
+def _reservation_pieces(handle: IO[bytes]) -> Iterator[list[Any]]:
+    """The reservations of a plain ``{"Reservations": [...]}`` file, a parsed piece at a time."""
+    head = handle.read(_PIECE_BYTES)
+    opening = _PLAIN_START.match(head)
+    if opening is None:
+        raise _NotPlain("not a plain describe-instances document")
+    text = head[opening.end() :]
+    separator = b""  # the cut between reservations as this file writes it, once one has parsed
+    # After a piece fails to parse, the next try waits until the text has doubled, so text that
+    # never parses costs a few parses of at most _MAX_PIECE_BYTES, not one per read.
+    next_try = 0
+    while block := handle.read(_PIECE_BYTES):
+        text += block
+        if len(text) < next_try:
+            continue
+        at = text.rfind(separator) if separator else -1
+        if at >= 0:
+            end, following = at + 1, at + len(separator) - 1
+        else:
+            cut = _balanced_cut(text)
+            if cut is None:
+                continue
+            end, following = cut.start() + 1, cut.end() - 1
+        try:
+            parsed = orjson.loads(b"[" + text[:end] + b"]")
+        except orjson.JSONDecodeError:
+            if len(text) > _MAX_PIECE_BYTES:
+                raise _NotPlain("a piece that does not parse") from None
+            separator, next_try = b"", 2 * len(text)
+            continue
+        if not separator and b"\n" in text[end - 1 : following + 1]:
+            # An indented separator marks one depth only; "},{" in compact JSON marks every depth.
+            separator = text[end - 1 : following + 1]
+        text = text[following:]
+        yield parsed
+    closing = _PLAIN_END.search(text)
+    if closing is None:
+        raise _NotPlain("more than the Reservations array, or not JSON")
+    yield orjson.loads(b"[" + text[: closing.start()] + b"]")
 
 
-def _bracket_balance(chunk: bytes) -> int:
-    return chunk.count(b"[") + chunk.count(b"{") - chunk.count(b"]") - chunk.count(b"}")
-
-
-def _depth_within(chunk: bytes, balance: int, limit: int) -> bool:
-    """Whether nesting stays within ``limit`` through ``chunk``, entered at depth ``balance``.
-
-    The balance plus the chunk's opening brackets bounds its depth; where that bound is too
-    loose (a dense chunk of small objects), the halves are bounded apart, down to single bytes.
-
-    >>> _depth_within(b'[{"a": [1]}, {"b": 2}]', 0, 3), _depth_within(b"[[[[", 0, 3)
-    (True, False)
-    """
-    if balance + chunk.count(b"[") + chunk.count(b"{") <= limit:
-        return True
-    if len(chunk) == 1:
+def _number_where_text_belongs(reservation: Any) -> bool:
+    """Whether orjson's reading of a number could show: a number (maybe an integer beyond 64 bits,
+    which orjson reads as a float) where a finding or a message shows the value."""
+    if not isinstance(reservation, dict):
         return False
-    middle = len(chunk) // 2
-    left = chunk[:middle]
-    return _depth_within(left, balance, limit) and _depth_within(
-        chunk[middle:], balance + _bracket_balance(left), limit
+    if type(reservation.get("OwnerId")) in (int, float):
+        return True
+    instances = reservation.get("Instances")
+    return isinstance(instances, list) and any(
+        isinstance(instance, dict)
+        and (
+            type(instance.get("LaunchTime")) in (int, float)
+            or type(instance.get("InstanceType")) in (int, float)
+        )
+        for instance in instances
     )
 
 
 def _read_fleet_fast(path: str | Path, source: str) -> list[FleetInstance] | None:
-    """The instances of a regular file by ijson's C parser, or None to leave it to the exact reader."""
-    try:
-        import ijson  # the ``local`` extra; without it, the exact reader does it all
-    except ImportError:
-        return None
-    if ijson.backend != "yajl2_c":
-        return None  # ijson's pure-Python backends are slower than the exact reader
-    # Invalid UTF-8 makes ijson raise, so a text that passed holds no lone surrogate.
+    """The instances of a regular file by orjson, a piece at a time, or None to leave it to the
+    exact reader (the module's docstring says which files, and why)."""
+    # orjson refuses invalid UTF-8 and lone surrogate escapes: what it read holds no surrogate.
     reservations = _Reservations(text_has_no_surrogates=True)
     with open(path, "rb") as handle:
         try:
-            for reservation in ijson.items(
-                _CheckedReader(handle), "Reservations.item", use_float=True, buf_size=_FAST_READ_BYTES
-            ):
-                reservations.add(reservation)
-        except Exception:  # any parse problem: the exact reader words it as json.loads does
+            for piece in _reservation_pieces(handle):
+                for reservation in piece:
+                    if _number_where_text_belongs(reservation):
+                        return None
+                    reservations.add(reservation)
+        except (_NotPlain, orjson.JSONDecodeError):
             return None
     if reservations.count == 0:
-        return None  # "Reservations" absent, empty or not an array: the exact reader says which
+        return None  # "Reservations" empty: the exact reader says so
     _checked(reservations.problems, source)
     return reservations.instances
 
