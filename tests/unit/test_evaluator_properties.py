@@ -80,3 +80,35 @@ def test_insensitive_keys_never_report_more_than_exact(tags: dict[str, str]) -> 
 def test_values_round_trip_into_the_finding_unchanged(value: str) -> None:
     finding = evaluate_instance(instance({"Owner": value}), POLICY, now=NOW)
     assert finding["tags"]["Owner"] == value
+
+
+# Keys of every kind the evaluator tells apart: exact, another case, a near miss (whitespace),
+# prohibited in any case, reserved, and ordinary.
+EVERY_KIND_OF_KEY = [*KEYS, "Owner ", " cost center", "Temp", "TEMP", "aws:owner", "Project"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.dictionaries(st.sampled_from(EVERY_KIND_OF_KEY), VALUES, max_size=8), min_size=1, max_size=40),
+    st.sampled_from([POLICY, INSENSITIVE]),
+    st.integers(1, 6),
+)
+def test_remembered_verdicts_never_change_a_finding(
+    fleet: list[dict[str, str]], policy: Any, cache_size: int
+) -> None:
+    """The evaluator remembers per policy which keys need no check of their own and each rule's
+    outcome per value, and clears those memories when full: a finding must be the one a policy
+    with nothing remembered gives, whatever was evaluated before it."""
+    from workflow.policy import compiler
+
+    warm = compile_policy(policy.document)
+    original = compiler._VERDICT_CACHE_SIZE
+    compiler._VERDICT_CACHE_SIZE = cache_size  # tiny: memories are cleared again and again
+    try:
+        for tags in fleet:
+            cold = compile_policy(policy.document)
+            assert evaluate_instance(instance(tags), warm, now=NOW) == evaluate_instance(
+                instance(tags), cold, now=NOW
+            )
+    finally:
+        compiler._VERDICT_CACHE_SIZE = original
