@@ -272,7 +272,8 @@ def evaluate_instance(
     """One finding for one instance (in scope or not; see :func:`evaluate_instances`).
 
     ``region`` is used when the instance has no availability zone; ``account_id`` is the
-    reservation's ``OwnerId``.
+    reservation's ``OwnerId``. Violation dicts are shared by every finding with the same one (a
+    rule's outcome for a value is built once per policy): read them, never change them.
     """
     state = (instance.get("State") or {}).get("Name")
     return _finding(instance, state, policy, region, account_id, now or datetime.now(UTC))
