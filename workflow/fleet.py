@@ -44,12 +44,12 @@ from workflow.errors import FleetError, Problem
 from workflow.evaluator import project_instance, region_of_zone
 from workflow.text import lone_surrogate_paths
 
-# The loader streams, so the file size no longer multiplies into parse memory; but every instance
-# is kept for the run (about 1.2 bytes of Python objects per byte of CLI text), so the size still
-# bounds the memory of a run. A 100,000-instance dump with every field the sample fixture has is
-# about 740 MB (more with the fields newer CLI versions print) and peaks near 1.9 GiB of RSS for
-# the whole run (BENCHMARKS.md, "Large describe-instances dump"); 1.5 GiB leaves room for twice
-# that and still fits a laptop. Beyond it, splitting by region keeps each run bounded.
+# The loader streams and keeps of each instance only what a finding reads (projected, repeated
+# strings shared), so a run's memory grows with the instances, not with the text: a
+# 100,000-instance dump with every field the sample fixture has is about 740 MB (more with the
+# fields newer CLI versions print) and its whole run peaks near 780 MiB of RSS (BENCHMARKS.md,
+# "Large describe-instances dump"). 1.5 GiB of text, about 200,000 such instances, still fits a
+# laptop; beyond it, splitting by region keeps each run bounded.
 MAX_FLEET_BYTES = 1536 * 1024 * 1024
 _MAX_PROBLEMS = 20
 # Bytes read at a time; the text window grows past this only for a reservation larger than it.
