@@ -18,6 +18,7 @@ instead of never having seen it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from workflow import layout
@@ -94,43 +95,50 @@ def list_instances(
         except AccessDenied as err:
             return _record_target_error(s3, run, account, region, role_arn, str(err))
     ec2 = ec2_factory(region, credentials)
-    request: dict[str, Any] = {"MaxResults": config.page_size}
     margin_ms = config.time_budget_margin_seconds * 1000
-    while True:
-        if page > int(previous.get("pages", 0)) and remaining_ms() < margin_ms:
-            break
-        if token:
-            request["NextToken"] = token
-        try:
-            shown = execution_account(run) if account == layout.SELF_ACCOUNT else account
-            with aws_call(f"DescribeInstances in {shown} {region}"):
-                response = ec2.describe_instances(**request)
-        except AccessDenied as err:
-            if credentials is None and not isinstance(err, RegionNotEnabled):
-                raise  # our own account: a deployment fault, not a target to skip
-            return _record_target_error(s3, run, account, region, role_arn, str(err))
-        reservations = []
-        for reservation in response.get("Reservations", []):
-            kept = []
-            for instance in reservation.get("Instances", []):
-                listed += 1
-                state = _state_name(instance)
-                if state in in_scope_states:
-                    # Only what evaluation reads: a third of the bytes to stage and read back.
-                    kept.append(project_instance(instance))
-                else:
-                    out_of_scope[state] = out_of_scope.get(state, 0) + 1
-            if kept:
-                reservations.append({"OwnerId": reservation.get("OwnerId"), "Instances": kept})
-        count = sum(len(r["Instances"]) for r in reservations)
-        if count or page == 0:
-            key = layout.inventory_page_key(run["run_id"], account, region, page)
-            put_json_gz(s3, run["bucket"], key, {"Reservations": reservations})
-            page += 1
-            instances += count
-        token = response.get("NextToken") or None
-        if not token:
-            break
+    shown = execution_account(run) if account == layout.SELF_ACCOUNT else account
+
+    def describe(next_token: str | None) -> dict[str, Any]:
+        request: dict[str, Any] = {"MaxResults": config.page_size}
+        if next_token:
+            request["NextToken"] = next_token
+        with aws_call(f"DescribeInstances in {shown} {region}"):
+            response: dict[str, Any] = ec2.describe_instances(**request)
+        return response
+
+    # The next page is requested while this one is staged: EC2 takes about a second for a page
+    # of 1,000, and projecting, compressing and storing one is CPU and an S3 round trip that can
+    # overlap it. One request ahead at most; none is started once the time budget is spent.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="describe-instances") as ahead:
+        pending: Future[dict[str, Any]] | None = ahead.submit(describe, token)
+        while pending is not None:
+            try:
+                response = pending.result()
+            except AccessDenied as err:
+                if credentials is None and not isinstance(err, RegionNotEnabled):
+                    raise  # our own account: a deployment fault, not a target to skip
+                return _record_target_error(s3, run, account, region, role_arn, str(err))
+            token = response.get("NextToken") or None
+            pending = ahead.submit(describe, token) if token and remaining_ms() > margin_ms else None
+            reservations = []
+            for reservation in response.get("Reservations", []):
+                kept = []
+                for instance in reservation.get("Instances", []):
+                    listed += 1
+                    state = _state_name(instance)
+                    if state in in_scope_states:
+                        # Only what evaluation reads: a third of the bytes to stage and read back.
+                        kept.append(project_instance(instance))
+                    else:
+                        out_of_scope[state] = out_of_scope.get(state, 0) + 1
+                if kept:
+                    reservations.append({"OwnerId": reservation.get("OwnerId"), "Instances": kept})
+            count = sum(len(r["Instances"]) for r in reservations)
+            if count or page == 0:
+                key = layout.inventory_page_key(run["run_id"], account, region, page)
+                put_json_gz(s3, run["bucket"], key, {"Reservations": reservations})
+                page += 1
+                instances += count
     return {
         "region": region,
         "account_id": account,
