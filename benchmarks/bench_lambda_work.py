@@ -7,7 +7,8 @@ Each measurement is a child process running one execution of the state machine o
 engine (the real ASL and handlers, moto's S3) over a fleetgen fleet of full-size instances (every
 field of the describe-instances sample, five accounts, three regions: what DescribeInstances
 returns on AWS, served by the fleet endpoint). The handler's CPU time is ``time.thread_time()``
-of the worker thread around each handler call; it includes moto serving that handler's S3 calls
+of the worker thread around each handler call, plus that of any thread the handler starts (List
+EC2 instances asks for the next page from one); it includes moto serving that handler's S3 calls
 in the same thread (on AWS that is network wait, not CPU), so it overstates Lambda's CPU. Bytes
 staged are the objects under the run's staging prefix: the inventory pages List EC2 instances
 writes for Evaluate tag compliance, and the per-target findings Persist report merges.
@@ -55,17 +56,41 @@ def child(count: int, seed: int) -> dict[str, Any]:
     lock = threading.Lock()
     original = embedded._call_handler
 
+    # The step a thread works for: the handler's own, and any thread it starts (List EC2
+    # instances asks for the next page from a helper thread), so a step's CPU is all of its work.
+    working_for = threading.local()
+    original_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        step = getattr(working_for, "step", None)
+        if step is not None:
+            run = thread.run
+
+            def measured() -> None:
+                began = time.thread_time()
+                try:
+                    run()
+                finally:
+                    with lock:
+                        cpu[step] += time.thread_time() - began
+
+            thread.run = measured  # type: ignore[method-assign]
+        original_start(thread)
+
     def timed(handler: str, event: Any, context: Any) -> Any:
         step = context.function_name.removeprefix("tagwarden-").rsplit("-", 1)[0]
+        working_for.step = step
         started = time.thread_time()
         try:
             return original(handler, event, context)
         finally:
+            working_for.step = None
             with lock:
                 cpu[step] += time.thread_time() - started
                 invocations[step] += 1
 
     embedded._call_handler = timed
+    threading.Thread.start = start  # type: ignore[method-assign,assignment]
     try:
         with LocalDeployment(fleet, retry_wait_scale=0) as local:
             arn = local.start({"notify": "never"}, name=f"work-{count}")
@@ -80,6 +105,7 @@ def child(count: int, seed: int) -> dict[str, Any]:
             totals = output.get("result", {}).get("report", {}).get("totals", {})
     finally:
         embedded._call_handler = original
+        threading.Thread.start = original_start  # type: ignore[method-assign]
     return {
         "status": description["status"],
         "evaluated": totals.get("total"),
@@ -181,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
 
 How it is measured: one execution per column, each in a child process of its own, on the embedded
 engine (the ASL and the handlers, moto's S3 in the same process). CPU-seconds are
-`time.thread_time()` of the thread running each handler, summed over the step's invocations and
+`time.thread_time()` of the thread running each handler and of the threads it starts (List EC2
+instances asks for the next page from one), summed over the step's invocations and
 divided by the instances per 1,000; they include moto serving the handler's S3 requests in that
 thread, which on AWS is network wait, and for List EC2 instances the fleet endpoint building each
 DescribeInstances answer (AWS's side on AWS), so they overstate a Lambda's CPU. Bytes staged are the
