@@ -596,13 +596,12 @@ def _reservation_pieces(handle: IO[bytes]) -> Iterator[list[Any]]:
         raise _NotPlain("not a plain describe-instances document")
     text = head[opening.end() :]
     separator = b""  # the cut between reservations as this file writes it, once one has parsed
-    # After a piece fails to parse, the next try waits until the text has doubled, so text that
-    # never parses costs a few parses of at most _MAX_PIECE_BYTES, not one per read.
-    next_try = 0
-    while block := handle.read(_PIECE_BYTES):
+    # After a piece fails to parse, the next read doubles the text, so text that never parses
+    # costs a few reads and parses of at most _MAX_PIECE_BYTES, not one per _PIECE_BYTES.
+    wanted = _PIECE_BYTES
+    while block := handle.read(wanted):
         text += block
-        if len(text) < next_try:
-            continue
+        wanted = _PIECE_BYTES
         at = text.rfind(separator) if separator else -1
         if at >= 0:
             end, following = at + 1, at + len(separator) - 1
@@ -616,7 +615,7 @@ def _reservation_pieces(handle: IO[bytes]) -> Iterator[list[Any]]:
         except orjson.JSONDecodeError:
             if len(text) > _MAX_PIECE_BYTES:
                 raise _NotPlain("a piece that does not parse") from None
-            separator, next_try = b"", 2 * len(text)
+            separator, wanted = b"", len(text)
             continue
         if not separator and b"\n" in text[end - 1 : following + 1]:
             # An indented separator marks one depth only; "},{" in compact JSON marks every depth.
