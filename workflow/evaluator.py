@@ -188,15 +188,6 @@ def _check_tags(tags: dict[str, str], policy: CompiledPolicy, out: list[dict[str
             )
 
 
-def tags_of(instance: dict[str, Any]) -> dict[str, str]:
-    """The instance's tags as key to value; an instance without ``Tags`` has none.
-
-    >>> tags_of({"Tags": [{"Key": "Owner", "Value": "ana"}]})
-    {'Owner': 'ana'}
-    """
-    return {tag["Key"]: tag.get("Value", "") for tag in instance.get("Tags") or ()}
-
-
 def _launched_at(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
