@@ -79,12 +79,16 @@ def _near_miss_hint(rule_key: str, near: list[str]) -> str:
     return f"; tag {names} differs from it only by whitespace{case}: rename it"
 
 
-def _value_outcome(rule: CompiledRule, value: str) -> tuple[dict[str, Any], ...]:
-    """The violations a tag spelled for ``rule`` gets for its value alone (``()`` when it passes),
-    built once per distinct value and shared by every finding that has them."""
+def _value_outcome(rule: CompiledRule, value: str | None) -> tuple[dict[str, Any], ...]:
+    """The violations a tag spelled for ``rule`` gets for its value alone (``()`` when it passes;
+    ``None``: the key is absent, with no near miss to hint at), built once per distinct value and
+    shared by every finding that has them."""
     outcome = rule.outcomes.get(value)
     if outcome is not None:
         return outcome
+    if value is None:
+        missing = (_violation("missing", rule.key, f"required tag {rule.key!r} is missing"),)
+        return rule.outcomes.remember(None, missing if rule.required else ())
     found: list[dict[str, Any]] = []
     if not rule.allow_empty and not value.strip():
         # Users want blank values treated as missing; allow_empty makes blank an ordinary value
@@ -137,10 +141,7 @@ def _check_rule(
     if value is None:
         if not variants:
             hint = _near_miss_hint(rule.key, near_misses.get(rule.key, []))
-            if hint:
-                out.extend({**missing, "message": missing["message"] + hint} for missing in rule.missing)
-            else:
-                out.extend(rule.missing)
+            out.extend({**v, "message": v["message"] + hint} for v in _value_outcome(rule, None))
             return
         value = tags[variants[0]]
     out.extend(_value_outcome(rule, value))
@@ -293,12 +294,9 @@ def _finding(
         max_tags is None or len(tags) <= max_tags
     ):
         # The common case, specialised: no key needs a check of its own, so each rule is one
-        # lookup of its key and one of its remembered outcome for the value.
+        # lookup of its key and one of its remembered outcome for the value (or its absence).
         for rule in policy.rules:
             value = get(rule.key)
-            if value is None:
-                violations += rule.missing
-                continue
             outcome = rule.outcomes.get(value)
             if outcome is None:
                 outcome = _value_outcome(rule, value)

@@ -16,32 +16,19 @@ DEFAULT_STATES = ("pending", "running", "stopping", "stopped")
 DEFAULT_OWNER_KEY = "Owner"
 
 
-# Tag values repeat across a fleet (a few environments, tens of cost centers, hundreds of owners):
-# remembering each rule's verdicts skips most regex work. Bounded so memory stays flat.
+# Tag values and keys repeat across a fleet (a few environments, tens of cost centers, hundreds of
+# owners): each rule remembers its outcome per value, and the policy its verdict per key, so most
+# tags cost a lookup, not regex work. Bounded so memory stays flat.
 _VERDICT_CACHE_SIZE = 4096
 
-
-class _Verdicts(dict[str, bool]):
-    """value -> does it match, for one matcher; cleared when full (cheap, and fair to every value)."""
-
-    def remember(self, value: str, verdict: bool) -> bool:
-        if len(self) >= _VERDICT_CACHE_SIZE:
-            self.clear()
-        self[value] = verdict
-        return verdict
-
-    def fullmatch(self, pattern: CompiledPattern, value: str) -> bool:
-        """Whole-value match of ``pattern`` (always the same one for this cache), in linear time."""
-        verdict = self.get(value)
-        if verdict is None:
-            verdict = self.remember(value, pattern.fullmatch(value))
-        return verdict
+Violations = tuple[dict[str, Any], ...]
 
 
-class _Outcomes(dict[str, tuple[dict[str, Any], ...]]):
-    """value -> violations of one rule; cleared when full, like :class:`_Verdicts`."""
+class _Outcomes(dict[str | None, Violations]):
+    """value (``None``: the key is absent) -> violations of one rule; cleared when full (cheap,
+    and fair to every value)."""
 
-    def remember(self, value: str, violations: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+    def remember(self, value: str | None, violations: Violations) -> Violations:
         if len(self) >= _VERDICT_CACHE_SIZE:
             self.clear()
         self[value] = violations
@@ -56,7 +43,6 @@ class ValueMatcher:
     globs: CompiledPattern | None
     ignore_case: bool
     shown: str
-    verdicts: _Verdicts = field(default_factory=_Verdicts, compare=False, repr=False)
 
     def matches(self, value: str) -> bool:
         probe = value.casefold() if self.ignore_case else value
@@ -64,7 +50,7 @@ class ValueMatcher:
             return True
         if self.globs is None:
             return False
-        return self.verdicts.fullmatch(self.globs, value)
+        return self.globs.fullmatch(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,18 +61,16 @@ class CompiledRule:
     allow_empty: bool
     allowed: ValueMatcher | None
     pattern: CompiledPattern | None
-    verdicts: _Verdicts = field(default_factory=_Verdicts, compare=False, repr=False)
     # value -> the violations a correctly spelled tag with that value gets (``()`` when it passes
-    # every value check), remembered: values repeat, so most tags cost one lookup, and the
-    # violation dicts are built once and shared, read-only, by every finding that has them.
+    # every value check; key ``None``: the key is absent and no tag nearly matches it),
+    # remembered by the evaluator: the violation dicts are built once and shared, read-only, by
+    # every finding that has them.
     outcomes: _Outcomes = field(default_factory=_Outcomes, compare=False, repr=False)
-    # The violations of this rule's key being absent when no tag nearly matches it.
-    missing: tuple[dict[str, Any], ...] = ()
 
     def pattern_matches(self, value: str) -> bool:
-        """Whole-value match of the rule's pattern (RE2, linear time), remembered per value."""
+        """Whole-value match of the rule's pattern (RE2, linear time)."""
         assert self.pattern is not None
-        return self.verdicts.fullmatch(self.pattern, value)
+        return self.pattern.fullmatch(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,15 +264,6 @@ def compile_policy(doc: dict[str, Any]) -> CompiledPolicy:
                 pattern=compile_pattern(raw["pattern"], ignore_case=ignore_case)
                 if "pattern" in raw
                 else None,
-                missing=(
-                    {
-                        "code": "missing",
-                        "key": raw["key"],
-                        "message": f"required tag {raw['key']!r} is missing",
-                    },
-                )
-                if raw.get("required", True)
-                else (),
             )
         )
     prohibited = doc.get("prohibited_keys", [])
