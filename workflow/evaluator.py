@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from workflow.policy.compiler import CompiledPolicy, CompiledRule
+from workflow.resources import RESOURCE_TYPES
 
 VIOLATION_CODES: Final = (
     "missing",
@@ -30,6 +31,7 @@ VIOLATION_CODES: Final = (
     "pattern_mismatch",
     "prohibited",
     "too_many_tags",
+    "not_inherited",
 )
 _AWS_PREFIX: Final = "aws:"
 # us-east-1a, us-west-2-lax-1a (Local Zone), us-east-1-wl1-bos-wlz-1 (Wavelength): the region leads.
@@ -189,6 +191,36 @@ def _check_tags(tags: dict[str, str], policy: CompiledPolicy, out: list[dict[str
             )
 
 
+def _tag_dict(tag_list: Any) -> dict[str, str]:
+    if not tag_list:
+        return {}
+    try:
+        return {tag["Key"]: tag["Value"] for tag in tag_list}
+    except KeyError:  # a tag without a value (AWS prints "", a dump may leave it out)
+        return {tag["Key"]: tag.get("Value", "") for tag in tag_list}
+
+
+def _tag_violations(tags: dict[str, str], policy: CompiledPolicy) -> list[dict[str, Any]]:
+    violations: list[dict[str, Any]] = []
+    max_tags = policy.max_tags
+    if (tags.keys() <= policy.plain_keys or policy.all_plain(tags)) and (
+        max_tags is None or len(tags) <= max_tags
+    ):
+        # The common case, specialised: no key needs a check of its own, so each rule is one
+        # lookup of its key and one of its remembered outcome for the value (or its absence).
+        get = tags.get
+        for rule in policy.rules:
+            value = get(rule.key)
+            outcome = rule.outcomes.get(value)
+            if outcome is None:
+                outcome = _value_outcome(rule, value)
+            if outcome:
+                violations += outcome
+    else:
+        _check_tags(tags, policy, violations)
+    return violations
+
+
 def _launched_at(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -201,8 +233,8 @@ def _launched_at(value: Any) -> datetime | None:
     return None
 
 
-def _is_exempt(instance_id: str, tags: dict[str, str], policy: CompiledPolicy) -> bool:
-    if instance_id in policy.exempt_instance_ids:
+def _is_exempt(resource_id: str, tags: dict[str, str], policy: CompiledPolicy) -> bool:
+    if resource_id in policy.exempt_ids:
         return True
     for key, expected in policy.exempt_tags:
         value = tags.get(key)
@@ -280,32 +312,11 @@ def _finding(
     now: datetime,
 ) -> Finding:
     # The hot loop of a scan (100,000 instances a region): plain local lookups, positional calls.
-    tag_list = instance.get("Tags")
-    tags: dict[str, str] = {}
-    if tag_list:
-        try:
-            tags = {tag["Key"]: tag["Value"] for tag in tag_list}
-        except KeyError:  # a tag without a value (AWS prints "", a dump may leave it out)
-            tags = {tag["Key"]: tag.get("Value", "") for tag in tag_list}
-    violations: list[dict[str, Any]] = []
+    tags = _tag_dict(instance.get("Tags"))
+    violations = _tag_violations(tags, policy)
     get = tags.get
-    max_tags = policy.max_tags
-    if (tags.keys() <= policy.plain_keys or policy.all_plain(tags)) and (
-        max_tags is None or len(tags) <= max_tags
-    ):
-        # The common case, specialised: no key needs a check of its own, so each rule is one
-        # lookup of its key and one of its remembered outcome for the value (or its absence).
-        for rule in policy.rules:
-            value = get(rule.key)
-            outcome = rule.outcomes.get(value)
-            if outcome is None:
-                outcome = _value_outcome(rule, value)
-            if outcome:
-                violations += outcome
-    else:
-        _check_tags(tags, policy, violations)
     instance_id = instance.get("InstanceId", "")
-    exempt = bool(policy.exempt_instance_ids or policy.exempt_tags) and _is_exempt(instance_id, tags, policy)
+    exempt = bool(policy.exempt_ids or policy.exempt_tags) and _is_exempt(instance_id, tags, policy)
     launch_time = instance.get("LaunchTime")
     in_grace = False
     if policy.grace_period_seconds and not exempt:
@@ -318,6 +329,8 @@ def _finding(
     if owner is None and policy.keys_insensitive:
         owner = _owner_any_case(tags, policy.owner_key)
     return {
+        "resource_type": "instance",
+        "resource_id": instance_id,
         "instance_id": instance_id,
         "region": (placement and region_of_zone(placement.get("AvailabilityZone"))) or region,
         "account_id": account_id,
@@ -332,6 +345,149 @@ def _finding(
         "in_grace_period": in_grace,
         "violations": violations,
     }
+
+
+# parent type -> parent id -> the parent's values of the keys its children inherit (None: absent),
+# in the order of CompiledPolicy.parent_keys: all a join needs to remember of a parent.
+ParentValues = dict[str, dict[str, tuple[str | None, ...]]]
+
+
+def _tag_value(tags: dict[str, str], key: str, policy: CompiledPolicy) -> str | None:
+    value = tags.get(key)
+    if value is None and policy.keys_insensitive:
+        value = _owner_any_case(tags, key)
+    return value
+
+
+def inherited_values(
+    resource_type: str, resource: dict[str, Any], policy: CompiledPolicy
+) -> tuple[str | None, ...] | None:
+    """What a child must copy from this resource, or None when no child inherits from its type.
+
+    >>> from workflow.policy import compile_policy
+    >>> policy = compile_policy({"version": 1, "name": "p", "resource_types": ["instance", "volume"],
+    ...     "rules": [{"key": "Owner"}], "inherit": [{"keys": ["CostCenter"], "from": "instance",
+    ...     "to": ["volume"]}]})
+    >>> inherited_values("instance", {"Tags": [{"Key": "CostCenter", "Value": "CC-1"}]}, policy)
+    ('CC-1',)
+    """
+    keys = policy.parent_keys(resource_type)
+    if not keys:
+        return None
+    tags = _tag_dict(RESOURCE_TYPES[resource_type].tags(resource))
+    return tuple(_tag_value(tags, key, policy) for key in keys)
+
+
+def _not_inherited(
+    resource_type: str,
+    resource: dict[str, Any],
+    tags: dict[str, str],
+    policy: CompiledPolicy,
+    parents: ParentValues,
+    out: list[dict[str, Any]],
+) -> None:
+    """A child attached to (or made from) a listed parent must carry the parent's value of each
+    inherited key; a parent without the key asks nothing (its own finding reports it)."""
+    spec = RESOURCE_TYPES[resource_type]
+    parent_ids = spec.parents(resource)
+    if not parent_ids:
+        return
+    for inheritance in policy.inherited.get(resource_type, ()):
+        listed = parents.get(inheritance.parent_type)
+        if not listed:
+            continue
+        position = policy.parent_keys(inheritance.parent_type).index(inheritance.key)
+        actual = _tag_value(tags, inheritance.key, policy)
+        for parent_id in parent_ids:
+            values = listed.get(parent_id)
+            expected = values[position] if values is not None else None
+            if expected is None:
+                continue
+            if actual is not None and (
+                actual.casefold() == expected.casefold() if inheritance.ignore_case else actual == expected
+            ):
+                continue
+            found = "is missing" if actual is None else f"is {_shown(actual)}"
+            out.append(
+                {
+                    "code": "not_inherited",
+                    "key": inheritance.key,
+                    "value": actual,
+                    "message": f"tag {inheritance.key!r} {found}; {inheritance.parent_type} {parent_id} "
+                    f"has {_shown(expected)}, which this {resource_type} must carry too",
+                    "parent_id": parent_id,
+                    "expected": expected,
+                }
+            )
+
+
+def _iso(value: Any) -> str | None:
+    if value is None or type(value) is str:
+        return value
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def evaluate_resource(
+    resource_type: str,
+    resource: dict[str, Any],
+    policy: CompiledPolicy,
+    *,
+    region: str | None = None,
+    account_id: str | None = None,
+    now: datetime | None = None,
+    parents: ParentValues | None = None,
+) -> Finding:
+    """One finding for a volume, snapshot, image or network interface (an instance: see
+    :func:`evaluate_instance`, whose finding this one extends).
+
+    ``parents`` holds the listed parents' inherited values (:func:`inherited_values`) for the
+    ``not_inherited`` checks. Volumes and interfaces take their region from their zone, the others
+    from ``region``; ``account_id`` is used when the resource names no owner (volumes).
+
+    >>> from workflow.policy import compile_policy
+    >>> policy = compile_policy({"version": 1, "name": "p", "resource_types": ["instance", "volume"],
+    ...     "rules": [{"key": "CostCenter"}], "inherit": [{"keys": ["CostCenter"], "from": "instance",
+    ...     "to": ["volume"]}]})
+    >>> volume = {"VolumeId": "vol-1", "Size": 100, "AvailabilityZone": "eu-west-1a",
+    ...           "Attachments": [{"InstanceId": "i-1"}], "Tags": [{"Key": "CostCenter", "Value": "CC-2"}]}
+    >>> finding = evaluate_resource("volume", volume, policy, parents={"instance": {"i-1": ("CC-1",)}})
+    >>> [v["code"] for v in finding["violations"]], finding["size_gib"], finding["region"]
+    (['not_inherited'], 100, 'eu-west-1')
+    """
+    spec = RESOURCE_TYPES[resource_type]
+    view = policy.for_type(resource_type)
+    current = now or datetime.now(UTC)
+    tags = _tag_dict(spec.tags(resource))
+    violations = _tag_violations(tags, view)
+    if parents and policy.inherited.get(resource_type):
+        _not_inherited(resource_type, resource, tags, policy, parents, violations)
+    resource_id = spec.resource_id(resource)
+    exempt = bool(policy.exempt_ids or policy.exempt_tags) and _is_exempt(resource_id, tags, policy)
+    created = spec.time(resource)
+    in_grace = False
+    if policy.grace_period_seconds and not exempt:
+        since = _launched_at(created)
+        in_grace = since is not None and (current - since).total_seconds() < policy.grace_period_seconds
+    owner = _tag_value(tags, policy.owner_key, policy)
+    finding: Finding = {
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "instance_id": None,
+        "region": region_of_zone(resource.get("AvailabilityZone")) or region,
+        "account_id": resource.get("OwnerId") or account_id,
+        "state": spec.state(resource),
+        "created_at": _iso(created),
+        "name": tags.get("Name"),
+        "owner": owner if owner and not owner.isspace() else None,
+        "tags": tags,
+        "compliant": exempt or in_grace or not violations,
+        "exempt": exempt,
+        "in_grace_period": in_grace,
+        "violations": violations,
+    }
+    for column, read in spec.columns:
+        finding[column] = read(resource)
+    return finding
 
 
 def evaluate_instances(

@@ -36,12 +36,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import orjson
 
 from workflow.errors import FleetError, Problem
 from workflow.evaluator import project_instance, region_of_zone
+from workflow.resources import INSTANCE, RESOURCE_TYPES
 from workflow.text import lone_surrogate_paths
 
 # The loader streams and keeps of each instance only what a finding reads (projected, repeated
@@ -100,7 +101,20 @@ class FleetInstance:
     instance: dict[str, Any]
 
 
-def _tag_limit_problems(tags: list[Any], path: str) -> Iterator[Problem]:
+@dataclass(frozen=True, slots=True)
+class FleetResource:
+    """A volume, snapshot, image or network interface of a dump, with its account and region
+    (``account_id`` None: a volume whose account comes from its instance, see local_run)."""
+
+    resource_type: str
+    account_id: str | None
+    region: str
+    resource: dict[str, Any]
+
+
+def _tag_limit_problems(
+    tags: list[Any], path: str, field: str = "Tags", noun: str = "instance"
+) -> Iterator[Problem]:
     """At most one problem per instance: the first limit it breaks, and how many more tags do."""
     found: list[Problem] = []
     user_tags = 0
@@ -111,14 +125,14 @@ def _tag_limit_problems(tags: list[Any], path: str) -> Iterator[Problem]:
         if len(key) > MAX_TAG_KEY_CHARS:
             found.append(
                 Problem(
-                    f"{path}.Tags[{index}].Key",
+                    f"{path}.{field}[{index}].Key",
                     f"{len(key)} characters, more than AWS allows in a tag key ({MAX_TAG_KEY_CHARS})",
                 )
             )
         elif len(value) > MAX_TAG_VALUE_CHARS:
             found.append(
                 Problem(
-                    f"{path}.Tags[{index}].Value",
+                    f"{path}.{field}[{index}].Value",
                     f"{len(value)} characters, more than AWS allows in a tag value ({MAX_TAG_VALUE_CHARS})",
                 )
             )
@@ -126,13 +140,13 @@ def _tag_limit_problems(tags: list[Any], path: str) -> Iterator[Problem]:
         found.insert(
             0,
             Problem(
-                f"{path}.Tags",
+                f"{path}.{field}",
                 f"{user_tags} user tags, more than AWS allows on a resource ({MAX_USER_TAGS})",
             ),
         )
     if found:
         more = f" (and {len(found) - 1} more over the limits)" if len(found) > 1 else ""
-        yield Problem(found[0].path, f"{found[0].message}{more}; the instance is refused")
+        yield Problem(found[0].path, f"{found[0].message}{more}; the {noun} is refused")
 
 
 def _instance_problems(instance: Any, path: str, *, check_text: bool = True) -> Iterator[Problem]:
@@ -153,22 +167,28 @@ def _instance_problems(instance: Any, path: str, *, check_text: bool = True) -> 
         yield Problem(
             f"{path}.Placement.AvailabilityZone", "missing or not an availability zone like us-east-1a"
         )
-    tags = instance.get("Tags", [])
+    yield from _tags_and_text_problems(instance, path, "Tags", check_text=check_text)
+
+
+def _tags_and_text_problems(
+    resource: dict[str, Any], path: str, field: str, *, check_text: bool = True, noun: str = "instance"
+) -> Iterator[Problem]:
+    tags = resource.get(field, [])
     if not isinstance(tags, list):
-        yield Problem(f"{path}.Tags", "must be a list of {Key, Value} objects")
+        yield Problem(f"{path}.{field}", "must be a list of {Key, Value} objects")
         return
     well_formed = True
     for index, tag in enumerate(tags):
         if not isinstance(tag, dict) or not isinstance(tag.get("Key"), str):
-            yield Problem(f"{path}.Tags[{index}].Key", "missing or not a string")
+            yield Problem(f"{path}.{field}[{index}].Key", "missing or not a string")
             well_formed = False
         elif not isinstance(tag.get("Value", ""), str):
-            yield Problem(f"{path}.Tags[{index}].Value", "not a string")
+            yield Problem(f"{path}.{field}[{index}].Value", "not a string")
             well_formed = False
     if well_formed:
-        yield from _tag_limit_problems(tags, path)
+        yield from _tag_limit_problems(tags, path, field, noun)
     if check_text:
-        for where, surrogate in lone_surrogate_paths(instance, path):
+        for where, surrogate in lone_surrogate_paths(resource, path):
             yield Problem(where, f"holds a lone surrogate ({surrogate}), which is not Unicode text")
             break
 
@@ -254,7 +274,14 @@ def _compact(instance: dict[str, Any], memo: dict[str, str]) -> None:
 
 def _not_describe_instances(source: str | None) -> FleetError:
     return FleetError(
-        [Problem("$", 'expected the output of "aws ec2 describe-instances": an object with "Reservations"')],
+        [
+            Problem(
+                "$",
+                'expected the output of "aws ec2 describe-instances" (an object with "Reservations"), '
+                "or of describe-volumes, describe-snapshots, describe-images or "
+                "describe-network-interfaces",
+            )
+        ],
         source=source,
     )
 
@@ -494,12 +521,27 @@ class _Reservations:
             )
 
 
+class _Collector(Protocol):
+    problems: list[Problem]
+
+    def reset(self) -> None: ...
+
+    def add(self, item: Any) -> None: ...
+
+
 def _read_fleet(text: _Text, source: str) -> list[FleetInstance]:
     """Parse ``{"Reservations": [...]}`` from ``text`` reservation by reservation.
 
     Mirrors ``json.loads``: the same error messages at the same positions, and a key given twice
     counts with its last value.
     """
+    reservations = _Reservations(text)
+    _read_listing(text, source, "Reservations", reservations)
+    return reservations.instances
+
+
+def _read_listing(text: _Text, source: str, list_key: str, collector: _Collector) -> None:
+    """Stream the elements of the top-level ``list_key`` array of ``text`` into ``collector``."""
     if text.peek() != "{":
         if text.peek() == "[":
             # e.g. the output of --query 'Reservations[].Instances[]': still check it is JSON, but
@@ -511,7 +553,6 @@ def _read_fleet(text: _Text, source: str) -> list[FleetInstance]:
         text.end()
         raise _not_describe_instances(source)
     text.pos += 1
-    reservations = _Reservations(text)
     found = False
     if text.peek() == "}":
         text.pos += 1
@@ -521,12 +562,12 @@ def _read_fleet(text: _Text, source: str) -> list[FleetInstance]:
                 raise text.invalid("Expecting property name enclosed in double quotes", text.pos)
             key = text.value()
             text.expect(":", "Expecting ':' delimiter")
-            if key == "Reservations":
-                reservations.reset()
+            if key == list_key:
+                collector.reset()
                 found = text.peek() == "["
                 if found:
                     text.pos += 1
-                    text.array(reservations.add)
+                    text.array(collector.add)
                 else:
                     text.value()
             else:
@@ -536,8 +577,7 @@ def _read_fleet(text: _Text, source: str) -> list[FleetInstance]:
     text.end()
     if not found:
         raise _not_describe_instances(source)
-    _checked(reservations.problems, source)
-    return reservations.instances
+    _checked(collector.problems, source)
 
 
 def _too_large(source: str, size: str) -> FleetError:
@@ -709,6 +749,157 @@ def load_fleet_file(path: str | Path) -> list[FleetInstance]:
         raise FleetError([Problem("$", f"not a JSON text: {err}")], source=source) from None
 
 
+# The top-level key of each describe-* output Tagwarden reads, and its resource type.
+DUMP_KEYS: dict[str, str] = {spec.list_key: name for name, spec in RESOURCE_TYPES.items()}
+_FIRST_KEY = re.compile(rb'\A(?:\xef\xbb\xbf)?[ \t\n\r]*\{[ \t\n\r]*"([A-Za-z]+)"')
+_FLEET_PREFIX = re.compile(
+    r"\A(?:([0-9]{12}):)?(?:([a-z]{2}(?:-gov|-iso[a-z]*)?-[a-z]+-[0-9]+):)?(.+)\Z", re.S
+)
+
+
+def dump_type(path: str | Path) -> str:
+    """The resource type of a dump, by its first top-level key; ``instance`` for anything else
+    (the describe-instances reader then says what is wrong with it).
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+    ...     _ = f.write('{ "Volumes": []}'); f.flush(); dump_type(f.name)
+    'volume'
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return INSTANCE  # the reader reports why it cannot be read
+    match = _FIRST_KEY.match(head)
+    return DUMP_KEYS.get(match.group(1).decode(), INSTANCE) if match else INSTANCE
+
+
+def parse_fleet_argument(text: str) -> tuple[str | None, str | None, str]:
+    """``[ACCOUNT:][REGION:]FILE`` -> (account, region, file); a file that exists is taken whole.
+
+    >>> parse_fleet_argument("111122223333:us-east-1:volumes.json")
+    ('111122223333', 'us-east-1', 'volumes.json')
+    >>> parse_fleet_argument("eu-west-1:snapshots.json"), parse_fleet_argument("dump.json")
+    ((None, 'eu-west-1', 'snapshots.json'), (None, None, 'dump.json'))
+    """
+    if Path(text).exists():
+        return None, None, text
+    match = _FLEET_PREFIX.match(text)
+    assert match is not None  # ``.+`` matches any non-empty text
+    return match.group(1), match.group(2), match.group(3)
+
+
+def _resource_problems(
+    resource_type: str, resource: Any, path: str, *, check_text: bool
+) -> Iterator[Problem]:
+    spec = RESOURCE_TYPES[resource_type]
+    if not isinstance(resource, dict):
+        yield Problem(path, f"must be an object (a {resource_type} as the AWS CLI prints it)")
+        return
+    if not isinstance(resource.get(spec.id_field), str) or not resource[spec.id_field]:
+        yield Problem(f"{path}.{spec.id_field}", "missing or not a string")
+    if "AvailabilityZone" in spec.fields:
+        zone = resource.get("AvailabilityZone")
+        if not isinstance(zone, str) or region_of_zone(zone) is None:
+            yield Problem(f"{path}.AvailabilityZone", "missing or not an availability zone like us-east-1a")
+    owner = resource.get("OwnerId")
+    if owner is not None and not (isinstance(owner, str) and _ACCOUNT_ID.fullmatch(owner)):
+        shown = json.dumps(owner, ensure_ascii=True)[:40]
+        yield Problem(f"{path}.OwnerId", f"must be a 12-digit AWS account id, got {shown}")
+    yield from _tags_and_text_problems(
+        resource, path, spec.tags_field, check_text=check_text, noun=resource_type
+    )
+
+
+class _Resources:
+    """Collects one dump's resources and problems, element by element."""
+
+    def __init__(
+        self, text: _Text, resource_type: str, account: str | None, region: str | None, source: str
+    ) -> None:
+        self._text = text
+        self._type = resource_type
+        self._spec = RESOURCE_TYPES[resource_type]
+        self._account = account
+        self._region = region
+        self._source = source
+        self._memo: dict[str, str] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        self.count = 0
+        self.problems: list[Problem] = []
+        self.resources: list[FleetResource] = []
+
+    def add(self, resource: Any) -> None:
+        path = f"$.{self._spec.list_key}[{self.count}]"
+        self.count += 1
+        if len(self.problems) >= _MAX_PROBLEMS:
+            return
+        found = list(
+            _resource_problems(
+                self._type, resource, path, check_text=self._text.last_value_may_hold_surrogates
+            )
+        )
+        if found:
+            self.problems.extend(found)
+            return
+        region = region_of_zone(resource.get("AvailabilityZone")) or self._region
+        if region is None:
+            raise FleetError(
+                [
+                    Problem(
+                        path,
+                        f"a {self._type} has no availability zone: give the file's region as a prefix "
+                        f"(--fleet eu-west-1:{Path(self._source).name})",
+                    )
+                ],
+                source=self._source,
+            )
+        kept = self._spec.project(resource)
+        share = self._memo.setdefault
+        tags = kept.get(self._spec.tags_field)
+        if tags:
+            kept[self._spec.tags_field] = [
+                {k: share(v, v) if len(v) <= _SHARED_TAG_CHARS else v for k, v in tag.items()} for tag in tags
+            ]
+        owner = resource.get("OwnerId") or self._account
+        self.resources.append(
+            FleetResource(self._type, sys.intern(owner) if owner else None, sys.intern(region), kept)
+        )
+
+
+def load_resource_file(
+    path: str | Path, resource_type: str, *, account: str | None = None, region: str | None = None
+) -> list[FleetResource]:
+    """Read a describe-volumes, -snapshots, -images or -network-interfaces JSON file, streamed.
+
+    ``account`` and ``region`` come from a ``--fleet`` prefix: the region of resources without an
+    availability zone (snapshots, images), the account of resources that do not name theirs.
+    """
+    source = str(path)
+    try:
+        info = Path(path).stat()
+        if info.st_size > MAX_FLEET_BYTES:
+            raise _too_large(source, f"file is {info.st_size // 2**20} MiB,")
+        with open(path, "rb") as handle:
+            text = _Text(handle, MAX_FLEET_BYTES)
+            collector = _Resources(text, resource_type, account, region, source)
+            _read_listing(text, source, RESOURCE_TYPES[resource_type].list_key, collector)
+            return collector.resources
+    except FleetError:
+        raise
+    except _TooLarge:
+        raise _too_large(source, f"more than {MAX_FLEET_BYTES // 2**20} MiB:") from None
+    except OSError as err:
+        raise FleetError([Problem("$", f"cannot read file: {err.strerror or err}")], source=source) from None
+    except (_InvalidJson, _HugeInteger) as err:
+        raise FleetError([Problem("$", str(err))], source=source) from None
+    except (_NotText, RecursionError) as err:
+        raise FleetError([Problem("$", f"not a JSON text: {err}")], source=source) from None
+
+
 _TEAMS = ("payments", "search", "platform", "data", "mobile", "growth")
 _PEOPLE = ("ana", "bo", "chen", "dana", "eli", "fatima", "gus", "hana", "ivan", "jo")
 _ENVIRONMENTS = ("prod", "staging", "dev")
@@ -795,3 +986,150 @@ def demo_fleet(
                 }
             )
     return {"Reservations": reservations}
+
+
+def demo_resources(fleet: dict[str, Any], *, seed: int = 11) -> list[FleetResource]:
+    """Volumes, snapshots, images and network interfaces for the instances of a demo fleet, with
+    the inheritance mistakes real accounts have.
+
+    Each instance has a root volume and a primary interface that copy its tags, except that some
+    volumes lost CostCenter or carry another one, some interfaces were never tagged; there are
+    unattached volumes nobody tagged, snapshots that missed the volume's CostCenter (and some of
+    volumes since deleted), service-managed interfaces (NAT gateway, load balancer, Lambda) and a
+    few images.
+
+    >>> resources = demo_resources(demo_fleet(instances_per_region=10))
+    >>> sorted({r.resource_type for r in resources})
+    ['image', 'network-interface', 'snapshot', 'volume']
+    """
+    rng = random.Random(seed)  # noqa: S311 - a reproducible demo, not a secret
+    resources: list[FleetResource] = []
+
+    def add(resource_type: str, region: str, resource: dict[str, Any]) -> None:
+        resources.append(FleetResource(resource_type, DEMO_ACCOUNT_ID, region, resource))
+
+    volumes_by_region: dict[str, list[dict[str, Any]]] = {}
+    for reservation in fleet["Reservations"]:
+        for instance in reservation["Instances"]:
+            if instance["State"]["Name"] == "terminated":
+                continue
+            zone = instance["Placement"]["AvailabilityZone"]
+            region = region_of_zone(zone) or ""
+            inherited = [t for t in instance.get("Tags", []) if not t["Key"].startswith("aws:")]
+            volume_tags = list(inherited)
+            roll = rng.random()
+            if roll < 0.12:
+                volume_tags = [t for t in volume_tags if t["Key"] != "CostCenter"]
+            elif roll < 0.17:
+                volume_tags = [
+                    {"Key": "CostCenter", "Value": "CC-9999"} if t["Key"] == "CostCenter" else t
+                    for t in volume_tags
+                ]
+            attached = instance["LaunchTime"]
+            volume = {
+                "VolumeId": f"vol-{rng.getrandbits(68):017x}",
+                "AvailabilityZone": zone,
+                "CreateTime": attached,
+                "Size": rng.choice((8, 20, 50, 100, 500)),
+                "VolumeType": rng.choice(("gp3", "gp3", "gp2", "io2")),
+                "State": "in-use",
+                "Attachments": [
+                    {"InstanceId": instance["InstanceId"], "State": "attached", "AttachTime": attached}
+                ],
+                "Tags": volume_tags,
+            }
+            add("volume", region, volume)
+            volumes_by_region.setdefault(region, []).append(volume)
+            interface_tags = [] if rng.random() < 0.2 else list(inherited)
+            add(
+                "network-interface",
+                region,
+                {
+                    "NetworkInterfaceId": f"eni-{rng.getrandbits(68):017x}",
+                    "AvailabilityZone": zone,
+                    "OwnerId": DEMO_ACCOUNT_ID,
+                    "InterfaceType": "interface",
+                    "RequesterManaged": False,
+                    "Status": "in-use",
+                    "Attachment": {"InstanceId": instance["InstanceId"], "AttachTime": attached},
+                    "TagSet": interface_tags,
+                },
+            )
+    for region, volumes in sorted(volumes_by_region.items()):
+        for number in range(max(2, len(volumes) // 12)):
+            add(
+                "volume",
+                region,
+                {
+                    "VolumeId": f"vol-{rng.getrandbits(68):017x}",
+                    "AvailabilityZone": f"{region}a",
+                    "CreateTime": "2026-03-02T09:00:00+00:00",
+                    "Size": rng.choice((100, 500, 1000)),
+                    "VolumeType": "gp2",
+                    "State": "available",
+                    "Attachments": [],
+                    "Tags": [] if number % 2 else [{"Key": "Name", "Value": f"old-data-{number}"}],
+                },
+            )
+        for volume in volumes[:: max(1, len(volumes) // 10)]:
+            tags = volume["Tags"] if rng.random() < 0.6 else [{"Key": "Name", "Value": "nightly"}]
+            add(
+                "snapshot",
+                region,
+                {
+                    "SnapshotId": f"snap-{rng.getrandbits(68):017x}",
+                    "OwnerId": DEMO_ACCOUNT_ID,
+                    "StartTime": "2026-10-30T02:00:00+00:00",
+                    "State": "completed",
+                    "VolumeId": volume["VolumeId"],
+                    "VolumeSize": volume["Size"],
+                    "Tags": tags,
+                },
+            )
+        add(
+            "snapshot",
+            region,
+            {
+                "SnapshotId": f"snap-{rng.getrandbits(68):017x}",
+                "OwnerId": DEMO_ACCOUNT_ID,
+                "StartTime": "2025-01-15T02:00:00+00:00",
+                "State": "completed",
+                "VolumeId": f"vol-{rng.getrandbits(68):017x}",  # deleted since: its own rules only
+                "VolumeSize": 200,
+                "Tags": [],
+            },
+        )
+        for kind in ("nat_gateway", "network_load_balancer", "lambda"):
+            add(
+                "network-interface",
+                region,
+                {
+                    "NetworkInterfaceId": f"eni-{rng.getrandbits(68):017x}",
+                    "AvailabilityZone": f"{region}b",
+                    "OwnerId": DEMO_ACCOUNT_ID,
+                    "InterfaceType": kind,
+                    "RequesterManaged": kind != "nat_gateway",
+                    "Status": "in-use",
+                    "TagSet": [],
+                },
+            )
+        for number, team in enumerate(_TEAMS[:3]):
+            tags = [{"Key": "Name", "Value": f"{team}-base"}, {"Key": "Team", "Value": team}]
+            if number:
+                tags += [
+                    {"Key": "CostCenter", "Value": f"CC-{number:04d}"},
+                    {"Key": "Owner", "Value": "jo@example.com"},
+                ]
+            add(
+                "image",
+                region,
+                {
+                    "ImageId": f"ami-{rng.getrandbits(68):017x}",
+                    "OwnerId": DEMO_ACCOUNT_ID,
+                    "CreationDate": "2026-09-01T10:00:00.000Z",
+                    "Name": f"{team}-base-2026-09",
+                    "State": "available",
+                    "Tags": tags,
+                },
+            )
+    return resources

@@ -33,8 +33,16 @@ def policy_runs_key(policy_sha256: str) -> str:
     return f"{POLICY_RUNS_PREFIX}{policy_sha256}.json"
 
 
-def inventory_page_key(run_id: str, account: str, region: str, page: int) -> str:
-    return f"{STAGING_PREFIX}{run_id}/inventory/{account}/{region}/page-{page:05d}.json.gz"
+def inventory_page_key(
+    run_id: str, account: str, region: str, page: int, resource_type: str = "instance"
+) -> str:
+    """Where the List step stages one page of one resource type (instances keep the plain name).
+
+    >>> inventory_page_key("r", "self", "eu-west-1", 2, "volume")
+    'staging/r/inventory/self/eu-west-1/volume-00002.json.gz'
+    """
+    name = "page" if resource_type == "instance" else resource_type
+    return f"{STAGING_PREFIX}{run_id}/inventory/{account}/{region}/{name}-{page:05d}.json.gz"
 
 
 def staged_findings_key(run_id: str, account: str, region: str) -> str:

@@ -23,16 +23,27 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 from workflow.cli_options import results_kept
-from workflow.errors import InvalidInput, Problem
-from workflow.fleet import FleetInstance, demo_fleet, iter_fleet_document, load_fleet_file
+from workflow.errors import FleetError, InvalidInput, Problem
+from workflow.fleet import (
+    FleetInstance,
+    FleetResource,
+    demo_fleet,
+    demo_resources,
+    dump_type,
+    iter_fleet_document,
+    load_fleet_file,
+    load_resource_file,
+    parse_fleet_argument,
+)
 from workflow.policy import compile_policy, load_policy_document, read_policy_file
 from workflow.report import percentage_text
+from workflow.resources import INSTANCE, RESOURCE_TYPES
 from workflow.safe_files import open_for_write_no_follow
 from workflow.targets import add_scope_options
 from workflow.verdict import EXIT_INCOMPLETE, coverage_lines, exit_status
@@ -86,26 +97,98 @@ def _settled_collector() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _fleet(paths: list[str]) -> tuple[list[FleetInstance], int]:
+@dataclass
+class LoadedFleet:
+    """What the dumps hold: instances (each id once), the other resource types, the (type, region,
+    account) each dump of another type listed, and how many repeated instance listings were dropped."""
+
+    instances: list[FleetInstance]
+    resources: list[FleetResource] = field(default_factory=list)
+    covered: list[tuple[str, str, str | None]] = field(default_factory=list)
+    repeated: int = 0
+
+
+def _fleet(paths: list[str]) -> LoadedFleet:
     """The instances of the dumps, each instance id once (the last listing wins), and how many
     repeated listings were dropped: two dumps of the same region, or one dump listing an instance
-    twice, must not count it twice."""
+    twice, must not count it twice. Volumes, snapshots, images and interfaces come with them."""
     with _bulk_load():
         return _load_fleet(paths)
 
 
-def _load_fleet(paths: list[str]) -> tuple[list[FleetInstance], int]:
+def _load_fleet(paths: list[str]) -> LoadedFleet:
     if not paths:
-        return list(iter_fleet_document(demo_fleet(), source="demo fleet")), 0
+        document = demo_fleet()
+        resources = demo_resources(document)
+        return LoadedFleet(
+            list(iter_fleet_document(document, source="demo fleet")),
+            resources,
+            [(r.resource_type, r.region, r.account_id) for r in resources],
+        )
     by_id: dict[str, FleetInstance] = {}
+    resources = []
+    covered: list[tuple[str, str, str | None]] = []
     listings = 0
-    for path in paths:
-        for item in load_fleet_file(path):
-            listings += 1
-            instance_id = str(item.instance["InstanceId"])
-            by_id.pop(instance_id, None)  # re-inserted: keeps the order of the last listing
-            by_id[instance_id] = item
-    return list(by_id.values()), listings - len(by_id)
+    for argument in paths:
+        account, region, path = parse_fleet_argument(argument)
+        resource_type = dump_type(path)
+        if resource_type == INSTANCE:
+            if account or region:
+                raise FleetError(
+                    [
+                        Problem(
+                            "$",
+                            "an ACCOUNT: or REGION: prefix is for volumes, snapshots, images and "
+                            "network interfaces; describe-instances names its account and zones",
+                        )
+                    ],
+                    source=argument,
+                )
+            for item in load_fleet_file(path):
+                listings += 1
+                instance_id = str(item.instance["InstanceId"])
+                by_id.pop(instance_id, None)  # re-inserted: keeps the order of the last listing
+                by_id[instance_id] = item
+            continue
+        loaded = load_resource_file(path, resource_type, account=account, region=region)
+        resources.extend(loaded)
+        covered.extend((resource_type, r.region, r.account_id) for r in loaded)
+        if region is not None:
+            covered.append((resource_type, region, account))
+    instances = list(by_id.values())
+    return LoadedFleet(instances, _with_accounts(resources, instances), covered, listings - len(by_id))
+
+
+def _with_accounts(resources: list[FleetResource], instances: list[FleetInstance]) -> list[FleetResource]:
+    """Volumes as describe-volumes prints them name no account: take the attached instance's,
+    or the run's only account; with several accounts and nothing to go by, say how to give it."""
+    if all(r.account_id is not None for r in resources):
+        return resources
+    account_of = {str(i.instance["InstanceId"]): i.account_id for i in instances}
+    accounts = {i.account_id for i in instances} | {r.account_id for r in resources}
+    accounts.discard(None)
+    only = next(iter(accounts)) if len(accounts) == 1 else None
+    placed = []
+    for resource in resources:
+        account = resource.account_id
+        if account is None:
+            spec = RESOURCE_TYPES[resource.resource_type]
+            parents = spec.parents(resource.resource)
+            account = next((account_of[p] for p in parents if account_of.get(p)), None) or only
+            if account is None and accounts:
+                raise FleetError(
+                    [
+                        Problem(
+                            "$",
+                            f"{resource.resource_type} {spec.resource_id(resource.resource)} "
+                            f"is attached to no listed instance and the dumps span accounts "
+                            f"{', '.join(sorted(a for a in accounts if a))}: give its account as a prefix "
+                            "(--fleet 111122223333:us-east-1:volumes.json)",
+                        )
+                    ]
+                )
+        placed.append(resource if account == resource.account_id else replace(resource, account_id=account))
+    return placed
 
 
 def _regions(text: str | None) -> list[str] | None:
@@ -389,7 +472,8 @@ def run_locally(args: argparse.Namespace) -> int:
         execution_input["policy"] = document
     regions = _regions(args.regions)
     run_id = _run_id(args.name)
-    fleet, repeated = _fleet(args.fleet)
+    loaded = _fleet(args.fleet)
+    fleet, repeated = loaded.instances, loaded.repeated
     if regions:
         execution_input["regions"] = regions
     add_scope_options(
@@ -409,7 +493,12 @@ def run_locally(args: argparse.Namespace) -> int:
     progress = None if args.json else ExecutionProgress()
     try:
         try:
-            with LocalDeployment(fleet, regions=regions) as local, _settled_collector():
+            with (
+                LocalDeployment(
+                    fleet, regions=regions, resources=loaded.resources, covered=loaded.covered
+                ) as local,
+                _settled_collector(),
+            ):
                 _seed_earlier_runs(local, folder.out)
                 if progress is not None:
                     print(

@@ -82,6 +82,15 @@ REPORT_COLUMNS: Final = (
     "violation_codes",
     "violations",
     "tags",
+    # The EC2 family beyond instances (empty for instances): appended, so columns keep their place.
+    "resource_type",
+    "resource_id",
+    "created_at",
+    "size_gib",
+    "volume_type",
+    "attached_to",
+    "volume_id",
+    "interface_type",
 )
 
 
@@ -396,7 +405,7 @@ def report_csv(findings: Iterable[Mapping[str, Any]]) -> str:
     >>> text = report_csv([{"instance_id": "i-1", "owner": "=HYPERLINK(\\"http://x\\")", "compliant": False,
     ...                     "violations": [{"key": "Owner", "code": "pattern_mismatch", "message": "m"}]}])
     >>> text.splitlines()[1]
-    ',,,,i-1,,"\\'=HYPERLINK(""http://x"")",,,,false,,,Owner:pattern_mismatch,m,{}'
+    ',,,,i-1,,"\\'=HYPERLINK(""http://x"")",,,,false,,,Owner:pattern_mismatch,m,{},,,,,,,,'
     """
     # A stable sort: a single-account report keeps the run's order (regions as scanned).
     ordered = sorted(findings, key=_account)
@@ -411,6 +420,34 @@ def report_json(summary: Mapping[str, Any], findings: Iterable[Mapping[str, Any]
     """
     return (
         to_json_text({"run_id": summary.get("run_id"), "summary": summary, "findings": list(findings)}) + "\n"
+    )
+
+
+def resource_type_rows(summary: Mapping[str, Any]) -> list[tuple[str, int, int]]:
+    """``(type, compliant, noncompliant)`` per resource type, or nothing for instances alone.
+
+    >>> resource_type_rows({"by_resource_type": {"instance": {"compliant": 2, "noncompliant": 1},
+    ...                                         "volume": {"compliant": 0, "noncompliant": 3}}})
+    [('instance', 2, 1), ('volume', 0, 3)]
+    """
+    by_type = summary.get("by_resource_type") or {}
+    if set(by_type) <= {"instance"}:
+        return []
+    return [
+        (t, int(c.get("compliant", 0)), int(c.get("noncompliant", 0))) for t, c in sorted(by_type.items())
+    ]
+
+
+def untagged_ebs_line(summary: Mapping[str, Any]) -> str:
+    """The figure a FinOps reader looks for: EBS GiB whose spend the tags cannot allocate.
+
+    >>> untagged_ebs_line({"untagged_ebs_gib": {"volumes": 120, "snapshots": 30, "total": 150}})
+    'Untagged EBS: 150 GiB noncompliant (volumes 120 GiB, snapshots 30 GiB)'
+    """
+    gib = summary.get("untagged_ebs_gib") or {}
+    return (
+        f"Untagged EBS: {int(gib.get('total') or 0)} GiB noncompliant "
+        f"(volumes {int(gib.get('volumes') or 0)} GiB, snapshots {int(gib.get('snapshots') or 0)} GiB)"
     )
 
 
@@ -463,6 +500,14 @@ def report_table(
             )
         )
     parts.append(rows_table(["instances", "count"], _totals_rows(summary), title="Totals", width=width))
+    types = resource_type_rows(summary)
+    if types:
+        parts.append(
+            rows_table(
+                ["resource type", "compliant", "noncompliant"], types, title="By resource type", width=width
+            )
+        )
+        parts.append(printable(untagged_ebs_line(summary)) + "\n")
     parts += [printable(line) + "\n" for line in coverage_lines(summary)]
     by_rule = summary.get("by_rule") or {}
     if by_rule:
@@ -496,16 +541,32 @@ def report_table(
     return "".join(parts)
 
 
+def _resource(finding: Mapping[str, Any]) -> Any:
+    """An instance by its id; another resource by its type and id (``volume vol-0a...``)."""
+    kind = finding.get("resource_type") or "instance"
+    if kind == "instance":
+        return finding.get("instance_id") or finding.get("resource_id")
+    return f"{kind} {finding.get('resource_id')}"
+
+
+def _resource_heading(findings: Sequence[Mapping[str, Any]]) -> str:
+    return (
+        "instance"
+        if all((f.get("resource_type") or "instance") == "instance" for f in findings)
+        else "resource"
+    )
+
+
 def _owner_tables(owners: Sequence[tuple[str, list[Mapping[str, Any]]]], width: int) -> list[str]:
     tables = []
     for owner, members in owners:
         owner_rows = [
-            (f.get("instance_id"), f.get("name"), f.get("account_id"), f.get("region"), _violation_codes(f))
+            (_resource(f), f.get("name"), f.get("account_id"), f.get("region"), _violation_codes(f))
             for f in members
         ]
         tables.append(
             rows_table(
-                ["instance", "name", "account", "region", "violations"],
+                [_resource_heading(members), "name", "account", "region", "violations"],
                 owner_rows,
                 title=f"{owner} ({len(members)} noncompliant)",
                 width=width,
@@ -739,6 +800,16 @@ def report_html(
         partial_html += (
             '<div class="coverage">' + "".join(f"<p>{_bdi(line)}</p>" for line in coverage) + "</div>"
         )
+    types = resource_type_rows(summary)
+    if types:
+        rows = "".join(
+            f'<tr><td>{_bdi(t)}</td><td class="num">{_e(good)}</td><td class="num">{_e(bad)}</td></tr>'
+            for t, good, bad in types
+        )
+        partial_html += (
+            '<h2>By resource type</h2><table class="types"><tr><th>resource type</th><th>compliant</th>'
+            f'<th>noncompliant</th></tr>{rows}</table><p class="ebs">{_bdi(untagged_ebs_line(summary))}</p>'
+        )
     drift = summary.get("drift") or {}
     drift_html = ""
     if drift.get("previous_run_id"):
@@ -788,16 +859,18 @@ def _owner_sections(owners: Sequence[tuple[str, list[Mapping[str, Any]]]], headi
                 f"<li><code>{_bdi(v.get('key'))}:{_e(v.get('code'))}</code> {_bdi(v.get('message', ''))}</li>"
                 for v in f.get("violations") or []
             )
+            resource_id = f.get("resource_id") or f.get("instance_id")
+            kind = f.get("instance_type") or f.get("volume_type")
             instance_rows.append(
-                f'<tr data-instance="{_e(f.get("instance_id"))}"><td>{_bdi(f.get("instance_id"))}</td>'
+                f'<tr data-instance="{_e(resource_id)}"><td>{_bdi(_resource(f))}</td>'
                 f"<td>{_bdi(f.get('name'))}</td><td>{_bdi(f.get('account_id'))}</td><td>{_bdi(f.get('region'))}</td>"
-                f"<td>{_bdi(f.get('state'))}</td><td>{_bdi(f.get('instance_type'))}</td>"
+                f"<td>{_bdi(f.get('state'))}</td><td>{_bdi(kind)}</td>"
                 f'<td><ul class="violations">{violations}</ul></td></tr>'
             )
         sections.append(
             f'<section class="owner" data-owner="{_e(owner)}"><{heading}>{_bdi(owner)} '
             f'<span class="small">({len(members)} noncompliant)</span></{heading}>'
-            "<table><tr><th>instance</th><th>name</th><th>account</th><th>region</th><th>state</th>"
+            f"<table><tr><th>{_resource_heading(members)}</th><th>name</th><th>account</th><th>region</th><th>state</th>"
             f"<th>type</th><th>violations</th></tr>{''.join(instance_rows)}</table></section>"
         )
     return sections

@@ -111,14 +111,18 @@ class SummaryBuilder:
     by_target: dict[str, TargetTally] = field(default_factory=dict)
     seen_ids: set[str] = field(default_factory=set)
     duplicates_dropped: int = 0
+    by_resource_type: dict[str, Counter[str]] = field(default_factory=dict)
+    # GiB of noncompliant EBS volumes and snapshots: spend that cannot be allocated by its tags.
+    untagged_gib: Counter[str] = field(default_factory=Counter)
 
     def add(self, finding: Mapping[str, Any], *, target: str | None = None) -> bool:
-        """Fold one finding in; False (and counted as a duplicate) for an instance already seen."""
-        instance_id = str(finding["instance_id"])
-        if instance_id in self.seen_ids:
+        """Fold one finding in; False (and counted as a duplicate) for a resource already seen."""
+        resource_id = str(finding.get("resource_id") or finding["instance_id"])
+        if resource_id in self.seen_ids:
             self.duplicates_dropped += 1
             return False
-        self.seen_ids.add(instance_id)
+        self.seen_ids.add(resource_id)
+        resource_type = str(finding.get("resource_type") or "instance")
         self.total += 1
         compliant = bool(finding["compliant"])
         tally = self.by_target.setdefault(
@@ -129,11 +133,15 @@ class SummaryBuilder:
         self.exempt += bool(finding.get("exempt"))
         self.in_grace_period += bool(finding.get("in_grace_period"))
         outcome = "compliant" if compliant else "noncompliant"
+        self.by_resource_type.setdefault(resource_type, Counter())[outcome] += 1
         self.by_region.setdefault(str(finding.get("region")), Counter())[outcome] += 1
         self.by_account.setdefault(str(finding.get("account_id")), Counter())[outcome] += 1
         if not compliant:
-            self.noncompliant_ids.add(instance_id)
-            tally.noncompliant.add(instance_id)
+            if resource_type == "instance":
+                self.noncompliant_ids.add(resource_id)
+            elif resource_type in ("volume", "snapshot") and isinstance(finding.get("size_gib"), int):
+                self.untagged_gib[resource_type] += finding["size_gib"]
+            tally.noncompliant.add(resource_id)
             self.noncompliant_by_owner[finding.get("owner") or UNOWNED] += 1
             for violation in finding.get("violations", ()):
                 self.by_rule[f"{violation['key']}:{violation['code']}"] += 1
@@ -200,6 +208,15 @@ class SummaryBuilder:
             },
             "noncompliant_by_owner": bounded_table(self.noncompliant_by_owner),
             "noncompliant_instance_ids": sorted(self.noncompliant_ids),
+            "by_resource_type": {
+                k: {"compliant": int(v.get("compliant", 0)), "noncompliant": int(v.get("noncompliant", 0))}
+                for k, v in sorted(self.by_resource_type.items())
+            },
+            "untagged_ebs_gib": {
+                "volumes": self.untagged_gib["volume"],
+                "snapshots": self.untagged_gib["snapshot"],
+                "total": self.untagged_gib["volume"] + self.untagged_gib["snapshot"],
+            },
             "scanned_targets": self.scanned_targets(),
             "drift": compute_drift(self.by_target, baseline),
             **(extra or {}),
@@ -290,8 +307,17 @@ def coverage_section(
     out_of_scope: Counter[str] = Counter()
     listed = in_scope = within_target_duplicates = 0
     empty = 0
+    others: dict[str, Counter[str]] = {}
+    others_out: dict[str, Counter[str]] = {}
     for outcome in scanned:
         counts = per_target.get(target_key(outcome["account_id"], outcome["region"])) or {}
+        for resource_type, seen in (counts.get("resources") or {}).items():
+            total = others.setdefault(str(resource_type), Counter())
+            for name in ("listed", "in_scope", "evaluated", "duplicates_dropped"):
+                total[name] += int(seen.get(name) or 0)
+            others_out.setdefault(str(resource_type), Counter()).update(
+                {str(k): int(v) for k, v in (seen.get("out_of_scope") or {}).items()}
+            )
         listed += int(counts.get("listed") or 0)
         in_scope += int(counts.get("in_scope") or 0)
         within_target_duplicates += int(counts.get("duplicates_dropped") or 0)
@@ -315,9 +341,25 @@ def coverage_section(
         "instances": {
             "listed": listed,
             "in_scope": in_scope,
-            "evaluated": builder.total,
+            "evaluated": builder.total
+            - sum(
+                sum(counts.values())
+                for kind, counts in builder.by_resource_type.items()
+                if kind != "instance"
+            ),
             "out_of_scope": dict(sorted(out_of_scope.items())),
             "duplicates_dropped": within_target_duplicates + builder.duplicates_dropped,
+        },
+        # Volumes, snapshots, interfaces and images, when the policy covers them.
+        "resources": {
+            resource_type: {
+                "listed": counts["listed"],
+                "in_scope": counts["in_scope"],
+                "evaluated": counts["evaluated"],
+                "out_of_scope": dict(sorted(others_out[resource_type].items())),
+                "duplicates_dropped": counts["duplicates_dropped"],
+            }
+            for resource_type, counts in sorted(others.items())
         },
     }
 

@@ -106,6 +106,16 @@ def coverage_lines(summary: Mapping[str, Any]) -> list[str]:
     if instances.get("duplicates_in_dumps"):
         detail += f"; repeated in the dumps (counted once): {instances['duplicates_in_dumps']}"
     lines.append(detail)
+    for resource_type, seen in (coverage.get("resources") or {}).items():
+        line = (
+            f"  {resource_type}s listed {seen.get('listed', 0)}, in scope {seen.get('in_scope', 0)}, "
+            f"evaluated {seen.get('evaluated', 0)}"
+        )
+        if seen.get("out_of_scope"):
+            line += "; out of scope: " + ", ".join(
+                f"{n} {why}" for why, n in sorted(seen["out_of_scope"].items())
+            )
+        lines.append(line)
     if not int((summary.get("totals") or {}).get("total") or 0):
         lines.append("NOTHING EVALUATED: this is not a clean bill of health (exit status 4).")
     if coverage.get("regions_not_scanned"):

@@ -151,6 +151,103 @@ def rewrite_evaluated_at(run_dir: Path, when: datetime) -> None:
     findings_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def family_arguments(folder: Path) -> list[str]:
+    """Run C also covers volumes and snapshots: a policy that lists them (CostCenter inherited from
+    instance to volume and volume to snapshot), ACCOUNT's us-east-1 volumes and snapshots, and
+    empty dumps, prefixed with their account and region, for the other targets (a target with no
+    data for a type is not scanned)."""
+    policy = json.loads(
+        (Path(__file__).parents[2] / "policies" / "baseline.json").read_text(encoding="utf-8")
+    )
+    policy.update(
+        resource_types=["instance", "volume", "snapshot"],
+        inherit=[
+            {"keys": ["CostCenter"], "from": "instance", "to": ["volume"]},
+            {"keys": ["CostCenter"], "from": "volume", "to": ["snapshot"]},
+        ],
+    )
+    (folder / "family-policy.json").write_text(json.dumps(policy), encoding="utf-8")
+    (folder / "volumes.json").write_text(json.dumps({"Volumes": FAMILY_VOLUMES}), encoding="utf-8")
+    (folder / "snapshots.json").write_text(json.dumps({"Snapshots": FAMILY_SNAPSHOTS}), encoding="utf-8")
+    (folder / "empty-volumes.json").write_text('{"Volumes": []}', encoding="utf-8")
+    (folder / "empty-snapshots.json").write_text('{"Snapshots": []}', encoding="utf-8")
+    arguments = [
+        "--policy",
+        str(folder / "family-policy.json"),
+        "--fleet",
+        f"{ACCOUNT}:{folder / 'volumes.json'}",
+        "--fleet",
+        f"us-east-1:{folder / 'snapshots.json'}",
+    ]
+    for account, region in (
+        (ACCOUNT, "eu-west-1"),
+        (SECOND_ACCOUNT, "us-east-1"),
+        (SECOND_ACCOUNT, "eu-west-1"),
+    ):
+        for name in ("empty-volumes.json", "empty-snapshots.json"):
+            arguments += ["--fleet", f"{account}:{region}:{folder / name}"]
+    return arguments
+
+
+GOOD_TAGS = [{"Key": k, "Value": v} for k, v in GOOD.items()]
+FAMILY_VOLUMES = [
+    # On i-2 (CostCenter CC-0001) with its tags: compliant.
+    {
+        "VolumeId": "vol-00000000000000001",
+        "AvailabilityZone": "us-east-1a",
+        "CreateTime": "2025-06-01T08:00:00+00:00",
+        "Size": 50,
+        "VolumeType": "gp3",
+        "State": "in-use",
+        "Attachments": [{"InstanceId": "i-0000000000000002", "AttachTime": "2025-06-01T08:00:00+00:00"}],
+        "Tags": GOOD_TAGS,
+    },
+    # On i-2 with another CostCenter: not_inherited.
+    {
+        "VolumeId": "vol-00000000000000002",
+        "AvailabilityZone": "us-east-1a",
+        "CreateTime": "2025-06-01T08:00:00+00:00",
+        "Size": 200,
+        "VolumeType": "io2",
+        "State": "in-use",
+        "Attachments": [{"InstanceId": "i-0000000000000002", "AttachTime": "2025-06-01T08:00:00+00:00"}],
+        "Tags": [*GOOD_TAGS[:1], {"Key": "CostCenter", "Value": "CC-0009"}, GOOD_TAGS[2]],
+    },
+    # Unattached, never tagged.
+    {
+        "VolumeId": "vol-00000000000000003",
+        "AvailabilityZone": "us-east-1b",
+        "CreateTime": "2025-01-01T08:00:00+00:00",
+        "Size": 500,
+        "VolumeType": "gp2",
+        "State": "available",
+        "Attachments": [],
+        "Tags": [],
+    },
+]
+FAMILY_SNAPSHOTS = [
+    # Of vol-...2 without its CostCenter; and of a deleted volume, untagged.
+    {
+        "SnapshotId": "snap-00000000000000001",
+        "OwnerId": ACCOUNT,
+        "StartTime": "2025-07-01T02:00:00+00:00",
+        "State": "completed",
+        "VolumeId": "vol-00000000000000002",
+        "VolumeSize": 200,
+        "Tags": [GOOD_TAGS[0], GOOD_TAGS[2]],
+    },
+    {
+        "SnapshotId": "snap-00000000000000002",
+        "OwnerId": ACCOUNT,
+        "StartTime": "2025-07-01T02:00:00+00:00",
+        "State": "completed",
+        "VolumeId": "vol-0000000000000dead",
+        "VolumeSize": 80,
+        "Tags": [],
+    },
+]
+
+
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tagwarden-out")
@@ -159,8 +256,21 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for run_id in RUNS:
         path = fleets / f"{run_id}.json"
         path.write_text(json.dumps(FLEETS[run_id]), encoding="utf-8")
+        extra = family_arguments(fleets) if run_id == "run-c" else []
         status = tagwarden(
-            ["run", "--fleet", str(path), "--out", str(out), "--name", run_id, "--json", "--notify", "never"]
+            [
+                "run",
+                "--fleet",
+                str(path),
+                *extra,
+                "--out",
+                str(out),
+                "--name",
+                run_id,
+                "--json",
+                "--notify",
+                "never",
+            ]
         )
         assert status == 0
         if run_id in DAYS_BACK:
@@ -205,10 +315,8 @@ def percentage(compliant: int, total: int) -> float:
 
 
 def violations(finding: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {"code": v["code"], "key": v["key"], "value": v.get("value"), "message": v["message"]}
-        for v in finding["violations"]
-    ]
+    fields = ("code", "key", "value", "message", "parent_id", "expected")
+    return [{field: v.get(field) for field in fields} for v in finding["violations"]]
 
 
 # -- what each named query should return, computed from the findings files ------------------------
@@ -217,16 +325,27 @@ def violations(finding: dict[str, Any]) -> list[dict[str, Any]]:
 def expect_latest_run(runs_dir: Path, _params: dict[str, int]) -> list[tuple[Any, ...]]:
     rows = [f for f in latest(runs_dir) if not f["compliant"]]
     rows.sort(
-        key=lambda f: (f["owner"] is None, f["owner"] or "", f["account_id"], f["region"], f["instance_id"])
+        key=lambda f: (
+            f["owner"] is None,
+            f["owner"] or "",
+            f["account_id"],
+            f["region"],
+            f["resource_type"],
+            f["resource_id"],
+        )
     )
     return [
         (
             f["account_id"],
             f["region"],
+            f["resource_type"],
+            f["resource_id"],
             f["instance_id"],
             f["name"],
             f["owner"],
             f["instance_type"],
+            f.get("size_gib"),
+            f.get("attached_to"),
             f["state"],
             f["launch_time"],
             violations(f),
@@ -273,7 +392,7 @@ def expect_by_rule(runs_dir: Path, _params: dict[str, int]) -> list[tuple[Any, .
         if f["compliant"]:
             continue
         for v in f["violations"]:
-            instances[(v["key"], v["code"])].add(f["instance_id"])
+            instances[(v["key"], v["code"])].add(f["resource_id"])
             count[(v["key"], v["code"])] += 1
     rows = [(key, code, len(ids), count[(key, code)]) for (key, code), ids in instances.items()]
     return sorted(rows, key=lambda r: (-r[2], r[0], r[1]))
@@ -314,8 +433,8 @@ def expect_longer_than(runs_dir: Path, params: dict[str, int]) -> list[tuple[Any
     for f in latest(runs_dir):
         if f["compliant"]:
             continue
-        key = (f["account_id"], f["region"], f["instance_id"])
-        mine = [h for h in history if (h["account_id"], h["region"], h["instance_id"]) == key]
+        key = (f["account_id"], f["region"], f["resource_id"])
+        mine = [h for h in history if (h["account_id"], h["region"], h["resource_id"]) == key]
         last_ok = max((h["dt"] for h in mine if h["compliant"]), default=None)
         since = min(h["dt"] for h in mine if not h["compliant"] and (last_ok is None or h["dt"] > last_ok))
         age = (today - date.fromisoformat(since)).days
@@ -324,7 +443,8 @@ def expect_longer_than(runs_dir: Path, params: dict[str, int]) -> list[tuple[Any
                 (
                     f["account_id"],
                     f["region"],
-                    f["instance_id"],
+                    f["resource_type"],
+                    f["resource_id"],
                     f["name"],
                     f["owner"],
                     since,
@@ -332,7 +452,28 @@ def expect_longer_than(runs_dir: Path, params: dict[str, int]) -> list[tuple[Any
                     violations(f),
                 )
             )
-    return sorted(rows, key=lambda r: (-r[6], r[4] is None, r[4] or "", r[2]))
+    return sorted(rows, key=lambda r: (-r[7], r[5] is None, r[5] or "", r[3]))
+
+
+def expect_by_resource_type(runs_dir: Path, _params: dict[str, int]) -> list[tuple[Any, ...]]:
+    groups = _grouped(latest(runs_dir), lambda f: f["resource_type"])
+    rows = []
+    for kind, members in groups.items():
+        bad = [f for f in members if not f["compliant"]]
+        gib = sum(f.get("size_gib") or 0 for f in bad)
+        rows.append((kind, len(members), len(bad), percentage(len(members) - len(bad), len(members)), gib))
+    return sorted(rows, key=lambda r: (-r[2], r[0]))
+
+
+def expect_untagged_ebs(runs_dir: Path, _params: dict[str, int]) -> list[tuple[Any, ...]]:
+    ebs = [f for f in latest(runs_dir) if not f["compliant"] and f["resource_type"] in ("volume", "snapshot")]
+    groups = _grouped(ebs, lambda f: (f["account_id"], f["region"], f["owner"] or "(no owner)"))
+    rows = []
+    for (account, region, owner), members in groups.items():
+        volumes = sum(f["size_gib"] for f in members if f["resource_type"] == "volume")
+        snapshots = sum(f["size_gib"] for f in members if f["resource_type"] == "snapshot")
+        rows.append((account, region, owner, volumes, snapshots, volumes + snapshots, len(members)))
+    return sorted(rows, key=lambda r: (-r[5], r[0], r[1], r[2]))
 
 
 def _worst_rule(findings: list[dict[str, Any]]) -> tuple[str | None, int | None]:
@@ -340,7 +481,7 @@ def _worst_rule(findings: list[dict[str, Any]]) -> tuple[str | None, int | None]
     for f in findings:
         if not f["compliant"]:
             for v in f["violations"]:
-                breaking[f"{v['key']}:{v['code']}"].add(f["instance_id"])
+                breaking[f"{v['key']}:{v['code']}"].add(f["resource_id"])
     if not breaking:
         return None, None
     worst = min(breaking, key=lambda rule: (-len(breaking[rule]), rule))
@@ -384,7 +525,7 @@ def expect_by_account_and_rule(runs_dir: Path, _params: dict[str, int]) -> list[
         if f["compliant"]:
             continue
         for v in f["violations"]:
-            instances[(f["account_id"], v["key"], v["code"])].add(f["instance_id"])
+            instances[(f["account_id"], v["key"], v["code"])].add(f["resource_id"])
             count[(f["account_id"], v["key"], v["code"])] += 1
     rows = [(a, key, code, len(ids), count[(a, key, code)]) for (a, key, code), ids in instances.items()]
     return sorted(rows, key=lambda r: (r[0], -r[3], r[1], r[2]))
@@ -421,15 +562,27 @@ def expect_trend_by_account(runs_dir: Path, params: dict[str, int]) -> list[tupl
 
 
 EXPECTATIONS: dict[str, tuple[Callable[[Path, dict[str, int]], list[tuple[Any, ...]]], tuple[str, ...]]] = {
+    "noncompliant_by_resource_type": (
+        expect_by_resource_type,
+        ("resource_type", "resources", "noncompliant", "compliance_percentage", "noncompliant_gib"),
+    ),
+    "untagged_ebs_gib": (
+        expect_untagged_ebs,
+        ("account_id", "region", "owner", "volume_gib", "snapshot_gib", "total_gib", "resources"),
+    ),
     "noncompliant_latest_run": (
         expect_latest_run,
         (
             "account_id",
             "region",
+            "resource_type",
+            "resource_id",
             "instance_id",
             "name",
             "owner",
             "instance_type",
+            "size_gib",
+            "attached_to",
             "state",
             "launch_time",
             "violations",
@@ -489,7 +642,8 @@ EXPECTATIONS: dict[str, tuple[Callable[[Path, dict[str, int]], list[tuple[Any, .
         (
             "account_id",
             "region",
-            "instance_id",
+            "resource_type",
+            "resource_id",
             "name",
             "owner",
             "noncompliant_since",
@@ -595,8 +749,8 @@ def test_query_cli_prints_json_rows_and_binds_parameters(
     ]
     assert tagwarden(argv) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [(r["instance_id"], r["days_noncompliant"]) for r in rows] == [
-        (r[2], r[6]) for r in expect_longer_than(runs_dir, {"days": 5})
+    assert [(r["resource_id"], r["days_noncompliant"]) for r in rows] == [
+        (r[3], r[7]) for r in expect_longer_than(runs_dir, {"days": 5})
     ]
 
 

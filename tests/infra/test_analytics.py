@@ -9,8 +9,8 @@ from typing import Any
 from tests.infra.cfn import canonical, expected, getatt, grants, only, ref, role_of
 from tests.infra.conftest import Synthesized
 from workflow import deployment, layout
-from workflow.evaluator import evaluate_instance
-from workflow.fleet import demo_fleet, iter_fleet_document
+from workflow.evaluator import evaluate_instance, evaluate_resource
+from workflow.fleet import demo_fleet, demo_resources, iter_fleet_document
 from workflow.policy import load_policy
 from workflow.queries import NAMED_QUERIES
 from workflow.report import SummaryBuilder, coverage_section, summarize_targets
@@ -28,10 +28,19 @@ FINDINGS_SCHEMA = {
     "compliant": "boolean",
     "exempt": "boolean",
     "in_grace_period": "boolean",
-    "violations": "array<struct<code:string,key:string,value:string,message:string>>",
+    "violations": "array<struct<code:string,key:string,value:string,message:string,parent_id:string,"
+    "expected:string>>",
     "run_id": "string",
     "evaluated_at": "string",
     "policy_name": "string",
+    "resource_type": "string",
+    "resource_id": "string",
+    "created_at": "string",
+    "size_gib": "int",
+    "volume_type": "string",
+    "attached_to": "string",
+    "volume_id": "string",
+    "interface_type": "string",
 }
 RUNS_SCHEMA = {
     "run_id": "string",
@@ -47,6 +56,8 @@ RUNS_SCHEMA = {
     "by_account": "map<string,struct<compliant:int,noncompliant:int>>",
     "noncompliant_by_owner": "map<string,int>",
     "noncompliant_instance_ids": "array<string>",
+    "by_resource_type": "map<string,struct<compliant:int,noncompliant:int>>",
+    "untagged_ebs_gib": "struct<volumes:bigint,snapshots:bigint,total:bigint>",
     "drift": "struct<previous_run_id:string,newly_noncompliant:array<string>,newly_compliant:array<string>>",
     "target_counts": "struct<total:int,scanned:int,error:int,accounts:int>",
     "targets": "array<struct<account_id:string,region:string,status:string,reason:string>>",
@@ -55,7 +66,9 @@ RUNS_SCHEMA = {
     "targets:struct<asked:int,scanned:int,not_scanned:int,scanned_empty:int>,"
     "regions_scanned:array<string>,regions_not_scanned:array<string>,"
     "instances:struct<listed:int,in_scope:int,evaluated:int,out_of_scope:map<string,int>,"
-    "duplicates_dropped:int>>",
+    "duplicates_dropped:int>,"
+    "resources:map<string,struct<listed:int,in_scope:int,evaluated:int,out_of_scope:map<string,int>,"
+    "duplicates_dropped:int>>>",
 }
 
 
@@ -138,7 +151,17 @@ def test_glue_schema_covers_every_field_the_workflow_writes() -> None:
     item = next(iter(iter_fleet_document(demo_fleet(instances_per_region=5))))
     finding = evaluate_instance(item.instance, policy, region=item.region, account_id=item.account_id)
     finding.update(run_id="r", evaluated_at="2026-11-28T00:00:00+00:00", policy_name=policy.name)
-    assert set(finding) == set(FINDINGS_SCHEMA)
+    written = set(finding)
+    family = load_policy(deployment.ROOT / "policies" / "finops.json")
+    for resource in demo_resources(demo_fleet(instances_per_region=5)):
+        written |= set(
+            evaluate_resource(resource.resource_type, resource.resource, family, region=resource.region)
+        )
+    assert written == set(FINDINGS_SCHEMA)
+    violation = set(FINDINGS_SCHEMA["violations"].removeprefix("array<struct<").removesuffix(">>").split(","))
+    assert {
+        f"{field}:string" for field in ("code", "key", "value", "message", "parent_id", "expected")
+    } == violation
     outcomes = [{"account_id": "self", "region": item.region, "status": "ok"}]
     builder = SummaryBuilder().add_all([finding])
     summary = builder.summary(
@@ -163,6 +186,7 @@ def test_glue_schema_covers_every_field_the_workflow_writes() -> None:
         "regions_scanned",
         "regions_not_scanned",
         "instances",
+        "resources",
     }
     assert set(summary["totals"]) == {
         "total",
@@ -323,6 +347,9 @@ def test_day_one_queries_exist() -> None:
         "compliance_trend_by_account",
         "noncompliant_by_account_and_owner",
         "noncompliant_by_account_and_rule",
+        # The EC2 family: per resource type, and the untagged EBS GiB FinOps looks for.
+        "noncompliant_by_resource_type",
+        "untagged_ebs_gib",
     }
     assert [p.name for p in NAMED_QUERIES["noncompliant_longer_than_days"].parameters] == ["days"]
     assert [p.name for p in NAMED_QUERIES["compliance_trend_by_account"].parameters] == ["days"]

@@ -273,9 +273,10 @@ def test_noncompliant_longer_than_days_counts_the_streak_since_the_last_complian
     # Fixed in the middle run only (the middle run's missing account is not "fixed").
     (regressed,) = first.noncompliant & {f["instance_id"] for f in middle.findings if f["compliant"]}
     rows = _rows(db, "noncompliant_longer_than_days", days=5)
-    assert {r["instance_id"] for r in rows} == latest.noncompliant - {regressed}
+    assert {r["resource_id"] for r in rows} == latest.noncompliant - {regressed}
+    assert {r["resource_type"] for r in rows} == {"instance"}
     assert {r["days_noncompliant"] for r in rows} == {10}
-    assert regressed in {r["instance_id"] for r in _rows(db, "noncompliant_longer_than_days", days=0)}
+    assert regressed in {r["resource_id"] for r in _rows(db, "noncompliant_longer_than_days", days=0)}
     assert _rows(db, "noncompliant_longer_than_days", days=10) == []
 
 
@@ -340,11 +341,11 @@ def test_compliance_by_account_has_no_worst_rule_for_a_clean_account() -> None:
     )
     connection.execute(
         "CREATE TABLE findings AS SELECT * FROM (VALUES "
-        "('2026-01-01', 'r1', '1', 'us-east-1', 'i-1', true, "
+        "('2026-01-01', 'r1', '1', 'us-east-1', 'i-1', NULL, true, "
         "CAST([] AS STRUCT(code VARCHAR, key VARCHAR, value VARCHAR, message VARCHAR)[])), "
-        "('2026-01-01', 'r1', '2', 'us-east-1', 'i-2', false, "
+        "('2026-01-01', 'r1', '2', 'us-east-1', 'i-2', 'i-2', false, "
         "[{'code': 'missing', 'key': 'Owner', 'value': NULL, 'message': 'm'}])) "
-        "AS t(dt, run, account_id, region, instance_id, compliant, violations)"
+        "AS t(dt, run, account_id, region, instance_id, resource_id, compliant, violations)"
     )
     rows = _rows(connection, "compliance_by_account")
     connection.close()

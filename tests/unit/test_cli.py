@@ -45,6 +45,8 @@ def test_validate_exits_2_with_every_problem_on_stderr(
                 "name",
                 "description",
                 "owner_key",
+                "resource_types",
+                "inherit",
                 "rules",
                 "key_case",
                 "prohibited_keys",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -244,7 +245,10 @@ def test_every_violation_code_is_documented() -> None:
         "pattern_mismatch",
         "prohibited",
         "too_many_tags",
+        "not_inherited",
     )
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert [code for code in VIOLATION_CODES if f"`{code}`" not in readme] == []
 
 
 @pytest.fixture

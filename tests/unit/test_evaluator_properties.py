@@ -89,7 +89,9 @@ EVERY_KIND_OF_KEY = [*KEYS, "Owner ", " cost center", "Temp", "TEMP", "aws:owner
 
 @settings(max_examples=80, deadline=None)
 @given(
-    st.lists(st.dictionaries(st.sampled_from(EVERY_KIND_OF_KEY), VALUES, max_size=8), min_size=1, max_size=40),
+    st.lists(
+        st.dictionaries(st.sampled_from(EVERY_KIND_OF_KEY), VALUES, max_size=8), min_size=1, max_size=40
+    ),
     st.sampled_from([POLICY, INSENSITIVE]),
     st.integers(1, 6),
 )

@@ -29,7 +29,8 @@ def test_not_a_describe_instances_document(tmp_path: Path) -> None:
     with pytest.raises(FleetError) as caught:
         load_fleet_file(path)
     assert caught.value.lines() == [
-        f'{path}: $: expected the output of "aws ec2 describe-instances": an object with "Reservations"'
+        f'{path}: $: expected the output of "aws ec2 describe-instances" (an object with "Reservations"), '
+        "or of describe-volumes, describe-snapshots, describe-images or describe-network-interfaces"
     ]
 
 

@@ -109,7 +109,9 @@ def test_prohibited_key_that_a_rule_requires_is_a_contradiction() -> None:
 
 def test_exemption_needs_exactly_one_selector() -> None:
     problems = messages(minimal(exemptions=[{"reason": "x"}]))
-    assert problems == ["$.exemptions[0]: an exemption needs exactly one of 'tag' or 'instance_ids'"]
+    assert problems == [
+        "$.exemptions[0]: an exemption needs exactly one of 'tag', 'instance_ids' or 'resource_ids'"
+    ]
 
 
 def test_all_problems_are_reported_at_once() -> None:

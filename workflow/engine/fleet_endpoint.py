@@ -21,7 +21,8 @@ from typing import Any
 import boto3
 
 from workflow.engine.hook_responses import Answer, answer, error, params_recorder
-from workflow.fleet import FleetInstance
+from workflow.fleet import FleetInstance, FleetResource
+from workflow.resources import INSTANCE, RESOURCE_TYPES, ResourceType
 
 _PARAMS = "tagwarden_fleet_params"
 # Immutable: a copy may share them.
@@ -66,20 +67,43 @@ class FleetEndpoint:
         *,
         account_id: str = _DEFAULT_ACCOUNT,
         empty_regions: Iterable[str] = (),
+        resources: Iterable[FleetResource] = (),
+        covered: Iterable[tuple[str, str, str | None]] = (),
     ) -> None:
         self.account_id = account_id
         self.empty_regions = set(empty_regions)
         self._lock = threading.Lock()
+        self._resources: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
+        self._covered: set[tuple[str, str, str | None]] = set()
         self._throttle: dict[str, int] = {}
         self._by_region: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         # The matching instances of a listing, kept while its pages are read: filtering the whole
         # region again for every page made listing a 100,000-instance fleet quadratic.
         self._matching: dict[tuple[Any, ...], list[tuple[str, dict[str, Any]]]] = {}
         self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.replace(instances)
+        self.replace(instances, resources=resources, covered=covered)
 
-    def replace(self, instances: Iterable[FleetInstance]) -> None:
-        """Serve another fleet from now on (tests reuse one deployment for several fleets)."""
+    def replace(
+        self,
+        instances: Iterable[FleetInstance],
+        *,
+        resources: Iterable[FleetResource] = (),
+        covered: Iterable[tuple[str, str, str | None]] = (),
+    ) -> None:
+        """Serve another fleet from now on (tests reuse one deployment for several fleets).
+
+        ``resources`` are volumes, snapshots, images and interfaces; ``covered`` the (type, region,
+        account or None for any) that a dump listed even where it found none (a prefixed empty
+        dump). A type with no data for a region is answered as not scanned, never as empty.
+        """
+        by_type: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
+        covering = set(covered)
+        for resource in resources:
+            account = resource.account_id or self.account_id
+            by_type.setdefault((resource.resource_type, resource.region), []).append(
+                (account, _with_times(resource.resource_type, resource.resource))
+            )
+            covering.add((resource.resource_type, resource.region, account))
         by_region: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         for item in instances:
             # A copy of the top level only, for the parsed LaunchTime: the nested values stay
@@ -93,6 +117,8 @@ class FleetEndpoint:
             self._by_region = by_region
             self._present = {(region, account) for region, pairs in by_region.items() for account, _ in pairs}
             self._matching = {}
+            self._resources = by_type
+            self._covered = covering
 
     def account_of_key(self, access_key: str | None) -> str | None:
         """The member account an access key belongs to; replaced by the local deployment."""
@@ -102,11 +128,14 @@ class FleetEndpoint:
     def accounts(self) -> list[str]:
         """The accounts the fleet has instances in."""
         with self._lock:
-            return sorted({account for pairs in self._by_region.values() for account, _ in pairs})
+            return sorted(
+                {account for pairs in self._by_region.values() for account, _ in pairs}
+                | {account for _, _, account in self._covered if account is not None}
+            )
 
     @property
     def regions(self) -> list[str]:
-        return sorted(self._by_region)
+        return sorted(set(self._by_region) | {region for _, region, _ in self._covered})
 
     def throttle(self, region: str, times: int) -> None:
         """Answer the next ``times`` DescribeInstances calls in ``region`` with RequestLimitExceeded."""
@@ -118,6 +147,9 @@ class FleetEndpoint:
         session.events.register("before-parameter-build.ec2.*", params_recorder(_PARAMS))
         session.events.register("before-call.ec2.DescribeInstances", self._describe_instances)
         session.events.register("before-call.ec2.DescribeRegions", self._describe_regions)
+        for name, spec in RESOURCE_TYPES.items():
+            if name != INSTANCE:
+                session.events.register(f"before-call.ec2.{spec.operation}", self._resource_handler(spec))
         return session
 
     @staticmethod
@@ -133,6 +165,65 @@ class FleetEndpoint:
             for r in self.regions
         ]
         return answer(_URL, {"Regions": regions})
+
+    def _resource_handler(self, spec: ResourceType) -> Any:
+        def describe(context: dict[str, Any], request_signer: Any, **_: Any) -> Answer:
+            return self._describe_resources(spec, context.get(_PARAMS, {}), request_signer)
+
+        return describe
+
+    def _describe_resources(self, spec: ResourceType, params: dict[str, Any], request_signer: Any) -> Answer:
+        region = self._region_of(request_signer)
+        with self._lock:
+            self.calls.append((region, {"operation": spec.operation, **params}))
+            if self._throttle.get(region, 0) > 0:
+                self._throttle[region] -= 1
+                return self._error("RequestLimitExceeded", "Request limit exceeded.", 503)
+        max_results = params.get("MaxResults")
+        if max_results is not None and not 5 <= int(max_results) <= spec.max_page_size:
+            return self._error(
+                "InvalidParameterValue",
+                f"Value ( {max_results} ) for parameter maxResults is invalid. "
+                f"Expecting a value between 5 and {spec.max_page_size}.",
+            )
+        if params.get("Filters"):
+            return self._error("InvalidParameterValue", "filters are not supported by the local endpoint")
+        for owners in ("OwnerIds", "Owners"):
+            if owners in params and params[owners] != ["self"]:
+                # A dump holds the account's own snapshots and images, never another owner's.
+                return self._error(
+                    "InvalidParameterValue", f"{owners} other than ['self'] are not in the dumps"
+                )
+        credentials = getattr(request_signer, "_credentials", None)
+        only_account = self.account_of_key(getattr(credentials, "access_key", None))
+        covered = (spec.name, region, None) in self._covered or any(
+            kind == spec.name and where == region and (only_account is None or account == only_account)
+            for kind, where, account in self._covered
+        )
+        if not covered:
+            return self._error(
+                "OptInRequired",
+                f"not scanned (no {spec.name} data in the given dumps for this account in {region})",
+                401,
+            )
+        key = (spec.name, region, only_account)
+        with self._lock:
+            matching = self._matching.get(key)
+            if matching is None:
+                matching = [
+                    (account, resource)
+                    for account, resource in self._resources.get((spec.name, region), [])
+                    if only_account is None or account == only_account
+                ]
+                self._matching[key] = matching
+        start = _offset(params.get("NextToken"))
+        if start is None:
+            return self._error("InvalidParameterValue", "Invalid value for parameter NextToken")
+        size = int(max_results) if max_results is not None else spec.max_page_size
+        parsed: dict[str, Any] = {spec.list_key: [resource for _, resource in matching[start : start + size]]}
+        if start + size < len(matching):
+            parsed["NextToken"] = _token(start + size)
+        return answer(_URL, parsed)
 
     def _describe_instances(self, context: dict[str, Any], request_signer: Any, **_: Any) -> Answer:
         params = context.get(_PARAMS, {})
@@ -191,12 +282,9 @@ class FleetEndpoint:
                     and (not wanted_ids or instance.get("InstanceId") in wanted_ids)
                 ]
                 self._matching[key] = matching
-        start = 0
-        if params.get("NextToken"):
-            try:
-                start = int(json.loads(base64.b64decode(params["NextToken"]))["offset"])
-            except (ValueError, KeyError, TypeError):
-                return self._error("InvalidParameterValue", "Invalid value for parameter NextToken")
+        start = _offset(params.get("NextToken"))
+        if start is None:
+            return self._error("InvalidParameterValue", "Invalid value for parameter NextToken")
         size = int(max_results) if max_results is not None else 1000
         page = matching[start : start + size]
         reservations: list[dict[str, Any]] = []
@@ -214,5 +302,38 @@ class FleetEndpoint:
             )
         parsed: dict[str, Any] = {"Reservations": reservations}
         if start + size < len(matching):
-            parsed["NextToken"] = base64.b64encode(json.dumps({"offset": start + size}).encode()).decode()
+            parsed["NextToken"] = _token(start + size)
         return answer(_URL, parsed)
+
+
+def _token(offset: int) -> str:
+    return base64.b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def _offset(token: Any) -> int | None:
+    """Where a NextToken of this endpoint continues (0 without one); None for a token it never gave."""
+    if not token:
+        return 0
+    try:
+        return int(json.loads(base64.b64decode(token))["offset"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _with_times(resource_type: str, resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource as boto3 parses it: timestamps as datetimes (a copy where they change)."""
+    if resource_type == "volume":
+        return {
+            **resource,
+            "CreateTime": _parse_time(resource.get("CreateTime")),
+            "Attachments": [
+                {**a, "AttachTime": _parse_time(a.get("AttachTime"))} if "AttachTime" in a else a
+                for a in resource.get("Attachments") or ()
+            ],
+        }
+    if resource_type == "snapshot" and "StartTime" in resource:
+        return {**resource, "StartTime": _parse_time(resource["StartTime"])}
+    attachment = resource.get("Attachment")
+    if resource_type == "network-interface" and isinstance(attachment, dict) and "AttachTime" in attachment:
+        return {**resource, "Attachment": {**attachment, "AttachTime": _parse_time(attachment["AttachTime"])}}
+    return resource

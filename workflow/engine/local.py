@@ -28,7 +28,7 @@ from workflow import aws, config, deployment, layout
 from workflow.engine.embedded import EmbeddedEngine
 from workflow.engine.fleet_endpoint import FleetEndpoint
 from workflow.engine.member_accounts import MemberAccounts
-from workflow.fleet import FleetInstance
+from workflow.fleet import FleetInstance, FleetResource
 from workflow.queries import schema
 from workflow.storage import get_gz_bytes, get_json, iter_jsonl_gz
 
@@ -132,13 +132,21 @@ class LocalDeployment:
         extra_environment: Mapping[str, str] | None = None,
         ec2: str = "fleet",
         empty_regions: Sequence[str] = (),
+        resources: Sequence[FleetResource] = (),
+        covered: Sequence[tuple[str, str, str | None]] = (),
     ) -> None:
         if ec2 not in {"fleet", "moto"}:
             raise ValueError("ec2 must be 'fleet' (DescribeInstances from the fleet) or 'moto' (moto's EC2)")
         # "moto": DescribeInstances goes to moto's own EC2 backend, seeded by the caller through the
         # EC2 API (slow, and it assigns its own ids); used to run other tools on the same backend.
         self.ec2 = ec2
-        self.fleet = FleetEndpoint(fleet, account_id=CENTRAL_ACCOUNT, empty_regions=empty_regions)
+        self.fleet = FleetEndpoint(
+            fleet,
+            account_id=CENTRAL_ACCOUNT,
+            empty_regions=empty_regions,
+            resources=resources,
+            covered=covered,
+        )
         self.members = MemberAccounts(central_account=CENTRAL_ACCOUNT, external_id=MEMBER_EXTERNAL_ID)
         # The organisation: this (management) account and every account of the fleet.
         for account in sorted({CENTRAL_ACCOUNT, *self.fleet.accounts}):

@@ -11,6 +11,7 @@ from typing import Any
 from workflow.errors import PolicyError
 from workflow.policy.document import validate_policy
 from workflow.policy.patterns import CompiledPattern, compile_glob_alternation, compile_pattern
+from workflow.resources import ORDER
 
 DEFAULT_STATES = ("pending", "running", "stopping", "stopped")
 DEFAULT_OWNER_KEY = "Owner"
@@ -74,6 +75,15 @@ class CompiledRule:
 
 
 @dataclass(frozen=True, slots=True)
+class Inheritance:
+    """One key a child type must carry with its parent's value."""
+
+    parent_type: str
+    key: str
+    ignore_case: bool
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledPolicy:
     """A policy ready to evaluate; build it with :func:`compile_policy`."""
 
@@ -85,7 +95,7 @@ class CompiledPolicy:
     prohibited_literals: dict[str, str]
     prohibited_globs: CompiledPattern | None
     max_tags: int | None
-    exempt_instance_ids: frozenset[str]
+    exempt_ids: frozenset[str]
     exempt_tags: tuple[tuple[str, str | None], ...]
     states: frozenset[str]
     grace_period_seconds: int
@@ -107,6 +117,33 @@ class CompiledPolicy:
     # is no other spelling of a rule key, no near miss of one and not prohibited. An instance
     # whose keys are all plain skips the per-key pass (a set comparison in C).
     plain_keys: set[str] = field(default_factory=set, compare=False, repr=False)
+    # The resource types the policy covers, parents first (workflow.resources.ORDER).
+    resource_types: tuple[str, ...] = ("instance",)
+    # The policy as each other covered type sees it: the rules that apply to that type (see
+    # for_type); the compiled policy itself is the instances' view.
+    type_views: dict[str, CompiledPolicy] = field(default_factory=dict, compare=False, repr=False)
+    # child type -> (parent type, key, compare ignoring case) for each key it must inherit.
+    inherited: dict[str, tuple[Inheritance, ...]] = field(default_factory=dict, compare=False, repr=False)
+    include_service_managed_interfaces: bool = False
+
+    def for_type(self, resource_type: str) -> CompiledPolicy:
+        """The policy with only the rules that apply to ``resource_type`` (instances: itself).
+
+        >>> policy = compile_policy({"version": 1, "name": "p", "resource_types": ["instance", "volume"],
+        ...     "rules": [{"key": "Owner"}, {"key": "Name", "resource_types": ["instance"]}]})
+        >>> [r.key for r in policy.for_type("volume").rules], [r.key for r in policy.rules]
+        (['Owner'], ['Owner', 'Name'])
+        """
+        if resource_type == "instance":
+            return self
+        return self.type_views[resource_type]
+
+    def parent_keys(self, parent_type: str) -> tuple[str, ...]:
+        """The keys some child inherits from ``parent_type``: what to remember of each parent."""
+        keys = {
+            i.key for inherited in self.inherited.values() for i in inherited if i.parent_type == parent_type
+        }
+        return tuple(sorted(keys))
 
     def all_plain(self, keys: Iterable[str]) -> bool:
         """Whether every key in ``keys`` is plain (see ``plain_keys``), learning the new ones.
@@ -249,48 +286,71 @@ def compile_policy(doc: dict[str, Any]) -> CompiledPolicy:
     problems = validate_policy(doc)
     if problems:
         raise PolicyError(problems)
-    rules = []
+    covered = doc.get("resource_types", ["instance"])
+    ordered_types = tuple(t for t in ORDER if t in covered)
+    rules_by_type: dict[str, list[CompiledRule]] = {t: [] for t in ordered_types}
+    case_of_key: dict[str, bool] = {}
     for raw in doc["rules"]:
         ignore_case = raw.get("value_case", "sensitive") == "insensitive"
-        rules.append(
-            CompiledRule(
-                key=raw["key"],
-                folded_key=raw["key"].casefold(),
-                required=raw.get("required", True),
-                allow_empty=raw.get("allow_empty", False),
-                allowed=_value_matcher(raw["allowed_values"], ignore_case=ignore_case)
-                if "allowed_values" in raw
-                else None,
-                pattern=compile_pattern(raw["pattern"], ignore_case=ignore_case)
-                if "pattern" in raw
-                else None,
-            )
+        case_of_key[raw["key"]] = ignore_case
+        rule = CompiledRule(
+            key=raw["key"],
+            folded_key=raw["key"].casefold(),
+            required=raw.get("required", True),
+            allow_empty=raw.get("allow_empty", False),
+            allowed=_value_matcher(raw["allowed_values"], ignore_case=ignore_case)
+            if "allowed_values" in raw
+            else None,
+            pattern=compile_pattern(raw["pattern"], ignore_case=ignore_case) if "pattern" in raw else None,
         )
+        for resource_type in raw.get("resource_types", ordered_types):
+            rules_by_type[resource_type].append(rule)
+    inherited: dict[str, list[Inheritance]] = {}
+    for entry in doc.get("inherit", []):
+        for child in entry["to"]:
+            inherited.setdefault(child, []).extend(
+                Inheritance(entry["from"], key, case_of_key.get(key, False)) for key in entry["keys"]
+            )
     prohibited = doc.get("prohibited_keys", [])
     prohibited_wildcards = tuple(glob for glob in prohibited if "*" in glob)
     scope = doc.get("scope", {})
     exemptions = doc.get("exemptions", [])
-    return CompiledPolicy(
-        name=doc["name"],
-        sha256=policy_sha256(doc),
-        document=doc,
-        rules=tuple(rules),
-        keys_insensitive=doc.get("key_case", "exact") == "insensitive",
-        prohibited_literals={g.casefold(): g for g in prohibited if "*" not in g},
-        # RE2, so a 100,000-character key against ``*a*b`` takes linear time, not seconds.
-        prohibited_globs=compile_glob_alternation(
-            [g.casefold() for g in prohibited_wildcards], ignore_case=True
+
+    def view(rules: list[CompiledRule], **extra: Any) -> CompiledPolicy:
+        return CompiledPolicy(
+            name=doc["name"],
+            sha256=policy_sha256(doc),
+            document=doc,
+            rules=tuple(rules),
+            keys_insensitive=doc.get("key_case", "exact") == "insensitive",
+            prohibited_literals={g.casefold(): g for g in prohibited if "*" not in g},
+            # RE2, so a 100,000-character key against ``*a*b`` takes linear time, not seconds.
+            prohibited_globs=compile_glob_alternation(
+                [g.casefold() for g in prohibited_wildcards], ignore_case=True
+            )
+            if prohibited_wildcards
+            else None,
+            prohibited_wildcards=prohibited_wildcards,
+            max_tags=doc.get("max_tags"),
+            exempt_ids=frozenset(
+                i for e in exemptions for i in (*e.get("instance_ids", ()), *e.get("resource_ids", ()))
+            ),
+            exempt_tags=tuple((e["tag"]["key"], e["tag"].get("value")) for e in exemptions if "tag" in e),
+            states=frozenset(scope.get("states", DEFAULT_STATES)),
+            grace_period_seconds=60 * scope.get("grace_period_minutes", 0),
+            owner_key=doc.get("owner_key", DEFAULT_OWNER_KEY),
+            rule_keys=frozenset(rule.key for rule in rules),
+            folded_rule_keys=frozenset(rule.folded_key for rule in rules),
+            squeezed_rule_keys=_squeezed_rule_keys(rule.key for rule in rules),
+            resource_types=ordered_types,
+            inherited={child: tuple(found) for child, found in inherited.items()},
+            include_service_managed_interfaces=bool(
+                scope.get("network_interfaces", {}).get("include_service_managed", False)
+            ),
+            **extra,
         )
-        if prohibited_wildcards
-        else None,
-        prohibited_wildcards=prohibited_wildcards,
-        max_tags=doc.get("max_tags"),
-        exempt_instance_ids=frozenset(i for e in exemptions for i in e.get("instance_ids", [])),
-        exempt_tags=tuple((e["tag"]["key"], e["tag"].get("value")) for e in exemptions if "tag" in e),
-        states=frozenset(scope.get("states", DEFAULT_STATES)),
-        grace_period_seconds=60 * scope.get("grace_period_minutes", 0),
-        owner_key=doc.get("owner_key", DEFAULT_OWNER_KEY),
-        rule_keys=frozenset(rule.key for rule in rules),
-        folded_rule_keys=frozenset(rule.folded_key for rule in rules),
-        squeezed_rule_keys=_squeezed_rule_keys(rule.key for rule in rules),
+
+    return view(
+        rules_by_type.get("instance", []),
+        type_views={t: view(rules) for t, rules in rules_by_type.items() if t != "instance"},
     )

@@ -164,7 +164,7 @@ def _schema_problem(error: ValidationError) -> Problem:
             path, f"must be 1 (got {json.dumps(error.instance)}); this is policy language version 1"
         )
     if validator == "oneOf" and "exemptions" in error.absolute_path:
-        return Problem(path, "an exemption needs exactly one of 'tag' or 'instance_ids'")
+        return Problem(path, "an exemption needs exactly one of 'tag', 'instance_ids' or 'resource_ids'")
     if validator == "pattern" and list(error.absolute_path)[-1:] == ["name"]:
         return Problem(
             path, "must start with a letter or digit and hold only letters, digits, '.', '_', '-', ' '"
@@ -205,7 +205,66 @@ def _well_formed_rules(doc: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
     return [(i, r) for i, r in enumerate(rules) if isinstance(r, dict) and isinstance(r.get("key"), str)]
 
 
+_RESOURCE_TYPES: Final = ("instance", "volume", "snapshot", "image", "network-interface")
+# Which parent each child type can inherit from: attached to an instance, or made from a volume.
+_PARENT_OF: Final = {"volume": "instance", "network-interface": "instance", "snapshot": "volume"}
+
+
+def _listed_types(doc: dict[str, Any]) -> list[str]:
+    listed = doc.get("resource_types", ["instance"])
+    return [t for t in listed if t in _RESOURCE_TYPES] if isinstance(listed, list) else []
+
+
+def _resource_type_problems(doc: dict[str, Any]) -> Iterator[Problem]:
+    """Rule types and inheritance must name types the policy lists: a type it does not list is
+    never listed, so a rule or an inheritance for it would silently check nothing."""
+    listed = _listed_types(doc)
+    shown = ", ".join(listed) or "none"
+    for index, rule in _well_formed_rules(doc):
+        for t_index, name in enumerate(rule.get("resource_types") or ()):
+            if name in _RESOURCE_TYPES and name not in listed:
+                yield Problem(
+                    f"$.rules[{index}].resource_types[{t_index}]",
+                    f"{name!r} is not in the policy's resource_types ({shown}); "
+                    "add it there or remove it here",
+                )
+    inherit = doc.get("inherit")
+    for index, entry in enumerate(inherit if isinstance(inherit, list) else ()):
+        if not isinstance(entry, dict):
+            continue
+        parent = entry.get("from")
+        if parent in _RESOURCE_TYPES and parent not in listed:
+            yield Problem(
+                f"$.inherit[{index}].from",
+                f"{parent!r} is not in the policy's resource_types ({shown}): its values cannot be "
+                "compared unless it is listed too; add it there",
+            )
+        children = entry.get("to")
+        for c_index, child in enumerate(children if isinstance(children, list) else ()):
+            path = f"$.inherit[{index}].to[{c_index}]"
+            if child not in _PARENT_OF:
+                continue
+            if _PARENT_OF[child] != parent:
+                yield Problem(
+                    path,
+                    f"a {child} inherits from {'an' if _PARENT_OF[child] == 'instance' else 'a'} "
+                    f'{_PARENT_OF[child]}, not from {parent!r}; move it to an entry with that "from"',
+                )
+            elif child not in listed:
+                yield Problem(
+                    path, f"{child!r} is not in the policy's resource_types ({shown}); add it there"
+                )
+        keys = entry.get("keys")
+        for k_index, key in enumerate(keys if isinstance(keys, list) else ()):
+            if isinstance(key, str) and key.lower().startswith("aws:"):
+                yield Problem(
+                    f"$.inherit[{index}].keys[{k_index}]",
+                    "keys beginning with 'aws:' are reserved for AWS and never evaluated",
+                )
+
+
 def _semantic_problems(doc: dict[str, Any], *, check_patterns: bool) -> Iterator[Problem]:
+    yield from _resource_type_problems(doc)
     rules = _well_formed_rules(doc)
     by_index = dict(rules)
     first_seen: dict[str, int] = {}

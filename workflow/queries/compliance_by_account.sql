@@ -1,5 +1,5 @@
 -- title: Compliance by account (latest run)
--- description: Per account in the most recent run: regions scanned, instances, noncompliant instances, compliance percentage and the rule that breaks on the most instances there; most noncompliant first.
+-- description: Per account in the most recent run: regions scanned, resources (instances and any other types the policy covers), noncompliant ones, compliance percentage and the rule that breaks on the most instances there; most noncompliant first.
 --
 -- The account-level roll-up of noncompliant_by_region. worst_rule is 'tag key:violation code'
 -- (as the run summary's by_rule keys), ties broken by name; NULL for an account with nothing to
@@ -12,7 +12,7 @@ WITH latest AS (
     LIMIT 1
 ),
 latest_findings AS (
-    SELECT f.account_id, f.region, f.instance_id, f.compliant, f.violations
+    SELECT f.account_id, f.region, coalesce(f.resource_id, f.instance_id) AS resource_id, f.compliant, f.violations
     FROM findings AS f
     JOIN latest AS l ON f.dt = l.dt AND f.run = l.run
 ),
@@ -20,7 +20,7 @@ rule_counts AS (
     SELECT
         lf.account_id,
         v.key || ':' || v.code AS rule,
-        count(DISTINCT lf.instance_id) AS instances
+        count(DISTINCT lf.resource_id) AS instances
     FROM latest_findings AS lf
     CROSS JOIN UNNEST(lf.violations) AS v
     WHERE NOT lf.compliant

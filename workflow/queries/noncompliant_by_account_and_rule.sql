@@ -1,5 +1,5 @@
 -- title: Violations by account and rule (latest run)
--- description: Per account, tag key and violation code in the most recent run: how many noncompliant instances break it, accounts in order.
+-- description: Per account, tag key and violation code in the most recent run: how many noncompliant resources (instances, and the other types the policy covers) break it, accounts in order.
 --
 -- The per-account variant of noncompliant_by_rule (which stays organisation-wide). Same
 -- CROSS JOIN UNNEST(f.violations) AS v form, the one both engines read the same way (see there).
@@ -13,7 +13,7 @@ SELECT
     f.account_id,
     v.key AS tag_key,
     v.code AS violation,
-    count(DISTINCT f.instance_id) AS instances,
+    count(DISTINCT coalesce(f.resource_id, f.instance_id)) AS instances,
     count(*) AS violations
 FROM findings AS f
 JOIN latest AS l ON f.dt = l.dt AND f.run = l.run

@@ -1,5 +1,5 @@
 -- title: Violations by rule (latest run)
--- description: Per tag key and violation code in the most recent run: how many noncompliant instances break it.
+-- description: Per tag key and violation code in the most recent run: how many noncompliant resources (instances, and the other types the policy covers) break it.
 --
 -- One row per violation through CROSS JOIN UNNEST(f.violations) AS v, fields read as v.key and
 -- v.code. Only this form works in both engines: Trino unnests an array of rows into one column per
@@ -14,7 +14,7 @@ WITH latest AS (
 SELECT
     v.key AS tag_key,
     v.code AS violation,
-    count(DISTINCT f.instance_id) AS instances,
+    count(DISTINCT coalesce(f.resource_id, f.instance_id)) AS instances,
     count(*) AS violations
 FROM findings AS f
 JOIN latest AS l ON f.dt = l.dt AND f.run = l.run

@@ -1,5 +1,5 @@
--- title: Noncompliant instances in the latest run
--- description: Every instance the most recent run found noncompliant (exempt instances count as compliant), with its owner, region and violations.
+-- title: Noncompliant resources in the latest run
+-- description: Every instance (and volume, snapshot, image, interface the policy covers) the most recent run found noncompliant (exempt ones count as compliant), with its owner, region and violations.
 --
 -- Tables: findings and runs of the Tagwarden Glue database (the named query sets the database;
 -- DuckDB: create views with these names). The latest run is the one whose summary has the newest
@@ -13,10 +13,14 @@ WITH latest AS (
 SELECT
     f.account_id,
     f.region,
+    coalesce(f.resource_type, 'instance') AS resource_type,
+    coalesce(f.resource_id, f.instance_id) AS resource_id,
     f.instance_id,
     f.name,
     f.owner,
     f.instance_type,
+    f.size_gib,
+    f.attached_to,
     f.state,
     f.launch_time,
     f.violations,
@@ -26,4 +30,4 @@ SELECT
 FROM findings AS f
 JOIN latest AS l ON f.dt = l.dt AND f.run = l.run
 WHERE NOT f.compliant
-ORDER BY f.owner, f.account_id, f.region, f.instance_id
+ORDER BY f.owner, f.account_id, f.region, resource_type, resource_id

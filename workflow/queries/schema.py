@@ -23,7 +23,9 @@ __all__ = [
     "VIOLATION",
 ]
 
-VIOLATION: Final = "struct<code:string,key:string,value:string,message:string>"
+VIOLATION: Final = (
+    "struct<code:string,key:string,value:string,message:string,parent_id:string,expected:string>"
+)
 _COUNTS: Final = "struct<compliant:int,noncompliant:int>"
 
 #: ``findings``: one row per evaluated instance per run (JSON Lines, gzip), in column order.
@@ -44,6 +46,15 @@ FINDINGS_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("run_id", "string"),
     ("evaluated_at", "string"),
     ("policy_name", "string"),
+    # The EC2 family beyond instances; appended, so older partitions read them as null.
+    ("resource_type", "string"),
+    ("resource_id", "string"),
+    ("created_at", "string"),
+    ("size_gib", "int"),
+    ("volume_type", "string"),
+    ("attached_to", "string"),
+    ("volume_id", "string"),
+    ("interface_type", "string"),
 )
 
 #: ``runs``: one row per run (the run summary, one JSON object per file), in column order.
@@ -64,6 +75,8 @@ RUNS_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("by_account", f"map<string,{_COUNTS}>"),
     ("noncompliant_by_owner", "map<string,int>"),
     ("noncompliant_instance_ids", "array<string>"),
+    ("by_resource_type", f"map<string,{_COUNTS}>"),
+    ("untagged_ebs_gib", "struct<volumes:bigint,snapshots:bigint,total:bigint>"),
     (
         "drift",
         "struct<previous_run_id:string,newly_noncompliant:array<string>,newly_compliant:array<string>>",
@@ -77,7 +90,9 @@ RUNS_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
         "targets:struct<asked:int,scanned:int,not_scanned:int,scanned_empty:int>,"
         "regions_scanned:array<string>,regions_not_scanned:array<string>,"
         "instances:struct<listed:int,in_scope:int,evaluated:int,out_of_scope:map<string,int>,"
-        "duplicates_dropped:int>>",
+        "duplicates_dropped:int>,"
+        "resources:map<string,struct<listed:int,in_scope:int,evaluated:int,out_of_scope:map<string,int>,"
+        "duplicates_dropped:int>>>",
     ),
 )
 
@@ -117,6 +132,16 @@ COLUMN_COMMENTS: Final[dict[str, str]] = {
     "noncompliant_by_owner": "noncompliant instances per owner",
     "noncompliant_instance_ids": "every noncompliant instance id",
     "drift": "change since the previous run",
+    "resource_type": "instance, volume, snapshot, image or network-interface (null in runs before types)",
+    "resource_id": "the resource's id (i-, vol-, snap-, ami-, eni-)",
+    "created_at": "volume creation or newest attachment, snapshot or image creation, interface attachment",
+    "size_gib": "size of a volume or of a snapshot's volume, GiB",
+    "volume_type": "EBS volume type (gp3, io2, ...)",
+    "attached_to": "the instance(s) a volume or interface is attached to, comma-separated",
+    "volume_id": "the volume a snapshot was made from",
+    "interface_type": "network interface type (interface, nat_gateway, lambda, ...)",
+    "by_resource_type": "compliant and noncompliant resources per resource type",
+    "untagged_ebs_gib": "GiB of noncompliant EBS volumes and snapshots: spend the tags cannot allocate",
     "dt": "UTC date of the run, YYYY-MM-DD",
     "run": "run id",
 }

@@ -3,6 +3,10 @@
 Each instance id is evaluated once: a listing that returned an instance twice (pages shifting
 while the region changed) is counted in the target's coverage, which rides on the findings object
 as S3 metadata (:data:`COVERAGE_METADATA`) so Persist report reads it with the findings.
+
+Other resource types follow, parents before children (instances, volumes, snapshots, interfaces,
+images). The join for ``inherit`` keeps, per parent id, only the values of the keys its children
+inherit, so memory grows with the parents' ids, never with their documents.
 """
 
 from __future__ import annotations
@@ -14,7 +18,11 @@ from typing import Any, Final
 
 from workflow import layout
 from workflow.config import EvaluateConfig
-from workflow.evaluator import evaluate_instances
+from workflow.evaluator import ParentValues, evaluate_instances, evaluate_resource, inherited_values
+from workflow.policy.compiler import CompiledPolicy
+from workflow.resources import INSTANCE, RESOURCE_TYPES
+from workflow.steps.list_instances import listed_types
+from workflow.targets import execution_account
 from workflow.policy import compile_policy
 from workflow.storage import REPORT_GZIP_LEVEL, JsonLinesWriter, get_json, get_json_gz
 
@@ -27,6 +35,15 @@ def _inventory(
         for reservation in document.get("Reservations", []):
             for instance in reservation.get("Instances", []):
                 yield reservation.get("OwnerId"), instance
+
+
+def _resources(
+    s3: Any, bucket: str, run_id: str, account: str, region: str, resource_type: str, pages: int
+) -> Iterator[dict[str, Any]]:
+    list_key = RESOURCE_TYPES[resource_type].list_key
+    for page in range(pages):
+        key = layout.inventory_page_key(run_id, account, region, page, resource_type)
+        yield from get_json_gz(s3, bucket, key).get(list_key, [])
 
 
 COVERAGE_METADATA: Final = "tagwarden-coverage"
@@ -64,8 +81,12 @@ def evaluate_tags(event: dict[str, Any], config: EvaluateConfig, *, s3: Any) -> 
     key = layout.staged_findings_key(run["run_id"], account, region)
     # Written once, at the report's level: Persist report copies these bytes into the report.
     writer = JsonLinesWriter(compresslevel=REPORT_GZIP_LEVEL)
+    stamp = {"run_id": run["run_id"], "evaluated_at": run["started_at"], "policy_name": policy.name}
     total = noncompliant = duplicates = 0
     seen: set[str] = set()
+    parents: ParentValues = {}
+    remember = policy.parent_keys(INSTANCE)
+    listed_parents: dict[str, tuple[str | None, ...]] = {}
     try:
         for owner_id, instance in _inventory(
             s3, bucket, run["run_id"], account, region, int(listing["pages"])
@@ -78,11 +99,21 @@ def evaluate_tags(event: dict[str, Any], config: EvaluateConfig, *, s3: Any) -> 
             for finding in evaluate_instances(
                 [instance], policy, region=region, account_id=owner_id, now=started
             ):
-                finding.update(run_id=run["run_id"], evaluated_at=run["started_at"], policy_name=policy.name)
+                finding.update(stamp)
                 writer.write(finding)
                 total += 1
                 noncompliant += not finding["compliant"]
+                if remember:
+                    listed_parents[instance_id] = inherited_values(INSTANCE, instance, policy) or ()
+        parents[INSTANCE] = listed_parents
         coverage = target_coverage(listing, evaluated=total, duplicates=duplicates)
+        others = _evaluate_other_types(
+            s3, run, listing, account, region, policy, parents, writer, started, stamp
+        )
+        if others:
+            coverage["resources"] = others
+            total += sum(c["evaluated"] for c in others.values())
+            noncompliant += sum(c.pop("noncompliant") for c in others.values())
         writer.upload(
             s3, bucket, key, metadata={COVERAGE_METADATA: json.dumps(coverage, separators=(",", ":"))}
         )
@@ -96,3 +127,59 @@ def evaluate_tags(event: dict[str, Any], config: EvaluateConfig, *, s3: Any) -> 
         "noncompliant": noncompliant,
         "duplicates_dropped": duplicates,
     }
+
+
+def _evaluate_other_types(
+    s3: Any,
+    run: dict[str, Any],
+    listing: dict[str, Any],
+    account: str,
+    region: str,
+    policy: CompiledPolicy,
+    parents: ParentValues,
+    writer: JsonLinesWriter,
+    started: datetime,
+    stamp: dict[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """Volumes, snapshots, interfaces and images of one target, parents first; each type's coverage
+    (with its noncompliant count, which the caller takes out)."""
+    owner = execution_account(run) if account == layout.SELF_ACCOUNT else account
+    listed: dict[str, Any] = listing.get("resources") or {}
+    coverage: dict[str, dict[str, Any]] = {}
+    for resource_type in listed_types(run):
+        if resource_type == INSTANCE:
+            continue
+        counts = listed.get(resource_type) or {}
+        spec = RESOURCE_TYPES[resource_type]
+        remember = policy.parent_keys(resource_type)
+        values: dict[str, tuple[str | None, ...]] = {}
+        seen: set[str] = set()
+        evaluated = noncompliant = duplicates = 0
+        for resource in _resources(
+            s3, run["bucket"], run["run_id"], account, region, resource_type, int(counts.get("pages", 0))
+        ):
+            resource_id = spec.resource_id(resource)
+            if resource_id in seen:
+                duplicates += 1
+                continue
+            seen.add(resource_id)
+            finding = evaluate_resource(
+                resource_type, resource, policy, region=region, account_id=owner, now=started, parents=parents
+            )
+            finding.update(stamp)
+            writer.write(finding)
+            evaluated += 1
+            noncompliant += not finding["compliant"]
+            if remember:
+                values[resource_id] = inherited_values(resource_type, resource, policy) or ()
+        if remember:
+            parents[resource_type] = values
+        coverage[resource_type] = {
+            "listed": int(counts.get("listed", 0)),
+            "in_scope": int(counts.get("in_scope", 0)),
+            "evaluated": evaluated,
+            "duplicates_dropped": duplicates,
+            "out_of_scope": {str(k): int(v) for k, v in sorted((counts.get("out_of_scope") or {}).items())},
+            "noncompliant": noncompliant,
+        }
+    return coverage

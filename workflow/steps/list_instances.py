@@ -13,6 +13,12 @@ own account. Throttling still reaches the state machine's Retry.
 Every instance is listed, whatever its state, and only those in the run's states are staged: the
 others are counted by state (``out_of_scope``), so the run's coverage says what it left out and why
 instead of never having seen it.
+
+A policy that covers more of the EC2 family (``resource_types``) has its volumes, snapshots and
+images (owned by the account) and network interfaces listed after the instances, type by type,
+with the same paging, staging and continuation: the listing carries the type it stopped in
+(``phase``) with the NextToken. Only the types the policy covers are listed. Service-managed
+interfaces are counted out of scope unless the policy brings them in.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from workflow.aws import Credentials, assume_role, aws_call
 from workflow.config import ListConfig
 from workflow.errors import AccessDenied, RegionNotEnabled
 from workflow.evaluator import project_instance
+from workflow.resources import INSTANCE, ORDER, RESOURCE_TYPES, ResourceType, out_of_scope_reason
 from workflow.storage import put_json, put_json_gz
 from workflow.targets import execution_account, member_role_arn
 
@@ -49,10 +56,112 @@ def _record_target_error(
         "instances": 0,
         "listed": 0,
         "out_of_scope": {},
+        "resources": {},
+        "phase": None,
         "complete": True,
         "next_token": None,
         "target_error": reason,
     }
+
+
+def listed_types(run: dict[str, Any]) -> tuple[str, ...]:
+    """The resource types a run lists, parents first (runs validated before types existed: instances).
+
+    >>> listed_types({"resource_types": ["snapshot", "volume"]})
+    ('volume', 'snapshot')
+    """
+    wanted = run.get("resource_types") or [INSTANCE]
+    return tuple(t for t in ORDER if t in wanted)
+
+
+def _fresh_counts() -> dict[str, Any]:
+    return {"pages": 0, "listed": 0, "in_scope": 0, "out_of_scope": {}}
+
+
+class _Lister:
+    """Pages one resource type of one target into S3, asking for the next page while it stages
+    the current one, until the listing ends or the time budget is spent."""
+
+    def __init__(
+        self,
+        ec2: Any,
+        s3: Any,
+        run: dict[str, Any],
+        account: str,
+        region: str,
+        shown: str,
+        config: ListConfig,
+        remaining_ms: Callable[[], int],
+    ) -> None:
+        self.ec2, self.s3, self.run = ec2, s3, run
+        self.account, self.region, self.shown = account, region, shown
+        self.config, self.remaining_ms = config, remaining_ms
+        self.margin_ms = config.time_budget_margin_seconds * 1000
+        self.states = frozenset(run["states"])
+        self.include_service_managed = bool(run.get("include_service_managed_interfaces"))
+
+    def _describe(self, spec: ResourceType, next_token: str | None) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            **spec.request,
+            "MaxResults": min(self.config.page_size, spec.max_page_size),
+        }
+        if next_token:
+            request["NextToken"] = next_token
+        with aws_call(f"{spec.operation} in {self.shown} {self.region}"):
+            response: dict[str, Any] = getattr(self.ec2, spec.method)(**request)
+        return response
+
+    def _kept(self, spec: ResourceType, response: dict[str, Any], counts: dict[str, Any]) -> tuple[Any, int]:
+        """What of a page is staged (projected, in scope), and how many resources that is."""
+        out_of_scope: dict[str, int] = counts["out_of_scope"]
+
+        def keep(resource: Any) -> bool:
+            counts["listed"] += 1
+            reason = out_of_scope_reason(
+                spec.name, resource, states=self.states, include_service_managed=self.include_service_managed
+            )
+            if reason is not None:
+                out_of_scope[reason] = out_of_scope.get(reason, 0) + 1
+            return reason is None
+
+        if spec.name == INSTANCE:
+            reservations = []
+            for reservation in response.get("Reservations", []):
+                # Only what evaluation reads: a third of the bytes to stage and read back.
+                kept = [project_instance(i) for i in reservation.get("Instances", []) if keep(i)]
+                if kept:
+                    reservations.append({"OwnerId": reservation.get("OwnerId"), "Instances": kept})
+            return {"Reservations": reservations}, sum(len(r["Instances"]) for r in reservations)
+        resources = [spec.project(r) for r in response.get(spec.list_key, []) if keep(r)]
+        return {spec.list_key: resources}, len(resources)
+
+    def list_type(self, spec: ResourceType, token: str | None, counts: dict[str, Any]) -> str | None:
+        """List from ``token``; the token to continue from, None when the type is fully listed.
+
+        The next page is requested while this one is staged: EC2 takes about a second for a page
+        of 1,000, and projecting, compressing and storing one is CPU and an S3 round trip that can
+        overlap it. One request ahead at most; none is started once the time budget is spent.
+        """
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=spec.method) as ahead:
+            pending: Future[dict[str, Any]] | None = ahead.submit(self._describe, spec, token)
+            while pending is not None:
+                response = pending.result()
+                token = response.get("NextToken") or None
+                pending = (
+                    ahead.submit(self._describe, spec, token)
+                    if token and self.remaining_ms() > self.margin_ms
+                    else None
+                )
+                document, count = self._kept(spec, response, counts)
+                # Instances always stage page 0, so an empty region is an empty page, as before.
+                if count or (spec.name == INSTANCE and counts["pages"] == 0):
+                    key = layout.inventory_page_key(
+                        self.run["run_id"], self.account, self.region, counts["pages"], spec.name
+                    )
+                    put_json_gz(self.s3, self.run["bucket"], key, document)
+                    counts["pages"] += 1
+                    counts["in_scope"] += count
+        return token
 
 
 def list_instances(
@@ -64,22 +173,32 @@ def list_instances(
     remaining_ms: Callable[[], int],
     sts: Any = None,
 ) -> dict[str, Any]:
-    """List one target's instances into ``staging/<run>/inventory/<account>/<region>/``.
+    """List one target's resources into ``staging/<run>/inventory/<account>/<region>/``.
 
     ``event`` is ``{"run": {...}, "target": {"account_id", "region", ["role_arn"]}, "listing":
     <previous result, when continuing>}``; account ``self`` is the account the step runs in.
     ``ec2_factory(region, credentials)`` builds the EC2 client (credentials None: the step's own).
+    The result's ``resources`` has per type pages, listed, in scope and out of scope by reason;
+    the top-level ``pages``, ``instances``, ``listed`` and ``out_of_scope`` are the instances'.
     """
     run = event["run"]
     target = event.get("target") or {"region": event["region"]}
     region = target["region"]
     account = target.get("account_id") or layout.SELF_ACCOUNT
     previous = event.get("listing") or {}
-    page = int(previous.get("pages", 0))
-    instances = int(previous.get("instances", 0))
-    listed = int(previous.get("listed", 0))
-    out_of_scope: dict[str, int] = dict(previous.get("out_of_scope") or {})
-    in_scope_states = set(run["states"])
+    types = listed_types(run)
+    resources: dict[str, dict[str, Any]] = {
+        t: {**_fresh_counts(), **(previous.get("resources") or {}).get(t, {})} for t in types
+    }
+    if INSTANCE in resources and "resources" not in previous and previous:
+        # A listing continued from before resource types existed carries the instances' counts.
+        resources[INSTANCE].update(
+            pages=int(previous.get("pages", 0)),
+            listed=int(previous.get("listed", 0)),
+            in_scope=int(previous.get("instances", 0)),
+            out_of_scope=dict(previous.get("out_of_scope") or {}),
+        )
+    phase: str = previous.get("phase") or types[0]
     token: str | None = previous.get("next_token")
     role_arn: str | None = None
     credentials: Credentials | None = None
@@ -94,71 +213,36 @@ def list_instances(
             )
         except AccessDenied as err:
             return _record_target_error(s3, run, account, region, role_arn, str(err))
-    ec2 = ec2_factory(region, credentials)
-    margin_ms = config.time_budget_margin_seconds * 1000
     shown = execution_account(run) if account == layout.SELF_ACCOUNT else account
-
-    def describe(next_token: str | None) -> dict[str, Any]:
-        request: dict[str, Any] = {"MaxResults": config.page_size}
-        if next_token:
-            request["NextToken"] = next_token
-        with aws_call(f"DescribeInstances in {shown} {region}"):
-            response: dict[str, Any] = ec2.describe_instances(**request)
-        return response
-
-    # The next page is requested while this one is staged: EC2 takes about a second for a page
-    # of 1,000, and projecting, compressing and storing one is CPU and an S3 round trip that can
-    # overlap it. One request ahead at most; none is started once the time budget is spent.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="describe-instances") as ahead:
-        pending: Future[dict[str, Any]] | None = ahead.submit(describe, token)
-        while pending is not None:
-            try:
-                response = pending.result()
-            except AccessDenied as err:
-                if credentials is None and not isinstance(err, RegionNotEnabled):
-                    raise  # our own account: a deployment fault, not a target to skip
-                return _record_target_error(s3, run, account, region, role_arn, str(err))
-            token = response.get("NextToken") or None
-            pending = ahead.submit(describe, token) if token and remaining_ms() > margin_ms else None
-            reservations = []
-            for reservation in response.get("Reservations", []):
-                kept = []
-                for instance in reservation.get("Instances", []):
-                    listed += 1
-                    state = _state_name(instance)
-                    if state in in_scope_states:
-                        # Only what evaluation reads: a third of the bytes to stage and read back.
-                        kept.append(project_instance(instance))
-                    else:
-                        out_of_scope[state] = out_of_scope.get(state, 0) + 1
-                if kept:
-                    reservations.append({"OwnerId": reservation.get("OwnerId"), "Instances": kept})
-            count = sum(len(r["Instances"]) for r in reservations)
-            if count or page == 0:
-                key = layout.inventory_page_key(run["run_id"], account, region, page)
-                put_json_gz(s3, run["bucket"], key, {"Reservations": reservations})
-                page += 1
-                instances += count
+    lister = _Lister(ec2_factory(region, credentials), s3, run, account, region, shown, config, remaining_ms)
+    margin_ms = config.time_budget_margin_seconds * 1000
+    remaining_types = list(types[types.index(phase) :])
+    while remaining_types:
+        phase = remaining_types[0]
+        try:
+            token = lister.list_type(RESOURCE_TYPES[phase], token, resources[phase])
+        except AccessDenied as err:
+            if credentials is None and not isinstance(err, RegionNotEnabled):
+                raise  # our own account: a deployment fault, not a target to skip
+            return _record_target_error(s3, run, account, region, role_arn, str(err))
+        if token is not None:
+            break  # the time budget ran out within this type: continue from the token
+        remaining_types.pop(0)
+        if remaining_types and remaining_ms() <= margin_ms:
+            phase = remaining_types[0]
+            break
+    instances = resources.get(INSTANCE) or _fresh_counts()
     return {
         "region": region,
         "account_id": account,
         "prefix": layout.inventory_page_key(run["run_id"], account, region, 0).rsplit("/", 1)[0] + "/",
-        "pages": page,
-        "instances": instances,
-        "listed": listed,
-        "out_of_scope": out_of_scope,
-        "complete": token is None,
+        "pages": instances["pages"],
+        "instances": instances["in_scope"],
+        "listed": instances["listed"],
+        "out_of_scope": instances["out_of_scope"],
+        "resources": resources,
+        "phase": phase if remaining_types else None,
+        "complete": not remaining_types,
         "next_token": token,
         "target_error": None,
     }
-
-
-# EC2's instance states; anything else (a malformed listing) is counted as "unknown", so the
-# out-of-scope table stays a handful of rows whatever a listing holds.
-_INSTANCE_STATES = frozenset({"pending", "running", "shutting-down", "terminated", "stopping", "stopped"})
-
-
-def _state_name(instance: Any) -> str:
-    state = instance.get("State") if isinstance(instance, dict) else None
-    name = state.get("Name") if isinstance(state, dict) else None
-    return name if name in _INSTANCE_STATES else "unknown"

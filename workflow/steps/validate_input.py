@@ -177,6 +177,8 @@ def validate_input(
             "policy_name": policy.name,
             "policy_sha256": policy.sha256,
             "states": sorted(policy.states),
+            "resource_types": list(policy.resource_types),
+            "include_service_managed_interfaces": policy.include_service_managed_interfaces,
             "regions": regions,
             "notify": document.get("notify", config.default_notify),
             "dry_run": bool(document.get("dry_run", False)),
