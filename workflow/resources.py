@@ -137,6 +137,8 @@ RESOURCE_TYPES: Final[dict[str, ResourceType]] = {
         id_field="VolumeId",
         request={},
         max_page_size=500,
+        # DescribeVolumes prints no OwnerId; the local endpoint adds it to another account's volumes
+        # when it serves several accounts' dumps as one (see FleetEndpoint), so it is kept if there.
         fields=(
             "VolumeId",
             "State",
@@ -146,6 +148,7 @@ RESOURCE_TYPES: Final[dict[str, ResourceType]] = {
             "VolumeType",
             "Attachments",
             "Tags",
+            "OwnerId",
         ),
         time=_volume_time,
         parents=_attached_instances,

@@ -343,11 +343,11 @@ def expect_latest_run(runs_dir: Path, _params: dict[str, int]) -> list[tuple[Any
             f["instance_id"],
             f["name"],
             f["owner"],
-            f["instance_type"],
+            f.get("instance_type"),
             f.get("size_gib"),
             f.get("attached_to"),
             f["state"],
-            f["launch_time"],
+            f.get("launch_time"),
             violations(f),
             f["policy_name"],
             f["run_id"],
@@ -698,7 +698,7 @@ def test_tables_have_the_glue_columns_and_types_then_dt_and_run(runs_dir: Path) 
         assert backend.execute("SELECT typeof(tags), typeof(violations) FROM findings LIMIT 1", []).rows == [
             (
                 "MAP(VARCHAR, VARCHAR)",
-                'STRUCT(code VARCHAR, "key" VARCHAR, "value" VARCHAR, message VARCHAR)[]',
+                'STRUCT(code VARCHAR, "key" VARCHAR, "value" VARCHAR, message VARCHAR, parent_id VARCHAR, expected VARCHAR)[]',
             )
         ]
 
@@ -838,9 +838,10 @@ def test_report_csv_has_every_finding_with_formula_cells_neutralised(runs_dir: P
         rows = list(csv.DictReader(handle))
     # Grouped by account, in the run's order within each account.
     by_account = sorted(findings_of(runs_dir, "run-c"), key=lambda f: f["account_id"])
-    assert [(r["account_id"], r["instance_id"]) for r in rows] == [
-        (f["account_id"], f["instance_id"]) for f in by_account
+    assert [(r["account_id"], r["resource_type"], r["resource_id"]) for r in rows] == [
+        (f["account_id"], f["resource_type"], f["resource_id"]) for f in by_account
     ]
+    assert {r["size_gib"] for r in rows if r["resource_type"] == "volume"} == {"50", "200", "500"}
     hostile = next(r for r in rows if r["instance_id"] == "i-0000000000000099")
     assert hostile["owner"] == "'" + HOSTILE_OWNER
     assert hostile["name"] == HOSTILE_NAME
@@ -893,7 +894,14 @@ def test_report_table_prints_totals_and_owner_groups(
     out = capsys.readouterr().out
     totals = summary_of(runs_dir, "run-c")["totals"]
     assert "Run run-c" in out and f"{totals['compliance_percentage']}%" in out
-    assert "(no owner) (1 noncompliant)" in out
+    unowned = [f for f in findings_of(runs_dir, "run-c") if not f["compliant"] and not f["owner"]]
+    assert {f["account_id"] for f in unowned} == {ACCOUNT}
+    assert f"(no owner) ({len(unowned)} noncompliant)" in out
+    # Volumes and snapshots: a table per resource type, and the untagged EBS line.
+    gib = sum(
+        f["size_gib"] for f in findings_of(runs_dir, "run-c") if not f["compliant"] and f.get("size_gib")
+    )
+    assert "By resource type" in out and f"Untagged EBS: {gib} GiB noncompliant" in out
     # Two accounts: a per-account table, and the noncompliant instances under each account.
     findings = findings_of(runs_dir, "run-c")
     for account in (ACCOUNT, SECOND_ACCOUNT):

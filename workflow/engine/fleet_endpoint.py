@@ -220,7 +220,14 @@ class FleetEndpoint:
         if start is None:
             return self._error("InvalidParameterValue", "Invalid value for parameter NextToken")
         size = int(max_results) if max_results is not None else spec.max_page_size
-        parsed: dict[str, Any] = {spec.list_key: [resource for _, resource in matching[start : start + size]]}
+        page = matching[start : start + size]
+        if spec.name == "volume" and only_account is None:
+            # One listing of several accounts' dumps (a local scan without member roles): AWS
+            # would list one account's volumes, whose account is the caller's. Name the others'.
+            items = [r if a == self.account_id else {**r, "OwnerId": a} for a, r in page]
+        else:
+            items = [resource for _, resource in page]
+        parsed: dict[str, Any] = {spec.list_key: items}
         if start + size < len(matching):
             parsed["NextToken"] = _token(start + size)
         return answer(_URL, parsed)
@@ -325,7 +332,7 @@ def _with_times(resource_type: str, resource: dict[str, Any]) -> dict[str, Any]:
     if resource_type == "volume":
         return {
             **resource,
-            "CreateTime": _parse_time(resource.get("CreateTime")),
+            **({"CreateTime": _parse_time(resource["CreateTime"])} if "CreateTime" in resource else {}),
             "Attachments": [
                 {**a, "AttachTime": _parse_time(a.get("AttachTime"))} if "AttachTime" in a else a
                 for a in resource.get("Attachments") or ()
