@@ -19,12 +19,12 @@ from typing import Any, Final
 from workflow import layout
 from workflow.config import EvaluateConfig
 from workflow.evaluator import ParentValues, evaluate_instances, evaluate_resource, inherited_values
+from workflow.policy import compile_policy
 from workflow.policy.compiler import CompiledPolicy
 from workflow.resources import INSTANCE, RESOURCE_TYPES
 from workflow.steps.list_instances import listed_types
-from workflow.targets import execution_account
-from workflow.policy import compile_policy
 from workflow.storage import REPORT_GZIP_LEVEL, JsonLinesWriter, get_json, get_json_gz
+from workflow.targets import execution_account
 
 
 def _inventory(
