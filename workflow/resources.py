@@ -245,3 +245,7 @@ def out_of_scope_reason(
     if resource_type == NETWORK_INTERFACE and not include_service_managed and is_service_managed(resource):
         return SERVICE_MANAGED
     return None
+
+
+# What the List step may call, whatever a policy covers: one read-only Describe per type.
+DESCRIBE_ACTIONS: Final = tuple(f"ec2:{spec.operation}" for spec in RESOURCE_TYPES.values())

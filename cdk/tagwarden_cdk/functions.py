@@ -24,6 +24,7 @@ from tagwarden_cdk.nag import acknowledge, arn_finding
 from tagwarden_cdk.settings import Settings
 from tagwarden_cdk.storage import REPORTS_PREFIX, ReportStorage
 from workflow import config, deployment, layout
+from workflow.resources import DESCRIBE_ACTIONS
 
 # Powertools reads these two; use workflow.config's constants once it names them.
 SERVICE_NAME_VAR: Final[str] = getattr(config, "SERVICE_NAME", "POWERTOOLS_SERVICE_NAME")
@@ -200,9 +201,10 @@ class WorkflowFunctions(Construct):
                 ),
             ],
             LIST: [
-                # DescribeInstances supports no resource-level permissions. The step only writes to
-                # S3 (the IAM check found no read), and never calls DescribeRegions.
-                _allow(["ec2:DescribeInstances"], ["*"], "DescribeInstances"),
+                # The Describe calls support no resource-level permissions. The step only writes to
+                # S3 (the IAM check found no read), and never calls DescribeRegions. Volumes,
+                # snapshots, images and interfaces are listed only for policies that cover them.
+                _allow(list(DESCRIBE_ACTIONS), ["*"], "DescribeEc2Resources"),
                 _allow(["s3:PutObject"], [objects(layout.STAGING_PREFIX)], "WriteStaging"),
                 # Only the member roles of the deployment's targets (or of every account, in
                 # organization mode: then only roles in this role's own organisation, so a target
@@ -284,7 +286,8 @@ class WorkflowFunctions(Construct):
         acknowledge(
             self.functions[LIST].role,
             "AwsSolutions-IAM5[Resource::*]",
-            "ec2:DescribeInstances supports no resource-level permissions "
+            "ec2:DescribeInstances/Volumes/Snapshots/Images/NetworkInterfaces support no resource-level "
+            "permissions "
             "(the IAM service authorization reference lists no resource type for them), and X-Ray's "
             "PutTraceSegments/PutTelemetryRecords neither.",
         )

@@ -8,8 +8,9 @@ scanning: the member role").
 
 The role, ``<member_role_name>`` (``TagwardenReadOnly``): a fixed name, so the central stack can
 compute ``arn:<partition>:iam::<member account>:role/<member_role_name>``; it may call
-``ec2:DescribeInstances`` and nothing else (the IAM check, ``make iam-check``, proves it is all
-the list step calls).
+``ec2:DescribeInstances`` and, for policies that cover them, ``DescribeVolumes``,
+``DescribeSnapshots``, ``DescribeImages`` and ``DescribeNetworkInterfaces``, and nothing else (the
+IAM check, ``make iam-check``, proves it is all the list step calls).
 
 Its trust: the central account (``arn:<partition>:iam::<central>:root``) under two conditions,
 ``aws:PrincipalArn`` equal to the central list-instances role's ARN and ``sts:ExternalId`` equal to
@@ -46,6 +47,7 @@ from tagwarden_cdk.settings import (
     MemberSettings,
     SettingsError,
 )
+from workflow.resources import DESCRIBE_ACTIONS
 
 DEPLOY_CONTEXT: Final = "deploy"
 CENTRAL: Final = "central"
@@ -54,13 +56,16 @@ DEPLOY_KINDS: Final = (CENTRAL, MEMBER)
 
 MEMBER_STACK_NAME: Final = "TagwardenMember"
 ROLE_ARN_OUTPUT: Final = "MemberRoleArn"
-POLICY_NAME: Final = "DescribeInstances"
-MEMBER_ACTIONS: Final = ("ec2:DescribeInstances",)
+POLICY_NAME: Final = "DescribeEc2Resources"
+# DescribeInstances, and DescribeVolumes/Snapshots/Images/NetworkInterfaces for policies that cover
+# them (workflow.resources): read-only, and nothing else.
+MEMBER_ACTIONS: Final = DESCRIBE_ACTIONS
 MAX_SESSION: Final = Duration.hours(1)
 RESOURCE_STAR_REASON: Final = (
-    "ec2:DescribeInstances supports no resource-level permissions (the IAM service authorization "
-    "reference lists no resource type or condition key that scopes it); the policy allows this one "
-    "read-only action and nothing else."
+    "ec2:DescribeInstances, DescribeVolumes, DescribeSnapshots, DescribeImages and "
+    "DescribeNetworkInterfaces support no resource-level permissions (the IAM service authorization "
+    "reference lists no resource type or condition key that scopes them); the policy allows these "
+    "read-only actions and nothing else."
 )
 
 

@@ -22,11 +22,23 @@ from tests.infra.conftest import Synthesized
 from workflow import config, deployment
 
 STEP_NAMES = [s.name for s in deployment.STEP_FUNCTIONS]
+# The List step's read-only calls, one per resource type a policy can cover.
+EC2_DESCRIBE = [
+    "ec2:DescribeInstances",
+    "ec2:DescribeVolumes",
+    "ec2:DescribeSnapshots",
+    "ec2:DescribeImages",
+    "ec2:DescribeNetworkInterfaces",
+]
 XRAY = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
 LOG_WRITE = ["logs:CreateLogStream", "logs:PutLogEvents"]
 # Resource "*" is allowed only for APIs without resource-level permissions.
 STAR_RESOURCE_ACTIONS = {
     "ec2:DescribeInstances",
+    "ec2:DescribeVolumes",
+    "ec2:DescribeSnapshots",
+    "ec2:DescribeImages",
+    "ec2:DescribeNetworkInterfaces",
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
     "xray:GetSamplingRules",
@@ -239,7 +251,7 @@ def test_each_role_is_allowed_exactly_its_allow_list(synthesized: Synthesized) -
             (["s3:ListBucket"], [getatt(bucket)]),
         ),
         "list-instances": expected(
-            (["ec2:DescribeInstances"], ["*"]),
+            (EC2_DESCRIBE, ["*"]),
             (["s3:PutObject"], [objects(bucket, "staging/")]),
         ),
         "evaluate-tags": expected(

@@ -122,7 +122,7 @@ def test_the_stack_is_one_role_with_a_fixed_name_and_a_one_hour_session(member: 
     )
 
 
-def test_the_role_may_describe_instances_and_nothing_else(member: Member) -> None:
+def test_the_role_may_describe_the_ec2_family_and_nothing_else(member: Member) -> None:
     assert "ManagedPolicyArns" not in member.role
     assert member.role["Policies"] == [
         {
@@ -133,7 +133,13 @@ def test_the_role_may_describe_instances_and_nothing_else(member: Member) -> Non
                     {
                         "Sid": POLICY_NAME,
                         "Effect": "Allow",
-                        "Action": "ec2:DescribeInstances",
+                        "Action": [
+                            "ec2:DescribeImages",
+                            "ec2:DescribeInstances",
+                            "ec2:DescribeNetworkInterfaces",
+                            "ec2:DescribeSnapshots",
+                            "ec2:DescribeVolumes",
+                        ],
                         "Resource": "*",
                     }
                 ],

@@ -29,7 +29,7 @@ from tests.infra.cfn import (
     role_of,
 )
 from tests.infra.conftest import MEMBER_EXTERNAL_ID, TARGET_ACCOUNTS, Synthesized
-from tests.infra.test_functions import STAR_RESOURCE_ACTIONS
+from tests.infra.test_functions import EC2_DESCRIBE, STAR_RESOURCE_ACTIONS
 from workflow import config
 from workflow.steps.validate_input import input_problems
 
@@ -75,7 +75,7 @@ def _single_account_list_grants(synthesized: Synthesized) -> set[Any]:
     return expected(
         (["logs:CreateLogStream", "logs:PutLogEvents"], [getatt(log_group["LogGroup"]["Ref"])]),
         (["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"]),
-        (["ec2:DescribeInstances"], ["*"]),
+        (EC2_DESCRIBE, ["*"]),
         (["s3:PutObject"], [objects(_bucket(synthesized), "staging/")]),
     )
 
