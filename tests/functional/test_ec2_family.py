@@ -8,6 +8,7 @@ import dataclasses
 import json
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from workflow.verdict import EXIT_INCOMPLETE, exit_status
 
 ACCOUNTS = ("111111111111", "222222222222")
 REGIONS = ["us-east-1", "eu-west-1"]
-FINOPS = json.loads(open("policies/finops.json", encoding="utf-8").read())
+FINOPS = json.loads((Path(__file__).parents[2] / "policies" / "finops.json").read_text(encoding="utf-8"))
 
 
 def family() -> tuple[list[FleetInstance], list[FleetResource]]:
@@ -85,7 +86,7 @@ def by_type(findings: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 def test_an_organisation_scan_covers_all_five_types_in_each_account_through_its_role(
     local: LocalDeployment,
 ) -> None:
-    instances, resources = family()
+    _, resources = family()
     result = local.run({"organization": True, "regions": REGIONS, "policy": FINOPS}, name="family-org")
     assert result.status == "SUCCEEDED", result.cause
     assert result.summary is not None and result.summary["incomplete"] is False
@@ -121,7 +122,7 @@ def test_an_organisation_scan_covers_all_five_types_in_each_account_through_its_
 def test_children_must_carry_their_parents_cost_center_and_nothing_else_is_asked(
     local: LocalDeployment,
 ) -> None:
-    instances, resources = family()
+    instances, _ = family()
     result = local.run({"organization": True, "regions": REGIONS, "policy": FINOPS}, name="family-inherit")
     assert result.status == "SUCCEEDED", result.cause
     cost_center = {

@@ -193,10 +193,47 @@ def test_report_required_tag_for_ec2_instances_makes_the_rule_required(resource_
         org(costcenter={"report_required_tag_for": {"@@assign": ["s3:bucket", resource_type]}})
     )
     assert rule["required"] is True
-    assert "required on EC2 instances" in rule["description"]
+    assert "required on EC2 instance" in rule["description"]
 
 
-@pytest.mark.parametrize("resource_types", [[], ["s3:bucket"], ["ec2:volume", "logs:log-group"]])
+def test_ec2_family_types_in_report_required_tag_for_bring_those_types_in() -> None:
+    converted = organizations_to_v1(
+        org(
+            costcenter={
+                "report_required_tag_for": {"@@assign": ["ec2:instance", "ec2:volume", "ec2:snapshot"]}
+            },
+            owner={"report_required_tag_for": {"@@assign": ["ec2:network-interface"]}},
+            team={"report_required_tag_for": {"@@assign": ["ec2:image", "s3:bucket"]}},
+        ),
+        name="org",
+    )
+    covered = ["instance", "volume", "snapshot", "image", "network-interface"]
+    assert converted["resource_types"] == covered
+    assert [(r["key"], r["required"], r.get("resource_types")) for r in converted["rules"]] == [
+        ("costcenter", True, ["instance", "volume", "snapshot"]),
+        ("costcenter", False, ["image", "network-interface"]),
+        ("owner", True, ["network-interface"]),
+        ("owner", False, ["instance", "volume", "snapshot", "image"]),
+        ("team", True, ["image"]),
+        ("team", False, ["instance", "volume", "snapshot", "network-interface"]),
+    ]
+    policy = compile_policy(converted)
+    assert [(r.key, r.required) for r in policy.for_type("volume").rules] == [
+        ("costcenter", True),
+        ("owner", False),
+        ("team", False),
+    ]
+
+
+def test_the_service_wide_forms_name_the_whole_ec2_family() -> None:
+    converted = organizations_to_v1(
+        org(costcenter={"report_required_tag_for": {"@@assign": ["ec2:*"]}}), name="o"
+    )
+    assert converted["resource_types"] == ["instance", "volume", "snapshot", "image", "network-interface"]
+    assert [(r["required"], r.get("resource_types")) for r in converted["rules"]] == [(True, None)]
+
+
+@pytest.mark.parametrize("resource_types", [[], ["s3:bucket"], ["logs:log-group"]])
 def test_report_required_tag_for_other_resources_leaves_the_rule_optional(resource_types: list[str]) -> None:
     (rule,) = rules_of(org(costcenter={"report_required_tag_for": {"@@assign": resource_types}}))
     assert rule["required"] is False

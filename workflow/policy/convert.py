@@ -19,7 +19,11 @@ wrapped in that command's output (``{"EffectivePolicy": {"PolicyContent": "..."}
 * A key is required on EC2 instances only when ``report_required_tag_for`` names them:
   ``ec2:instance``, or the service-wide forms ``ec2:ALL_SUPPORTED`` / ``ec2:*``. A wildcard for
   every service (``*``, ``*:*``, ``ALL_SUPPORTED``) is rejected: AWS documents that a wildcard
-  cannot name all services. Other resource types are valid but do not concern EC2 instances.
+  cannot name all services. ``ec2:volume``, ``ec2:snapshot``, ``ec2:image`` and
+  ``ec2:network-interface`` bring those types into the policy's ``resource_types`` with the key
+  required on them (the service-wide forms name all five); where a key is required on some
+  covered types and not others, it becomes two rules with disjoint ``resource_types``. Other
+  services' types are valid but do not concern the EC2 family.
 * ``enforced_for`` only blocks noncompliant tagging calls; it changes no verdict, so it is
   checked for shape and otherwise ignored.
 * Inheritance operators: ``@@assign`` gives the value. ``@@operators_allowed_for_child_policies``
@@ -93,6 +97,17 @@ _TAG_FIELDS: Final = ("tag_key", "tag_value", "enforced_for", "report_required_t
 # The service-wide spellings AWS documents for enforced_for; if AWS accepts them in
 # report_required_tag_for they cover instances, so honouring them can never contradict AWS.
 _EC2_INSTANCE_TYPES: Final = frozenset({EC2_INSTANCE, "ec2:ALL_SUPPORTED", "ec2:*"})
+_EC2_FAMILY: Final = ("instance", "volume", "snapshot", "image", "network-interface")
+# What each Organizations resource type names of the EC2 family that Tagwarden checks.
+_FAMILY_OF_TYPE: Final = {
+    EC2_INSTANCE: ("instance",),
+    "ec2:ALL_SUPPORTED": _EC2_FAMILY,
+    "ec2:*": _EC2_FAMILY,
+    "ec2:volume": ("volume",),
+    "ec2:snapshot": ("snapshot",),
+    "ec2:image": ("image",),
+    "ec2:network-interface": ("network-interface",),
+}
 _ALL_SERVICES: Final = frozenset({"*", "all_supported"})
 _CONFIG_PARAMETER: Final = re.compile(r"tag([1-9][0-9]{0,8})(Key|Value)")
 _CONFIG_RULE_FIELDS: Final = frozenset({"InputParameters", "ConfigRuleName", "Source", "ConfigRules"})
@@ -366,9 +381,10 @@ class _OrgReader:
             )
         return unique
 
-    def required_for_ec2_instances(self, raw: object, path: str) -> bool:
+    def required_for_ec2(self, raw: object, path: str) -> set[str]:
+        """The EC2 family types (``instance``, ``volume``, ...) ``report_required_tag_for`` names."""
         items = self.strings(raw, path, field="report_required_tag_for")
-        required = False
+        required: set[str] = set()
         for resource_type, item_path in items or ():
             service, _, kind = resource_type.partition(":")
             if resource_type.casefold() in _ALL_SERVICES or service == "*":
@@ -382,12 +398,10 @@ class _OrgReader:
                     item_path,
                     f'{resource_type!r} is not a resource type; write "service:type", e.g. "{EC2_INSTANCE}"',
                 )
-            elif resource_type in _EC2_INSTANCE_TYPES:
-                required = True
+            elif resource_type in _FAMILY_OF_TYPE:
+                required.update(_FAMILY_OF_TYPE[resource_type])
             else:
-                spelled = next(
-                    (t for t in _EC2_INSTANCE_TYPES if t.casefold() == resource_type.casefold()), None
-                )
+                spelled = next((t for t in _FAMILY_OF_TYPE if t.casefold() == resource_type.casefold()), None)
                 if spelled is not None:
                     self.problem(item_path, f'resource types are case sensitive: write "{spelled}"')
         return required
@@ -423,15 +437,18 @@ class _OrgReader:
         if "enforced_for" in settings:
             # Enforcement blocks noncompliant tagging calls; it does not change any verdict.
             self.strings(*settings["enforced_for"], field="enforced_for")
-        required = "report_required_tag_for" in settings and self.required_for_ec2_instances(
-            *settings["report_required_tag_for"]
+        required_on = (
+            self.required_for_ec2(*settings["report_required_tag_for"])
+            if "report_required_tag_for" in settings
+            else set()
         )
         if key is None or not values_ok:
             return None
         notes = [f"AWS Organizations policy key {policy_key!r}"]
-        if required:
-            notes.append("required on EC2 instances (report_required_tag_for)")
-        rule: dict[str, Any] = {"key": key, "required": required, "allow_empty": True}
+        if required_on:
+            shown = ", ".join(t for t in _EC2_FAMILY if t in required_on)
+            notes.append(f"required on EC2 {shown} (report_required_tag_for)")
+        rule: dict[str, Any] = {"key": key, "required_on": sorted(required_on), "allow_empty": True}
         if values == []:
             rule["pattern"] = NEVER_MATCHES
             notes.append("no value is acceptable (tag_value is an empty list)")
@@ -549,9 +566,10 @@ def organizations_to_v1(doc: dict[str, Any], *, name: str) -> dict[str, Any]:
     if reader.problems:
         raise PolicyError(reader.problems)
     rules.sort(key=lambda r: (r["key"].casefold(), r["key"]))
-    required = sum(1 for r in rules if r["required"])
+    required = sum(1 for r in rules if "instance" in r["required_on"])
+    covered = [t for t in _EC2_FAMILY if t == "instance" or any(t in r["required_on"] for r in rules)]
     kind = "effective tag policy" if effective or not reader.saw_operator else "tag policy"
-    return {
+    converted: dict[str, Any] = {
         "version": 1,
         "name": _policy_name(name),
         "description": (
@@ -559,8 +577,30 @@ def organizations_to_v1(doc: dict[str, Any], *, name: str) -> dict[str, Any]:
             f"{required} required on EC2 instances (report_required_tag_for ec2:instance)."
         ),
         "key_case": "exact",
-        "rules": rules,
+        "rules": [split for rule in rules for split in _per_type(rule, covered)],
     }
+    if covered != ["instance"]:
+        converted["resource_types"] = covered
+    return converted
+
+
+def _per_type(rule: dict[str, Any], covered: list[str]) -> list[dict[str, Any]]:
+    """One rule for a key required on every covered type or on none; otherwise two, required on
+    the types ``report_required_tag_for`` names and optional on the others (values still judged).
+
+    >>> [(r["required"], r.get("resource_types")) for r in _per_type(
+    ...     {"key": "CostCenter", "required_on": ["volume"]}, ["instance", "volume"])]
+    [(True, ['volume']), (False, ['instance'])]
+    """
+    required_on = [t for t in covered if t in rule["required_on"]]
+    base = {k: v for k, v in rule.items() if k != "required_on"}
+    if not required_on or len(required_on) == len(covered):
+        return [{"key": base["key"], "required": bool(required_on), **base}]
+    optional_on = [t for t in covered if t not in required_on]
+    return [
+        {"key": base["key"], "required": True, **base, "resource_types": required_on},
+        {"key": base["key"], "required": False, **base, "resource_types": optional_on},
+    ]
 
 
 # --------------------------------------------------------------------------------------------

@@ -267,18 +267,25 @@ def _semantic_problems(doc: dict[str, Any], *, check_patterns: bool) -> Iterator
     yield from _resource_type_problems(doc)
     rules = _well_formed_rules(doc)
     by_index = dict(rules)
-    first_seen: dict[str, int] = {}
+    listed = set(_listed_types(doc))
+    # Two rules may name one key only for disjoint resource types (required on volumes, optional
+    # on instances); each type still sees one rule per key.
+    seen_for: dict[str, list[tuple[int, set[str]]]] = {}
     for index, rule in rules:
         path = f"$.rules[{index}]"
         key = rule["key"]
         folded = key.casefold()
-        if folded in first_seen:
-            other = first_seen[folded]
-            other_key = by_index[other]["key"]
+        types = rule.get("resource_types")
+        covers = {t for t in types if isinstance(t, str)} if isinstance(types, list) else listed
+        clash = next((other for other, theirs in seen_for.get(folded, []) if theirs & covers), None)
+        if clash is not None:
+            other_key = by_index[clash]["key"]
             reason = "duplicate rule for" if other_key == key else "differs only by case from"
-            yield Problem(f"{path}.key", f"{reason} {other_key!r} ($.rules[{other}]); keep one rule per key")
-        else:
-            first_seen[folded] = index
+            hint = " (or give the two rules resource_types that do not overlap)" if len(listed) > 1 else ""
+            yield Problem(
+                f"{path}.key", f"{reason} {other_key!r} ($.rules[{clash}]); keep one rule per key{hint}"
+            )
+        seen_for.setdefault(folded, []).append((index, covers))
         if key.lower().startswith("aws:"):
             yield Problem(
                 f"{path}.key", "keys beginning with 'aws:' are reserved for AWS and never evaluated"
