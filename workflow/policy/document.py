@@ -263,6 +263,15 @@ def _resource_type_problems(doc: dict[str, Any]) -> Iterator[Problem]:
                 )
 
 
+def _inherited_keys(doc: dict[str, Any]) -> Iterator[tuple[int, str]]:
+    inherit = doc.get("inherit")
+    for index, entry in enumerate(inherit if isinstance(inherit, list) else ()):
+        keys = entry.get("keys") if isinstance(entry, dict) else None
+        for key in keys if isinstance(keys, list) else ():
+            if isinstance(key, str):
+                yield index, key
+
+
 def _semantic_problems(doc: dict[str, Any], *, check_patterns: bool) -> Iterator[Problem]:
     yield from _resource_type_problems(doc)
     rules = _well_formed_rules(doc)
@@ -322,6 +331,13 @@ def _semantic_problems(doc: dict[str, Any], *, check_patterns: bool) -> Iterator
                 yield Problem(
                     f"$.prohibited_keys[{index}]",
                     f"prohibits {rule['key']!r}, which $.rules[{rule_index}] asks for; remove one of them",
+                )
+        for entry_index, key in _inherited_keys(doc):
+            if matcher.fullmatch(key):
+                yield Problem(
+                    f"$.prohibited_keys[{index}]",
+                    f"prohibits {key!r}, which $.inherit[{entry_index}] asks children to carry; "
+                    "remove one of them",
                 )
     wildcards = [g.casefold() for g in prohibited_globs if "*" in g]
     if len(wildcards) > 1:
