@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -19,7 +20,8 @@ from tests.iam.recorder import Recorder
 from workflow import config
 from workflow.engine.local import BUCKET, LocalDeployment
 from workflow.errors import PermanentError
-from workflow.fleet import FleetInstance, demo_fleet, iter_fleet_document
+from workflow.fleet import FleetInstance, FleetResource, demo_fleet, demo_resources, iter_fleet_document
+from workflow.resources import RESOURCE_TYPES
 
 ACCOUNTS = ("111111111111", "222222222222")
 NO_ROLE_ACCOUNT = "444444444444"
@@ -62,6 +64,32 @@ def fleet(accounts: tuple[str, ...] = ACCOUNTS, per_region: int = 4) -> list[Fle
         if i.region in REGIONS
     ]
     return [dataclasses.replace(item, account_id=accounts[i % len(accounts)]) for i, item in enumerate(items)]
+
+
+def family_resources(instances: list[FleetInstance]) -> list[FleetResource]:
+    """Volumes, snapshots, images and interfaces of ``fleet()``'s instances, in their accounts."""
+    account_of = {i.instance["InstanceId"]: i.account_id for i in instances}
+    resources = []
+    for n, resource in enumerate(demo_resources(demo_fleet(instances_per_region=4, seed=5))):
+        if resource.region not in REGIONS:
+            continue
+        parents = RESOURCE_TYPES[resource.resource_type].parents(resource.resource)
+        account = next((account_of[p] for p in parents if p in account_of), ACCOUNTS[n % len(ACCOUNTS)])
+        resources.append(dataclasses.replace(resource, account_id=account))
+    return resources
+
+
+# Every account's regions were listed for every type (some found none of a type).
+FAMILY_LISTED = [
+    (resource_type, region, account)
+    for resource_type in RESOURCE_TYPES
+    for region in REGIONS
+    for account in ACCOUNTS
+    if resource_type != "instance"
+]
+FINOPS_POLICY = json.loads(
+    (Path(__file__).resolve().parents[2] / "policies" / "finops.json").read_text("utf-8")
+)
 
 
 def single_account_fleet() -> list[FleetInstance]:
@@ -164,6 +192,14 @@ def run_single_account(observations: Observations, schedule_input: dict[str, Any
     ) as local:
         runner = Runner(local, observations)
         runner.run("first run, notify always", EVERY_MODE, {"notify": "always"})
+        family = [r for r in demo_resources(demo_fleet(instances_per_region=4, seed=5)) if r.region in REGIONS]
+        local.fleet.replace(single_account_fleet(), resources=family)
+        runner.run(
+            "the EC2 family (volumes, snapshots, images, interfaces)",
+            EVERY_MODE,
+            {"policy": FINOPS_POLICY, "notify": "never"},
+        )
+        local.fleet.replace(single_account_fleet())
         runner.run(
             "four regions (Distributed Map)", EVERY_MODE, {"regions": [*REGIONS, "us-west-2", "eu-central-1"]}
         )
@@ -248,6 +284,13 @@ def run_multi_account(
             targets_schedule_input,
             start=scheduled_targets,
         )
+        local.fleet.replace(fleet(), resources=family_resources(fleet()), covered=FAMILY_LISTED)
+        runner.run(
+            "targets, the EC2 family (volumes, snapshots, images, interfaces)",
+            (TARGETS,),
+            {"targets": [{"account_id": a} for a in ACCOUNTS], "policy": FINOPS_POLICY, "notify": "always"},
+        )
+        local.fleet.replace(fleet())
         local.members.remove_role(NO_ROLE_ACCOUNT)
         # Organisation mode: every account, both regions, above the threshold: the Distributed Map.
 
