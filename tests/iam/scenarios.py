@@ -287,7 +287,7 @@ def run_multi_account(
         local.fleet.replace(fleet(), resources=family_resources(fleet()), covered=FAMILY_LISTED)
         runner.run(
             "targets, the EC2 family (volumes, snapshots, images, interfaces)",
-            (TARGETS,),
+            (TARGETS, ORGANIZATION),
             {"targets": [{"account_id": a} for a in ACCOUNTS], "policy": FINOPS_POLICY, "notify": "always"},
         )
         local.fleet.replace(fleet())
