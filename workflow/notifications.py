@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import quote
 
-from workflow.report import incomplete, percentage_text
+from workflow.report import incomplete, percentage_text, resource_type_rows, untagged_ebs_line
 
 MAX_SUBJECT: Final = 99
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -30,7 +30,9 @@ def clean(text: Any, limit: int = 120) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
-def subject(environment: str, totals: Mapping[str, Any], *, partial: bool = False) -> str:
+def subject(
+    environment: str, totals: Mapping[str, Any], *, partial: bool = False, noun: str = "EC2 instances"
+) -> str:
     """The SNS subject: ASCII, one line, under 100 characters.
 
     >>> subject("dev", {"total": 512, "noncompliant": 37})
@@ -41,15 +43,17 @@ def subject(environment: str, totals: Mapping[str, Any], *, partial: bool = Fals
     '[tagwarden dev] NOTHING EVALUATED: no EC2 instance was scanned'
     >>> subject("dev", {"total": 0, "noncompliant": 0}, partial=True)
     '[tagwarden dev] PARTIAL scan: NOTHING EVALUATED: no EC2 instance was scanned'
+    >>> subject("dev", {"total": 900, "noncompliant": 40}, noun="EC2 resources")
+    '[tagwarden dev] 40 of 900 EC2 resources noncompliant'
     """
     env = clean(environment, 20)
     prefix = f"[tagwarden {env}] " + ("PARTIAL scan: " if partial else "")
     if not totals["total"]:
         text = prefix + "NOTHING EVALUATED: no EC2 instance was scanned"
     elif partial or totals["noncompliant"]:
-        text = prefix + f"{totals['noncompliant']} of {totals['total']} EC2 instances noncompliant"
+        text = prefix + f"{totals['noncompliant']} of {totals['total']} {noun} noncompliant"
     else:
-        text = prefix + f"all {totals['total']} EC2 instances compliant"
+        text = prefix + f"all {totals['total']} {noun} compliant"
     # SNS subjects: ASCII, no line breaks, under 100 characters.
     text = text.encode("ascii", "replace").decode("ascii")
     return text[:MAX_SUBJECT]
@@ -91,8 +95,10 @@ def build_message(
 ) -> dict[str, Any]:
     """Subject, body and message attributes for the run's notification."""
     totals = summary["totals"]
+    types = resource_type_rows(summary)
+    noun = "EC2 resources" if types else "EC2 instances"
     lines = [
-        f"Tag policy {clean(summary['policy']['name'])!r} on {totals['total']} EC2 instances "
+        f"Tag policy {clean(summary['policy']['name'])!r} on {totals['total']} {noun} "
         f"(run {clean(summary['run_id'])}, {summary['evaluated_at']}):",
         f"  compliant     {totals['compliant']} ({percentage_text(totals)})",
         f"  noncompliant  {totals['noncompliant']}",
@@ -119,6 +125,11 @@ def build_message(
             "NOTHING EVALUATED: this run is not a clean bill of health; no instance was scanned. "
             "Check the targets above, the regions and the member roles."
         )
+        lines.append("")
+    if types:
+        lines.append("By resource type (compliant / noncompliant):")
+        lines += [f"  {clean(kind, 20):18s} {good:6d} / {bad:d}" for kind, good, bad in types]
+        lines.append(untagged_ebs_line(summary))
         lines.append("")
     lines += _coverage_lines(summary.get("coverage"))
     if summary.get("by_rule"):
@@ -162,7 +173,7 @@ def build_message(
             f"({clean(catalog.get('error'))}: {clean(catalog.get('cause'), 200)})."
         )
     return {
-        "subject": subject(environment, totals, partial=bool(summary.get("partial"))),
+        "subject": subject(environment, totals, partial=bool(summary.get("partial")), noun=noun),
         "body": "\n".join(lines) + "\n",
         "attributes": {
             "environment": {"DataType": "String", "StringValue": clean(environment, 64)},
@@ -197,5 +208,15 @@ def _coverage_lines(coverage: Mapping[str, Any] | None) -> list[str]:
         )
     if instances.get("duplicates_dropped"):
         lines.append(f"  duplicate listings dropped: {int(instances['duplicates_dropped'])}")
+    for kind, seen in sorted((coverage.get("resources") or {}).items()):
+        line = (
+            f"  {clean(kind, 20)}s listed {seen.get('listed', '?')}, in scope {seen.get('in_scope', '?')}, "
+            f"evaluated {seen.get('evaluated', '?')}"
+        )
+        if seen.get("out_of_scope"):
+            line += "; out of scope: " + ", ".join(
+                f"{int(n)} {clean(why, 20)}" for why, n in sorted(seen["out_of_scope"].items())
+            )
+        lines.append(line)
     lines.append("")
     return lines

@@ -34,7 +34,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from workflow.report import percentage_text
+from workflow.report import percentage_text, resource_type_rows, untagged_ebs_line
 from workflow.verdict import coverage_lines
 
 __all__ = [
@@ -420,34 +420,6 @@ def report_json(summary: Mapping[str, Any], findings: Iterable[Mapping[str, Any]
     """
     return (
         to_json_text({"run_id": summary.get("run_id"), "summary": summary, "findings": list(findings)}) + "\n"
-    )
-
-
-def resource_type_rows(summary: Mapping[str, Any]) -> list[tuple[str, int, int]]:
-    """``(type, compliant, noncompliant)`` per resource type, or nothing for instances alone.
-
-    >>> resource_type_rows({"by_resource_type": {"instance": {"compliant": 2, "noncompliant": 1},
-    ...                                         "volume": {"compliant": 0, "noncompliant": 3}}})
-    [('instance', 2, 1), ('volume', 0, 3)]
-    """
-    by_type = summary.get("by_resource_type") or {}
-    if set(by_type) <= {"instance"}:
-        return []
-    return [
-        (t, int(c.get("compliant", 0)), int(c.get("noncompliant", 0))) for t, c in sorted(by_type.items())
-    ]
-
-
-def untagged_ebs_line(summary: Mapping[str, Any]) -> str:
-    """The figure a FinOps reader looks for: EBS GiB whose spend the tags cannot allocate.
-
-    >>> untagged_ebs_line({"untagged_ebs_gib": {"volumes": 120, "snapshots": 30, "total": 150}})
-    'Untagged EBS: 150 GiB noncompliant (volumes 120 GiB, snapshots 30 GiB)'
-    """
-    gib = summary.get("untagged_ebs_gib") or {}
-    return (
-        f"Untagged EBS: {int(gib.get('total') or 0)} GiB noncompliant "
-        f"(volumes {int(gib.get('volumes') or 0)} GiB, snapshots {int(gib.get('snapshots') or 0)} GiB)"
     )
 
 

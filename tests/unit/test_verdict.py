@@ -162,3 +162,39 @@ def test_the_evaluated_drop_metric_comes_from_the_baseline_comparison() -> None:
     )
     [run, *_] = emit_run_metrics(summary, environment="dev", namespace="Tagwarden", sink=lambda _: None)
     assert run["InstancesEvaluatedDropPercent"] == [75.0]
+
+
+def test_a_family_summary_groups_by_type_and_names_the_untagged_ebs_gib_everywhere() -> None:
+    builder = SummaryBuilder().add_all(
+        [
+            finding("i-1", compliant=False),
+            finding("vol-1", compliant=False, resource_type="volume", resource_id="vol-1", size_gib=500),
+            finding("vol-2", resource_type="volume", resource_id="vol-2", size_gib=8),
+            finding("snap-1", compliant=False, resource_type="snapshot", resource_id="snap-1", size_gib=100),
+            finding("eni-1", compliant=False, resource_type="network-interface", resource_id="eni-1"),
+        ]
+    )
+    summary = builder.summary(run_id="r", policy_name="p", policy_sha256="0" * 64, evaluated_at="2026-12-01")
+    assert summary["by_resource_type"] == {
+        "instance": {"compliant": 0, "noncompliant": 1},
+        "network-interface": {"compliant": 0, "noncompliant": 1},
+        "snapshot": {"compliant": 0, "noncompliant": 1},
+        "volume": {"compliant": 1, "noncompliant": 1},
+    }
+    assert summary["untagged_ebs_gib"] == {"volumes": 500, "snapshots": 100, "total": 600}
+    assert summary["noncompliant_instance_ids"] == ["i-1"]
+    line = "Untagged EBS: 600 GiB noncompliant (volumes 500 GiB, snapshots 100 GiB)"
+    message = build_message(
+        summary, environment="dev", report_uri="s3://b/k", execution_arn="arn", console_region=None
+    )
+    assert message["subject"] == "[tagwarden dev] 4 of 5 EC2 resources noncompliant"
+    for text in (report_table(summary, []), report_html(summary, []), message["body"]):
+        assert line in text and "network-interface" in text
+
+
+def test_each_resource_counts_once_by_its_resource_id() -> None:
+    builder = SummaryBuilder()
+    assert builder.add(finding("vol-1", resource_type="volume", resource_id="vol-1")) is True
+    assert builder.add(finding("vol-1", resource_type="volume", resource_id="vol-1")) is False
+    assert builder.add(finding(None, resource_type="image", resource_id="ami-1")) is True  # type: ignore[arg-type]
+    assert builder.total == 2
