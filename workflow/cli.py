@@ -166,10 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--policy", metavar="FILE", help="tag policy (default: policies/baseline.json shipped)")
     run.add_argument(
         "--fleet",
-        metavar="FILE",
+        metavar="[ACCOUNT:][REGION:]FILE",
         action="append",
         default=[],
-        help="output of 'aws ec2 describe-instances' (repeatable); default: the demo fleet",
+        help="output of 'aws ec2 describe-instances', or of describe-volumes, describe-snapshots, "
+        "describe-images or describe-network-interfaces (detected by their top-level key; "
+        "ACCOUNT: and REGION: for what the file does not say); repeatable; default: the demo fleet",
     )
     run.add_argument("--regions", help="comma-separated regions to scan (default: those in the fleet)")
     run.add_argument(

@@ -42,7 +42,7 @@ from workflow.fleet import (
     parse_fleet_argument,
 )
 from workflow.policy import compile_policy, load_policy_document, read_policy_file
-from workflow.report import percentage_text
+from workflow.report import percentage_text, resource_type_rows, untagged_ebs_line
 from workflow.resources import INSTANCE, RESOURCE_TYPES
 from workflow.safe_files import open_for_write_no_follow
 from workflow.targets import add_scope_options
@@ -329,10 +329,12 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
 
     console = Console(highlight=False)
     totals = summary["totals"]
+    types = resource_type_rows(summary)
+    noun = "resources" if types else "instances"
     table = Table(
         title=text(f"Tag policy {summary['policy']['name']!r}, run {summary['run_id']}"), title_justify="left"
     )
-    table.add_column("instances")
+    table.add_column(noun)
     table.add_column("count", justify="right")
     for label, key in (
         ("evaluated", "total"),
@@ -344,10 +346,14 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
         table.add_row(label, str(totals[key]))
     table.add_row("compliance", percentage_text(totals))
     console.print(table)
+    if types:
+        by_type = {kind: {"compliant": good, "noncompliant": bad} for kind, good, bad in types}
+        console.print(_counts_table("resource type", by_type))
+        console.print(text(untagged_ebs_line(summary)))
     if summary["by_rule"]:
         rules = Table(title="Violations by rule", title_justify="left")
         rules.add_column("tag:code")
-        rules.add_column("instances", justify="right")
+        rules.add_column(noun, justify="right")
         for rule, count in list(summary["by_rule"].items())[:10]:
             rules.add_row(text(rule), text(count))
         console.print(rules)
