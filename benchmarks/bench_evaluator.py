@@ -47,7 +47,8 @@ from typing import Any
 from fleetgen import CLASSIFICATIONS, DEFAULT_SEED, ENVIRONMENTS, TEAMS, describe_fleet, generate_fleet
 from markdown_sections import replace_section
 
-from workflow.evaluator import evaluate_instances
+from workflow.evaluator import evaluate_instances, evaluate_resource
+from workflow.resources import RESOURCE_TYPES
 from workflow.policy import compile_policy
 
 SECTION = "## Evaluator throughput"
@@ -143,18 +144,20 @@ def _refuse_aws(*_args: Any, **_kwargs: Any) -> Any:
     raise RuntimeError("the benchmark must not reach AWS: filters were given the resources already")
 
 
-def c7n_filter(policy_data: dict[str, Any]) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
-    """The ``filter_resources`` of a validated c7n policy for ``aws.ec2``, without AWS."""
+def c7n_filter(
+    policy_data: dict[str, Any], id_field: str = "InstanceId"
+) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+    """The ``filter_resources`` of a validated c7n policy (``aws.ec2`` by default), without AWS."""
     from c7n.config import Config
     from c7n.policy import Policy
     from c7n.resources import load_resources
 
-    load_resources(("aws.ec2",))
+    load_resources((policy_data["resource"],))
     options = Config.empty(region="us-east-1", account_id="123456789012")
     policy = Policy(deepcopy(policy_data), options, session_factory=_refuse_aws)
     policy.validate()
     manager = policy.resource_manager
-    if type(manager).__name__ != "EC2" or manager.get_model().id != "InstanceId":
+    if manager.get_model().id != id_field:
         raise RuntimeError(f"unexpected c7n resource manager {manager!r}")
     filter_resources: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] = manager.filter_resources
     return filter_resources
@@ -572,6 +575,127 @@ instance ids: **{"yes" if same else "NO"}** (the benchmark exits non-zero otherw
     return text, same
 
 
+# The EC2 family: the same six rules on volumes, snapshots, images and interfaces, against Cloud
+# Custodian's resources for them (same filters). c7n's ENI resource reads ``Tags``, which its
+# augment step copies from ``TagSet``; its side gets that shape, tagwarden the API's.
+FAMILY_C7N = {
+    "volume": "aws.ebs",
+    "snapshot": "aws.ebs-snapshot",
+    "image": "aws.ami",
+    "network-interface": "aws.eni",
+}
+
+
+def family_fleet(fleet: list[dict[str, Any]], resource_type: str) -> list[dict[str, Any]]:
+    """One resource of ``resource_type`` per generated instance, with that instance's tags."""
+    resources = []
+    for instance in fleet:
+        suffix = instance["InstanceId"][2:]
+        tags = instance.get("Tags") or []
+        zone = instance["Placement"]["AvailabilityZone"]
+        attachment = {"InstanceId": instance["InstanceId"], "AttachTime": instance["LaunchTime"]}
+        if resource_type == "volume":
+            resource = {
+                "VolumeId": f"vol-{suffix}",
+                "AvailabilityZone": zone,
+                "CreateTime": instance["LaunchTime"],
+                "Size": 8 + len(suffix) % 500,
+                "VolumeType": "gp3",
+                "State": "in-use",
+                "Attachments": [{**attachment, "State": "attached", "Device": "/dev/xvda"}],
+                "Tags": tags,
+            }
+        elif resource_type == "snapshot":
+            resource = {
+                "SnapshotId": f"snap-{suffix}",
+                "OwnerId": "123456789012",
+                "StartTime": instance["LaunchTime"],
+                "State": "completed",
+                "VolumeId": f"vol-{suffix}",
+                "VolumeSize": 100,
+                "Tags": tags,
+            }
+        elif resource_type == "image":
+            resource = {
+                "ImageId": f"ami-{suffix}",
+                "OwnerId": "123456789012",
+                "CreationDate": "2026-09-01T10:00:00.000Z",
+                "State": "available",
+                "Name": f"image-{suffix}",
+                "Tags": tags,
+            }
+        else:
+            resource = {
+                "NetworkInterfaceId": f"eni-{suffix}",
+                "AvailabilityZone": zone,
+                "OwnerId": "123456789012",
+                "InterfaceType": "interface",
+                "RequesterManaged": False,
+                "Status": "in-use",
+                "Attachment": attachment,
+                "TagSet": tags,
+            }
+        resources.append(resource)
+    return resources
+
+
+def tagwarden_family_side(resource_type: str) -> Side:
+    """The Evaluate step's loop for one type: each finding built and handed on."""
+    policy = compile_policy({**TAGWARDEN_POLICY, "resource_types": [resource_type]})
+
+    def run(resources: list[dict[str, Any]]) -> list[str]:
+        return [
+            finding["resource_id"]
+            for finding in (evaluate_resource(resource_type, r, policy, now=NOW) for r in resources)
+            if not finding["compliant"]
+        ]
+
+    return Side(f"tagwarden ({resource_type})", run, set)
+
+
+def c7n_family_side(resource_type: str) -> Side:
+    id_field = RESOURCE_TYPES[resource_type].id_field
+    filter_resources = c7n_filter({**C7N_POLICY, "resource": FAMILY_C7N[resource_type]}, id_field)
+
+    def run(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if resource_type == "network-interface":
+            resources = [{**r, "Tags": r["TagSet"]} for r in resources]
+        return filter_resources(resources)
+
+    return Side(f"Cloud Custodian ({FAMILY_C7N[resource_type]})", run, lambda found: {r[id_field] for r in found})
+
+
+def measure_family(count: int, seed: int, runs: int) -> tuple[str, bool]:
+    """Throughput per resource type, each against Cloud Custodian's resource for it."""
+    fleet = generate_fleet(count, seed)
+    rows = []
+    agree = True
+    for resource_type in FAMILY_C7N:
+        frozen = pickle.dumps(family_fleet(fleet, resource_type), protocol=pickle.HIGHEST_PROTOCOL)
+        sides = [tagwarden_family_side(resource_type), c7n_family_side(resource_type)]
+        measure(sides, frozen, runs)
+        tw, c7n = sides
+        same = tw.flagged == c7n.flagged
+        agree = agree and same
+        ratio = min(c7n.cpu_times) / min(tw.cpu_times)
+        print(f"{resource_type}: {ratio:.1f}x by CPU time, same flagged: {same}", flush=True)
+        rows.append(
+            f"| {resource_type} | `{FAMILY_C7N[resource_type]}` | **{_rate(count, min(tw.cpu_times))}** | "
+            f"{_rate(count, min(c7n.cpu_times))} | **{ratio:.1f}x** | {len(tw.flagged):,} | "
+            f"{'yes' if same else 'NO'} |"
+        )
+    text = f"""
+### Per resource type
+
+{count:,} resources of each type, one per generated instance with that instance's tags, under the same six rules (`resource_types` set to the type); Cloud Custodian runs the same filters on its resource for the type (`filter_resources`, in process, no AWS). CPU time, best of {runs}; tagwarden builds every finding (with `size_gib`, `attached_to`, ...) and hands it on, as the Evaluate step does.
+
+| type | Cloud Custodian resource | tagwarden resources/s | Cloud Custodian resources/s | ratio | flagged | same flagged |
+| --- | --- | ---: | ---: | ---: | ---: | --- |
+{chr(10).join(rows)}
+"""
+    return text, agree
+
+
 def write_section(path: Path, section: str) -> None:
     replace_section(path, SECTION, section)
 
@@ -629,6 +753,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", type=Path, metavar="MARKDOWN", help="write the figures into this file")
     parser.add_argument("--skip-variants", action="store_true", help="skip the untimed c7n variant checks")
     parser.add_argument("--profile", type=int, metavar="N", help="also cProfile tagwarden; print the top N")
+    parser.add_argument(
+        "--family-resources", type=int, metavar="N", help="resources per type for the per-type table (default: --instances)"
+    )
     args = parser.parse_args(argv)
     if args.instances < 1 or args.runs < 1:
         parser.error("--instances and --runs must be positive")
@@ -674,6 +801,10 @@ def main(argv: list[str] | None = None) -> int:
     if not mix_same:
         print("MISMATCH on the second mix: the two tools flag different instances", file=sys.stderr)
         return 1
+    family_text, family_same = measure_family(args.family_resources or args.instances, args.seed, args.runs)
+    if not family_same:
+        print("MISMATCH on a resource type: the two tools flag different resources", file=sys.stderr)
+        return 1
     load_averages.append(_load_average())
     print_table(args.instances, sides, args.runs)
     if args.profile:
@@ -691,7 +822,7 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
                 load_averages=load_averages,
                 variant_count=min(args.instances, VARIANT_INSTANCES),
-                mix_text=mix_text,
+                mix_text=mix_text + family_text,
             ),
         )
         print(f"wrote the {SECTION[3:]!r} section of {args.write}")
