@@ -48,8 +48,8 @@ from fleetgen import CLASSIFICATIONS, DEFAULT_SEED, ENVIRONMENTS, TEAMS, describ
 from markdown_sections import replace_section
 
 from workflow.evaluator import evaluate_instances, evaluate_resource
-from workflow.resources import RESOURCE_TYPES
 from workflow.policy import compile_policy
+from workflow.resources import RESOURCE_TYPES
 
 SECTION = "## Evaluator throughput"
 GOAL_RATIO = 20.0
@@ -662,7 +662,9 @@ def c7n_family_side(resource_type: str) -> Side:
             resources = [{**r, "Tags": r["TagSet"]} for r in resources]
         return filter_resources(resources)
 
-    return Side(f"Cloud Custodian ({FAMILY_C7N[resource_type]})", run, lambda found: {r[id_field] for r in found})
+    return Side(
+        f"Cloud Custodian ({FAMILY_C7N[resource_type]})", run, lambda found: {r[id_field] for r in found}
+    )
 
 
 def measure_family(count: int, seed: int, runs: int) -> tuple[str, bool]:
@@ -754,7 +756,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-variants", action="store_true", help="skip the untimed c7n variant checks")
     parser.add_argument("--profile", type=int, metavar="N", help="also cProfile tagwarden; print the top N")
     parser.add_argument(
-        "--family-resources", type=int, metavar="N", help="resources per type for the per-type table (default: --instances)"
+        "--family-resources",
+        type=int,
+        metavar="N",
+        help="resources per type for the per-type table (default: --instances)",
     )
     args = parser.parse_args(argv)
     if args.instances < 1 or args.runs < 1:

@@ -1,6 +1,11 @@
-"""Scaling of a full tagwarden execution: 1,000 / 10,000 / 100,000 instances.
+"""Scaling of a full tagwarden execution: 1,000 / 10,000 / 100,000 instances, and the EC2 family.
 
-    .venv/bin/python benchmarks/bench_scale.py --sizes 1000 10000 100000 --write BENCHMARKS.md
+    .venv/bin/python benchmarks/bench_scale.py --sizes 1000 10000 100000 --family 100000 --write BENCHMARKS.md
+
+``--family N`` adds a column: N instances plus, per instance, 1.5 volumes (a root volume each
+and a data volume on every second one), 0.5 snapshots and one network interface, all carrying
+their instance's tags, under a policy that covers the four types with ``inherit`` (the FinOps
+example's shape): 100,000 instances make 150,000 volumes, 50,000 snapshots and 100,000 interfaces.
 
 Each size is a fresh :class:`workflow.engine.local.LocalDeployment` (the real ASL file and
 handlers on the embedded engine, moto's S3/SNS/SQS/Glue, EC2 answered from the fleet) running one
@@ -52,7 +57,7 @@ from markdown_sections import replace_section
 from workflow import aws
 from workflow.engine import embedded
 from workflow.engine.local import BUCKET, LocalDeployment
-from workflow.fleet import FleetInstance, demo_fleet, iter_fleet_document
+from workflow.fleet import FleetInstance, FleetResource, demo_fleet, iter_fleet_document
 
 SECTION = "## Scaling of a full execution"
 PAYLOAD_LIMIT = 8 * 1024
@@ -72,6 +77,68 @@ def fleet_of(count: int) -> list[FleetInstance]:
     return list(iter_fleet_document(demo_fleet(instances_per_region=per_region)))[:count]
 
 
+FAMILY_POLICY: dict[str, Any] = {
+    "version": 1,
+    "name": "bench-family",
+    "resource_types": ["instance", "volume", "snapshot", "network-interface"],
+    "rules": [
+        {"key": "CostCenter", "pattern": "^CC-[0-9]{4}$"},
+        {"key": "Owner", "resource_types": ["instance"]},
+        {"key": "Environment", "allowed_values": ["prod", "staging", "dev"], "resource_types": ["instance"]},
+    ],
+    "inherit": [
+        {"keys": ["CostCenter"], "from": "instance", "to": ["volume", "network-interface"]},
+        {"keys": ["CostCenter"], "from": "volume", "to": ["snapshot"]},
+    ],
+}
+
+
+def family_of(fleet: list[FleetInstance]) -> list[FleetResource]:
+    """1.5 volumes, 0.5 snapshots and one interface per instance, with the instance's tags."""
+    resources = []
+    for number, item in enumerate(fleet):
+        instance = item.instance
+        suffix = instance["InstanceId"][2:]
+        zone = instance["Placement"]["AvailabilityZone"]
+        tags = [t for t in instance.get("Tags", []) if not t["Key"].startswith("aws:")]
+        attached = {"InstanceId": instance["InstanceId"], "AttachTime": instance["LaunchTime"]}
+        disks = ["r"] if number % 2 else ["r", "d"]
+        for disk in disks:
+            volume = {
+                "VolumeId": f"vol-{disk}{suffix}",
+                "AvailabilityZone": zone,
+                "CreateTime": instance["LaunchTime"],
+                "Size": 100,
+                "VolumeType": "gp3",
+                "State": "in-use",
+                "Attachments": [attached],
+                "Tags": tags,
+            }
+            resources.append(FleetResource("volume", item.account_id, item.region, volume))
+        if number % 2 == 0:
+            snapshot = {
+                "SnapshotId": f"snap-{suffix}",
+                "OwnerId": item.account_id,
+                "StartTime": instance["LaunchTime"],
+                "State": "completed",
+                "VolumeId": f"vol-r{suffix}",
+                "VolumeSize": 100,
+                "Tags": tags,
+            }
+            resources.append(FleetResource("snapshot", item.account_id, item.region, snapshot))
+        interface = {
+            "NetworkInterfaceId": f"eni-{suffix}",
+            "AvailabilityZone": zone,
+            "OwnerId": item.account_id,
+            "InterfaceType": "interface",
+            "Status": "in-use",
+            "Attachment": attached,
+            "TagSet": tags,
+        }
+        resources.append(FleetResource("network-interface", item.account_id, item.region, interface))
+    return resources
+
+
 def _step(function_name: str) -> str:
     # tagwarden-<step>-local
     return function_name.removeprefix("tagwarden-").rsplit("-", 1)[0]
@@ -87,6 +154,7 @@ class StepRecord:
 @dataclass
 class Measure:
     count: int
+    label: str = ""
     wall: float = 0.0
     status: str = ""
     entered: int = 0
@@ -153,14 +221,23 @@ def count_api_calls(measure: Measure) -> None:
 
 
 def run_once(
-    count: int, fleet: list[FleetInstance], *, traced_steps: frozenset[str], timeout: float
+    count: int,
+    fleet: list[FleetInstance],
+    *,
+    traced_steps: frozenset[str],
+    timeout: float,
+    resources: list[FleetResource] | None = None,
 ) -> Measure:
-    measure = Measure(count)
-    with LocalDeployment(fleet, retry_wait_scale=0) as local:
+    label = f"{count:,}" if resources is None else f"{count:,} + {len(resources):,} family"
+    measure = Measure(count, label)
+    execution_input: dict[str, Any] = {"notify": "always"}
+    if resources is not None:
+        execution_input["policy"] = FAMILY_POLICY
+    with LocalDeployment(fleet, retry_wait_scale=0, resources=resources or ()) as local:
         count_api_calls(measure)
         with instrument_handlers(measure, traced_steps):
             started = time.perf_counter()
-            arn = local.start({"notify": "always"}, name=f"scale-{count}")
+            arn = local.start(execution_input, name=f"scale-{count}{'-family' if resources else ''}")
             description = local.engine.wait(arn, timeout=timeout)
             measure.wall = time.perf_counter() - started
         measure.status = description["status"]
@@ -208,8 +285,7 @@ def _load() -> float:
 
 
 def render(plain: list[Measure], traced: list[Measure], command: str, loads: list[float]) -> str:
-    sizes = [m.count for m in plain]
-    head = "| | " + " | ".join(f"{n:,}" for n in sizes) + " |\n| --- |" + " ---: |" * len(sizes) + "\n"
+    head = "| | " + " | ".join(m.label for m in plain) + " |\n| --- |" + " ---: |" * len(plain) + "\n"
 
     def row(label: str, values: list[str]) -> str:
         return f"| {label} | " + " | ".join(values) + " |\n"
@@ -224,7 +300,7 @@ def render(plain: list[Measure], traced: list[Measure], command: str, loads: lis
         row("… in", [f"{m.largest_payload[1]} ({m.largest_payload[2]})" for m in plain]),
         row("S3 API calls", [f"{m.service_calls('s3')}" for m in plain]),
         row(
-            "EC2 API calls (DescribeInstances pages)",
+            "EC2 API calls (Describe* pages)",
             [f"{m.service_calls('ec2')} (fleet endpoint saw {m.fleet_calls})" for m in plain],
         ),
         row(
@@ -277,15 +353,16 @@ def render(plain: list[Measure], traced: list[Measure], command: str, loads: lis
     measured_large = biggest is not None and biggest.count >= 100_000
     evaluate_verdict = "met" if evaluate_ok else "not met" if measured_large else "not measured"
     goals = (
-        f"- State transitions independent of instance count: **{'met' if transitions_flat else 'not met'}** "
+        f"- State transitions independent of instance (and resource) count: "
+        f"**{'met' if transitions_flat else 'not met'}** "
         f"({', '.join(str(m.entered) for m in plain)} states entered).\n"
         f"- Largest payload under 8 KB (8,192 B) at every size: **{'met' if payload_ok else 'not met'}** "
         f"(largest {max(m.largest_payload[0] for m in plain):,} B).\n"
-        f"- Peak memory of the evaluate step under 512 MB at 100,000 instances: "
+        f"- Peak memory of the evaluate step under 512 MB at 100,000 instances ({biggest.label if biggest else '-'}): "
         f"**{evaluate_verdict}**"
         + (f" ({_mib(biggest.steps['evaluate-tags'].peak_bytes)}).\n" if biggest else ".\n")
     )
-    s3_detail = "\n".join(f"- {m.count:,}: {ops}" for m, ops in zip(plain, s3_ops, strict=True))
+    s3_detail = "\n".join(f"- {m.label}: {ops}" for m, ops in zip(plain, s3_ops, strict=True))
     return f"""{SECTION}
 
 _Written by `benchmarks/bench_scale.py`; rerunning it replaces this section only._
@@ -320,7 +397,9 @@ bytes a handler uploads, so they count in its peak (an overstatement). It is the
 a sandbox's RSS (interpreter, modules and botocore models, loaded once, are not in it). At
 100,000 instances only the evaluate step is traced (tracing slows a step several times). A step's figure is
 the largest of its invocations. Wall times include moto serving S3 in the same process on a
-shared 2-CPU machine: they show the trend, not Lambda latencies.
+shared 2-CPU machine: they show the trend, not Lambda latencies. A "family" column adds
+volumes, snapshots and interfaces (1.5, 0.5 and 1 per instance, with the instance's tags) under a
+policy covering them with `inherit` (`FAMILY_POLICY` in the benchmark).
 """
 
 
@@ -341,6 +420,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
+    parser.add_argument(
+        "--family",
+        type=int,
+        metavar="N",
+        help="also N instances with 1.5 volumes, 0.5 snapshots, 1 interface each",
+    )
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--skip-memory", action="store_true", help="no tracemalloc pass")
     parser.add_argument(
@@ -359,9 +444,13 @@ def main(argv: list[str] | None = None) -> int:
     loads = [_load()]
     plain: list[Measure] = []
     traced: list[Measure] = []
-    for count in args.sizes:
+    runs: list[tuple[int, bool]] = [(count, False) for count in args.sizes]
+    if args.family:
+        runs.append((args.family, True))
+    for count, with_family in runs:
         fleet = fleet_of(count)
-        m = run_once(count, fleet, traced_steps=frozenset(), timeout=args.timeout)
+        family = family_of(fleet) if with_family else None
+        m = run_once(count, fleet, traced_steps=frozenset(), timeout=args.timeout, resources=family)
         plain.append(m)
         print(
             f"{count:>7,}: {m.status} {m.wall:.1f} s, {m.entered} states entered, largest payload "
@@ -371,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if not args.skip_memory:
             steps = frozenset(args.trace_large if count >= args.large_from else STEP_NAMES)
-            t = run_once(count, fleet, traced_steps=steps, timeout=args.timeout)
+            t = run_once(count, fleet, traced_steps=steps, timeout=args.timeout, resources=family)
             traced.append(t)
             print(
                 f"{count:>7,}: traced {t.wall:.1f} s, peaks "
