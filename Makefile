@@ -90,7 +90,7 @@ bench-evaluator: $(BENCH_STAMP)
 	$(BENCH_BIN)/python benchmarks/bench_evaluator.py --instances 100000 --write BENCHMARKS.md
 
 bench-scale: $(STAMP)
-	$(BIN)/python benchmarks/bench_scale.py --sizes 1000 10000 100000 --write BENCHMARKS.md
+	$(BIN)/python benchmarks/bench_scale.py --sizes 1000 10000 100000 --family 100000 --write BENCHMARKS.md
 
 bench-e2e: $(BENCH_STAMP)
 	$(BENCH_BIN)/python benchmarks/bench_e2e_c7n.py --instances 5000 --write BENCHMARKS.md
