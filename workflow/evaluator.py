@@ -243,6 +243,26 @@ def _is_exempt(resource_id: str, tags: dict[str, str], policy: CompiledPolicy) -
     return False
 
 
+def _exempt_or_young(
+    resource_id: str, tags: dict[str, str], since: Any, policy: CompiledPolicy, now: datetime
+) -> tuple[bool, bool]:
+    """Whether an exemption matches, and (if not) whether the resource is still in its grace
+    period, counted from ``since`` (launch, creation or attachment time)."""
+    exempt = bool(policy.exempt_ids or policy.exempt_tags) and _is_exempt(resource_id, tags, policy)
+    if exempt or not policy.grace_period_seconds:
+        return exempt, False
+    started = _launched_at(since)
+    return False, started is not None and (now - started).total_seconds() < policy.grace_period_seconds
+
+
+def _owner(tags: dict[str, str], policy: CompiledPolicy) -> str | None:
+    """The owner tag's value (any capitalisation for ``key_case: insensitive``); blank is none."""
+    owner = tags.get(policy.owner_key)
+    if owner is None and policy.keys_insensitive:
+        owner = _owner_any_case(tags, policy.owner_key)
+    return owner if owner and not owner.isspace() else None
+
+
 def _owner_any_case(tags: dict[str, str], owner_key: str) -> str | None:
     """The owner tag in another capitalisation, for ``key_case: insensitive`` policies."""
     folded = owner_key.casefold()
@@ -314,20 +334,10 @@ def _finding(
     # The hot loop of a scan (100,000 instances a region): plain local lookups, positional calls.
     tags = _tag_dict(instance.get("Tags"))
     violations = _tag_violations(tags, policy)
-    get = tags.get
     instance_id = instance.get("InstanceId", "")
-    exempt = bool(policy.exempt_ids or policy.exempt_tags) and _is_exempt(instance_id, tags, policy)
     launch_time = instance.get("LaunchTime")
-    in_grace = False
-    if policy.grace_period_seconds and not exempt:
-        launched = _launched_at(launch_time)
-        in_grace = launched is not None and (now - launched).total_seconds() < policy.grace_period_seconds
-    if launch_time is not None and type(launch_time) is not str:
-        launch_time = launch_time.isoformat() if isinstance(launch_time, datetime) else str(launch_time)
+    exempt, in_grace = _exempt_or_young(instance_id, tags, launch_time, policy, now)
     placement = instance.get("Placement")
-    owner = get(policy.owner_key)
-    if owner is None and policy.keys_insensitive:
-        owner = _owner_any_case(tags, policy.owner_key)
     return {
         "resource_type": "instance",
         "resource_id": instance_id,
@@ -335,10 +345,10 @@ def _finding(
         "region": (placement and region_of_zone(placement.get("AvailabilityZone"))) or region,
         "account_id": account_id,
         "state": state,
-        "launch_time": launch_time,
+        "launch_time": _iso(launch_time),
         "instance_type": instance.get("InstanceType"),
-        "name": get("Name"),
-        "owner": owner if owner and not owner.isspace() else None,
+        "name": tags.get("Name"),
+        "owner": _owner(tags, policy),
         "tags": tags,
         "compliant": exempt or in_grace or not violations,
         "exempt": exempt,
@@ -462,13 +472,8 @@ def evaluate_resource(
     if parents and policy.inherited.get(resource_type):
         _not_inherited(resource_type, resource, tags, policy, parents, violations)
     resource_id = spec.resource_id(resource)
-    exempt = bool(policy.exempt_ids or policy.exempt_tags) and _is_exempt(resource_id, tags, policy)
     created = spec.time(resource)
-    in_grace = False
-    if policy.grace_period_seconds and not exempt:
-        since = _launched_at(created)
-        in_grace = since is not None and (current - since).total_seconds() < policy.grace_period_seconds
-    owner = _tag_value(tags, policy.owner_key, policy)
+    exempt, in_grace = _exempt_or_young(resource_id, tags, created, policy, current)
     finding: Finding = {
         "resource_type": resource_type,
         "resource_id": resource_id,
@@ -478,7 +483,7 @@ def evaluate_resource(
         "state": spec.state(resource),
         "created_at": _iso(created),
         "name": tags.get("Name"),
-        "owner": owner if owner and not owner.isspace() else None,
+        "owner": _owner(tags, policy),
         "tags": tags,
         "compliant": exempt or in_grace or not violations,
         "exempt": exempt,

@@ -14,6 +14,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from workflow.report import incomplete, percentage_text, resource_type_rows, untagged_ebs_line
+from workflow.verdict import resource_coverage_lines
 
 MAX_SUBJECT: Final = 99
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -208,15 +209,6 @@ def _coverage_lines(coverage: Mapping[str, Any] | None) -> list[str]:
         )
     if instances.get("duplicates_dropped"):
         lines.append(f"  duplicate listings dropped: {int(instances['duplicates_dropped'])}")
-    for kind, seen in sorted((coverage.get("resources") or {}).items()):
-        line = (
-            f"  {clean(kind, 20)}s listed {seen.get('listed', '?')}, in scope {seen.get('in_scope', '?')}, "
-            f"evaluated {seen.get('evaluated', '?')}"
-        )
-        if seen.get("out_of_scope"):
-            line += "; out of scope: " + ", ".join(
-                f"{int(n)} {clean(why, 20)}" for why, n in sorted(seen["out_of_scope"].items())
-            )
-        lines.append(line)
+    lines += resource_coverage_lines(coverage, lambda value: clean(value, 20))
     lines.append("")
     return lines

@@ -17,7 +17,7 @@ how many violations there are.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 EXIT_OK: Final = 0
@@ -106,18 +106,32 @@ def coverage_lines(summary: Mapping[str, Any]) -> list[str]:
     if instances.get("duplicates_in_dumps"):
         detail += f"; repeated in the dumps (counted once): {instances['duplicates_in_dumps']}"
     lines.append(detail)
-    for resource_type, seen in (coverage.get("resources") or {}).items():
-        line = (
-            f"  {resource_type}s listed {seen.get('listed', 0)}, in scope {seen.get('in_scope', 0)}, "
-            f"evaluated {seen.get('evaluated', 0)}"
-        )
-        if seen.get("out_of_scope"):
-            line += "; out of scope: " + ", ".join(
-                f"{n} {why}" for why, n in sorted(seen["out_of_scope"].items())
-            )
-        lines.append(line)
+    lines += resource_coverage_lines(coverage)
     if not int((summary.get("totals") or {}).get("total") or 0):
         lines.append("NOTHING EVALUATED: this is not a clean bill of health (exit status 4).")
     if coverage.get("regions_not_scanned"):
         lines.append("Regions not scanned: " + ", ".join(str(r) for r in coverage["regions_not_scanned"]))
+    return lines
+
+
+def resource_coverage_lines(coverage: Mapping[str, Any], shown: Callable[[Any], str] = str) -> list[str]:
+    """One line per resource type beyond instances: listed, in scope, evaluated, out of scope.
+    ``shown`` makes a value safe for where the line goes (a notification cleans it).
+
+    >>> resource_coverage_lines({"resources": {"network-interface": {"listed": 5, "in_scope": 3,
+    ...     "evaluated": 3, "out_of_scope": {"service-managed": 2}}}})
+    ['  network-interfaces listed 5, in scope 3, evaluated 3; out of scope: 2 service-managed']
+    """
+    lines = []
+    for resource_type, seen in sorted((coverage.get("resources") or {}).items()):
+        line = (
+            f"  {shown(resource_type)}s listed {seen.get('listed', 0)}, "
+            f"in scope {seen.get('in_scope', 0)}, evaluated {seen.get('evaluated', 0)}"
+        )
+        out_of_scope = seen.get("out_of_scope") or {}
+        if out_of_scope:
+            line += "; out of scope: " + ", ".join(
+                f"{int(n)} {shown(why)}" for why, n in sorted(out_of_scope.items())
+            )
+        lines.append(line)
     return lines
