@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.functional.history import states_entered
+from workflow import config
 from workflow.engine.local import CENTRAL_ACCOUNT, LocalDeployment
 from workflow.fleet import FleetInstance, FleetResource, demo_fleet, demo_resources, iter_fleet_document
 from workflow.resources import RESOURCE_TYPES, is_service_managed
@@ -216,3 +218,43 @@ def test_a_single_account_scan_lists_every_type_with_the_steps_own_role(local: L
     result = local.run({"regions": REGIONS, "policy": FINOPS}, name="family-single")
     assert result.status == "SUCCEEDED", result.cause
     assert set(by_type(result.findings)) == {"instance", "volume", "snapshot", "image", "network-interface"}
+
+
+def test_the_distributed_map_gives_the_same_findings_for_every_type(local: LocalDeployment) -> None:
+    instances, resources = family()
+    policy_input = {"organization": True, "regions": REGIONS, "policy": FINOPS}
+    with LocalDeployment(
+        instances,
+        regions=REGIONS,
+        resources=resources,
+        covered=CENTRAL_LISTED,
+        empty_regions=REGIONS,
+        retry_wait_scale=0,
+        extra_environment={config.DISTRIBUTED_MAP_THRESHOLD: "2"},
+    ) as at_scale:
+        result = at_scale.run(policy_input, name="family-at-scale")
+    assert result.status == "SUCCEEDED", result.cause
+    assert "Scan regions at scale" in states_entered(result.history)
+    assert result.summary is not None and result.summary["incomplete"] is False
+    inline = local.run(policy_input, name="family-inline")
+    assert "Scan regions at scale" not in states_entered(inline.history)
+
+    def verdicts(findings: list[dict[str, Any]]) -> set[tuple[str, str, bool, str]]:
+        return {
+            (
+                f["resource_type"],
+                f["resource_id"],
+                f["compliant"],
+                ",".join(sorted(v["code"] for v in f["violations"])),
+            )
+            for f in findings
+        }
+
+    assert verdicts(result.findings) == verdicts(inline.findings)
+    assert {f["resource_type"] for f in result.findings} == {
+        "instance",
+        "volume",
+        "snapshot",
+        "image",
+        "network-interface",
+    }
