@@ -51,6 +51,7 @@ def family() -> tuple[list[FleetInstance], list[FleetResource]]:
 
 
 # The management account is listed too (organisation mode): its regions were listed and are empty.
+DISTRIBUTED_THRESHOLD = 4
 CENTRAL_LISTED = [
     (t, region, CENTRAL_ACCOUNT) for t in RESOURCE_TYPES for region in REGIONS if t != "instance"
 ]
@@ -66,6 +67,9 @@ def local() -> Iterator[LocalDeployment]:
         covered=CENTRAL_LISTED,
         empty_regions=REGIONS,
         retry_wait_scale=0,
+        # Organisation runs (3 accounts x 2 regions) take the Distributed Map, targets runs of the
+        # two member accounts (4 pairs) the inline Map.
+        extra_environment={config.DISTRIBUTED_MAP_THRESHOLD: str(DISTRIBUTED_THRESHOLD)},
     ) as deployment:
         yield deployment
 
@@ -221,22 +225,13 @@ def test_a_single_account_scan_lists_every_type_with_the_steps_own_role(local: L
 
 
 def test_the_distributed_map_gives_the_same_findings_for_every_type(local: LocalDeployment) -> None:
-    instances, resources = family()
-    policy_input = {"organization": True, "regions": REGIONS, "policy": FINOPS}
-    with LocalDeployment(
-        instances,
-        regions=REGIONS,
-        resources=resources,
-        covered=CENTRAL_LISTED,
-        empty_regions=REGIONS,
-        retry_wait_scale=0,
-        extra_environment={config.DISTRIBUTED_MAP_THRESHOLD: "2"},
-    ) as at_scale:
-        result = at_scale.run(policy_input, name="family-at-scale")
-    assert result.status == "SUCCEEDED", result.cause
-    assert "Scan regions at scale" in states_entered(result.history)
-    assert result.summary is not None and result.summary["incomplete"] is False
-    inline = local.run(policy_input, name="family-inline")
+    at_scale = local.run({"organization": True, "regions": REGIONS, "policy": FINOPS}, name="family-at-scale")
+    inline = local.run(
+        {"targets": [{"account_id": a} for a in ACCOUNTS], "regions": REGIONS, "policy": FINOPS},
+        name="family-inline",
+    )
+    assert at_scale.status == inline.status == "SUCCEEDED", (at_scale.cause, inline.cause)
+    assert "Scan regions at scale" in states_entered(at_scale.history)
     assert "Scan regions at scale" not in states_entered(inline.history)
 
     def verdicts(findings: list[dict[str, Any]]) -> set[tuple[str, str, bool, str]]:
@@ -250,8 +245,8 @@ def test_the_distributed_map_gives_the_same_findings_for_every_type(local: Local
             for f in findings
         }
 
-    assert verdicts(result.findings) == verdicts(inline.findings)
-    assert {f["resource_type"] for f in result.findings} == {
+    assert verdicts(at_scale.findings) == verdicts(inline.findings)
+    assert {f["resource_type"] for f in inline.findings} == {
         "instance",
         "volume",
         "snapshot",
