@@ -586,6 +586,12 @@ FAMILY_C7N = {
 }
 
 
+FAMILY_TABLE_HEAD = (
+    "| type | Cloud Custodian resource | tagwarden resources/s | Cloud Custodian resources/s | ratio "
+    "| flagged | same flagged |\n| --- | --- | ---: | ---: | ---: | ---: | --- |"
+)
+
+
 def family_fleet(fleet: list[dict[str, Any]], resource_type: str) -> list[dict[str, Any]]:
     """One resource of ``resource_type`` per generated instance, with that instance's tags."""
     resources = []
@@ -672,7 +678,7 @@ def measure_family(count: int, seed: int, runs: int) -> tuple[str, bool]:
     fleet = generate_fleet(count, seed)
     rows = []
     agree = True
-    for resource_type in FAMILY_C7N:
+    for resource_type, c7n_resource in FAMILY_C7N.items():
         frozen = pickle.dumps(family_fleet(fleet, resource_type), protocol=pickle.HIGHEST_PROTOCOL)
         sides = [tagwarden_family_side(resource_type), c7n_family_side(resource_type)]
         measure(sides, frozen, runs)
@@ -682,17 +688,20 @@ def measure_family(count: int, seed: int, runs: int) -> tuple[str, bool]:
         ratio = min(c7n.cpu_times) / min(tw.cpu_times)
         print(f"{resource_type}: {ratio:.1f}x by CPU time, same flagged: {same}", flush=True)
         rows.append(
-            f"| {resource_type} | `{FAMILY_C7N[resource_type]}` | **{_rate(count, min(tw.cpu_times))}** | "
+            f"| {resource_type} | `{c7n_resource}` | **{_rate(count, min(tw.cpu_times))}** | "
             f"{_rate(count, min(c7n.cpu_times))} | **{ratio:.1f}x** | {len(tw.flagged):,} | "
             f"{'yes' if same else 'NO'} |"
         )
     text = f"""
 ### Per resource type
 
-{count:,} resources of each type, one per generated instance with that instance's tags, under the same six rules (`resource_types` set to the type); Cloud Custodian runs the same filters on its resource for the type (`filter_resources`, in process, no AWS). CPU time, best of {runs}; tagwarden builds every finding (with `size_gib`, `attached_to`, ...) and hands it on, as the Evaluate step does.
+{count:,} resources of each type, one per generated instance with that instance's tags, under the
+same six rules (`resource_types` set to the type); Cloud Custodian runs the same filters on its
+resource for the type (`filter_resources`, in process, no AWS). CPU time, best of {runs}; tagwarden
+builds every finding (with `size_gib`, `attached_to`, ...) and hands it on, as the Evaluate step
+does.
 
-| type | Cloud Custodian resource | tagwarden resources/s | Cloud Custodian resources/s | ratio | flagged | same flagged |
-| --- | --- | ---: | ---: | ---: | ---: | --- |
+{FAMILY_TABLE_HEAD}
 {chr(10).join(rows)}
 """
     return text, agree

@@ -358,7 +358,8 @@ def render(plain: list[Measure], traced: list[Measure], command: str, loads: lis
         f"({', '.join(str(m.entered) for m in plain)} states entered).\n"
         f"- Largest payload under 8 KB (8,192 B) at every size: **{'met' if payload_ok else 'not met'}** "
         f"(largest {max(m.largest_payload[0] for m in plain):,} B).\n"
-        f"- Peak memory of the evaluate step under 512 MB at 100,000 instances ({biggest.label if biggest else '-'}): "
+        f"- Peak memory of the evaluate step under 512 MB at 100,000 instances "
+        f"({biggest.label if biggest else '-'}): "
         f"**{evaluate_verdict}**"
         + (f" ({_mib(biggest.steps['evaluate-tags'].peak_bytes)}).\n" if biggest else ".\n")
     )
