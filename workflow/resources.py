@@ -53,9 +53,19 @@ def _snapshot_volume(snapshot: dict[str, Any]) -> list[str]:
 def _volume_time(volume: dict[str, Any]) -> Any:
     # The later of creation and the newest attachment: a volume attached to a fresh instance gets
     # the instance's grace period for the tags it should inherit.
-    times = [volume.get("CreateTime")] + [a.get("AttachTime") for a in volume.get("Attachments") or ()]
-    known = [t for t in times if t is not None]
-    return max(known, key=_sortable_time) if known else None
+    latest = volume.get("CreateTime")
+    for attachment in volume.get("Attachments") or ():
+        attached = attachment.get("AttachTime") if isinstance(attachment, dict) else None
+        if attached is not None and (latest is None or _later(attached, latest)):
+            latest = attached
+    return latest
+
+
+def _later(one: Any, other: Any) -> bool:
+    # Both datetimes (boto3) or both ISO 8601 text (a staged page, a dump): compared as they are.
+    if type(one) is type(other):
+        return bool(one > other)
+    return _sortable_time(one) > _sortable_time(other)
 
 
 def _interface_time(interface: dict[str, Any]) -> Any:
