@@ -75,6 +75,7 @@ from typing import Any, Final, Literal, cast
 
 from workflow.errors import PolicyError, Problem
 from workflow.policy import patterns
+from workflow.resources import RESOURCE_TYPES
 
 PolicyFormat = Literal["tagwarden", "organizations", "config"]
 
@@ -94,11 +95,10 @@ _ASSIGN: Final = "@@assign"
 _CHILD_CONTROL: Final = "@@operators_allowed_for_child_policies"
 _MERGE_OPERATORS: Final = ("@@append", "@@remove")
 _TAG_FIELDS: Final = ("tag_key", "tag_value", "enforced_for", "report_required_tag_for")
-# The service-wide spellings AWS documents for enforced_for; if AWS accepts them in
-# report_required_tag_for they cover instances, so honouring them can never contradict AWS.
-_EC2_INSTANCE_TYPES: Final = frozenset({EC2_INSTANCE, "ec2:ALL_SUPPORTED", "ec2:*"})
-_EC2_FAMILY: Final = ("instance", "volume", "snapshot", "image", "network-interface")
-# What each Organizations resource type names of the EC2 family that Tagwarden checks.
+_EC2_FAMILY: Final = tuple(RESOURCE_TYPES)
+# What each Organizations resource type names of the EC2 family that Tagwarden checks. The
+# service-wide spellings are those AWS documents for enforced_for; if AWS accepts them in
+# report_required_tag_for they cover every EC2 type, so honouring them can never contradict AWS.
 _FAMILY_OF_TYPE: Final = {
     EC2_INSTANCE: ("instance",),
     "ec2:ALL_SUPPORTED": _EC2_FAMILY,

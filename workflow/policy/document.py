@@ -18,6 +18,7 @@ from jsonschema.exceptions import ValidationError
 
 from workflow.errors import PolicyError, Problem
 from workflow.policy import patterns
+from workflow.resources import INHERITS_FROM, RESOURCE_TYPES
 from workflow.text import lone_surrogate_paths
 
 # AWS Organizations caps tag policies at 10,000 characters; ours are plain JSON of at most 200
@@ -205,9 +206,9 @@ def _well_formed_rules(doc: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
     return [(i, r) for i, r in enumerate(rules) if isinstance(r, dict) and isinstance(r.get("key"), str)]
 
 
-_RESOURCE_TYPES: Final = ("instance", "volume", "snapshot", "image", "network-interface")
+_RESOURCE_TYPES: Final = tuple(RESOURCE_TYPES)
 # Which parent each child type can inherit from: attached to an instance, or made from a volume.
-_PARENT_OF: Final = {"volume": "instance", "network-interface": "instance", "snapshot": "volume"}
+_PARENT_OF: Final = INHERITS_FROM
 
 
 def _listed_types(doc: dict[str, Any]) -> list[str]:
