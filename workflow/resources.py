@@ -107,6 +107,9 @@ class ResourceType:
     # The fields a finding is made of; the List step stages only these.
     fields: tuple[str, ...]
     tags_field: str = "Tags"
+    # The Describe filter that selects resources by id (an event run describes just those; a
+    # filter, unlike the ...Ids parameters, answers an id that no longer exists with nothing).
+    id_filter: str = ""
     state: Callable[[dict[str, Any]], Any] = field(default=lambda r: r.get("State"))
     time: Callable[[dict[str, Any]], Any] = field(default=lambda r: None)
     parents: Callable[[dict[str, Any]], list[str]] = field(default=lambda r: [])
@@ -133,6 +136,7 @@ RESOURCE_TYPES: Final[dict[str, ResourceType]] = {
         method="describe_instances",
         list_key="Reservations",
         id_field="InstanceId",
+        id_filter="instance-id",
         request={},
         max_page_size=1000,
         fields=("InstanceId", "State", "Placement", "LaunchTime", "InstanceType", "Tags"),
@@ -145,6 +149,7 @@ RESOURCE_TYPES: Final[dict[str, ResourceType]] = {
         method="describe_volumes",
         list_key="Volumes",
         id_field="VolumeId",
+        id_filter="volume-id",
         request={},
         max_page_size=500,
         # DescribeVolumes prints no OwnerId; the local endpoint adds it to another account's volumes
@@ -174,6 +179,7 @@ RESOURCE_TYPES: Final[dict[str, ResourceType]] = {
         method="describe_snapshots",
         list_key="Snapshots",
         id_field="SnapshotId",
+        id_filter="snapshot-id",
         request={"OwnerIds": ["self"]},
         max_page_size=1000,
         fields=("SnapshotId", "State", "OwnerId", "StartTime", "VolumeId", "VolumeSize", "Tags"),
@@ -190,6 +196,7 @@ RESOURCE_TYPES: Final[dict[str, ResourceType]] = {
         method="describe_images",
         list_key="Images",
         id_field="ImageId",
+        id_filter="image-id",
         request={"Owners": ["self"]},
         max_page_size=1000,
         fields=("ImageId", "State", "OwnerId", "CreationDate", "Name", "Tags"),
@@ -201,6 +208,7 @@ RESOURCE_TYPES: Final[dict[str, ResourceType]] = {
         method="describe_network_interfaces",
         list_key="NetworkInterfaces",
         id_field="NetworkInterfaceId",
+        id_filter="network-interface-id",
         request={},
         max_page_size=1000,
         fields=(

@@ -175,3 +175,31 @@ def test_a_prefixed_empty_dump_says_its_region_was_listed_and_a_prefix_on_instan
         f"eu-west-1:{dump}: $: an ACCOUNT: or REGION: prefix is for volumes, snapshots, images and network "
         "interfaces; describe-instances names its account and zones"
     ]
+
+
+def test_the_local_endpoint_answers_id_filters_for_every_type() -> None:
+    import boto3
+
+    from workflow.engine.fleet_endpoint import FleetEndpoint
+    from workflow.fleet import FleetInstance, FleetResource
+
+    instance = {
+        "InstanceId": "i-1",
+        "State": {"Name": "running"},
+        "Placement": {"AvailabilityZone": "eu-west-1a"},
+    }
+    volumes = [
+        FleetResource(
+            "volume", "111122223333", "eu-west-1", {"VolumeId": f"vol-{n}", "AvailabilityZone": "eu-west-1a"}
+        )
+        for n in range(3)
+    ]
+    endpoint = FleetEndpoint([FleetInstance("111122223333", "eu-west-1", instance)], resources=volumes)
+    session = endpoint.attach(boto3.Session(aws_access_key_id="x", aws_secret_access_key="y"))
+    ec2 = session.client("ec2", region_name="eu-west-1")
+    by_id = ec2.describe_volumes(Filters=[{"Name": "volume-id", "Values": ["vol-2", "vol-9"]}])
+    assert [v["VolumeId"] for v in by_id["Volumes"]] == ["vol-2"]
+    found = ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": ["i-1", "i-gone"]}])
+    assert [i["InstanceId"] for r in found["Reservations"] for i in r["Instances"]] == ["i-1"]
+    none = ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": ["i-gone"]}])
+    assert none["Reservations"] == []

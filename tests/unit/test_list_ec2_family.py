@@ -182,3 +182,61 @@ def test_a_member_account_that_refuses_a_later_type_is_a_target_not_scanned() ->
     assert "DescribeVolumes" in str(result["target_error"])
     recorded = s3.objects[layout.target_error_key("r1", "444455556666", "eu-west-1")]
     assert recorded["reason"] == result["target_error"]
+
+
+class NamedEc2:
+    """Answers id filters with the resources named (an id that no longer exists: nothing)."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+
+    def describe_instances(self, **request: Any) -> dict[str, Any]:
+        self.requests.append(("DescribeInstances", request))
+        (flt,) = request["Filters"]
+        assert flt["Name"] == "instance-id" and "NextToken" not in request
+        instances = [
+            {"InstanceId": i, "State": {"Name": "running"}, "Placement": {"AvailabilityZone": "eu-west-1a"}}
+            for i in flt["Values"]
+            if i != "i-gone"
+        ]
+        return {"Reservations": [{"OwnerId": "111122223333", "Instances": instances}]}
+
+    def describe_volumes(self, **request: Any) -> dict[str, Any]:
+        self.requests.append(("DescribeVolumes", request))
+        (flt,) = request["Filters"]
+        assert flt["Name"] == "volume-id"
+        return {"Volumes": [{"VolumeId": v, "AvailabilityZone": "eu-west-1a"} for v in flt["Values"]]}
+
+
+def test_an_event_target_describes_just_the_resources_it_names_in_chunks() -> None:
+    ec2, s3 = NamedEc2(), Bucket()
+    ids = [f"i-{n:04x}" for n in range(449)] + ["i-gone"]
+    event = {
+        "run": {**RUN, "resource_types": ["instance", "volume", "snapshot"]},
+        "target": {
+            "account_id": "self",
+            "region": "eu-west-1",
+            "resource_ids": {"instance": ids, "volume": ["vol-1"]},
+        },
+    }
+    result = list_instances(event, CONFIG, ec2_factory=lambda r, c: ec2, s3=s3, remaining_ms=lambda: 900_000)
+    calls = [(operation, len(r["Filters"][0]["Values"])) for operation, r in ec2.requests]
+    assert calls == [
+        ("DescribeInstances", 200),
+        ("DescribeInstances", 200),
+        ("DescribeInstances", 50),
+        ("DescribeVolumes", 1),
+    ]
+    assert result["complete"] is True and "snapshot" not in result["resources"]
+    assert (result["instances"], result["resources"]["volume"]["in_scope"]) == (449, 1)
+
+
+def test_an_event_target_that_names_no_instance_asks_ec2_nothing_for_instances() -> None:
+    ec2, s3 = NamedEc2(), Bucket()
+    event = {
+        "run": {**RUN, "resource_types": ["instance", "volume"]},
+        "target": {"account_id": "self", "region": "eu-west-1", "resource_ids": {"volume": ["vol-1"]}},
+    }
+    result = list_instances(event, CONFIG, ec2_factory=lambda r, c: ec2, s3=s3, remaining_ms=lambda: 900_000)
+    assert [operation for operation, _ in ec2.requests] == ["DescribeVolumes"]
+    assert result["pages"] == 1 and result["instances"] == 0  # the empty first page, as always

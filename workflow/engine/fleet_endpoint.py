@@ -5,7 +5,7 @@ instance (measured with moto 5.2.5), and it assigns its own instance ids, launch
 so a dump of a real account could not be audited with the ids it has. This endpoint hooks into
 botocore's request pipeline (``before-call``), so the step's real boto3 client, paginator and
 parameter validation run unchanged; only the HTTP exchange is replaced. It follows the API:
-``MaxResults`` 5 to 1000, opaque ``NextToken``, the ``instance-state-name`` filter, and
+``MaxResults`` 5 to 1000, opaque ``NextToken``, the ``instance-state-name`` and id filters, and
 ``RequestLimitExceeded`` when a test asks for throttling.
 """
 
@@ -186,8 +186,13 @@ class FleetEndpoint:
                 f"Value ( {max_results} ) for parameter maxResults is invalid. "
                 f"Expecting a value between 5 and {spec.max_page_size}.",
             )
-        if params.get("Filters"):
-            return self._error("InvalidParameterValue", "filters are not supported by the local endpoint")
+        wanted: frozenset[str] | None = None
+        for flt in params.get("Filters", []):
+            if flt["Name"] != spec.id_filter:
+                return self._error(
+                    "InvalidParameterValue", f"filter {flt['Name']!r} is not supported by the local endpoint"
+                )
+            wanted = frozenset(flt["Values"])
         for owners in ("OwnerIds", "Owners"):
             if owners in params and params[owners] != ["self"]:
                 # A dump holds the account's own snapshots and images, never another owner's.
@@ -206,14 +211,15 @@ class FleetEndpoint:
                 f"not scanned (no {spec.name} data in the given dumps for this account in {region})",
                 401,
             )
-        key = (spec.name, region, only_account)
+        key = (spec.name, region, only_account, wanted)
         with self._lock:
             matching = self._matching.get(key)
             if matching is None:
                 matching = [
                     (account, resource)
                     for account, resource in self._resources.get((spec.name, region), [])
-                    if only_account is None or account == only_account
+                    if (only_account is None or account == only_account)
+                    and (wanted is None or resource.get(spec.id_field) in wanted)
                 ]
                 self._matching[key] = matching
         start = _offset(params.get("NextToken"))
@@ -252,13 +258,18 @@ class FleetEndpoint:
                 "InvalidParameterCombination", "The parameter instancesSet cannot be used with maxResults"
             )
         states: set[str] | None = None
+        wanted_ids = set(params.get("InstanceIds", []))
         for flt in params.get("Filters", []):
-            if flt["Name"] != "instance-state-name":
+            if flt["Name"] == "instance-state-name":
+                states = set(flt["Values"])
+            elif flt["Name"] == "instance-id":
+                wanted_ids = set(flt["Values"]) if not wanted_ids else wanted_ids & set(flt["Values"])
+                if not wanted_ids:
+                    wanted_ids = {""}  # no id can match: the answer is empty
+            else:
                 return self._error(
                     "InvalidParameterValue", f"filter {flt['Name']!r} is not supported by the local endpoint"
                 )
-            states = set(flt["Values"])
-        wanted_ids = set(params.get("InstanceIds", []))
         # Credentials from an AssumeRole belong to one member account: it sees its instances only.
         # The caller's own credentials see the whole fleet (a single-account dump).
         credentials = getattr(request_signer, "_credentials", None)

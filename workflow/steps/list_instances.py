@@ -74,6 +74,11 @@ def listed_types(run: dict[str, Any]) -> tuple[str, ...]:
     return tuple(t for t in ORDER if t in wanted)
 
 
+# Resource ids per Describe call of an event run: at most 200 values per filter.
+ID_CHUNK = 200
+_CHUNK = "chunk:"
+
+
 def _fresh_counts() -> dict[str, Any]:
     return {"pages": 0, "listed": 0, "in_scope": 0, "out_of_scope": {}}
 
@@ -99,16 +104,32 @@ class _Lister:
         self.margin_ms = config.time_budget_margin_seconds * 1000
         self.states = frozenset(run["states"])
         self.include_service_managed = bool(run.get("include_service_managed_interfaces"))
+        # An event run's target names its resources: {type: [ids]}; None lists everything.
+        self.resource_ids: dict[str, list[str]] | None = None
 
     def _describe(self, spec: ResourceType, next_token: str | None) -> dict[str, Any]:
         request: dict[str, Any] = {
             **spec.request,
             "MaxResults": min(self.config.page_size, spec.max_page_size),
         }
-        if next_token:
+        ids = self.resource_ids.get(spec.name) if self.resource_ids is not None else None
+        chunk = 0
+        if ids == []:
+            return {}  # the events named none of this type: nothing to ask for
+        if ids is not None:
+            # Just these resources, ID_CHUNK at a time: the "token" is the next chunk's number.
+            chunk = int(next_token.removeprefix(_CHUNK)) if next_token else 0
+            request["Filters"] = [
+                {"Name": spec.id_filter, "Values": ids[chunk * ID_CHUNK : (chunk + 1) * ID_CHUNK]}
+            ]
+        elif next_token:
             request["NextToken"] = next_token
         with aws_call(f"{spec.operation} in {self.shown} {self.region}"):
             response: dict[str, Any] = getattr(self.ec2, spec.method)(**request)
+        if ids is not None:
+            # A chunk never fills a page (ID_CHUNK is below every MaxResults), so no NextToken.
+            more = (chunk + 1) * ID_CHUNK < len(ids)
+            response = {**response, "NextToken": f"{_CHUNK}{chunk + 1}" if more else None}
         return response
 
     def _kept(self, spec: ResourceType, response: dict[str, Any], counts: dict[str, Any]) -> tuple[Any, int]:
@@ -186,7 +207,12 @@ def list_instances(
     region = target["region"]
     account = target.get("account_id") or layout.SELF_ACCOUNT
     previous = event.get("listing") or {}
+    named: dict[str, list[str]] | None = target.get("resource_ids")
     types = listed_types(run)
+    if named is not None:
+        # An event run: only the covered types the events named (instances always, so the
+        # target's listing has its first page as a scheduled one has).
+        types = tuple(t for t in types if t == INSTANCE or named.get(t))
     resources: dict[str, dict[str, Any]] = {
         t: {**_fresh_counts(), **(previous.get("resources") or {}).get(t, {})} for t in types
     }
@@ -215,6 +241,8 @@ def list_instances(
             return _record_target_error(s3, run, account, region, role_arn, str(err))
     shown = execution_account(run) if account == layout.SELF_ACCOUNT else account
     lister = _Lister(ec2_factory(region, credentials), s3, run, account, region, shown, config, remaining_ms)
+    if named is not None:
+        lister.resource_ids = {t: list(named.get(t) or []) for t in types}
     margin_ms = config.time_budget_margin_seconds * 1000
     remaining_types = list(types[types.index(phase) :])
     while remaining_types:
