@@ -133,6 +133,30 @@ class ValidateConfig:
 
 
 @dataclass(frozen=True)
+class EventsConfig:
+    """``Plan event run`` and the Pipe's enrichment that stores a batch: where batches, the
+    deployed policy and the run's files are, and the member role to describe resources with."""
+
+    report_bucket: str
+    default_policy_uri: str
+    member_role_name: str = DEFAULT_MEMBER_ROLE_NAME
+
+    @classmethod
+    def from_env(cls, env: Environ | None = None) -> EventsConfig:
+        """Read the step's variables; a missing one is a :class:`ConfigurationError` naming it.
+
+        >>> EventsConfig.from_env({REPORT_BUCKET: "b", DEFAULT_POLICY_URI: "s3://b/p.json"}).report_bucket
+        'b'
+        """
+        env = os.environ if env is None else env
+        return cls(
+            report_bucket=_required(env, REPORT_BUCKET),
+            default_policy_uri=_required(env, DEFAULT_POLICY_URI),
+            member_role_name=env.get(MEMBER_ROLE_NAME, "").strip() or DEFAULT_MEMBER_ROLE_NAME,
+        )
+
+
+@dataclass(frozen=True)
 class ListConfig:
     """``List EC2 instances``: where inventory pages go, and how much of the time budget to keep."""
 

@@ -62,6 +62,20 @@ def targets_manifest_key(run_id: str) -> str:
     return f"{STAGING_PREFIX}{run_id}/targets.json"
 
 
+def event_batch_key(batch_id: str) -> str:
+    """A batch of queued events as the Pipe handed it on (the event run's claim check).
+
+    >>> event_batch_key("20261201T100000Z-0a1b2c")
+    'staging/event-batches/20261201T100000Z-0a1b2c.json'
+    """
+    return f"{STAGING_PREFIX}event-batches/{batch_id}.json"
+
+
+def creators_key(run_id: str) -> str:
+    """Who created each resource an event run checks, by resource id (from the events)."""
+    return f"{STAGING_PREFIX}{run_id}/creators.json"
+
+
 def target_error_key(run_id: str, account: str, region: str) -> str:
     """Why one target was not scanned (its role could not be assumed, or access was denied).
 

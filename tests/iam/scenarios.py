@@ -192,7 +192,9 @@ def run_single_account(observations: Observations, schedule_input: dict[str, Any
     ) as local:
         runner = Runner(local, observations)
         runner.run("first run, notify always", EVERY_MODE, {"notify": "always"})
-        family = [r for r in demo_resources(demo_fleet(instances_per_region=4, seed=5)) if r.region in REGIONS]
+        family = [
+            r for r in demo_resources(demo_fleet(instances_per_region=4, seed=5)) if r.region in REGIONS
+        ]
         local.fleet.replace(single_account_fleet(), resources=family)
         runner.run(
             "the EC2 family (volumes, snapshots, images, interfaces)",

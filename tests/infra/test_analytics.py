@@ -41,6 +41,8 @@ FINDINGS_SCHEMA = {
     "attached_to": "string",
     "volume_id": "string",
     "interface_type": "string",
+    "source": "string",
+    "created_by": "struct<type:string,principal:string,display:string>",
 }
 RUNS_SCHEMA = {
     "run_id": "string",
@@ -58,6 +60,7 @@ RUNS_SCHEMA = {
     "noncompliant_instance_ids": "array<string>",
     "by_resource_type": "map<string,struct<compliant:int,noncompliant:int>>",
     "untagged_ebs_gib": "struct<volumes:bigint,snapshots:bigint,total:bigint>",
+    "source": "string",
     "drift": "struct<previous_run_id:string,newly_noncompliant:array<string>,newly_compliant:array<string>>",
     "target_counts": "struct<total:int,scanned:int,error:int,accounts:int>",
     "targets": "array<struct<account_id:string,region:string,status:string,reason:string>>",
@@ -157,6 +160,8 @@ def test_glue_schema_covers_every_field_the_workflow_writes() -> None:
         written |= set(
             evaluate_resource(resource.resource_type, resource.resource, family, region=resource.region)
         )
+    # What Evaluate adds for event runs: the run's source and the resource's creator.
+    written |= {"source", "created_by"}
     assert written == set(FINDINGS_SCHEMA)
     violation = set(FINDINGS_SCHEMA["violations"].removeprefix("array<struct<").removesuffix(">>").split(","))
     assert {
@@ -177,7 +182,7 @@ def test_glue_schema_covers_every_field_the_workflow_writes() -> None:
             "incomplete": False,
         },
     )
-    assert set(RUNS_SCHEMA) <= set(summary)
+    assert set(RUNS_SCHEMA) - {"source"} <= set(summary)  # source: event runs only
     assert set(summary["coverage"]) == {
         "complete",
         "nothing_evaluated",

@@ -337,7 +337,8 @@ def test_compliance_by_account_rolls_each_account_up_with_its_worst_rule(
 def test_compliance_by_account_has_no_worst_rule_for_a_clean_account() -> None:
     connection = duckdb.connect()
     connection.execute(
-        "CREATE TABLE runs AS SELECT '2026-01-01' AS dt, 'r1' AS run, '2026-01-01T00:00:00+00:00' AS evaluated_at"
+        "CREATE TABLE runs AS SELECT '2026-01-01' AS dt, 'r1' AS run, '2026-01-01T00:00:00+00:00' AS evaluated_at, "
+        "CAST(NULL AS VARCHAR) AS source"
     )
     connection.execute(
         "CREATE TABLE findings AS SELECT * FROM (VALUES "
@@ -455,12 +456,14 @@ def test_compliance_trend_by_account_takes_the_days_last_run_that_scanned_the_ac
     connection.execute(
         "CREATE TABLE findings AS SELECT * FROM (VALUES "
         # Account 1: two runs on the day, the later one fixes i-1. Account 2: only in the earlier run.
-        "(CAST(current_date AS VARCHAR), 'early', '1', 'i-1', false, false, '2026-01-01T01:00:00+00:00'), "
-        "(CAST(current_date AS VARCHAR), 'early', '1', 'i-2', true, true, '2026-01-01T01:00:00+00:00'), "
-        "(CAST(current_date AS VARCHAR), 'early', '2', 'i-3', false, false, '2026-01-01T01:00:00+00:00'), "
-        "(CAST(current_date AS VARCHAR), 'late', '1', 'i-1', true, false, '2026-01-01T09:00:00+00:00'), "
-        "(CAST(current_date AS VARCHAR), 'late', '1', 'i-2', true, false, '2026-01-01T09:00:00+00:00')) "
-        "AS t(dt, run_id, account_id, instance_id, compliant, exempt, evaluated_at)"
+        "(CAST(current_date AS VARCHAR), 'early', '1', 'i-1', false, false, '2026-01-01T01:00:00+00:00', NULL), "
+        "(CAST(current_date AS VARCHAR), 'early', '1', 'i-2', true, true, '2026-01-01T01:00:00+00:00', NULL), "
+        "(CAST(current_date AS VARCHAR), 'early', '2', 'i-3', false, false, '2026-01-01T01:00:00+00:00', NULL), "
+        "(CAST(current_date AS VARCHAR), 'late', '1', 'i-1', true, false, '2026-01-01T09:00:00+00:00', NULL), "
+        "(CAST(current_date AS VARCHAR), 'late', '1', 'i-2', true, false, '2026-01-01T09:00:00+00:00', NULL), "
+        # An event run later that day checks one resource: the trend keeps the day's scheduled run.
+        "(CAST(current_date AS VARCHAR), 'event', '1', 'i-1', false, false, '2026-01-01T10:00:00+00:00', 'event')) "
+        "AS t(dt, run_id, account_id, instance_id, compliant, exempt, evaluated_at, source)"
     )
     rows = _rows(connection, "compliance_trend_by_account")
     connection.close()

@@ -203,11 +203,16 @@ def test_exemptions_work_per_resource_by_id_and_by_tag() -> None:
     policy = compile_policy(
         {
             **FAMILY,
-            "exemptions": [{"resource_ids": ["vol-0b0b0b0b0b"]}, {"tag": {"key": "finops:exempt", "value": "true"}}],
+            "exemptions": [
+                {"resource_ids": ["vol-0b0b0b0b0b"]},
+                {"tag": {"key": "finops:exempt", "value": "true"}},
+            ],
         }
     )
     by_id = evaluate_resource("volume", volume("vol-0b0b0b0b0b"), policy, now=NOW)
-    by_tag = evaluate_resource("volume", volume("vol-0c0c0c0c0c", **{"finops:exempt": "true"}), policy, now=NOW)
+    by_tag = evaluate_resource(
+        "volume", volume("vol-0c0c0c0c0c", **{"finops:exempt": "true"}), policy, now=NOW
+    )
     neither = evaluate_resource("volume", volume("vol-0d0d0d0d0d"), policy, now=NOW)
     assert (by_id["exempt"], by_tag["exempt"], neither["exempt"]) == (True, True, False)
     assert by_id["compliant"] and by_tag["compliant"] and not neither["compliant"]

@@ -17,6 +17,9 @@ hand the same text to DuckDB. Conventions of the files:
       -- param: days (integer, default 30): report instances noncompliant for more than this many days
 
   one ``param`` line per ``?``, in the order the markers appear. Other comment lines are free text.
+* Runs of the event workflow (``source = 'event'``) check the few resources some events named:
+  the latest-run and trend queries read scheduled runs only (``coalesce(source, 'scheduled')``,
+  since runs written before the column have none); the history queries read both.
 * Dialect: what Trino (Athena engine 3) and DuckDB both run: ``CROSS JOIN UNNEST(a) AS t(x)``
   for an array of scalars, ``CROSS JOIN UNNEST(a) AS v`` then ``v.field`` for an array of structs
   (Trino makes one column per struct field, so ``AS t(v)`` fails there), ``max_by``,

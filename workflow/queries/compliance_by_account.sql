@@ -8,6 +8,7 @@
 WITH latest AS (
     SELECT dt, run
     FROM runs
+    WHERE coalesce(source, 'scheduled') = 'scheduled'
     ORDER BY evaluated_at DESC, run DESC
     LIMIT 1
 ),

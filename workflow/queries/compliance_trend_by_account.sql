@@ -20,6 +20,7 @@ WITH per_run AS (
         round(100 * CAST(sum(CASE WHEN f.compliant THEN 1 ELSE 0 END) AS DOUBLE) / count(*), 2) AS compliance_percentage
     FROM findings AS f
     WHERE date_diff('day', CAST(f.dt AS DATE), current_date) <= ?
+        AND coalesce(f.source, 'scheduled') = 'scheduled'
     GROUP BY f.dt, f.account_id, f.run_id, f.evaluated_at
 )
 SELECT

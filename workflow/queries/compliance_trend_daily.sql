@@ -14,5 +14,6 @@ SELECT
     max_by(r.totals.compliance_percentage, r.evaluated_at) AS compliance_percentage
 FROM runs AS r
 WHERE date_diff('day', CAST(r.dt AS DATE), current_date) <= ?
+    AND coalesce(r.source, 'scheduled') = 'scheduled'
 GROUP BY r.dt
 ORDER BY day

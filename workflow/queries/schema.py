@@ -55,6 +55,9 @@ FINDINGS_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("attached_to", "string"),
     ("volume_id", "string"),
     ("interface_type", "string"),
+    # Event runs: their source, and who created the resource (from the CloudTrail event).
+    ("source", "string"),
+    ("created_by", "struct<type:string,principal:string,display:string>"),
 )
 
 #: ``runs``: one row per run (the run summary, one JSON object per file), in column order.
@@ -77,6 +80,7 @@ RUNS_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("noncompliant_instance_ids", "array<string>"),
     ("by_resource_type", f"map<string,{_COUNTS}>"),
     ("untagged_ebs_gib", "struct<volumes:bigint,snapshots:bigint,total:bigint>"),
+    ("source", "string"),
     (
         "drift",
         "struct<previous_run_id:string,newly_noncompliant:array<string>,newly_compliant:array<string>>",
@@ -140,6 +144,8 @@ COLUMN_COMMENTS: Final[dict[str, str]] = {
     "attached_to": "the instance(s) a volume or interface is attached to, comma-separated",
     "volume_id": "the volume a snapshot was made from",
     "interface_type": "network interface type (interface, nat_gateway, lambda, ...)",
+    "source": "event for a run of the event workflow; null for scheduled and manual runs",
+    "created_by": "who created the resource, from its CloudTrail event (event runs): type, principal, name",
     "by_resource_type": "compliant and noncompliant resources per resource type",
     "untagged_ebs_gib": "GiB of noncompliant EBS volumes and snapshots: spend the tags cannot allocate",
     "dt": "UTC date of the run, YYYY-MM-DD",

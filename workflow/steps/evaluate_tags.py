@@ -81,7 +81,15 @@ def evaluate_tags(event: dict[str, Any], config: EvaluateConfig, *, s3: Any) -> 
     key = layout.staged_findings_key(run["run_id"], account, region)
     # Written once, at the report's level: Persist report copies these bytes into the report.
     writer = JsonLinesWriter(compresslevel=REPORT_GZIP_LEVEL)
-    stamp = {"run_id": run["run_id"], "evaluated_at": run["started_at"], "policy_name": policy.name}
+    stamp: dict[str, Any] = {
+        "run_id": run["run_id"],
+        "evaluated_at": run["started_at"],
+        "policy_name": policy.name,
+    }
+    if run.get("source"):
+        stamp["source"] = run["source"]
+    # An event run knows who created each resource it names (from the events).
+    creators: dict[str, Any] = get_json(s3, bucket, run["creators_key"]) if run.get("creators_key") else {}
     total = noncompliant = duplicates = 0
     seen: set[str] = set()
     parents: ParentValues = {}
@@ -100,6 +108,8 @@ def evaluate_tags(event: dict[str, Any], config: EvaluateConfig, *, s3: Any) -> 
                 [instance], policy, region=region, account_id=owner_id, now=started
             ):
                 finding.update(stamp)
+                if instance_id in creators:
+                    finding["created_by"] = creators[instance_id]
                 writer.write(finding)
                 total += 1
                 noncompliant += not finding["compliant"]
@@ -108,7 +118,7 @@ def evaluate_tags(event: dict[str, Any], config: EvaluateConfig, *, s3: Any) -> 
         parents[INSTANCE] = listed_parents
         coverage = target_coverage(listing, evaluated=total, duplicates=duplicates)
         others = _evaluate_other_types(
-            s3, run, listing, account, region, policy, parents, writer, started, stamp
+            s3, run, listing, account, region, policy, parents, writer, started, stamp, creators
         )
         if others:
             coverage["resources"] = others
@@ -140,6 +150,7 @@ def _evaluate_other_types(
     writer: JsonLinesWriter,
     started: datetime,
     stamp: dict[str, Any],
+    creators: dict[str, Any],
 ) -> dict[str, dict[str, Any]]:
     """Volumes, snapshots, interfaces and images of one target, parents first; each type's coverage
     (with its noncompliant count, which the caller takes out)."""
@@ -167,6 +178,8 @@ def _evaluate_other_types(
                 resource_type, resource, policy, region=region, account_id=owner, now=started, parents=parents
             )
             finding.update(stamp)
+            if resource_id in creators:
+                finding["created_by"] = creators[resource_id]
             writer.write(finding)
             evaluated += 1
             noncompliant += not finding["compliant"]

@@ -33,7 +33,7 @@ from workflow.config import ListConfig
 from workflow.errors import AccessDenied, RegionNotEnabled
 from workflow.evaluator import project_instance
 from workflow.resources import INSTANCE, ORDER, RESOURCE_TYPES, ResourceType, out_of_scope_reason
-from workflow.storage import put_json, put_json_gz
+from workflow.storage import get_json, put_json, put_json_gz
 from workflow.targets import execution_account, member_role_arn
 
 Ec2Factory = Callable[[str, Credentials | None], Any]
@@ -208,6 +208,9 @@ def list_instances(
     account = target.get("account_id") or layout.SELF_ACCOUNT
     previous = event.get("listing") or {}
     named: dict[str, list[str]] | None = target.get("resource_ids")
+    if named is None and "event_index" in target:
+        # An event run's item: its resource ids are in the run's manifest, not in the state.
+        named = get_json(s3, run["bucket"], run["targets_key"])[int(target["event_index"])]["resource_ids"]
     types = listed_types(run)
     if named is not None:
         # An event run: only the covered types the events named (instances always, so the

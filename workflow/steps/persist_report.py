@@ -168,7 +168,10 @@ def persist_report(
     finally:
         writer.close()
 
-    baseline = _baseline(s3, bucket, run, set(builder.by_target))
+    # An event run checks the few resources some events named: it is no drift baseline, and drift
+    # is the scheduled runs' (which stay the source of truth for the latest run and the trend).
+    event_run = run.get("source") == "event"
+    baseline = None if event_run else _baseline(s3, bucket, run, set(builder.by_target))
     coverage = coverage_section(outcomes, per_target, builder)
     summary = builder.summary(
         run_id=run_id,
@@ -182,12 +185,13 @@ def persist_report(
             "dry_run": dry_run,
             **targets_section,
             "coverage": coverage,
+            **({"source": run["source"]} if run.get("source") else {}),
         },
     )
     summary["incomplete"] = incomplete(summary)
     summary_key = layout.staged_summary_key(run_id) if dry_run else layout.summary_key(dt, run_id)
     put_json(s3, bucket, summary_key, summary)
-    if not dry_run:
+    if not dry_run and not event_run:
         _advance_latest_pointer(s3, bucket, run, summary_key)
         _record_in_policy_index(s3, bucket, run, summary_key, set(builder.by_target))
         kwargs = {"sink": metrics_sink} if metrics_sink else {}

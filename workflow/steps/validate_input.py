@@ -55,7 +55,7 @@ def input_problems(document: Any) -> list[Problem]:
     return problems
 
 
-def _read_policy_object(s3: Any, uri: str, path: str) -> Any:
+def read_policy_object(s3: Any, uri: str, path: str) -> Any:
     location = layout.parse_s3_uri(uri)
     if location is None:
         raise InvalidInput([Problem(path, f"{uri!r} is not an s3://bucket/key URI")])
@@ -145,7 +145,7 @@ def validate_input(
         else:
             uri = document.get("policy_uri", config.default_policy_uri)
             source = "$.policy_uri" if "policy_uri" in document else "default policy"
-            raw_policy = _read_policy_object(s3, uri, source)
+            raw_policy = read_policy_object(s3, uri, source)
         policy_doc = load_policy_document(raw_policy, name="execution-input")
         policy = compile_policy(policy_doc)
     except InvalidInput as err:
