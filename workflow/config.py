@@ -140,6 +140,7 @@ class EventsConfig:
     report_bucket: str
     default_policy_uri: str
     member_role_name: str = DEFAULT_MEMBER_ROLE_NAME
+    max_concurrency: int = 4
 
     @classmethod
     def from_env(cls, env: Environ | None = None) -> EventsConfig:
@@ -153,6 +154,7 @@ class EventsConfig:
             report_bucket=_required(env, REPORT_BUCKET),
             default_policy_uri=_required(env, DEFAULT_POLICY_URI),
             member_role_name=env.get(MEMBER_ROLE_NAME, "").strip() or DEFAULT_MEMBER_ROLE_NAME,
+            max_concurrency=_int(env, MAP_MAX_CONCURRENCY, 4, 0, 1000),
         )
 
 

@@ -12,6 +12,8 @@ from typing import Final
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 ASL_PATH: Final = ROOT / "state_machines" / "tagwarden.asl.json"
+# The event workflow: the resources CloudTrail events name, checked within minutes.
+EVENTS_ASL_PATH: Final = ROOT / "state_machines" / "tagwarden-events.asl.json"
 DEAD_LETTER_QUEUE_PLACEHOLDER: Final = "DeadLetterQueueUrl"
 # The Distributed Map's ResultWriter writes to the report bucket, named by the deployment.
 REPORT_BUCKET_PLACEHOLDER: Final = "ReportBucketName"
@@ -44,6 +46,15 @@ STEP_FUNCTIONS: Final = (
 )
 
 
+# The event workflow's own Lambdas; its other Tasks are the scheduled workflow's.
+EVENT_STEP_FUNCTIONS: Final = (
+    StepFunction("PlanEventRunFunctionArn", "plan-event-run", "lambdas.plan_event_run.handler", 120, 512),
+)
+# The EventBridge Pipe's enrichment: stores each batch of queued events in S3 and hands the event
+# state machine its key (no ASL placeholder: the Pipe, not a Task, invokes it).
+STORE_EVENT_BATCH: Final = StepFunction("", "store-event-batch", "lambdas.store_event_batch.handler", 60, 512)
+
+
 def placeholders(definition: str) -> set[str]:
     """The ``${Name}`` placeholders of a definition.
 
@@ -67,3 +78,7 @@ def substitute(definition: str, values: Mapping[str, str]) -> str:
 
 def read_definition() -> str:
     return ASL_PATH.read_text(encoding="utf-8")
+
+
+def read_events_definition() -> str:
+    return EVENTS_ASL_PATH.read_text(encoding="utf-8")

@@ -31,8 +31,9 @@ from typing import Any, Final
 from workflow.events import batch_of
 from workflow.policy.compiler import CompiledPolicy
 
-# Step Functions' Wait state waits at most a year; a policy's grace period is at most a year too.
-MAX_WAIT_SECONDS: Final = 365 * 24 * 3600
+# A resource whose grace period is longer than a day is judged by the next scheduled scan; the
+# event state machine times out after 26 hours.
+MAX_WAIT_SECONDS: Final = 24 * 3600
 
 
 @dataclass(frozen=True)

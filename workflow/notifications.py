@@ -32,7 +32,12 @@ def clean(text: Any, limit: int = 120) -> str:
 
 
 def subject(
-    environment: str, totals: Mapping[str, Any], *, partial: bool = False, noun: str = "EC2 instances"
+    environment: str,
+    totals: Mapping[str, Any],
+    *,
+    partial: bool = False,
+    noun: str = "EC2 instances",
+    event: bool = False,
 ) -> str:
     """The SNS subject: ASCII, one line, under 100 characters.
 
@@ -46,9 +51,13 @@ def subject(
     '[tagwarden dev] PARTIAL scan: NOTHING EVALUATED: no EC2 instance was scanned'
     >>> subject("dev", {"total": 900, "noncompliant": 40}, noun="EC2 resources")
     '[tagwarden dev] 40 of 900 EC2 resources noncompliant'
+    >>> subject("dev", {"total": 3, "noncompliant": 1}, event=True)
+    '[tagwarden dev] new or changed: 1 of 3 EC2 instances noncompliant'
     """
     env = clean(environment, 20)
-    prefix = f"[tagwarden {env}] " + ("PARTIAL scan: " if partial else "")
+    prefix = (
+        f"[tagwarden {env}] " + ("new or changed: " if event else "") + ("PARTIAL scan: " if partial else "")
+    )
     if not totals["total"]:
         text = prefix + "NOTHING EVALUATED: no EC2 instance was scanned"
     elif partial or totals["noncompliant"]:
@@ -137,6 +146,12 @@ def build_message(
         lines.append("Worst rules:")
         lines += [f"  {count:6d}  {clean(rule)}" for rule, count in _top(summary["by_rule"])]
         lines.append("")
+    if summary.get("noncompliant_by_creator"):
+        lines.append("Created by (from the CloudTrail events):")
+        lines += [
+            f"  {count:6d}  {clean(who)}" for who, count in _top(summary["noncompliant_by_creator"], 10)
+        ]
+        lines.append("")
     if summary.get("noncompliant_by_owner"):
         lines.append("Top owners of noncompliant instances:")
         lines += [f"  {count:6d}  {clean(owner)}" for owner, count in _top(summary["noncompliant_by_owner"])]
@@ -174,7 +189,13 @@ def build_message(
             f"({clean(catalog.get('error'))}: {clean(catalog.get('cause'), 200)})."
         )
     return {
-        "subject": subject(environment, totals, partial=bool(summary.get("partial")), noun=noun),
+        "subject": subject(
+            environment,
+            totals,
+            partial=bool(summary.get("partial")),
+            noun=noun,
+            event=summary.get("source") == "event",
+        ),
         "body": "\n".join(lines) + "\n",
         "attributes": {
             "environment": {"DataType": "String", "StringValue": clean(environment, 64)},

@@ -112,6 +112,8 @@ class SummaryBuilder:
     seen_ids: set[str] = field(default_factory=set)
     duplicates_dropped: int = 0
     by_resource_type: dict[str, Counter[str]] = field(default_factory=dict)
+    # Event runs: who created the noncompliant resources (from their CloudTrail events).
+    noncompliant_by_creator: Counter[str] = field(default_factory=Counter)
     # GiB of noncompliant EBS volumes and snapshots: spend that cannot be allocated by its tags.
     untagged_gib: Counter[str] = field(default_factory=Counter)
 
@@ -143,6 +145,9 @@ class SummaryBuilder:
                 self.untagged_gib[resource_type] += finding["size_gib"]
             tally.noncompliant.add(resource_id)
             self.noncompliant_by_owner[finding.get("owner") or UNOWNED] += 1
+            created_by = finding.get("created_by")
+            if isinstance(created_by, Mapping) and created_by.get("display"):
+                self.noncompliant_by_creator[str(created_by["display"])] += 1
             for violation in finding.get("violations", ()):
                 self.by_rule[f"{violation['key']}:{violation['code']}"] += 1
                 self.by_code[violation["code"]] += 1
@@ -212,6 +217,11 @@ class SummaryBuilder:
                 k: {"compliant": int(v.get("compliant", 0)), "noncompliant": int(v.get("noncompliant", 0))}
                 for k, v in sorted(self.by_resource_type.items())
             },
+            **(
+                {"noncompliant_by_creator": bounded_table(self.noncompliant_by_creator)}
+                if self.noncompliant_by_creator
+                else {}
+            ),
             "untagged_ebs_gib": {
                 "volumes": self.untagged_gib["volume"],
                 "snapshots": self.untagged_gib["snapshot"],

@@ -34,6 +34,7 @@ from workflow.storage import get_gz_bytes, get_json, iter_jsonl_gz
 
 ENVIRONMENT: Final = "local"
 STATE_MACHINE_NAME: Final = "tagwarden"
+EVENTS_STATE_MACHINE_NAME: Final = "tagwarden-events"
 BUCKET: Final = "tagwarden-reports-local"
 DATABASE: Final = "tagwarden_local"
 DEFAULT_POLICY: Final = deployment.ROOT / "policies" / "baseline.json"
@@ -165,6 +166,7 @@ class LocalDeployment:
             region=region, retry_wait_scale=retry_wait_scale, mock_config=mock_config
         )
         self.state_machine_arn = ""
+        self.events_state_machine_arn = ""
         self.queue_url = ""
         self.capture_queue_url = ""
         self.topic_arn = ""
@@ -261,8 +263,23 @@ class LocalDeployment:
             )
             self.function_arns[step.name] = arn
             substitutions[step.placeholder] = arn
+        for step in (*deployment.EVENT_STEP_FUNCTIONS, deployment.STORE_EVENT_BATCH):
+            arn = self.engine.create_function(
+                f"tagwarden-{step.name}-local",
+                step.handler,
+                environment,
+                timeout=step.timeout_seconds,
+                memory=step.memory_mb,
+            )
+            self.function_arns[step.name] = arn
+            if step.placeholder:
+                substitutions[step.placeholder] = arn
         definition = deployment.substitute(deployment.read_definition(), substitutions)
         self.state_machine_arn = self.engine.create_state_machine(STATE_MACHINE_NAME, definition)
+        events_definition = deployment.substitute(deployment.read_events_definition(), substitutions)
+        self.events_state_machine_arn = self.engine.create_state_machine(
+            EVENTS_STATE_MACHINE_NAME, events_definition
+        )
 
     # -- runs ----------------------------------------------------------------------------------
 
@@ -276,6 +293,33 @@ class LocalDeployment:
         return self.engine.start_execution(
             self.state_machine_arn, dict(execution_input or {}), name=name, test_case=test_case
         )
+
+    def run_events(
+        self,
+        events: list[Any],
+        *,
+        now: str | None = None,
+        name: str | None = None,
+        timeout: float = 300,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        parse_findings: bool = True,
+    ) -> RunResult:
+        """Run the event workflow on ``events`` as the deployed Pipe would: the events as SQS
+        messages, stored by the Pipe's enrichment Lambda, the execution started with the key.
+        ``now`` (ISO 8601) stands for the execution's start in the grace-period arithmetic."""
+        records = [{"messageId": str(n), "body": json.dumps(event)} for n, event in enumerate(events)]
+        answer = self.engine.client("lambda").invoke(
+            FunctionName=self.function_arns[deployment.STORE_EVENT_BATCH.name],
+            Payload=json.dumps(records).encode(),
+        )
+        stored = json.loads(answer["Payload"].read())
+        if answer.get("FunctionError"):
+            raise RuntimeError(f"the Pipe's enrichment failed: {stored}")
+        execution_input: dict[str, Any] = {"batch_key": stored["batch_key"]}
+        if now is not None:
+            execution_input["now"] = now
+        arn = self.engine.start_execution(self.events_state_machine_arn, execution_input, name=name)
+        return self.collect(arn, on_event=on_event, timeout=timeout, parse_findings=parse_findings)
 
     def run(
         self,

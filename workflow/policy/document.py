@@ -222,7 +222,8 @@ def _resource_type_problems(doc: dict[str, Any]) -> Iterator[Problem]:
     listed = _listed_types(doc)
     shown = ", ".join(listed) or "none"
     for index, rule in _well_formed_rules(doc):
-        for t_index, name in enumerate(rule.get("resource_types") or ()):
+        types = rule.get("resource_types")
+        for t_index, name in enumerate(types if isinstance(types, list) else ()):
             if name in _RESOURCE_TYPES and name not in listed:
                 yield Problem(
                     f"$.rules[{index}].resource_types[{t_index}]",
@@ -243,8 +244,10 @@ def _resource_type_problems(doc: dict[str, Any]) -> Iterator[Problem]:
         children = entry.get("to")
         for c_index, child in enumerate(children if isinstance(children, list) else ()):
             path = f"$.inherit[{index}].to[{c_index}]"
-            if child not in _PARENT_OF:
+            if not isinstance(child, str) or child not in _PARENT_OF:
                 continue
+            if parent not in _RESOURCE_TYPES:
+                continue  # the schema reports the parent
             if _PARENT_OF[child] != parent:
                 yield Problem(
                     path,

@@ -130,6 +130,8 @@ def plan_event_run_step(event: dict[str, Any], config: EventsConfig, *, s3: Any)
             "target_count": len(items),
             "accounts": len({item["account_id"] for item in items}),
             "member_role_name": config.member_role_name,
+            "max_concurrency": config.max_concurrency,
+            "fanout": "inline",
             "creators_key": layout.creators_key(run_id),
         },
     }
