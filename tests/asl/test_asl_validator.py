@@ -41,6 +41,11 @@ def test_the_asl_file_has_no_diagnostics() -> None:
     assert report["diagnostics"] == []
 
 
+def test_the_event_workflows_asl_file_has_no_diagnostics() -> None:
+    [report] = validate(deployment.EVENTS_ASL_PATH)
+    assert report["diagnostics"] == []
+
+
 @pytest.fixture(scope="module")
 def synthesized_definitions(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     templates, _, definitions = synthesize()

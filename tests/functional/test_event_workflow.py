@@ -1,0 +1,199 @@
+"""The event workflow on the embedded engine: CloudTrail events in (as the Pipe hands them on),
+the named resources described after their grace period, evaluated, reported as source=event, and
+told at once with who created them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.functional.history import payload_sizes, states_entered
+from tests.unit.test_events import IAM_USER, SSO, ec2_event, launch
+from workflow.engine.local import BUCKET, CENTRAL_ACCOUNT, LocalDeployment
+from workflow.fleet import FleetInstance
+
+MEMBER = "111111111111"
+GOOD = {"Owner": "ana@example.com", "CostCenter": "CC-0001", "Environment": "prod"}
+POLICY = {
+    "version": 1,
+    "name": "events",
+    "rules": [
+        {"key": "Owner", "pattern": "^[a-z]+@example\\.com$"},
+        {"key": "CostCenter", "pattern": "^CC-[0-9]{4}$"},
+        {"key": "Environment", "allowed_values": ["prod", "dev"]},
+    ],
+    "scope": {"grace_period_minutes": 15},
+}
+
+
+def instance(instance_id: str, tags: dict[str, str], *, account: str = CENTRAL_ACCOUNT) -> FleetInstance:
+    return FleetInstance(
+        account,
+        "eu-west-1",
+        {
+            "InstanceId": instance_id,
+            "State": {"Name": "running"},
+            "Placement": {"AvailabilityZone": "eu-west-1a"},
+            "LaunchTime": "2026-12-01T10:00:00+00:00",
+            "InstanceType": "t3.micro",
+            "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+        },
+    )
+
+
+def in_account(event: dict[str, Any], account: str = CENTRAL_ACCOUNT) -> dict[str, Any]:
+    return {**event, "account": account, "detail": {**event["detail"], "recipientAccountId": account}}
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[LocalDeployment]:
+    with LocalDeployment(
+        [instance("i-0000000000000001", GOOD)],
+        regions=["eu-west-1"],
+        default_policy=POLICY,
+        retry_wait_scale=0,
+    ) as deployment:
+        yield deployment
+
+
+@pytest.fixture(autouse=True)
+def _fresh(local: LocalDeployment) -> None:
+    local.drain_notifications()
+    local.drain_dead_letters()
+
+
+def test_a_launch_tagged_within_the_grace_period_gives_no_finding(local: LocalDeployment) -> None:
+    local.fleet.replace([instance("i-0000000000000a01", GOOD)])
+    tagged = ec2_event(
+        "CreateTags",
+        {
+            "userIdentity": SSO,
+            "requestParameters": {
+                "resourcesSet": {"items": [{"resourceId": "i-0000000000000a01"}]},
+                "tagSet": {"items": [{"key": k, "value": v} for k, v in GOOD.items()]},
+            },
+        },
+        time="2026-12-01T10:02:00Z",
+    )
+    events = [in_account(launch(SSO, "i-0000000000000a01")), in_account(tagged)]
+    result = local.run_events(events, now="2026-12-01T10:15:00Z", name="event-tagged-in-time")
+    assert result.status == "SUCCEEDED", result.cause
+    assert [(f["resource_id"], f["compliant"]) for f in result.findings] == [("i-0000000000000a01", True)]
+    assert result.notifications == []
+    assert result.summary is not None and result.summary["source"] == "event"
+
+
+def test_a_launch_never_tagged_is_a_finding_after_the_wait_naming_its_creator(local: LocalDeployment) -> None:
+    local.fleet.replace([instance("i-0000000000000a02", {})])
+    result = local.run_events(
+        [in_account(launch(SSO, "i-0000000000000a02"))], now="2026-12-01T10:15:00Z", name="event-untagged"
+    )
+    assert result.status == "SUCCEEDED", result.cause
+    (finding,) = result.findings
+    assert finding["compliant"] is False and finding["source"] == "event"
+    assert finding["created_by"] == {
+        "type": "IdentityCenter",
+        "principal": SSO["arn"],
+        "display": "dana@example.com",
+    }
+    assert finding["evaluated_at"] == "2026-12-01T10:15:00+00:00"
+    (message,) = result.notifications
+    assert message["subject"] == "[tagwarden local] new or changed: 1 of 1 EC2 instances noncompliant"
+    assert "dana@example.com" in message["body"]
+
+
+def test_a_launch_seen_before_its_grace_period_ends_waits_for_it(local: LocalDeployment) -> None:
+    local.fleet.replace([instance("i-0000000000000a03", {})])
+    result = local.run_events(
+        [in_account(launch(IAM_USER, "i-0000000000000a03"))], now="2026-12-01T10:14:58Z", name="event-wait"
+    )
+    assert result.status == "SUCCEEDED", result.cause
+    waited = [e for e in result.history if e["type"] == "WaitStateEntered"]
+    assert json.loads(waited[0]["stateEnteredEventDetails"]["input"])["wait_seconds"] == 2
+    assert result.findings[0]["evaluated_at"] == "2026-12-01T10:15:00+00:00"
+
+
+def test_a_deletion_of_a_required_tag_is_a_finding_at_once(local: LocalDeployment) -> None:
+    without_owner = {k: v for k, v in GOOD.items() if k != "Owner"}
+    local.fleet.replace([instance("i-0000000000000a04", without_owner)])
+    deleted = ec2_event(
+        "DeleteTags",
+        {
+            "userIdentity": IAM_USER,
+            "requestParameters": {
+                "resourcesSet": {"items": [{"resourceId": "i-0000000000000a04"}]},
+                "tagSet": {"items": [{"key": "Owner"}]},
+            },
+        },
+        time="2026-12-03T09:00:00Z",
+    )
+    result = local.run_events([in_account(deleted)], now="2026-12-03T09:00:30Z", name="event-deleted-tag")
+    assert result.status == "SUCCEEDED", result.cause
+    waited = [e for e in result.history if e["type"] == "WaitStateEntered"]
+    assert json.loads(waited[0]["stateEnteredEventDetails"]["input"])["wait_seconds"] == 0
+    (finding,) = result.findings
+    assert [(v["code"], v["key"]) for v in finding["violations"]] == [("missing", "Owner")]
+    assert "created_by" not in finding  # a tag change names no creator
+    assert len(result.notifications) == 1
+
+
+def test_five_hundred_launches_in_a_minute_are_one_execution_with_small_payloads(
+    local: LocalDeployment,
+) -> None:
+    ids = [f"i-{n:017x}" for n in range(1, 501)]
+    local.fleet.replace([instance(i, GOOD if n % 5 else {}) for n, i in enumerate(ids)])
+    events = [in_account(launch(SSO, i, time=f"2026-12-01T10:00:{n % 60:02d}Z")) for n, i in enumerate(ids)]
+    result = local.run_events(events, now="2026-12-01T10:16:00Z", name="event-burst")
+    assert result.status == "SUCCEEDED", result.cause
+    assert len(result.findings) == 500
+    assert sum(not f["compliant"] for f in result.findings) == 100
+    assert states_entered(result.history).count("Plan event run") == 1
+    assert max(size for _, _, size in payload_sizes(result.history)) < 8 * 1024
+    s3 = local.engine.client("s3")
+    batches = s3.list_objects_v2(Bucket=BUCKET, Prefix="staging/event-batches/")["Contents"]
+    assert batches  # the events travelled through S3, not through the state
+
+
+def test_a_member_accounts_events_are_described_through_its_role(local: LocalDeployment) -> None:
+    local.members.add_account(MEMBER)
+    local.fleet.replace([instance("i-0000000000000b01", {}, account=MEMBER)])
+    result = local.run_events(
+        [in_account(launch(IAM_USER, "i-0000000000000b01"), MEMBER)],
+        now="2026-12-01T10:15:00Z",
+        name="event-member",
+    )
+    assert result.status == "SUCCEEDED", result.cause
+    (finding,) = result.findings
+    assert (finding["account_id"], finding["compliant"]) == (MEMBER, False)
+    assert any(
+        c["RoleArn"] == f"arn:aws:iam::{MEMBER}:role/TagwardenReadOnly" for c in local.members.assume_calls
+    )
+
+
+def test_an_event_run_moves_neither_the_latest_run_nor_the_drift_baseline(local: LocalDeployment) -> None:
+    local.fleet.replace([instance("i-0000000000000c01", {})])
+    scheduled = local.run({"notify": "never"}, name="scheduled-before-events")
+    assert scheduled.status == "SUCCEEDED", scheduled.cause
+    s3 = local.engine.client("s3")
+    latest_before = s3.get_object(Bucket=BUCKET, Key="state/latest-run.json")["Body"].read()
+    result = local.run_events(
+        [in_account(launch(IAM_USER, "i-0000000000000c01"))],
+        now="2026-12-01T10:15:00Z",
+        name="event-after-scan",
+    )
+    assert result.status == "SUCCEEDED", result.cause
+    assert s3.get_object(Bucket=BUCKET, Key="state/latest-run.json")["Body"].read() == latest_before
+    assert result.summary is not None and result.summary["drift"]["previous_run_id"] is None
+
+
+def test_a_batch_that_names_nothing_checkable_ends_without_a_report(local: LocalDeployment) -> None:
+    failed = ec2_event(
+        "RunInstances", {"userIdentity": IAM_USER, "errorCode": "Client.UnauthorizedOperation"}
+    )
+    result = local.run_events([in_account(failed), {"not": "an event"}], name="event-nothing")
+    assert result.status == "SUCCEEDED", result.cause
+    assert "Nothing to check" in states_entered(result.history)
+    assert result.summary is None and result.notifications == []
