@@ -173,6 +173,20 @@ def build_parser() -> argparse.ArgumentParser:
         "describe-images or describe-network-interfaces (detected by their top-level key; "
         "ACCOUNT: and REGION: for what the file does not say); repeatable; default: the demo fleet",
     )
+    run.add_argument(
+        "--event",
+        metavar="EVENT.json",
+        action="append",
+        default=[],
+        help="run the event workflow instead: an EventBridge event (or a list of them) as EventBridge "
+        "delivers it (repeatable); the resources it names are checked with the policy",
+    )
+    run.add_argument(
+        "--now",
+        metavar="TIME",
+        help="with --event: the time the event run starts, ISO 8601 (default: the newest event's "
+        "time plus the policy's grace period, so nothing waits)",
+    )
     run.add_argument("--regions", help="comma-separated regions to scan (default: those in the fleet)")
     run.add_argument(
         "--out", default="tagwarden-out", metavar="DIR", help="where run folders go (default: %(default)s)"

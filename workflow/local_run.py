@@ -331,8 +331,10 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     totals = summary["totals"]
     types = resource_type_rows(summary)
     noun = "resources" if types else "instances"
+    kind = "event run" if summary.get("source") == "event" else "run"
     table = Table(
-        title=text(f"Tag policy {summary['policy']['name']!r}, run {summary['run_id']}"), title_justify="left"
+        title=text(f"Tag policy {summary['policy']['name']!r}, {kind} {summary['run_id']}"),
+        title_justify="left",
     )
     table.add_column(noun)
     table.add_column("count", justify="right")
@@ -361,6 +363,13 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
             more = len(summary["by_rule"]) - 10
             hint = f"tagwarden report --local {run_dir.parent} --run {summary['run_id']}"
             console.print(f"+{more} more ({hint})", markup=False, soft_wrap=True)
+    if summary.get("noncompliant_by_creator"):
+        creators = Table(title="Noncompliant, by who created them (CloudTrail)", title_justify="left")
+        creators.add_column("created by")
+        creators.add_column(noun, justify="right")
+        for who, count in list(summary["noncompliant_by_creator"].items())[:10]:
+            creators.add_row(text(who), text(count))
+        console.print(creators)
     console.print(_counts_table("region", summary["by_region"]))
     if len(summary.get("by_account", {})) > 1:
         console.print(_counts_table("account", summary["by_account"]))
@@ -463,6 +472,68 @@ def _seed_earlier_runs(local: Any, out: Path) -> None:
         put_json(s3, BUCKET, layout.policy_runs_key(sha), {"policy_sha256": sha, "runs": runs})
 
 
+_MAX_EVENT_FILE_BYTES: Final = 64 * 1024 * 1024
+
+
+def _read_events(args: argparse.Namespace) -> list[Any] | None:
+    """The events of ``--event`` files (each one event or a list), or None for a scheduled run."""
+    paths = getattr(args, "event", None) or []
+    if not paths:
+        if getattr(args, "now", None):
+            raise InvalidInput([Problem("--now", "only an event run (--event) has a start time to give")])
+        return None
+    for option in ("targets", "organization", "regions"):
+        if getattr(args, option, None):
+            raise InvalidInput(
+                [
+                    Problem(
+                        f"--{option}", "an event run checks the accounts and regions its events name; drop it"
+                    )
+                ]
+            )
+    events: list[Any] = []
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read(_MAX_EVENT_FILE_BYTES + 1)
+        except OSError as err:
+            raise InvalidInput([Problem(path, f"cannot read file: {err.strerror or err}")]) from None
+        if len(raw) > _MAX_EVENT_FILE_BYTES:
+            raise InvalidInput([Problem(path, f"larger than {_MAX_EVENT_FILE_BYTES // 2**20} MiB of events")])
+        try:
+            document = json.loads(raw.decode("utf-8-sig"))
+        except (UnicodeDecodeError, ValueError) as err:
+            raise InvalidInput([Problem(path, f"not a JSON event (or list of events): {err}")]) from None
+        batch = document if isinstance(document, list) else [document]
+        if not all(isinstance(event, dict) for event in batch):
+            raise InvalidInput([Problem(path, "holds something other than EventBridge event objects")])
+        events.extend(batch)
+    return events
+
+
+def _event_run_now(given: str | None, events: list[Any], policy_document: dict[str, Any]) -> str:
+    """``--now``, or the newest event's time plus the grace period: the time by which every
+    resource the events name can be judged, so a local event run never waits."""
+    from workflow.events import event_time
+
+    if given:
+        try:
+            datetime.fromisoformat(given.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput([Problem("--now", f"{given!r} is not an ISO 8601 time")]) from None
+        return given
+    times = []
+    for event in events:
+        try:
+            times.append(event_time(event))
+        except (ValueError, TypeError, AttributeError):
+            continue  # not an event the run will use; the plan counts it
+    if not times:
+        return datetime.now(UTC).isoformat()
+    grace = 60 * int((policy_document.get("scope") or {}).get("grace_period_minutes", 0))
+    return datetime.fromtimestamp(max(times).timestamp() + grace, UTC).isoformat()
+
+
 def run_locally(args: argparse.Namespace) -> int:
     """Run one scan on the embedded engine; returns the exit status of ``tagwarden run``
     (:mod:`workflow.verdict` has the table)."""
@@ -470,12 +541,14 @@ def run_locally(args: argparse.Namespace) -> int:
     from workflow.progress import ExecutionProgress
 
     execution_input: dict[str, Any] = {"notify": args.notify}
+    document: dict[str, Any] | None = None
     if args.policy:
         document = load_policy_document(
             read_policy_file(args.policy), source=args.policy, name=Path(args.policy).stem
         )
         compile_policy(document)
         execution_input["policy"] = document
+    events = _read_events(args)
     regions = _regions(args.regions)
     run_id = _run_id(args.name)
     loaded = _fleet(args.fleet)
@@ -501,7 +574,12 @@ def run_locally(args: argparse.Namespace) -> int:
         try:
             with (
                 LocalDeployment(
-                    fleet, regions=regions, resources=loaded.resources, covered=loaded.covered
+                    fleet,
+                    regions=regions,
+                    resources=loaded.resources,
+                    covered=loaded.covered,
+                    # An event run checks with the deployed policy: --policy stands for it.
+                    default_policy=document if events is not None else None,
                 ) as local,
                 _settled_collector(),
             ):
@@ -513,13 +591,23 @@ def run_locally(args: argparse.Namespace) -> int:
                     )
                 # Up to the definition's own TimeoutSeconds (7,200 s): a 100,000-instance dump takes
                 # minutes on a busy laptop, and the engine stops the execution at its own timeout.
-                result = local.run(
-                    execution_input,
-                    name=run_id,
-                    on_event=progress,
-                    timeout=RUN_TIMEOUT_SECONDS,
-                    parse_findings=False,
-                )
+                if events is not None:
+                    result = local.run_events(
+                        events,
+                        now=_event_run_now(args.now, events, local.default_policy),
+                        name=run_id,
+                        on_event=progress,
+                        timeout=RUN_TIMEOUT_SECONDS,
+                        parse_findings=False,
+                    )
+                else:
+                    result = local.run(
+                        execution_input,
+                        name=run_id,
+                        on_event=progress,
+                        timeout=RUN_TIMEOUT_SECONDS,
+                        parse_findings=False,
+                    )
         finally:
             if progress is not None:
                 progress.close()
