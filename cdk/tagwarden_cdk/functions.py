@@ -40,6 +40,10 @@ EVALUATE: Final = "evaluate-tags"
 PERSIST: Final = "persist-report"
 REGISTER: Final = "register-partitions"
 NOTIFY: Final = "notify"
+PLAN_EVENTS: Final = "plan-event-run"
+STORE_EVENTS: Final = deployment.STORE_EVENT_BATCH.name
+# Where the Pipe's enrichment stores each batch of events, and where event runs read them.
+EVENT_BATCHES_PREFIX: Final = layout.event_batch_key("x").rsplit("/", 1)[0] + "/"  # staging/event-batches/
 
 DESCRIPTIONS: Final[Mapping[str, str]] = {
     VALIDATE: "Tagwarden: check the execution input and the tag policy, fix the run's parameters",
@@ -48,6 +52,8 @@ DESCRIPTIONS: Final[Mapping[str, str]] = {
     PERSIST: "Tagwarden: merge the regions' findings into the run's report, summary and metrics",
     REGISTER: "Tagwarden: add the run's partitions to the Glue tables so Athena sees the report",
     NOTIFY: "Tagwarden: publish the run's summary to the compliance topic",
+    PLAN_EVENTS: "Tagwarden events: plan an event run from a stored batch of CloudTrail events",
+    STORE_EVENTS: "Tagwarden events: the Pipe's enrichment, store a batch of queued events in S3",
 }
 
 # Why each step's S3 access is a prefix and not a key (the cdk-nag IAM5 acknowledgements).
@@ -65,6 +71,8 @@ PREFIX_REASONS: Final[Mapping[str, str]] = {
     "region and page number, known only at run time; the prefix is the narrowest fixed scope.",
     REPORTS_PREFIX: "Objects under reports/ in the report bucket: keys contain the run's date and run id "
     "(dt=/run= partitions), known only at run time; the prefix is the narrowest fixed scope.",
+    EVENT_BATCHES_PREFIX: "Batches of queued CloudTrail events under staging/event-batches/, one object "
+    "per batch named by its time and a random id at run time; nothing else is written there.",
     STATE_PREFIX: "Objects under state/ in the report bucket: the workflow's run pointers "
     "(state/latest-run.json, and state/policy-runs/<policy sha256>.json: each policy's drift baselines); "
     "nothing else is written there.",
@@ -170,6 +178,16 @@ class WorkflowFunctions(Construct):
                 config.ENVIRONMENT: settings.environment,
                 config.CONSOLE_REGION: Aws.REGION,
             },
+            PLAN_EVENTS: {
+                config.REPORT_BUCKET: bucket,
+                config.DEFAULT_POLICY_URI: storage.default_policy_uri,
+                config.MEMBER_ROLE_NAME: settings.member_role_name,
+                config.MAP_MAX_CONCURRENCY: str(settings.map_max_concurrency),
+            },
+            STORE_EVENTS: {
+                config.REPORT_BUCKET: bucket,
+                config.DEFAULT_POLICY_URI: storage.default_policy_uri,
+            },
         }
         # BatchCreatePartition and GetTable authorize on the catalog, the database and the table.
         catalog_arns = [
@@ -206,6 +224,12 @@ class WorkflowFunctions(Construct):
                 # snapshots, images and interfaces are listed only for policies that cover them.
                 _allow(list(DESCRIBE_ACTIONS), ["*"], "DescribeEc2Resources"),
                 _allow(["s3:PutObject"], [objects(layout.STAGING_PREFIX)], "WriteStaging"),
+                # An event run's item names its resources in the run's manifest, not in the state.
+                _allow(
+                    ["s3:GetObject"],
+                    [storage.bucket.arn_for_objects(layout.targets_manifest_key("*"))],
+                    "ReadEventTargets",
+                ),
                 # Only the member roles of the deployment's targets (or of every account, in
                 # organization mode: then only roles in this role's own organisation, so a target
                 # outside it cannot be assumed); the member trust adds the external id and this
@@ -254,10 +278,23 @@ class WorkflowFunctions(Construct):
                 _allow(["kms:Decrypt", "kms:GenerateDataKey"], [topic_key.key_arn], "EncryptedTopic"),
                 _allow(["s3:GetObject"], [objects(REPORTS_PREFIX)], "ReadReport"),
             ],
+            PLAN_EVENTS: [
+                _allow(
+                    ["s3:GetObject"],
+                    [objects(POLICIES_PREFIX), objects(EVENT_BATCHES_PREFIX)],
+                    "ReadPolicyAndEvents",
+                ),
+                _allow(["s3:PutObject"], [objects(layout.STAGING_PREFIX)], "WriteStaging"),
+            ],
+            STORE_EVENTS: [_allow(["s3:PutObject"], [objects(EVENT_BATCHES_PREFIX)], "StoreEventBatches")],
         }
 
         self.functions: dict[str, WorkflowFunction] = {}
-        for step in deployment.STEP_FUNCTIONS:
+        for step in (
+            *deployment.STEP_FUNCTIONS,
+            *deployment.EVENT_STEP_FUNCTIONS,
+            deployment.STORE_EVENT_BATCH,
+        ):
             self.functions[step.name] = self._function(
                 step,
                 settings=settings,
@@ -277,12 +314,22 @@ class WorkflowFunctions(Construct):
             (PERSIST, STATE_PREFIX),
             (PERSIST, STAGED_REPORT_PREFIX),
             (NOTIFY, REPORTS_PREFIX),
+            (PLAN_EVENTS, POLICIES_PREFIX),
+            (PLAN_EVENTS, EVENT_BATCHES_PREFIX),
+            (PLAN_EVENTS, layout.STAGING_PREFIX),
+            (STORE_EVENTS, EVENT_BATCHES_PREFIX),
         ):
             acknowledge(
                 self.functions[name].role,
                 f"AwsSolutions-IAM5[Resource::{arn_finding(storage.bucket)}/{prefix}*]",
                 PREFIX_REASONS[prefix],
             )
+        acknowledge(
+            self.functions[LIST].role,
+            f"AwsSolutions-IAM5[Resource::{arn_finding(storage.bucket)}/{layout.targets_manifest_key('*')}]",
+            "An event run's items name their resources in staging/<run id>/targets.json: the run id is "
+            "known only at run time, the object name is fixed below it.",
+        )
         acknowledge(
             self.functions[LIST].role,
             "AwsSolutions-IAM5[Resource::*]",
@@ -369,7 +416,11 @@ class WorkflowFunctions(Construct):
             "Serverless-LambdaDLQ",
             "Only Step Functions invokes this function, synchronously (lambda:invoke): there is no "
             "asynchronous event to keep; failures go to the Task's Retry/Catch and from there to the "
-            "workflow's dead-letter queue.",
+            "workflow's dead-letter queue."
+            if step.name != STORE_EVENTS
+            else "Only the EventBridge Pipe invokes this function, synchronously, as its enrichment: a "
+            "batch it cannot store stays in the events queue, whose redrive policy moves it to the "
+            "events dead-letter queue after five receives.",
         )
         for rule in ("AwsSolutions-L1", "Serverless-LambdaLatestVersion"):
             acknowledge(function, rule, RUNTIME_REASON)

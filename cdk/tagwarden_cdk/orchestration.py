@@ -124,7 +124,9 @@ def definition_substitutions(
     functions: Mapping[str, WorkflowFunction], dead_letter_queue: sqs.IQueue, report_bucket: s3.IBucket
 ) -> dict[str, str]:
     """A value for every ``${...}`` placeholder of the ASL file."""
-    values = {f.step.placeholder: f.function.function_arn for f in functions.values()}
+    values = {
+        step.placeholder: functions[step.name].function.function_arn for step in deployment.STEP_FUNCTIONS
+    }
     values[deployment.DEAD_LETTER_QUEUE_PLACEHOLDER] = dead_letter_queue.queue_url
     values[deployment.REPORT_BUCKET_PLACEHOLDER] = report_bucket.bucket_name
     return values
@@ -175,7 +177,7 @@ class Orchestration(Construct):
             iam.PolicyStatement(
                 sid="InvokeStepFunctions",
                 actions=["lambda:InvokeFunction"],
-                resources=[f.function.function_arn for f in functions.values()],
+                resources=[functions[s.name].function.function_arn for s in deployment.STEP_FUNCTIONS],
             )
         )
         self.state_machine.add_to_role_policy(

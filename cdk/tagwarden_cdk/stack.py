@@ -15,13 +15,14 @@ from constructs import Construct
 from tagwarden_cdk.analytics import Analytics
 from tagwarden_cdk.bundling import LambdaAssets
 from tagwarden_cdk.common import data_removal_policy
+from tagwarden_cdk.events import EventWorkflow
 from tagwarden_cdk.functions import WorkflowFunctions
 from tagwarden_cdk.monitoring import Monitoring
 from tagwarden_cdk.nag import acknowledge, acknowledge_all, arn_finding
 from tagwarden_cdk.orchestration import Orchestration
 from tagwarden_cdk.settings import Settings
 from tagwarden_cdk.storage import ReportStorage
-from workflow.deployment import STEP_FUNCTIONS
+from workflow.deployment import EVENT_STEP_FUNCTIONS, STEP_FUNCTIONS, STORE_EVENT_BATCH
 from workflow.stack import OUTPUT_FIELDS
 
 # The CLI finds the deployment through these output keys (workflow/stack.py reads them): one list.
@@ -94,8 +95,12 @@ class TagwardenStack(Stack):
                             f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:{name}"
                             for name in (
                                 self.analytics.crawler_log_group_name,
-                                *(f"/aws/lambda/{settings.name(step.name)}" for step in STEP_FUNCTIONS),
+                                *(
+                                    f"/aws/lambda/{settings.name(step.name)}"
+                                    for step in (*STEP_FUNCTIONS, *EVENT_STEP_FUNCTIONS, STORE_EVENT_BATCH)
+                                ),
                                 f"/aws/vendedlogs/states/{settings.name('scan')}",
+                                f"/aws/vendedlogs/states/{settings.name('events')}",
                             )
                         ]
                     }
@@ -173,6 +178,14 @@ class TagwardenStack(Stack):
             functions=functions,
             dead_letter_queue=self.dead_letter_queue,
             storage=self.storage,
+            log_key=self.key,
+        )
+        self.event_workflow = EventWorkflow(
+            self,
+            "Events",
+            settings=settings,
+            functions=functions,
+            dead_letter_queue=self.dead_letter_queue,
             log_key=self.key,
         )
         self.monitoring = Monitoring(

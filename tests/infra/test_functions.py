@@ -253,6 +253,7 @@ def test_each_role_is_allowed_exactly_its_allow_list(synthesized: Synthesized) -
         "list-instances": expected(
             (EC2_DESCRIBE, ["*"]),
             (["s3:PutObject"], [objects(bucket, "staging/")]),
+            (["s3:GetObject"], [{"Fn::Join": ["", [getatt(bucket), "/staging/*/targets.json"]]}]),
         ),
         "evaluate-tags": expected(
             (["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"], [objects(bucket, "staging/")])
@@ -279,8 +280,14 @@ def test_each_role_is_allowed_exactly_its_allow_list(synthesized: Synthesized) -
             (["kms:Decrypt", "kms:GenerateDataKey"], [getatt(key)]),
             (["s3:GetObject"], [objects(bucket, "reports/")]),
         ),
+        # The event workflow's planner, and the events Pipe's enrichment.
+        "plan-event-run": expected(
+            (["s3:GetObject"], [objects(bucket, "policies/"), objects(bucket, "staging/event-batches/")]),
+            (["s3:PutObject"], [objects(bucket, "staging/")]),
+        ),
+        "store-event-batch": expected((["s3:PutObject"], [objects(bucket, "staging/event-batches/")])),
     }
-    for step in STEP_NAMES:
+    for step in [*STEP_NAMES, "plan-event-run", "store-event-batch"]:
         function, _ = _function(synthesized, step)
         role = role_of(resources, function)
         own = expected((LOG_WRITE, [getatt(_log_group_of(synthesized, step))]), (XRAY, ["*"]))

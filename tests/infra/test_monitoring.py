@@ -55,7 +55,10 @@ EXPECTED_OPERATIONS_ALARMS = {
     "executions-throttled": ("AWS/States", "ExecutionThrottled", "Sum"),
     "dead-letter-queue-not-empty": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum"),
     "failed-execution-events-undelivered": ("AWS/Events", "FailedInvocations", "Sum"),
-    **{f"{s.name}-errors": ("AWS/Lambda", "Errors", "Sum") for s in deployment.STEP_FUNCTIONS},
+    **{
+        f"{s.name}-errors": ("AWS/Lambda", "Errors", "Sum")
+        for s in (*deployment.STEP_FUNCTIONS, *deployment.EVENT_STEP_FUNCTIONS, deployment.STORE_EVENT_BATCH)
+    },
 }
 
 
@@ -117,17 +120,21 @@ def test_operations_alarm_fires_on_the_first_event_within_five_minutes(
 def test_operations_alarms_watch_this_stacks_resources(synthesized: Synthesized) -> None:
     alarms = _alarms(synthesized)
     resources = synthesized.resources
-    machine = only(resources, "AWS::StepFunctions::StateMachine", lambda p: True)
+    machine = only(
+        resources,
+        "AWS::StepFunctions::StateMachine",
+        lambda p: p.get("StateMachineName") == "tagwarden-test-scan",
+    )
     for name in ("executions-failed", "executions-timed-out", "executions-throttled"):
         assert _dimensions(alarms[name]) == {"StateMachineArn": ref(machine)}
-    for step in deployment.STEP_FUNCTIONS:
+    for step in (*deployment.STEP_FUNCTIONS, *deployment.EVENT_STEP_FUNCTIONS, deployment.STORE_EVENT_BATCH):
         function = function_id(resources, f"tagwarden-test-{step.name}")
         assert _dimensions(alarms[f"{step.name}-errors"]) == {"FunctionName": ref(function)}
     queue = only(resources, "AWS::SQS::Queue", lambda p: p["QueueName"] == "tagwarden-test-dead-letters")
     assert _dimensions(alarms["dead-letter-queue-not-empty"]) == {
         "QueueName": {"Fn::GetAtt": [queue, "QueueName"]}
     }
-    rule = only(resources, "AWS::Events::Rule", lambda p: True)
+    rule = only(resources, "AWS::Events::Rule", lambda p: p.get("Name") == "tagwarden-test-failed-executions")
     assert _dimensions(alarms["failed-execution-events-undelivered"]) == {"RuleName": ref(rule)}
 
 
@@ -230,7 +237,9 @@ def test_dashboard_shows_each_lambdas_errors_and_duration_and_the_dead_letter_de
     synthesized: Synthesized,
 ) -> None:
     widgets = _widgets(synthesized)
-    steps = len(deployment.STEP_FUNCTIONS)
+    steps = (
+        len(deployment.STEP_FUNCTIONS) + len(deployment.EVENT_STEP_FUNCTIONS) + 1
+    )  # + the Pipe's enrichment
     assert _metric_names(_graph(widgets, "Lambda errors")) == ["Errors"] * steps
     assert _metric_names(_graph(widgets, "Lambda duration (p90)")) == ["Duration"] * steps
     assert _metric_names(_graph(widgets, "Dead-letter queue depth")) == ["ApproximateNumberOfMessagesVisible"]
@@ -263,7 +272,11 @@ def test_outputs_have_the_stable_keys_a_cli_looks_up(synthesized: Synthesized) -
     assert set(outputs) == OUTPUT_KEYS
     resources = synthesized.resources
     assert outputs["StateMachineArn"]["Value"] == ref(
-        only(resources, "AWS::StepFunctions::StateMachine", lambda p: True)
+        only(
+            resources,
+            "AWS::StepFunctions::StateMachine",
+            lambda p: p.get("StateMachineName") == "tagwarden-test-scan",
+        )
     )
     assert outputs["GlueDatabaseName"]["Value"] == "tagwarden_test"
     assert outputs["CrawlerName"]["Value"] == "tagwarden-test-reports"

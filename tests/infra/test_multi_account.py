@@ -77,6 +77,7 @@ def _single_account_list_grants(synthesized: Synthesized) -> set[Any]:
         (["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"]),
         (EC2_DESCRIBE, ["*"]),
         (["s3:PutObject"], [objects(_bucket(synthesized), "staging/")]),
+        (["s3:GetObject"], [{"Fn::Join": ["", [getatt(_bucket(synthesized)), "/staging/*/targets.json"]]}]),
     )
 
 
@@ -266,6 +267,7 @@ def test_targets_mode_changes_only_the_list_step_the_validate_environment_and_th
         _policy_of(targets, _role(targets, LIST)),
         function_id(targets.resources, LIST),  # the external id
         function_id(targets.resources, VALIDATE),  # another member role name
+        function_id(targets.resources, "tagwarden-test-plan-event-run"),  # the same, for event runs
         schedule,
     }
     assert synthesized.json["Outputs"] == targets.json["Outputs"]

@@ -91,10 +91,13 @@ def distributed_map_grants(synthesized: Synthesized) -> set[Any]:
 
 
 def _state_machine(synthesized: Synthesized) -> tuple[str, dict[str, Any]]:
-    machines = synthesized.of_type("AWS::StepFunctions::StateMachine")
-    assert len(machines) == 1
-    (logical_id, resource), *_ = machines.items()
-    return logical_id, resource["Properties"]
+    """The scan state machine (the event workflow's is tests/infra/test_events.py's)."""
+    logical_id = only(
+        synthesized.resources,
+        "AWS::StepFunctions::StateMachine",
+        lambda p: p.get("StateMachineName") == "tagwarden-test-scan",
+    )
+    return logical_id, synthesized.resources[logical_id]["Properties"]
 
 
 def _synthesized_definition(synthesized: Synthesized) -> str:

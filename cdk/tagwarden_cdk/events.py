@@ -1,0 +1,250 @@
+"""The event path: CloudTrail's EC2 API calls in, checked within minutes by the event state machine.
+
+EventBridge rule (successful RunInstances, Create*, CreateTags, DeleteTags) -> SQS queue -> an
+EventBridge Pipe that batches the messages (up to ``PIPE_BATCH_SIZE`` or ``PIPE_BATCH_WINDOW``),
+stores each batch in S3 through its enrichment Lambda (the claim check) and starts one execution of
+the event state machine per batch. Standard, not Express: the run waits out the policy's grace
+period (15 minutes or more), and Express executions stop at five.
+
+Prerequisite: a CloudTrail trail with management events in each region (EventBridge receives
+"AWS API Call via CloudTrail" events only for calls a trail records). Without it the rule matches
+nothing and the scheduled scan remains the only check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_pipes as pipes
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from tagwarden_cdk.common import data_removal_policy, log_retention
+from tagwarden_cdk.functions import PLAN_EVENTS, STORE_EVENTS, WorkflowFunction
+from tagwarden_cdk.nag import acknowledge, acknowledge_all
+from tagwarden_cdk.settings import Settings
+from workflow import deployment
+from workflow.events import DETAIL_TYPE, EVENT_NAMES
+
+# A batch is at most this many messages, gathered for at most this long: 1,000 launches in a minute
+# are four executions, not 1,000. CloudTrail records of RunInstances are up to about 20 KB, so 250
+# stay under the 6 MB a synchronous Lambda invocation (the enrichment) takes.
+PIPE_BATCH_SIZE: Final = 250
+PIPE_BATCH_WINDOW: Final = Duration.seconds(60)
+# The event workflow's Tasks: its own Lambda and the scheduled workflow's.
+EVENT_TASK_STEPS: Final = (
+    PLAN_EVENTS,
+    "list-instances",
+    "evaluate-tags",
+    "persist-report",
+    "register-partitions",
+    "notify",
+)
+
+
+def event_pattern() -> events.EventPattern:
+    """Successful EC2 calls that create a resource of a checked type or change its tags."""
+    return events.EventPattern(
+        source=["aws.ec2"],
+        detail_type=[DETAIL_TYPE],
+        detail={
+            "eventSource": ["ec2.amazonaws.com"],
+            "eventName": list(EVENT_NAMES),
+            "errorCode": [{"exists": False}],
+        },
+    )
+
+
+class EventWorkflow(Construct):
+    """``state_machine``, ``queue``, ``dead_letter_queue``, ``rule`` and ``pipe`` of the event path."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Settings,
+        functions: Mapping[str, WorkflowFunction],
+        dead_letter_queue: sqs.IQueue,
+        log_key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            log_group_name=f"/aws/vendedlogs/states/{settings.name('events')}",
+            retention=log_retention(settings),
+            encryption_key=log_key,
+            removal_policy=data_removal_policy(settings),
+        )
+        used = deployment.placeholders(deployment.read_events_definition())
+        substitutions = {
+            f.step.placeholder: f.function.function_arn
+            for f in functions.values()
+            if f.step.placeholder in used
+        }
+        substitutions[deployment.DEAD_LETTER_QUEUE_PLACEHOLDER] = dead_letter_queue.queue_url
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=settings.name("events"),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_file(str(deployment.EVENTS_ASL_PATH)),
+            definition_substitutions=substitutions,
+            logs=sfn.LogOptions(
+                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+            tracing_enabled=True,
+            comment=f"Tagwarden {settings.environment}: check the EC2 resources CloudTrail events name",
+        )
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="InvokeStepFunctions",
+                actions=["lambda:InvokeFunction"],
+                resources=[functions[name].function.function_arn for name in EVENT_TASK_STEPS],
+            )
+        )
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="SendToDeadLetterQueue",
+                actions=["sqs:SendMessage"],
+                resources=[dead_letter_queue.queue_arn],
+            )
+        )
+        acknowledge(
+            self.state_machine,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Generated by CDK for logging level ALL and tracing: the CloudWatch Logs vended-delivery "
+            "actions and X-Ray PutTraceSegments/GetSampling* support no resource-level permissions.",
+        )
+
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "EventsDeadLetterQueue",
+            queue_name=settings.name("events-dead-letters"),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        for rule in ("Serverless-SQSRedrivePolicy",):
+            acknowledge(
+                self.dead_letter_queue,
+                rule,
+                "The events queue's dead-letter queue: batches the Pipe could not hand on after five "
+                "receives wait here for an operator; nothing consumes it, so it needs no DLQ of its own.",
+            )
+        self.queue = sqs.Queue(
+            self,
+            "EventsQueue",
+            queue_name=settings.name("events"),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(4),
+            # Longer than the enrichment's timeout: a batch in flight is not handed out twice.
+            visibility_timeout=Duration.seconds(6 * deployment.STORE_EVENT_BATCH.timeout_seconds),
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=5, queue=self.dead_letter_queue),
+        )
+        self.rule = events.Rule(
+            self,
+            "Ec2ApiCalls",
+            rule_name=settings.name("ec2-api-calls"),
+            description="Tagwarden: successful EC2 launches, creations and tag changes to the events queue",
+            event_pattern=event_pattern(),
+            targets=[
+                events_targets.SqsQueue(self.queue, retry_attempts=10, max_event_age=Duration.hours(24))
+            ],
+        )
+        acknowledge(
+            self.rule,
+            "Serverless-EventBusDLQ",
+            "The rule's target is a queue with its own dead-letter queue and a 24-hour retry window; "
+            "the alarm on the rule's FailedInvocations reports an event it could not deliver.",
+        )
+
+        role = iam.Role(
+            self,
+            "PipeRole",
+            assumed_by=iam.ServicePrincipal("pipes.amazonaws.com"),
+            description=f"Tagwarden {settings.environment}: the events Pipe (queue, enrichment, event runs)",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadEventsQueue",
+                actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                resources=[self.queue.queue_arn],
+            )
+        )
+        store = functions[STORE_EVENTS].function
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="StoreBatches", actions=["lambda:InvokeFunction"], resources=[store.function_arn]
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="StartEventRuns",
+                actions=["states:StartExecution"],
+                resources=[self.state_machine.state_machine_arn],
+            )
+        )
+        self.pipe_role = role
+        self.pipe = pipes.CfnPipe(
+            self,
+            "Pipe",
+            name=settings.name("events"),
+            description="Tagwarden: batches of EC2 API call events, stored in S3, each one event run",
+            role_arn=role.role_arn,
+            source=self.queue.queue_arn,
+            source_parameters=pipes.CfnPipe.PipeSourceParametersProperty(
+                sqs_queue_parameters=pipes.CfnPipe.PipeSourceSqsQueueParametersProperty(
+                    batch_size=PIPE_BATCH_SIZE,
+                    maximum_batching_window_in_seconds=int(PIPE_BATCH_WINDOW.to_seconds()),
+                )
+            ),
+            enrichment=store.function_arn,
+            target=self.state_machine.state_machine_arn,
+            target_parameters=pipes.CfnPipe.PipeTargetParametersProperty(
+                step_function_state_machine_parameters=pipes.CfnPipe.PipeTargetStateMachineParametersProperty(
+                    invocation_type="FIRE_AND_FORGET"
+                )
+            ),
+        )
+        self.pipe.node.add_dependency(role)
+
+        self.failed_executions_rule = events.Rule(
+            self,
+            "FailedEventRuns",
+            rule_name=settings.name("failed-event-runs"),
+            description="Tagwarden: FAILED, TIMED_OUT or ABORTED event runs go to the dead-letter queue",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={
+                    "status": ["FAILED", "TIMED_OUT", "ABORTED"],
+                    "stateMachineArn": [self.state_machine.state_machine_arn],
+                },
+            ),
+            targets=[
+                events_targets.SqsQueue(
+                    dead_letter_queue, retry_attempts=10, max_event_age=Duration.hours(24)
+                )
+            ],
+        )
+        acknowledge_all(
+            self.failed_executions_rule,
+            [
+                (
+                    "Serverless-EventBusDLQ",
+                    "The rule's target is the dead-letter queue itself; an event it cannot take has no "
+                    "further queue to go to.",
+                )
+            ],
+        )
