@@ -53,7 +53,11 @@ def synthesized_definitions(tmp_path_factory: pytest.TempPathFactory) -> list[Pa
     paths = []
     for mode, document in templates.items():
         template = Template(document, name=mode, stack_name=f"Tagwarden-{mode}")
-        [machine] = template.of_type("AWS::StepFunctions::StateMachine").values()
+        [machine] = [
+            m
+            for m in template.of_type("AWS::StepFunctions::StateMachine").values()
+            if str(template.resolve(m["Properties"]["StateMachineName"])).endswith("-scan")
+        ]
         # CloudFormation's substitution: each ${Name} of the definition by its resolved value.
         values = {
             k: str(template.resolve(v))

@@ -26,8 +26,13 @@ from tests.iam.template import Template
 from workflow import config, deployment
 from workflow.engine import local as local_engine
 
-STEP_BY_FUNCTION = {f"tagwarden-{s.name}-{local_engine.ENVIRONMENT}": s for s in deployment.STEP_FUNCTIONS}
-STEP_BY_HANDLER = {s.handler: s for s in deployment.STEP_FUNCTIONS}
+ALL_FUNCTIONS = (*deployment.STEP_FUNCTIONS, *deployment.EVENT_STEP_FUNCTIONS, deployment.STORE_EVENT_BATCH)
+STEP_BY_FUNCTION = {f"tagwarden-{s.name}-{local_engine.ENVIRONMENT}": s for s in ALL_FUNCTIONS}
+STEP_BY_HANDLER = {s.handler: s for s in ALL_FUNCTIONS}
+# The event workflow's own Task: a state machine call invoking it is the event state machine's.
+EVENT_ONLY_FUNCTIONS = {
+    f"tagwarden-{s.name}-{local_engine.ENVIRONMENT}" for s in deployment.EVENT_STEP_FUNCTIONS
+}
 ORGANIZATION_ID_KEYS = ("aws:resourceorgid", "aws:principalorgid")
 
 
@@ -85,15 +90,24 @@ class Deployment:
         self.member_document = member
         t = self.template
         functions = t.of_type("AWS::Lambda::Function")
-        handlers = {s.handler: s for s in deployment.STEP_FUNCTIONS}
+        handlers = {s.handler: s for s in ALL_FUNCTIONS}
         self.function_of_step: dict[str, str] = {}
         for logical_id, resource in functions.items():
             step = handlers.get(resource["Properties"].get("Handler"))
             if step is not None:
                 self.function_of_step[step.name] = logical_id
         machines = list(t.of_type("AWS::StepFunctions::StateMachine"))
-        assert len(machines) == 1, machines
-        self.state_machine_id = machines[0]
+        scans = [m for m in machines if t.physical_name(m).endswith("-scan")]
+        assert len(scans) == 1, machines
+        self.state_machine_id = scans[0]
+        # The event workflow's state machine, when the template has one.
+        events = [m for m in machines if t.physical_name(m).endswith("-events")]
+        self.event_machine_id = events[0] if events else None
+        self.event_machine_arn = t.get_att(events[0], "Arn") if events else ""
+        self.event_machine_name = t.physical_name(events[0]) if events else ""
+        self.event_machine_role = (
+            _getatt_id(t.resources[events[0]]["Properties"]["RoleArn"]) if events else ""
+        )
         self.state_machine_arn = t.get_att(self.state_machine_id, "Arn")
         self.state_machine_name = t.physical_name(self.state_machine_id)
         self.state_machine_role = _getatt_id(t.resources[self.state_machine_id]["Properties"]["RoleArn"])
@@ -105,7 +119,12 @@ class Deployment:
         self.topic_arn = environment["notify"][config.TOPIC_ARN]
         self.database = environment["register-partitions"][config.GLUE_DATABASE]
         self.external_id = environment["list-instances"].get(config.MEMBER_EXTERNAL_ID)
-        queues = list(t.of_type("AWS::SQS::Queue"))
+        queues = [
+            q
+            for q in t.of_type("AWS::SQS::Queue")
+            if t.physical_name(q).endswith("-dead-letters")
+            and not t.physical_name(q).endswith("-events-dead-letters")
+        ]
         assert len(queues) == 1, queues
         self.queue_arn = t.get_att(queues[0], "Arn")
         self.queue_name = t.physical_name(queues[0])
@@ -116,6 +135,8 @@ class Deployment:
             Template(member).resolve(member_roles[self.member_role_id]["Properties"]["RoleName"])
         )
         self.organization_id = self._organization_id() or "o-local"
+        # Scenarios whose executions were all of the event state machine (set by run_check).
+        self.event_only_scenarios: set[str] = set()
         self._translations = self._build_translations()
 
     # -- names ------------------------------------------------------------------------------------
@@ -156,6 +177,20 @@ class Deployment:
             (f":execution:{local_engine.STATE_MACHINE_NAME}/", f":execution:{self.state_machine_name}/"),
             (f":mapRun:{local_engine.STATE_MACHINE_NAME}/", f":mapRun:{self.state_machine_name}/"),
             (":role/TagwardenReadOnly", f":role/{self.member_role_name}"),
+            *(
+                [
+                    (
+                        f":stateMachine:{local_engine.EVENTS_STATE_MACHINE_NAME}",
+                        f":stateMachine:{self.event_machine_name}",
+                    ),
+                    (
+                        f":execution:{local_engine.EVENTS_STATE_MACHINE_NAME}:",
+                        f":execution:{self.event_machine_name}:",
+                    ),
+                ]
+                if self.event_machine_name
+                else []
+            ),
         ]
         return [
             (re.compile(re.escape(old) + ("" if old.endswith(("/", ":")) else r"(?=$|[:/])")), new)
@@ -236,7 +271,14 @@ def _call_checks(d: Deployment, call: RecordedCall, problems: list[str]) -> list
         account = caller.name
         key, principal = f"member:{d.member_role_id}", d.member_principal(account)
     elif caller.kind == "state-machine":
-        key, principal = d.state_machine_role, d.role_principal(d.state_machine_role)
+        role = d.state_machine_role
+        if (
+            d.event_machine_role
+            and call.service == "lambda"
+            and str(call.params.get("FunctionName", "")).rsplit(":", 1)[-1] in EVENT_ONLY_FUNCTIONS
+        ) or (d.event_machine_role and call.scenario in d.event_only_scenarios):
+            role = d.event_machine_role
+        key, principal = role, d.role_principal(role)
     elif caller.kind == "acting" and caller.name == "scheduler":
         found = d.scheduler()
         if found is None:
@@ -457,10 +499,14 @@ def _service_checks(d: Deployment, observations: Observations, problems: list[st
                     )
                 )
     states_service = Principal("service", service="states.amazonaws.com")
-    sm_role = d.state_machine_role
-    sm_principal = d.role_principal(sm_role)
-    machine = t.resources[d.state_machine_id]["Properties"]
     for execution in observations.executions:
+        event_run = bool(d.event_machine_id) and (
+            f":execution:{local_engine.EVENTS_STATE_MACHINE_NAME}:" in execution.arn
+        )
+        sm_role = d.event_machine_role if event_run else d.state_machine_role
+        sm_principal = d.role_principal(sm_role)
+        machine = t.resources[d.event_machine_id if event_run else d.state_machine_id]["Properties"]
+        machine_arn = d.event_machine_arn if event_run else d.state_machine_arn
         checks.append(
             Check(
                 f"trust:{sm_role}",
@@ -468,7 +514,7 @@ def _service_checks(d: Deployment, observations: Observations, problems: list[st
                 Request(
                     "sts:AssumeRole",
                     t.role_arn(sm_role),
-                    {"aws:SourceAccount": t.account, "aws:SourceArn": d.state_machine_arn},
+                    {"aws:SourceAccount": t.account, "aws:SourceArn": machine_arn},
                 ),
                 execution.scenario,
                 "Step Functions assumes the state machine's role",
@@ -497,6 +543,9 @@ def _service_checks(d: Deployment, observations: Observations, problems: list[st
                         "Step Functions sends the execution's traces (tracing enabled)",
                     )
                 )
+    # Distributed Maps are the scan state machine's.
+    sm_role = d.state_machine_role
+    sm_principal = d.role_principal(sm_role)
     for scenario, map_run_arn, items in observations.map_runs:
         # A Map Run starts one child execution of this state machine per item, named
         # <state machine>/<label>:<id>, then describes (and on failure stops) them.
@@ -567,7 +616,9 @@ def _rule_checks(d: Deployment, observations: Observations, problems: list[str])
         execution = executions.get(call.scenario)
         if execution is None:
             continue
-        event = failed_execution_event(d.state_machine_arn, _translated(d, execution))
+        event_run = f":execution:{local_engine.EVENTS_STATE_MACHINE_NAME}:" in execution.arn
+        machine_arn = d.event_machine_arn if event_run and d.event_machine_arn else d.state_machine_arn
+        event = failed_execution_event(machine_arn, _translated(d, execution))
         matched = False
         for logical_id, rule in t.of_type("AWS::Events::Rule").items():
             properties = t.resolve(rule["Properties"])
@@ -713,6 +764,8 @@ def principals_in_scope(d: Deployment) -> tuple[list[str], dict[str, str]]:
                 "deploys or deletes the stack; its policies come from aws-cdk-lib)"
             )
     ours.add(d.state_machine_role)
+    if d.event_machine_role:
+        ours.add(d.event_machine_role)
     found = d.scheduler()
     if found:
         ours.add(found[1])
@@ -868,6 +921,13 @@ def run_check(d: Deployment, observations: Observations) -> Result:
         map_runs=[m for m in observations.map_runs if m[0] in relevant],
         modes=observations.modes,
     )
+    machines_of: dict[str, set[bool]] = defaultdict(set)
+    for execution in observations.executions:
+        machines_of[execution.scenario].add(
+            f":stateMachine:{local_engine.EVENTS_STATE_MACHINE_NAME}" in execution.arn
+            or f":execution:{local_engine.EVENTS_STATE_MACHINE_NAME}:" in execution.arn
+        )
+    d.event_only_scenarios = {scenario for scenario, kinds in machines_of.items() if kinds == {True}}
     for call in observations.recorder.calls:
         if call.scenario in relevant:
             if call.caller.kind == "state-machine" and call.scenario in toys:
@@ -910,6 +970,8 @@ def _role_title(d: Deployment, role: str) -> str:
             return f"{step} (Lambda)"
     if role == d.state_machine_role:
         return "state machine"
+    if role == d.event_machine_role:
+        return "event state machine"
     found = d.scheduler()
     if found and found[1] == role:
         return "scheduler"

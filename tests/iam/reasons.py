@@ -25,6 +25,22 @@ class Reason:
 
 REASONS = (
     Reason(
+        "pipe",
+        r"sqs:(ReceiveMessage|DeleteMessage|GetQueueAttributes)|lambda:InvokeFunction|states:StartExecution"
+        r"|sts:AssumeRole",
+        r".*",
+        "The events Pipe (EventBridge Pipes) polls the events queue, invokes the enrichment that stores each "
+        "batch and starts the event state machine with its key; no local engine runs Pipes (moto does not), so "
+        "tagwarden run --event and the tests invoke the enrichment and start the event run as the Pipe does.",
+    ),
+    Reason(
+        "events-queue",
+        r"sqs:(SendMessage|GetQueueAttributes|GetQueueUrl)",
+        r".*",
+        "The EC2 API call rule delivers CloudTrail's events to the events queue; no local engine produces "
+        "CloudTrail events, so event runs start from the events themselves (tagwarden run --event).",
+    ),
+    Reason(
         "state-machine",
         r"logs:(CreateLogDelivery|DeleteLogDelivery|DescribeLogGroups|DescribeResourcePolicies|GetLogDelivery|ListLogDeliveries|PutResourcePolicy|UpdateLogDelivery)",
         r"\*",
@@ -89,10 +105,24 @@ REASONS = (
 )
 
 
+def _trusted_service(d: Deployment, role: str) -> str:
+    resource = d.template.resources.get(role) or {}
+    statements = (resource.get("Properties") or {}).get("AssumeRolePolicyDocument", {}).get("Statement", [])
+    for statement in statements:
+        principal = statement.get("Principal")
+        if isinstance(principal, dict) and isinstance(principal.get("Service"), str):
+            return str(principal["Service"])
+    return ""
+
+
 def _principal_kind(d: Deployment, grant: Grant) -> str:
     key = grant.principal_key
-    if key == d.state_machine_role:
+    if key == d.state_machine_role or (d.event_machine_role and key == d.event_machine_role):
         return "state-machine"
+    if _trusted_service(d, key.removeprefix("trust:")) == "pipes.amazonaws.com":
+        return "pipe"
+    if key.startswith("resource:arn:aws:sqs:") and key.endswith("-events"):
+        return "events-queue"
     found = d.scheduler()
     if found and key == found[1]:
         return "scheduler"

@@ -17,8 +17,8 @@ from typing import Any
 from unittest import mock
 
 from tests.iam.recorder import Recorder
-from workflow import config
-from workflow.engine.local import BUCKET, LocalDeployment
+from workflow import config, deployment
+from workflow.engine.local import BUCKET, CENTRAL_ACCOUNT, LocalDeployment
 from workflow.errors import PermanentError
 from workflow.fleet import FleetInstance, FleetResource, demo_fleet, demo_resources, iter_fleet_document
 from workflow.resources import RESOURCE_TYPES
@@ -182,6 +182,41 @@ class Runner:
         return execution
 
 
+def event_start(
+    local: LocalDeployment, events: list[dict[str, Any]], now: str, name: str
+) -> Callable[[], str]:
+    """Start an event run as the events Pipe does: the enrichment stores the batch, the key starts it."""
+
+    def start() -> str:
+        records = [{"messageId": str(n), "body": json.dumps(e)} for n, e in enumerate(events)]
+        answer = local.engine.client("lambda").invoke(
+            FunctionName=local.function_arns[deployment.STORE_EVENT_BATCH.name],
+            Payload=json.dumps(records).encode(),
+        )
+        key = json.loads(answer["Payload"].read())["batch_key"]
+        sfn = local.engine.client("stepfunctions")
+        return str(
+            sfn.start_execution(
+                stateMachineArn=local.events_state_machine_arn,
+                name=name,
+                input=json.dumps({"batch_key": key, "now": now}),
+            )["executionArn"]
+        )
+
+    return start
+
+
+def launches(instances: list[FleetInstance], account: str) -> list[dict[str, Any]]:
+    """RunInstances events (an Identity Center user) for these instances, in ``account``."""
+    from tests.unit.test_events import SSO, launch
+
+    events = []
+    for item in instances:
+        event = launch(SSO, item.instance["InstanceId"])
+        events.append({**event, "account": account, "region": item.region})
+    return events
+
+
 def run_single_account(observations: Observations, schedule_input: dict[str, Any]) -> None:
     """Happy path, drift (second run), notify modes, dry run, faults, Distributed Map, a scheduled run."""
     with LocalDeployment(
@@ -202,6 +237,31 @@ def run_single_account(observations: Observations, schedule_input: dict[str, Any
             {"policy": FINOPS_POLICY, "notify": "never"},
         )
         local.fleet.replace(single_account_fleet())
+        mine = single_account_fleet()[:3]
+        runner.run(
+            "event run: launches named by CloudTrail events",
+            EVERY_MODE,
+            {},
+            start=event_start(
+                local, launches(mine, CENTRAL_ACCOUNT), "2026-12-01T10:15:00+00:00", "event-launches"
+            ),
+        )
+        with _failing("lambdas.plan_event_run", "plan_event_run_step"):
+            failed_event_run = runner.run(
+                "event run: planning fails permanently (dead letter)",
+                EVERY_MODE,
+                {},
+                start=event_start(
+                    local,
+                    launches(mine, CENTRAL_ACCOUNT),
+                    "2026-12-01T10:15:00+00:00",
+                    "event-planning-fails",
+                ),
+                expect="FAILED",
+            )
+        deliver_failed_execution_event(
+            local, observations.recorder, failed_event_run, local.events_state_machine_arn
+        )
         runner.run(
             "four regions (Distributed Map)", EVERY_MODE, {"regions": [*REGIONS, "us-west-2", "eu-central-1"]}
         )
@@ -293,6 +353,18 @@ def run_multi_account(
             {"targets": [{"account_id": a} for a in ACCOUNTS], "policy": FINOPS_POLICY, "notify": "always"},
         )
         local.fleet.replace(fleet())
+        member_instances = [i for i in fleet() if i.account_id == ACCOUNTS[0]][:2]
+        runner.run(
+            "event run: a member account's launches, through its role",
+            (TARGETS, ORGANIZATION),
+            {},
+            start=event_start(
+                local,
+                launches(member_instances, ACCOUNTS[0]),
+                "2026-12-01T10:15:00+00:00",
+                "event-member-launches",
+            ),
+        )
         local.members.remove_role(NO_ROLE_ACCOUNT)
         # Organisation mode: every account, both regions, above the threshold: the Distributed Map.
 
@@ -322,13 +394,15 @@ def run_multi_account(
         )
 
 
-def deliver_failed_execution_event(local: LocalDeployment, recorder: Recorder, execution: Execution) -> None:
+def deliver_failed_execution_event(
+    local: LocalDeployment, recorder: Recorder, execution: Execution, state_machine_arn: str | None = None
+) -> None:
     """What the failed-executions rule's target does: the status-change event into the queue.
 
     The event is the one Step Functions sends to EventBridge; ``check`` matches it against the
     rule's pattern from the template before counting the delivery as the rule's.
     """
-    event = failed_execution_event(local.state_machine_arn, execution)
+    event = failed_execution_event(state_machine_arn or local.state_machine_arn, execution)
     with recorder.recording(execution.scenario), recorder.acting_as("events-rule"):
         local.engine.client("sqs").send_message(QueueUrl=local.queue_url, MessageBody=json.dumps(event))
     local.drain_dead_letters()

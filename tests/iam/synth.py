@@ -35,7 +35,7 @@ MEMBER_CONTEXT = {
 
 @functools.cache
 def synthesize() -> tuple[dict[str, dict[str, Any]], dict[str, Any], dict[str, str]]:
-    """``({mode: central template}, member template, {mode: state machine definition})``.
+    """``({mode: central template}, member template, {mode: scan state machine definition})``.
 
     No cdk-nag (the infra tests run it). The definition is the asset file CDK writes for
     ``DefinitionS3Location``, read before the output folder goes away; its ``${...}`` are still to
@@ -62,6 +62,8 @@ def synthesize() -> tuple[dict[str, dict[str, Any]], dict[str, Any], dict[str, s
             for resource in templates[mode]["Resources"].values():
                 if resource["Type"] == "AWS::StepFunctions::StateMachine":
                     properties = resource["Properties"]
+                    if not str(properties.get("StateMachineName", "")).endswith("-scan"):
+                        continue  # the event workflow's: tests/infra/test_events.py checks it
                     if "DefinitionS3Location" in properties:
                         key = properties["DefinitionS3Location"]["Key"]
                         definitions[mode] = (Path(outdir) / mode / f"asset.{key}").read_text(encoding="utf-8")
