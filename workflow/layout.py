@@ -24,6 +24,15 @@ def policy_key(run_id: str) -> str:
     return f"{STAGING_PREFIX}{run_id}/policy.json"
 
 
+def event_reported_key(policy_sha256: str) -> str:
+    """What event runs of one policy reported noncompliant since its last scheduled run.
+
+    >>> event_reported_key("0b91")
+    'state/event-reported/0b91.json'
+    """
+    return f"state/event-reported/{policy_sha256}.json"
+
+
 def policy_runs_key(policy_sha256: str) -> str:
     """The index of one policy's finished runs and the targets each scanned: drift's baselines.
 

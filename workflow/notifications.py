@@ -173,6 +173,11 @@ def build_message(
             f"{drift.get('targets_compared_count', '?')} account/region targets compared): "
             f"{len(new)} became noncompliant, {len(fixed)} became compliant."
         )
+        if drift.get("fixed_since_event"):
+            lines.append(f"  fixed since an event run reported them: {len(drift['fixed_since_event'])}")
+        if drift.get("already_reported_by_events"):
+            already = len(drift["already_reported_by_events"])
+            lines.append(f"  already reported by event runs (not counted again): {already}")
         if new:
             lines.append(
                 "  newly noncompliant: "

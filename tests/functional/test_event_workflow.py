@@ -197,3 +197,31 @@ def test_a_batch_that_names_nothing_checkable_ends_without_a_report(local: Local
     assert result.status == "SUCCEEDED", result.cause
     assert "Nothing to check" in states_entered(result.history)
     assert result.summary is None and result.notifications == []
+
+
+def test_the_next_scheduled_scan_counts_an_event_finding_once_and_lists_it_fixed(
+    local: LocalDeployment,
+) -> None:
+    fixed, still = "i-0000000000000d01", "i-0000000000000d02"
+    local.fleet.replace([instance(fixed, GOOD), instance(still, GOOD)])
+    before = local.run({"notify": "never"}, name="scan-before-event-findings")
+    assert before.status == "SUCCEEDED", before.cause
+    local.fleet.replace([instance(fixed, {}), instance(still, {})])
+    events = [in_account(launch(IAM_USER, fixed)), in_account(launch(IAM_USER, still))]
+    event_run = local.run_events(events, now="2026-12-01T10:15:00Z", name="event-finds-two")
+    assert sum(not f["compliant"] for f in event_run.findings) == 2
+    # Someone tags one of them; the next scheduled scan sees it fixed and the other still broken.
+    local.fleet.replace([instance(fixed, GOOD), instance(still, {})])
+    after = local.run({"notify": "always"}, name="scan-after-event-findings")
+    assert after.status == "SUCCEEDED", after.cause
+    assert after.summary is not None
+    drift = after.summary["drift"]
+    assert drift["fixed_since_event"] == [fixed]
+    assert drift["already_reported_by_events"] == [still]
+    assert still not in drift["newly_noncompliant"]
+    (message,) = after.notifications
+    assert "fixed since an event run reported them: 1" in message["body"]
+    # Settled: a later scan reports neither again.
+    again = local.run({"notify": "never"}, name="scan-after-settling")
+    assert again.summary is not None and not again.summary["drift"].get("fixed_since_event")
+    assert not again.summary["drift"].get("already_reported_by_events")

@@ -189,6 +189,11 @@ def persist_report(
         },
     )
     summary["incomplete"] = incomplete(summary)
+    noncompliant_now = {i for tally in builder.by_target.values() for i in tally.noncompliant}
+    if event_run:
+        _remember_event_reports(s3, bucket, run, noncompliant_now)
+    elif not dry_run:
+        _settle_event_reports(s3, bucket, run, summary["drift"], builder.seen_ids, noncompliant_now)
     summary_key = layout.staged_summary_key(run_id) if dry_run else layout.summary_key(dt, run_id)
     put_json(s3, bucket, summary_key, summary)
     if not dry_run and not event_run:
@@ -287,6 +292,54 @@ def _record_in_policy_index(
         runs = indexed_runs(list((current or {}).get("runs", [])), entry)
         document = {"policy_sha256": run["policy_sha256"], "runs": runs}
         if put_json_if_unchanged(s3, bucket, key, document, etag):
+            return
+    raise Throttled(f"{key} changed under every one of {_POINTER_ATTEMPTS} attempts")
+
+
+# Resources event runs reported noncompliant and no scheduled run has seen since: bounded, so a
+# flood of events cannot grow the state object without end (the oldest ids are not kept).
+MAX_EVENT_REPORTED = 10_000
+
+
+def _remember_event_reports(s3: Any, bucket: str, run: dict[str, Any], noncompliant: set[str]) -> None:
+    """Add what this event run found noncompliant to its policy's record (a conditional write, as
+    for the latest-run pointer), so the next scheduled run neither reports them again nor misses
+    that they were fixed."""
+    if not noncompliant:
+        return
+    key = layout.event_reported_key(run["policy_sha256"])
+    for _ in range(_POINTER_ATTEMPTS):
+        current, etag = get_json_and_etag(s3, bucket, key)
+        known = [str(i) for i in (current or {}).get("noncompliant", [])]
+        merged = sorted(set(known) | noncompliant)[-MAX_EVENT_REPORTED:]
+        if put_json_if_unchanged(s3, bucket, key, {"noncompliant": merged}, etag):
+            return
+    raise Throttled(f"{key} changed under every one of {_POINTER_ATTEMPTS} attempts")
+
+
+def _settle_event_reports(
+    s3: Any,
+    bucket: str,
+    run: dict[str, Any],
+    drift: dict[str, Any],
+    evaluated: set[str],
+    noncompliant: set[str],
+) -> None:
+    """A scheduled run against what event runs reported since the last one: a resource they
+    reported is not "newly noncompliant" again, and one this run finds compliant is listed as
+    ``fixed_since_event``. What this run evaluated leaves the record; the rest waits for a run
+    that scans its target."""
+    key = layout.event_reported_key(run["policy_sha256"])
+    for _ in range(_POINTER_ATTEMPTS):
+        current, etag = get_json_and_etag(s3, bucket, key)
+        reported = {str(i) for i in (current or {}).get("noncompliant", [])}
+        if not reported:
+            return
+        if drift.get("newly_noncompliant") is not None:
+            drift["already_reported_by_events"] = sorted(set(drift["newly_noncompliant"]) & reported)
+            drift["newly_noncompliant"] = sorted(set(drift["newly_noncompliant"]) - reported)
+        drift["fixed_since_event"] = sorted((reported & evaluated) - noncompliant)
+        if put_json_if_unchanged(s3, bucket, key, {"noncompliant": sorted(reported - evaluated)}, etag):
             return
     raise Throttled(f"{key} changed under every one of {_POINTER_ATTEMPTS} attempts")
 
