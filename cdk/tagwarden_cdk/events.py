@@ -29,7 +29,8 @@ from constructs import Construct
 
 from tagwarden_cdk.common import data_removal_policy, log_retention
 from tagwarden_cdk.functions import PLAN_EVENTS, STORE_EVENTS, WorkflowFunction
-from tagwarden_cdk.nag import acknowledge, acknowledge_all
+from tagwarden_cdk.nag import acknowledge
+from tagwarden_cdk.orchestration import failed_executions_rule
 from tagwarden_cdk.settings import Settings
 from workflow import deployment
 from workflow.events import DETAIL_TYPE, EVENT_NAMES
@@ -219,32 +220,11 @@ class EventWorkflow(Construct):
         )
         self.pipe.node.add_dependency(role)
 
-        self.failed_executions_rule = events.Rule(
+        self.failed_executions_rule = failed_executions_rule(
             self,
             "FailedEventRuns",
             rule_name=settings.name("failed-event-runs"),
             description="Tagwarden: FAILED, TIMED_OUT or ABORTED event runs go to the dead-letter queue",
-            event_pattern=events.EventPattern(
-                source=["aws.states"],
-                detail_type=["Step Functions Execution Status Change"],
-                detail={
-                    "status": ["FAILED", "TIMED_OUT", "ABORTED"],
-                    "stateMachineArn": [self.state_machine.state_machine_arn],
-                },
-            ),
-            targets=[
-                events_targets.SqsQueue(
-                    dead_letter_queue, retry_attempts=10, max_event_age=Duration.hours(24)
-                )
-            ],
-        )
-        acknowledge_all(
-            self.failed_executions_rule,
-            [
-                (
-                    "Serverless-EventBusDLQ",
-                    "The rule's target is the dead-letter queue itself; an event it cannot take has no "
-                    "further queue to go to.",
-                )
-            ],
+            state_machine=self.state_machine,
+            dead_letter_queue=dead_letter_queue,
         )

@@ -132,6 +132,40 @@ def definition_substitutions(
     return values
 
 
+def failed_executions_rule(
+    scope: Construct,
+    construct_id: str,
+    *,
+    rule_name: str,
+    description: str,
+    state_machine: sfn.IStateMachine,
+    dead_letter_queue: sqs.IQueue,
+) -> events.Rule:
+    """The EventBridge rule that sends a state machine's FAILED, TIMED_OUT and ABORTED executions'
+    status-change events to the dead-letter queue (what the Catch states cannot report)."""
+    rule = events.Rule(
+        scope,
+        construct_id,
+        rule_name=rule_name,
+        description=description,
+        event_pattern=events.EventPattern(
+            source=["aws.states"],
+            detail_type=["Step Functions Execution Status Change"],
+            detail={"status": list(FAILED_STATUSES), "stateMachineArn": [state_machine.state_machine_arn]},
+        ),
+        targets=[
+            events_targets.SqsQueue(dead_letter_queue, retry_attempts=10, max_event_age=Duration.hours(24))
+        ],
+    )
+    acknowledge(
+        rule,
+        "Serverless-EventBusDLQ",
+        "The rule's target is the dead-letter queue itself; an event it cannot take has no further queue to "
+        "go to. The scan rule's FailedInvocations has an alarm of its own.",
+    )
+    return rule
+
+
 class Orchestration(Construct):
     """``state_machine``, ``log_group``, ``failed_executions_rule`` and ``schedule`` (or None)."""
 
@@ -197,30 +231,13 @@ class Orchestration(Construct):
         )
 
         # Backstop for failures the Catch states cannot report (timeouts, aborts, SQS errors).
-        self.failed_executions_rule = events.Rule(
+        self.failed_executions_rule = failed_executions_rule(
             self,
             "FailedExecutions",
             rule_name=settings.name("failed-executions"),
             description="Tagwarden: FAILED, TIMED_OUT or ABORTED executions go to the dead-letter queue",
-            event_pattern=events.EventPattern(
-                source=["aws.states"],
-                detail_type=["Step Functions Execution Status Change"],
-                detail={
-                    "status": list(FAILED_STATUSES),
-                    "stateMachineArn": [self.state_machine.state_machine_arn],
-                },
-            ),
-            targets=[
-                events_targets.SqsQueue(
-                    dead_letter_queue, retry_attempts=10, max_event_age=Duration.hours(24)
-                )
-            ],
-        )
-        acknowledge(
-            self.failed_executions_rule,
-            "Serverless-EventBusDLQ",
-            "The rule's target is the dead-letter queue itself; an event it cannot take has no further "
-            "queue to go to. The alarm on the rule's FailedInvocations reports such losses instead.",
+            state_machine=self.state_machine,
+            dead_letter_queue=dead_letter_queue,
         )
 
         self.schedule: scheduler.Schedule | None = None

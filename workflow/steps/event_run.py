@@ -16,7 +16,7 @@ from workflow.config import EventsConfig
 from workflow.errors import InvalidInput, Problem
 from workflow.event_plan import events_of_records, plan_event_run
 from workflow.policy import compile_policy, load_policy_document
-from workflow.steps.validate_input import read_policy_object
+from workflow.steps.validate_input import policy_run_fields, read_policy_object
 from workflow.storage import get_json, put_json
 from workflow.targets import execution_account
 
@@ -117,12 +117,7 @@ def plan_event_run_step(event: dict[str, Any], config: EventsConfig, *, s3: Any)
             "dt": evaluate_at.date().isoformat(),
             "started_at": evaluate_at.isoformat(),
             "bucket": config.report_bucket,
-            "policy_key": layout.policy_key(run_id),
-            "policy_name": policy.name,
-            "policy_sha256": policy.sha256,
-            "states": sorted(policy.states),
-            "resource_types": list(policy.resource_types),
-            "include_service_managed_interfaces": policy.include_service_managed_interfaces,
+            **policy_run_fields(policy, run_id),
             "regions": sorted({item["region"] for item in items}),
             "notify": "violations",
             "dry_run": False,

@@ -16,6 +16,7 @@ from workflow.aws import aws_call
 from workflow.config import ValidateConfig
 from workflow.errors import InvalidInput, Problem, ReportNotFound
 from workflow.policy import compile_policy, load_policy_document, parse_policy_text
+from workflow.policy.compiler import CompiledPolicy
 from workflow.policy.document import MAX_POLICY_BYTES, json_path
 from workflow.storage import put_json
 
@@ -173,12 +174,7 @@ def validate_input(
             "dt": started.date().isoformat(),
             "started_at": started.isoformat(),
             "bucket": config.report_bucket,
-            "policy_key": layout.policy_key(run_id),
-            "policy_name": policy.name,
-            "policy_sha256": policy.sha256,
-            "states": sorted(policy.states),
-            "resource_types": list(policy.resource_types),
-            "include_service_managed_interfaces": policy.include_service_managed_interfaces,
+            **policy_run_fields(policy, run_id),
             "regions": regions,
             "notify": document.get("notify", config.default_notify),
             "dry_run": bool(document.get("dry_run", False)),
@@ -192,6 +188,19 @@ def validate_input(
             "tolerated_failure_percentage": config.tolerated_failure_percentage,
             "map_results_prefix": layout.map_results_prefix(run_id),
         },
+    }
+
+
+def policy_run_fields(policy: CompiledPolicy, run_id: str) -> dict[str, Any]:
+    """What every later step reads of the run's policy: where it is stored, its name and hash,
+    and the scope the List step applies (states, resource types, service-managed interfaces)."""
+    return {
+        "policy_key": layout.policy_key(run_id),
+        "policy_name": policy.name,
+        "policy_sha256": policy.sha256,
+        "states": sorted(policy.states),
+        "resource_types": list(policy.resource_types),
+        "include_service_managed_interfaces": policy.include_service_managed_interfaces,
     }
 
 
