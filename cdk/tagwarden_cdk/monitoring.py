@@ -15,6 +15,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from tagwarden_cdk.events import EventWorkflow
 from tagwarden_cdk.functions import WorkflowFunction
 from tagwarden_cdk.settings import Settings
 from workflow import config, deployment
@@ -40,6 +41,10 @@ def _execution_timeout_minutes() -> int:
     return int(json.loads(deployment.read_definition())["TimeoutSeconds"]) // 60
 
 
+# The Pipe hands on a batch within a minute; ten minutes of waiting means it is not running.
+EVENTS_QUEUE_MAX_AGE_SECONDS: Final = 600
+
+
 class Monitoring(Construct):
     """``alarms[name]`` (each to the operations topic) and ``dashboard``."""
 
@@ -55,6 +60,7 @@ class Monitoring(Construct):
         failed_executions_rule: events.Rule,
         operations_topic: sns.Topic,
         state_machine_log_group_name: str,
+        event_workflow: EventWorkflow | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self._settings = settings
@@ -112,6 +118,8 @@ class Monitoring(Construct):
             threshold=1,
             description="EventBridge could not put a failed-execution event into the dead-letter queue.",
         )
+        if event_workflow is not None:
+            self._event_alarms(event_workflow)
         self._alarm(
             "noncompliant-instances-above-threshold",
             self.compliance_metric(NONCOMPLIANT_INSTANCES, "Maximum"),
@@ -195,6 +203,58 @@ class Monitoring(Construct):
             f"'{statistic}', {int(COMPLIANCE_PERIOD.to_seconds())})"
         )
         return cw.MathExpression(expression=search, label=label, period=COMPLIANCE_PERIOD, using_metrics={})
+
+    def _event_alarms(self, workflow: EventWorkflow) -> None:
+        """The event path is loud too: failed event runs, events the rules could not deliver, and
+        batches the Pipe could not hand on (stuck in the queue, or moved to its dead-letter queue)."""
+        self._alarm(
+            "event-runs-failed",
+            workflow.state_machine.metric("ExecutionsFailed", period=OPERATIONS_PERIOD, statistic="Sum"),
+            threshold=1,
+            description="An event run failed; the dead-letter queue holds its error and input.",
+        )
+        for name, rule, what in (
+            (
+                "ec2-api-call-events-undelivered",
+                workflow.rule,
+                "a CloudTrail EC2 call event into the events queue",
+            ),
+            (
+                "failed-event-run-events-undelivered",
+                workflow.failed_executions_rule,
+                "a failed event run's event",
+            ),
+        ):
+            self._alarm(
+                name,
+                cw.Metric(
+                    namespace="AWS/Events",
+                    metric_name="FailedInvocations",
+                    dimensions_map={"RuleName": rule.rule_name},
+                    period=OPERATIONS_PERIOD,
+                    statistic="Sum",
+                ),
+                threshold=1,
+                description=f"EventBridge could not deliver {what}.",
+            )
+        self._alarm(
+            "events-queue-stale",
+            workflow.queue.metric_approximate_age_of_oldest_message(
+                period=OPERATIONS_PERIOD, statistic="Maximum"
+            ),
+            threshold=EVENTS_QUEUE_MAX_AGE_SECONDS,
+            comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            description="Events wait in the events queue longer than the Pipe's batching allows: the Pipe is "
+            "stopped or its enrichment fails.",
+        )
+        self._alarm(
+            "events-dead-letter-queue-not-empty",
+            workflow.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                period=OPERATIONS_PERIOD, statistic="Maximum"
+            ),
+            threshold=1,
+            description="Batches of events the Pipe could not hand on wait in the events dead-letter queue.",
+        )
 
     def _alarm(
         self,

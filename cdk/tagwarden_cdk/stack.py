@@ -198,6 +198,7 @@ class TagwardenStack(Stack):
             failed_executions_rule=self.orchestration.failed_executions_rule,
             operations_topic=self.operations_topic,
             state_machine_log_group_name=self.orchestration.log_group.log_group_name,
+            event_workflow=self.event_workflow,
         )
         self._acknowledge_cdk_internals()
 

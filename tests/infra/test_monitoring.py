@@ -55,6 +55,11 @@ EXPECTED_OPERATIONS_ALARMS = {
     "executions-throttled": ("AWS/States", "ExecutionThrottled", "Sum"),
     "dead-letter-queue-not-empty": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum"),
     "failed-execution-events-undelivered": ("AWS/Events", "FailedInvocations", "Sum"),
+    # The event path.
+    "event-runs-failed": ("AWS/States", "ExecutionsFailed", "Sum"),
+    "ec2-api-call-events-undelivered": ("AWS/Events", "FailedInvocations", "Sum"),
+    "failed-event-run-events-undelivered": ("AWS/Events", "FailedInvocations", "Sum"),
+    "events-dead-letter-queue-not-empty": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum"),
     **{
         f"{s.name}-errors": ("AWS/Lambda", "Errors", "Sum")
         for s in (*deployment.STEP_FUNCTIONS, *deployment.EVENT_STEP_FUNCTIONS, deployment.STORE_EVENT_BATCH)
@@ -65,6 +70,7 @@ EXPECTED_OPERATIONS_ALARMS = {
 def test_alarm_set_is_operations_plus_compliance(synthesized: Synthesized) -> None:
     assert set(_alarms(synthesized)) == {
         *EXPECTED_OPERATIONS_ALARMS,
+        "events-queue-stale",
         "noncompliant-instances-above-threshold",
         "compliance-percentage-below-threshold",
         "targets-not-scanned",
@@ -115,6 +121,18 @@ def test_operations_alarm_fires_on_the_first_event_within_five_minutes(
     assert alarm["EvaluationPeriods"] == 1
     assert alarm["TreatMissingData"] == "notBreaching"
     assert "Runbook: docs/deploy.md#" + name in alarm["AlarmDescription"]
+
+
+def test_a_stuck_events_pipe_raises_an_alarm_within_ten_minutes(synthesized: Synthesized) -> None:
+    """Events wait in the queue only as long as the Pipe's batching window; older means stuck."""
+    alarm = _alarms(synthesized)["events-queue-stale"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+        "AWS/SQS",
+        "ApproximateAgeOfOldestMessage",
+        "Maximum",
+    )
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (600, "GreaterThanThreshold")
+    assert "Runbook: docs/deploy.md#events-queue-stale" in alarm["AlarmDescription"]
 
 
 def test_operations_alarms_watch_this_stacks_resources(synthesized: Synthesized) -> None:
