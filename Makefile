@@ -17,7 +17,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test unit functional infra iam-check asl-deps lint format bench bench-evaluator bench-scale bench-e2e bench-large-dump bench-fanout bench-lambda synth sfn-local-test fuzz clean help
+.PHONY: install run test unit functional infra iam-check asl-deps lint format bench bench-evaluator bench-scale bench-e2e bench-large-dump bench-fanout bench-lambda bench-events synth sfn-local-test fuzz clean help
 
 help:
 	@echo "make run     run a scan of the demo fleet on the embedded Step Functions engine"
@@ -84,7 +84,7 @@ $(BENCH_STAMP): pyproject.toml
 	$(BENCH_BIN)/python -c "import boto3, c7n.resources.ec2, moto; print('bench venv: boto3', boto3.__version__)"
 	@touch $@
 
-bench: bench-evaluator bench-scale bench-e2e bench-large-dump bench-fanout bench-lambda
+bench: bench-evaluator bench-scale bench-e2e bench-large-dump bench-fanout bench-lambda bench-events
 
 bench-evaluator: $(BENCH_STAMP)
 	$(BENCH_BIN)/python benchmarks/bench_evaluator.py --instances 100000 --write BENCHMARKS.md
@@ -105,6 +105,9 @@ bench-lambda: $(STAMP)
 
 bench-fanout: $(STAMP)
 	$(BIN)/python benchmarks/bench_fanout.py --accounts 2 8 32 --write BENCHMARKS.md
+
+bench-events: $(STAMP)
+	$(BIN)/python benchmarks/bench_events.py --events 1000 --batch 250 --write BENCHMARKS.md
 
 synth: $(STAMP)
 	cd cdk && ../$(BIN)/python app.py
