@@ -257,15 +257,21 @@ def _exempt_or_young(
 
 def _owner(tags: dict[str, str], policy: CompiledPolicy) -> str | None:
     """The owner tag's value (any capitalisation for ``key_case: insensitive``); blank is none."""
-    owner = tags.get(policy.owner_key)
-    if owner is None and policy.keys_insensitive:
-        owner = _owner_any_case(tags, policy.owner_key)
+    owner = _tag_value(tags, policy.owner_key, policy)
     return owner if owner and not owner.isspace() else None
 
 
-def _owner_any_case(tags: dict[str, str], owner_key: str) -> str | None:
-    """The owner tag in another capitalisation, for ``key_case: insensitive`` policies."""
-    folded = owner_key.casefold()
+def _tag_value(tags: dict[str, str], key: str, policy: CompiledPolicy) -> str | None:
+    """A tag's value by its key; for ``key_case: insensitive`` policies, in any capitalisation."""
+    value = tags.get(key)
+    if value is None and policy.keys_insensitive:
+        value = _any_case(tags, key)
+    return value
+
+
+def _any_case(tags: dict[str, str], key: str) -> str | None:
+    """The tag ``key`` in another capitalisation (the first in key order), never an ``aws:`` one."""
+    folded = key.casefold()
     return next(
         (v for k, v in sorted(tags.items()) if k.casefold() == folded and not k.startswith(_AWS_PREFIX)),
         None,
@@ -360,13 +366,6 @@ def _finding(
 # parent type -> parent id -> the parent's values of the keys its children inherit (None: absent),
 # in the order of CompiledPolicy.parent_keys: all a join needs to remember of a parent.
 ParentValues = dict[str, dict[str, tuple[str | None, ...]]]
-
-
-def _tag_value(tags: dict[str, str], key: str, policy: CompiledPolicy) -> str | None:
-    value = tags.get(key)
-    if value is None and policy.keys_insensitive:
-        value = _owner_any_case(tags, key)
-    return value
 
 
 def inherited_values(

@@ -17,7 +17,7 @@ from typing import Any
 from unittest import mock
 
 from tests.iam.recorder import Recorder
-from workflow import config, deployment
+from workflow import config
 from workflow.engine.local import BUCKET, CENTRAL_ACCOUNT, LocalDeployment
 from workflow.errors import PermanentError
 from workflow.fleet import FleetInstance, FleetResource, demo_fleet, demo_resources, iter_fleet_document
@@ -185,25 +185,8 @@ class Runner:
 def event_start(
     local: LocalDeployment, events: list[dict[str, Any]], now: str, name: str
 ) -> Callable[[], str]:
-    """Start an event run as the events Pipe does: the enrichment stores the batch, the key starts it."""
-
-    def start() -> str:
-        records = [{"messageId": str(n), "body": json.dumps(e)} for n, e in enumerate(events)]
-        answer = local.engine.client("lambda").invoke(
-            FunctionName=local.function_arns[deployment.STORE_EVENT_BATCH.name],
-            Payload=json.dumps(records).encode(),
-        )
-        key = json.loads(answer["Payload"].read())["batch_key"]
-        sfn = local.engine.client("stepfunctions")
-        return str(
-            sfn.start_execution(
-                stateMachineArn=local.events_state_machine_arn,
-                name=name,
-                input=json.dumps({"batch_key": key, "now": now}),
-            )["executionArn"]
-        )
-
-    return start
+    """Start an event run as the events Pipe does (:meth:`LocalDeployment.start_events`)."""
+    return lambda: local.start_events(events, now=now, name=name)
 
 
 def launches(instances: list[FleetInstance], account: str) -> list[dict[str, Any]]:

@@ -258,14 +258,14 @@ class FleetEndpoint:
                 "InvalidParameterCombination", "The parameter instancesSet cannot be used with maxResults"
             )
         states: set[str] | None = None
-        wanted_ids = set(params.get("InstanceIds", []))
+        # None: every instance; a set (perhaps empty): only these ids.
+        wanted_ids: set[str] | None = set(params["InstanceIds"]) if params.get("InstanceIds") else None
         for flt in params.get("Filters", []):
             if flt["Name"] == "instance-state-name":
                 states = set(flt["Values"])
             elif flt["Name"] == "instance-id":
-                wanted_ids = set(flt["Values"]) if not wanted_ids else wanted_ids & set(flt["Values"])
-                if not wanted_ids:
-                    wanted_ids = {""}  # no id can match: the answer is empty
+                named = set(flt["Values"])
+                wanted_ids = named if wanted_ids is None else wanted_ids & named
             else:
                 return self._error(
                     "InvalidParameterValue", f"filter {flt['Name']!r} is not supported by the local endpoint"
@@ -287,7 +287,7 @@ class FleetEndpoint:
             region,
             only_account,
             frozenset(states) if states is not None else None,
-            frozenset(wanted_ids),
+            frozenset(wanted_ids) if wanted_ids is not None else None,
         )
         with self._lock:
             matching = self._matching.get(key)
@@ -297,7 +297,7 @@ class FleetEndpoint:
                     for account, instance in self._by_region.get(region, [])
                     if (only_account is None or account == only_account)
                     and (states is None or instance.get("State", {}).get("Name") in states)
-                    and (not wanted_ids or instance.get("InstanceId") in wanted_ids)
+                    and (wanted_ids is None or instance.get("InstanceId") in wanted_ids)
                 ]
                 self._matching[key] = matching
         start = _offset(params.get("NextToken"))

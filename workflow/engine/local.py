@@ -294,19 +294,9 @@ class LocalDeployment:
             self.state_machine_arn, dict(execution_input or {}), name=name, test_case=test_case
         )
 
-    def run_events(
-        self,
-        events: list[Any],
-        *,
-        now: str | None = None,
-        name: str | None = None,
-        timeout: float = 300,
-        on_event: Callable[[dict[str, Any]], None] | None = None,
-        parse_findings: bool = True,
-    ) -> RunResult:
-        """Run the event workflow on ``events`` as the deployed Pipe would: the events as SQS
-        messages, stored by the Pipe's enrichment Lambda, the execution started with the key.
-        ``now`` (ISO 8601) stands for the execution's start in the grace-period arithmetic."""
+    def start_events(self, events: list[Any], *, now: str | None = None, name: str | None = None) -> str:
+        """Start an event run as the deployed Pipe does: the events as SQS messages go to the
+        enrichment Lambda, which stores them; the key it returns is the execution's input."""
         records = [{"messageId": str(n), "body": json.dumps(event)} for n, event in enumerate(events)]
         answer = self.engine.client("lambda").invoke(
             FunctionName=self.function_arns[deployment.STORE_EVENT_BATCH.name],
@@ -318,7 +308,21 @@ class LocalDeployment:
         execution_input: dict[str, Any] = {"batch_key": stored["batch_key"]}
         if now is not None:
             execution_input["now"] = now
-        arn = self.engine.start_execution(self.events_state_machine_arn, execution_input, name=name)
+        return self.engine.start_execution(self.events_state_machine_arn, execution_input, name=name)
+
+    def run_events(
+        self,
+        events: list[Any],
+        *,
+        now: str | None = None,
+        name: str | None = None,
+        timeout: float = 300,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        parse_findings: bool = True,
+    ) -> RunResult:
+        """Run the event workflow on ``events`` (see :meth:`start_events`) and collect what it made.
+        ``now`` (ISO 8601) stands for the execution's start in the grace-period arithmetic."""
+        arn = self.start_events(events, now=now, name=name)
         return self.collect(arn, on_event=on_event, timeout=timeout, parse_findings=parse_findings)
 
     def run(

@@ -206,14 +206,11 @@ def _well_formed_rules(doc: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
     return [(i, r) for i, r in enumerate(rules) if isinstance(r, dict) and isinstance(r.get("key"), str)]
 
 
-_RESOURCE_TYPES: Final = tuple(RESOURCE_TYPES)
-# Which parent each child type can inherit from: attached to an instance, or made from a volume.
-_PARENT_OF: Final = INHERITS_FROM
-
-
 def _listed_types(doc: dict[str, Any]) -> list[str]:
     listed = doc.get("resource_types", ["instance"])
-    return [t for t in listed if t in _RESOURCE_TYPES] if isinstance(listed, list) else []
+    return (
+        [t for t in listed if isinstance(t, str) and t in RESOURCE_TYPES] if isinstance(listed, list) else []
+    )
 
 
 def _resource_type_problems(doc: dict[str, Any]) -> Iterator[Problem]:
@@ -224,7 +221,7 @@ def _resource_type_problems(doc: dict[str, Any]) -> Iterator[Problem]:
     for index, rule in _well_formed_rules(doc):
         types = rule.get("resource_types")
         for t_index, name in enumerate(types if isinstance(types, list) else ()):
-            if name in _RESOURCE_TYPES and name not in listed:
+            if isinstance(name, str) and name in RESOURCE_TYPES and name not in listed:
                 yield Problem(
                     f"$.rules[{index}].resource_types[{t_index}]",
                     f"{name!r} is not in the policy's resource_types ({shown}); "
@@ -235,7 +232,7 @@ def _resource_type_problems(doc: dict[str, Any]) -> Iterator[Problem]:
         if not isinstance(entry, dict):
             continue
         parent = entry.get("from")
-        if parent in _RESOURCE_TYPES and parent not in listed:
+        if isinstance(parent, str) and parent in RESOURCE_TYPES and parent not in listed:
             yield Problem(
                 f"$.inherit[{index}].from",
                 f"{parent!r} is not in the policy's resource_types ({shown}): its values cannot be "
@@ -244,15 +241,15 @@ def _resource_type_problems(doc: dict[str, Any]) -> Iterator[Problem]:
         children = entry.get("to")
         for c_index, child in enumerate(children if isinstance(children, list) else ()):
             path = f"$.inherit[{index}].to[{c_index}]"
-            if not isinstance(child, str) or child not in _PARENT_OF:
+            if not isinstance(child, str) or child not in INHERITS_FROM:
                 continue
-            if parent not in _RESOURCE_TYPES:
+            if not isinstance(parent, str) or parent not in RESOURCE_TYPES:
                 continue  # the schema reports the parent
-            if _PARENT_OF[child] != parent:
+            if INHERITS_FROM[child] != parent:
                 yield Problem(
                     path,
-                    f"a {child} inherits from {'an' if _PARENT_OF[child] == 'instance' else 'a'} "
-                    f'{_PARENT_OF[child]}, not from {parent!r}; move it to an entry with that "from"',
+                    f"a {child} inherits from {'an' if INHERITS_FROM[child] == 'instance' else 'a'} "
+                    f'{INHERITS_FROM[child]}, not from {parent!r}; move it to an entry with that "from"',
                 )
             elif child not in listed:
                 yield Problem(
