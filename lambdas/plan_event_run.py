@@ -3,11 +3,11 @@
 from typing import Any
 
 from lambdas._runtime import client, logger, step_boundary
-from workflow.config import EventsConfig
+from workflow.config import EventPlanConfig
 from workflow.steps.event_run import plan_event_run_step
 
 
 @step_boundary
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return plan_event_run_step(event, EventsConfig.from_env(), s3=client("s3"))
+    return plan_event_run_step(event, EventPlanConfig.from_env(), s3=client("s3"))

@@ -7,12 +7,15 @@ step, naming the variable.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from workflow.errors import ConfigurationError
+from workflow.targets import Scope
 
 REPORT_BUCKET: Final = "TAGWARDEN_REPORT_BUCKET"
 DEFAULT_POLICY_URI: Final = "TAGWARDEN_DEFAULT_POLICY_URI"
@@ -33,6 +36,9 @@ TOLERATED_FAILURE_PERCENTAGE: Final = "TAGWARDEN_TOLERATED_FAILURE_PERCENTAGE"
 TOPIC_ARN: Final = "TAGWARDEN_TOPIC_ARN"
 ORGANIZATION_DEPLOYMENT: Final = "TAGWARDEN_ORGANIZATION_DEPLOYMENT"
 CONSOLE_REGION: Final = "TAGWARDEN_CONSOLE_REGION"
+# The scheduled scan's input ({} | {"targets": [...]} | {"organization": true}) as JSON: the event
+# runs check what the scheduled scan covers and only count the rest.
+EVENT_SCOPE: Final = "TAGWARDEN_EVENT_SCOPE"
 METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
 SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
 LOG_LEVEL: Final = "POWERTOOLS_LOG_LEVEL"
@@ -132,15 +138,40 @@ class ValidateConfig:
         )
 
 
+_ACCOUNT: Final = re.compile(r"^[0-9]{12}$")
+
+
+def _scope(env: Environ, default_regions: tuple[str, ...]) -> Scope:
+    raw = env.get(EVENT_SCOPE, "").strip() or "{}"
+    try:
+        document = json.loads(raw)
+        targets = document.get("targets") or []
+        valid = (
+            isinstance(document, dict)
+            and isinstance(targets, list)
+            and all(
+                isinstance(t, dict)
+                and _ACCOUNT.match(str(t.get("account_id", "")))
+                and isinstance(t.get("regions", []), list)
+                for t in targets
+            )
+        )
+    except (ValueError, AttributeError):
+        valid = False
+    if not valid:
+        raise ConfigurationError(
+            f"environment variable {EVENT_SCOPE}={raw!r} is not a scheduled input "
+            '({}, {"targets": [{"account_id": ..., "regions": [...]}]} or {"organization": true})'
+        )
+    return Scope.of_input(document, default_regions=default_regions)
+
+
 @dataclass(frozen=True)
 class EventsConfig:
-    """``Plan event run`` and the Pipe's enrichment that stores a batch: where batches, the
-    deployed policy and the run's files are, and the member role to describe resources with."""
+    """The Pipe's enrichment that stores a batch: where batches and the deployed policy are."""
 
     report_bucket: str
     default_policy_uri: str
-    member_role_name: str = DEFAULT_MEMBER_ROLE_NAME
-    max_concurrency: int = 4
 
     @classmethod
     def from_env(cls, env: Environ | None = None) -> EventsConfig:
@@ -151,8 +182,35 @@ class EventsConfig:
         """
         env = os.environ if env is None else env
         return cls(
+            report_bucket=_required(env, REPORT_BUCKET), default_policy_uri=_required(env, DEFAULT_POLICY_URI)
+        )
+
+
+@dataclass(frozen=True)
+class EventPlanConfig:
+    """``Plan event run``: the deployed policy, what the scheduled scan covers (events elsewhere
+    are counted, not checked), and the member role to describe resources with."""
+
+    report_bucket: str
+    default_policy_uri: str
+    scope: Scope
+    member_role_name: str = DEFAULT_MEMBER_ROLE_NAME
+    max_concurrency: int = 4
+
+    @classmethod
+    def from_env(cls, env: Environ | None = None) -> EventPlanConfig:
+        """Read the step's variables; a missing one is a :class:`ConfigurationError` naming it.
+
+        >>> env = {REPORT_BUCKET: "b", DEFAULT_POLICY_URI: "s3://b/p.json", DEFAULT_REGIONS: "eu-west-1",
+        ...        EVENT_SCOPE: '{"organization": true}'}
+        >>> EventPlanConfig.from_env(env).scope.organization
+        True
+        """
+        env = os.environ if env is None else env
+        return cls(
             report_bucket=_required(env, REPORT_BUCKET),
             default_policy_uri=_required(env, DEFAULT_POLICY_URI),
+            scope=_scope(env, _regions(env, DEFAULT_REGIONS)),
             member_role_name=env.get(MEMBER_ROLE_NAME, "").strip() or DEFAULT_MEMBER_ROLE_NAME,
             max_concurrency=_int(env, MAP_MAX_CONCURRENCY, 4, 0, 1000),
         )

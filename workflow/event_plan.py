@@ -23,8 +23,8 @@ make a resource look compliant. A message that is not an EventBridge event is co
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
@@ -34,6 +34,8 @@ from workflow.policy.compiler import CompiledPolicy
 # A resource whose grace period is longer than a day is judged by the next scheduled scan; the
 # event state machine times out after 26 hours.
 MAX_WAIT_SECONDS: Final = 24 * 3600
+# The run's state carries the out-of-scope pairs: a few are enough to see where events come from.
+MAX_OUT_OF_SCOPE_LISTED: Final = 20
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,9 @@ class EventPlan:
     ignored: int
     # Resources the events named of types the policy does not cover, by type.
     not_covered: dict[str, int]
+    # Resources in accounts or regions the scheduled scan does not cover: at most
+    # MAX_OUT_OF_SCOPE_LISTED pairs, with how many resources each.
+    out_of_scope: list[dict[str, Any]] = field(default_factory=list)
 
 
 def events_of_records(records: Iterable[Any]) -> tuple[list[Any], int]:
@@ -67,13 +72,18 @@ def events_of_records(records: Iterable[Any]) -> tuple[list[Any], int]:
 
 
 def plan_event_run(
-    batch: tuple[list[Any], int] | list[Any], policy: CompiledPolicy, *, now: datetime
+    batch: tuple[list[Any], int] | list[Any],
+    policy: CompiledPolicy,
+    *,
+    now: datetime,
+    in_scope: Callable[[str, str], bool] | None = None,
 ) -> EventPlan:
     """The plan for one batch: targets with the covered types' ids, creators, and the seconds to
     wait until the newest resource's grace period is over (0 for tag changes alone, or when that
-    time has passed)."""
+    time has passed). ``in_scope(account, region)``: what the scheduled scan covers; resources
+    elsewhere are counted in ``out_of_scope`` and neither described nor waited for."""
     events, unreadable = batch if isinstance(batch, tuple) else (batch, 0)
-    reduced = batch_of(events, grace_seconds=policy.grace_period_seconds)
+    reduced = batch_of(events, grace_seconds=policy.grace_period_seconds, in_scope=in_scope)
     covered = set(policy.resource_types)
     not_covered: dict[str, int] = {}
     targets = []
@@ -97,4 +107,8 @@ def plan_event_run(
         unreadable=unreadable,
         ignored=reduced.ignored,
         not_covered=not_covered,
+        out_of_scope=[
+            {"account_id": account, "region": region, "resources": count}
+            for (account, region), count in sorted(reduced.out_of_scope.items())[:MAX_OUT_OF_SCOPE_LISTED]
+        ],
     )

@@ -18,8 +18,8 @@ in ``detail`` (``eventName``, ``eventTime``, ``userIdentity``, ``requestParamete
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -34,6 +34,17 @@ CREATING_CALLS: Final = (
 )
 TAGGING_CALLS: Final = ("CreateTags", "DeleteTags")
 EVENT_NAMES: Final = CREATING_CALLS + TAGGING_CALLS
+# The EventBridge pattern of the central rules and of the member accounts' forwarding rule:
+# successful EC2 calls that create a checked resource or change tags (no ``errorCode``).
+EVENT_PATTERN: Final[Mapping[str, Any]] = {
+    "source": ["aws.ec2"],
+    "detail-type": [DETAIL_TYPE],
+    "detail": {
+        "eventSource": ["ec2.amazonaws.com"],
+        "eventName": list(EVENT_NAMES),
+        "errorCode": [{"exists": False}],
+    },
+}
 # Resource id prefixes of the types Tagwarden checks; CreateTags on anything else is not ours.
 _TYPE_OF_PREFIX: Final = {
     "i": "instance",
@@ -210,8 +221,10 @@ def resources_named(event: Mapping[str, Any]) -> list[NamedResource]:
     name = str(detail.get("eventName") or "")
     if name not in EVENT_NAMES:
         return []
-    account = str(event.get("account") or detail.get("recipientAccountId") or "")
-    region = str(event.get("region") or detail.get("awsRegion") or "")
+    # The CloudTrail record's own fields first: a bus-to-bus forward leaves the record as CloudTrail
+    # wrote it, whatever happens to the envelope.
+    account = str(detail.get("recipientAccountId") or event.get("account") or "")
+    region = str(detail.get("awsRegion") or event.get("region") or "")
     when = event_time(event)
     request = detail.get("requestParameters") or {}
     if name in CREATING_CALLS:
@@ -253,6 +266,8 @@ class EventBatch:
     due: datetime | None
     events: int
     ignored: int
+    # Resources in (account, region) pairs outside the deployment's scope, not described.
+    out_of_scope: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def target_items(self) -> list[dict[str, Any]]:
         """The targets as work items: ``{"account_id", "region", "resource_ids": {type: [ids]}}``."""
@@ -262,9 +277,16 @@ class EventBatch:
         ]
 
 
-def batch_of(events: list[Mapping[str, Any]], *, grace_seconds: int) -> EventBatch:
+def batch_of(
+    events: list[Mapping[str, Any]],
+    *,
+    grace_seconds: int,
+    in_scope: Callable[[str, str], bool] | None = None,
+) -> EventBatch:
     """Reduce a batch of EventBridge events (in any order, repeats included) to one
     :class:`EventBatch`: each resource once, its creator from the call that created it.
+    ``in_scope(account, region)`` keeps resources of other (account, region) pairs out of the
+    targets (and of the wait): they are only counted.
 
     >>> launch = {"source": "aws.ec2", "detail-type": DETAIL_TYPE, "account": "1", "region": "r",
     ...           "detail": {"eventName": "RunInstances", "eventTime": "2026-12-01T10:00:00Z",
@@ -281,11 +303,16 @@ def batch_of(events: list[Mapping[str, Any]], *, grace_seconds: int) -> EventBat
     created_by: dict[str, dict[str, str]] = {}
     due: datetime | None = None
     ignored = 0
+    out_of_scope: dict[tuple[str, str], int] = {}
     for event in events:
         named = resources_named(event) if isinstance(event, Mapping) else []
         if not named:
             ignored += 1
         for resource in named:
+            where = (resource.account_id, resource.region)
+            if in_scope is not None and not in_scope(*where):
+                out_of_scope[where] = out_of_scope.get(where, 0) + 1
+                continue
             ready = resource.event_time
             if resource.created_by is not None:
                 created_by[resource.resource_id] = resource.created_by
@@ -296,4 +323,4 @@ def batch_of(events: list[Mapping[str, Any]], *, grace_seconds: int) -> EventBat
             seen.add(resource.resource_id)
             ids = targets.setdefault((resource.account_id, resource.region), {})
             ids.setdefault(resource.resource_type, []).append(resource.resource_id)
-    return EventBatch(targets, created_by, due, len(events), ignored)
+    return EventBatch(targets, created_by, due, len(events), ignored, out_of_scope)

@@ -152,6 +152,14 @@ def build_message(
             f"  {count:6d}  {clean(who)}" for who, count in _top(summary["noncompliant_by_creator"], 10)
         ]
         lines.append("")
+    outside = (summary.get("events") or {}).get("out_of_scope") or []
+    if outside:
+        lines.append("Not checked: events from accounts or regions the scheduled scan does not cover:")
+        lines += [
+            f"  {int(o.get('resources', 0)):6d}  {clean(str(o.get('account_id')))} {clean(str(o.get('region')))}"
+            for o in outside[:10]
+        ]
+        lines.append("")
     if summary.get("noncompliant_by_owner"):
         lines.append("Top owners of noncompliant instances:")
         lines += [f"  {count:6d}  {clean(owner)}" for owner, count in _top(summary["noncompliant_by_owner"])]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
@@ -62,6 +63,47 @@ def execution_account(run: Mapping[str, Any]) -> str:
     """
     parts = str(run.get("execution_id") or "").split(":")
     return parts[4] if len(parts) > 4 and parts[4] else layout.SELF_ACCOUNT
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The (account, region) pairs a deployment's scheduled scan covers, from its scheduled input:
+    ``{}`` (this account), ``{"targets": [...]}`` or ``{"organization": true}`` (any account of the
+    organisation), each in its own or the deployment's default regions.
+
+    >>> scope = Scope.of_input({"targets": [{"account_id": "111122223333", "regions": ["eu-west-1"]}]},
+    ...                        default_regions=("us-east-1",))
+    >>> scope.covers("111122223333", "eu-west-1", own_account="999988887777")
+    True
+    >>> scope.covers("111122223333", "us-east-1", own_account="999988887777")
+    False
+    """
+
+    default_regions: tuple[str, ...]
+    organization: bool = False
+    # account -> its regions (empty: the default regions); no targets: this account alone.
+    targets: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @classmethod
+    def of_input(cls, document: Mapping[str, Any], *, default_regions: Sequence[str]) -> Scope:
+        """The scope of a scheduled input (as the deployment writes it: trusted, already valid)."""
+        return cls(
+            default_regions=tuple(default_regions),
+            organization=bool(document.get("organization")),
+            targets=tuple(
+                (str(t["account_id"]), tuple(t.get("regions") or ())) for t in document.get("targets") or ()
+            ),
+        )
+
+    def covers(self, account: str, region: str, *, own_account: str) -> bool:
+        if self.organization:
+            return region in self.default_regions
+        if not self.targets:
+            return account == own_account and region in self.default_regions
+        return any(
+            account == target and region in (regions or self.default_regions)
+            for target, regions in self.targets
+        )
 
 
 def self_items(regions: Sequence[str]) -> list[WorkItem]:

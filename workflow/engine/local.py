@@ -247,6 +247,8 @@ class LocalDeployment:
             config.SERVICE_NAME: "tagwarden",
             config.LOG_LEVEL: "INFO",
             config.MEMBER_EXTERNAL_ID: MEMBER_EXTERNAL_ID,
+            # Every account of the fleet is in the local organisation (see the class docstring).
+            config.EVENT_SCOPE: json.dumps({"organization": True}),
             **self.extra_environment,
         }
         substitutions = {

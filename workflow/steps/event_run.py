@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from workflow import layout
-from workflow.config import EventsConfig
+from workflow.config import EventPlanConfig, EventsConfig
 from workflow.errors import InvalidInput, Problem
 from workflow.event_plan import events_of_records, plan_event_run
 from workflow.policy import compile_policy, load_policy_document
@@ -65,7 +65,7 @@ def _now_of(document: dict[str, Any], started: datetime) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def plan_event_run_step(event: dict[str, Any], config: EventsConfig, *, s3: Any) -> dict[str, Any]:
+def plan_event_run_step(event: dict[str, Any], config: EventPlanConfig, *, s3: Any) -> dict[str, Any]:
     """Plan an event run: the same ``run`` a scheduled run's Validate input makes (so the later
     steps are the same), with ``source: event``; the targets; and the seconds to wait.
 
@@ -84,13 +84,26 @@ def plan_event_run_step(event: dict[str, Any], config: EventsConfig, *, s3: Any)
     )
     policy = compile_policy(policy_doc)
     records = get_json(s3, config.report_bucket, document["batch_key"])
-    plan = plan_event_run(events_of_records(records if isinstance(records, list) else []), policy, now=now)
-    run_id = execution["name"]
     own = execution_account({"execution_id": execution["id"]})
+    scope = config.scope
+    plan = plan_event_run(
+        events_of_records(records if isinstance(records, list) else []),
+        policy,
+        now=now,
+        in_scope=lambda account, region: scope.covers(account, region, own_account=own),
+    )
+    run_id = execution["name"]
     items = [
         {**item, "account_id": layout.SELF_ACCOUNT if item["account_id"] == own else item["account_id"]}
         for item in plan.targets
     ]
+    counts = {
+        "messages": plan.events,
+        "unreadable": plan.unreadable,
+        "ignored": plan.ignored,
+        "not_covered": plan.not_covered,
+        "out_of_scope": plan.out_of_scope,
+    }
     evaluate_at = datetime.fromtimestamp(now.timestamp() + plan.wait_seconds, UTC)
     put_json(s3, config.report_bucket, layout.policy_key(run_id), policy_doc)
     put_json(s3, config.report_bucket, layout.targets_manifest_key(run_id), items)
@@ -104,12 +117,7 @@ def plan_event_run_step(event: dict[str, Any], config: EventsConfig, *, s3: Any)
             {"account_id": item["account_id"], "region": item["region"], "event_index": index}
             for index, item in enumerate(items)
         ],
-        "events": {
-            "messages": plan.events,
-            "unreadable": plan.unreadable,
-            "ignored": plan.ignored,
-            "not_covered": plan.not_covered,
-        },
+        "events": counts,
         "run": {
             "run_id": run_id,
             "execution_id": execution["id"],
@@ -128,5 +136,6 @@ def plan_event_run_step(event: dict[str, Any], config: EventsConfig, *, s3: Any)
             "max_concurrency": config.max_concurrency,
             "fanout": "inline",
             "creators_key": layout.creators_key(run_id),
+            "events": counts,
         },
     }

@@ -186,6 +186,7 @@ def persist_report(
             **targets_section,
             "coverage": coverage,
             **({"source": run["source"]} if run.get("source") else {}),
+            **({"events": run["events"]} if run.get("events") else {}),
         },
     )
     summary["incomplete"] = incomplete(summary)
