@@ -9,6 +9,11 @@ period (15 minutes or more), and Express executions stop at five.
 Prerequisite: a CloudTrail trail with management events in each region (EventBridge receives
 "AWS API Call via CloudTrail" events only for calls a trail records). Without it the rule matches
 nothing and the scheduled scan remains the only check.
+
+Member accounts (targets or organisation deployments): each member stack's rule forwards the same
+events to this stack's own event bus, ``tagwarden-<environment>-events``, whose resource policy
+admits ``events:PutEvents`` only from the organisation (``aws:PrincipalOrgID``; with targets and no
+organisation id, only from the target accounts). A rule on that bus feeds the same queue.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from aws_cdk import Duration
+from aws_cdk import CfnOutput, Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
@@ -30,13 +35,14 @@ from tagwarden_cdk.nag import acknowledge
 from tagwarden_cdk.orchestration import failed_executions_rule, workflow_state_machine
 from tagwarden_cdk.settings import Settings
 from workflow import deployment
-from workflow.events import DETAIL_TYPE, EVENT_NAMES
+from workflow.events import EVENT_PATTERN
 
 # A batch is at most this many messages, gathered for at most this long: 1,000 launches in a minute
 # are four executions, not 1,000. CloudTrail records of RunInstances are up to about 20 KB, so 250
 # stay under the 6 MB a synchronous Lambda invocation (the enrichment) takes.
 PIPE_BATCH_SIZE: Final = 250
 PIPE_BATCH_WINDOW: Final = Duration.seconds(60)
+EVENT_BUS_OUTPUT: Final = "EventBusArn"
 # The event workflow's Tasks: its own Lambda and the scheduled workflow's.
 EVENT_TASK_STEPS: Final = (
     PLAN_EVENTS,
@@ -49,16 +55,35 @@ EVENT_TASK_STEPS: Final = (
 
 
 def event_pattern() -> events.EventPattern:
-    """Successful EC2 calls that create a resource of a checked type or change its tags."""
+    """Successful EC2 calls that create a resource of a checked type or change its tags
+    (:data:`workflow.events.EVENT_PATTERN`, which the local engine routes with too)."""
     return events.EventPattern(
-        source=["aws.ec2"],
-        detail_type=[DETAIL_TYPE],
-        detail={
-            "eventSource": ["ec2.amazonaws.com"],
-            "eventName": list(EVENT_NAMES),
-            "errorCode": [{"exists": False}],
-        },
+        source=list(EVENT_PATTERN["source"]),
+        detail_type=list(EVENT_PATTERN["detail-type"]),
+        detail=dict(EVENT_PATTERN["detail"]),
     )
+
+
+def member_bus_policy(settings: Settings, bus_arn: str) -> iam.PolicyStatement:
+    """Who may put events on the member bus: the organisation's accounts (``aws:PrincipalOrgID``),
+    or with targets and no organisation id the target accounts alone. Only ``events:PutEvents``,
+    only on this bus."""
+    if settings.organization_id is None and not settings.targets:
+        raise ValueError("the member event bus needs organization_id or targets")
+    principals: list[iam.IPrincipal] = (
+        [iam.AccountPrincipal(t.account_id) for t in settings.targets]
+        if settings.targets
+        else [iam.StarPrincipal()]
+    )
+    statement = iam.PolicyStatement(
+        sid="MemberAccountsForwardEc2ApiCalls",
+        principals=principals,
+        actions=["events:PutEvents"],
+        resources=[bus_arn],
+    )
+    if settings.organization_id is not None:
+        statement.add_condition("StringEquals", {"aws:PrincipalOrgID": settings.organization_id})
+    return statement
 
 
 class EventWorkflow(Construct):
@@ -137,6 +162,34 @@ class EventWorkflow(Construct):
             "The rule's target is a queue with its own dead-letter queue and a 24-hour retry window; "
             "the alarm on the rule's FailedInvocations reports an event it could not deliver.",
         )
+        self.bus: events.EventBus | None = None
+        self.member_rule: events.Rule | None = None
+        if settings.targets or settings.organization:
+            self.bus = events.EventBus(self, "MemberEventBus", event_bus_name=settings.name("events"))
+            self.bus.add_to_resource_policy(member_bus_policy(settings, self.bus.event_bus_arn))
+            self.member_rule = events.Rule(
+                self,
+                "MemberEc2ApiCalls",
+                rule_name=settings.name("member-ec2-api-calls"),
+                description="Tagwarden: member accounts' forwarded EC2 launches and tag changes to the events queue",
+                event_bus=self.bus,
+                event_pattern=event_pattern(),
+                targets=[
+                    events_targets.SqsQueue(self.queue, retry_attempts=10, max_event_age=Duration.hours(24))
+                ],
+            )
+            acknowledge(
+                self.member_rule,
+                "Serverless-EventBusDLQ",
+                "As for the account's own rule: the target queue has a dead-letter queue, and the alarm on "
+                "this rule's FailedInvocations reports an event it could not deliver.",
+            )
+            CfnOutput(
+                scope,
+                EVENT_BUS_OUTPUT,
+                value=self.bus.event_bus_arn,
+                description="The member stacks' central_event_bus_arn: where they forward EC2 API call events",
+            )
 
         role = iam.Role(
             self,

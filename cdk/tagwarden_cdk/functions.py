@@ -6,6 +6,7 @@ the local engine; environment variable names from ``workflow.config``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -21,7 +22,7 @@ from constructs import Construct
 from tagwarden_cdk.bundling import ARCHITECTURE, RUNTIME
 from tagwarden_cdk.common import data_removal_policy, log_retention
 from tagwarden_cdk.nag import acknowledge, arn_finding
-from tagwarden_cdk.settings import Settings
+from tagwarden_cdk.settings import Settings, scheduled_input
 from tagwarden_cdk.storage import REPORTS_PREFIX, ReportStorage
 from workflow import config, deployment, layout
 from workflow.resources import DESCRIBE_ACTIONS
@@ -181,6 +182,9 @@ class WorkflowFunctions(Construct):
             PLAN_EVENTS: {
                 config.REPORT_BUCKET: bucket,
                 config.DEFAULT_POLICY_URI: storage.default_policy_uri,
+                # Event runs check what the scheduled scan covers, and only count the rest.
+                config.DEFAULT_REGIONS: regions,
+                config.EVENT_SCOPE: json.dumps(scheduled_input(settings), separators=(",", ":")),
                 config.MEMBER_ROLE_NAME: settings.member_role_name,
                 config.MAP_MAX_CONCURRENCY: str(settings.map_max_concurrency),
             },

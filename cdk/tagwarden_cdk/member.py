@@ -23,6 +23,14 @@ member stack is updated. The condition compares the ARN at request time: exactly
 exactly one account, with neither failure mode. Both forms need a *stable* central role name; the
 default assumes ``tagwarden-<environment>-list-instances``.
 
+Event forwarding (unless ``-c forward_events=false``): a rule on the account's default bus sends
+the EC2 API call events the central event workflow checks (successful launches, creations and tag
+changes: ``workflow.events.EVENT_PATTERN``) to the central stack's event bus,
+``central_event_bus_arn``, with a role EventBridge assumes that may ``events:PutEvents`` on that bus
+alone (EventBridge requires a role for a bus in another account of an organisation). The central
+bus admits only the organisation's accounts. Deployed in every region it scans (a StackSet with
+several regions), each region's events go to the one central bus, which may be in another region.
+
 The template has no parameters, no assets and no bootstrap-version rule, and ``cdk deploy`` uses the
 caller's credentials without a CDK deploy role (``LegacyStackSynthesizer``): it deploys into
 accounts that were never CDK-bootstrapped, by hand or as a StackSet.
@@ -34,10 +42,23 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from aws_cdk import App, Aws, CfnOutput, Duration, LegacyStackSynthesizer, Stack
+from aws_cdk import (
+    App,
+    Aws,
+    CfnCondition,
+    CfnOutput,
+    CfnResource,
+    Duration,
+    Fn,
+    LegacyStackSynthesizer,
+    Stack,
+)
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from tagwarden_cdk.events import event_pattern
 from tagwarden_cdk.main import cdk_json_context
 from tagwarden_cdk.nag import acknowledge, register_nag_packs
 from tagwarden_cdk.settings import (
@@ -56,6 +77,7 @@ DEPLOY_KINDS: Final = (CENTRAL, MEMBER)
 
 MEMBER_STACK_NAME: Final = "TagwardenMember"
 ROLE_ARN_OUTPUT: Final = "MemberRoleArn"
+FORWARDING_RULE_NAME: Final = "tagwarden-forward-ec2-api-calls"
 POLICY_NAME: Final = "DescribeEc2Resources"
 # DescribeInstances, and DescribeVolumes/Snapshots/Images/NetworkInterfaces for policies that cover
 # them (workflow.resources): read-only, and nothing else.
@@ -142,11 +164,54 @@ class TagwardenMemberStack(Stack):
             },
         )
         acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]", RESOURCE_STAR_REASON)
-        CfnOutput(
+        output = CfnOutput(
             self,
             ROLE_ARN_OUTPUT,
             value=self.role.role_arn,
             description="The role the central list-instances step assumes (with the external id)",
+        )
+        if settings.member_role_region:
+            # One StackSet in every region for the regional forwarding rule; the global role once.
+            in_role_region = CfnCondition(
+                self,
+                "InMemberRoleRegion",
+                expression=Fn.condition_equals(Aws.REGION, settings.member_role_region),
+            )
+            role_resource = self.role.node.default_child
+            assert isinstance(role_resource, CfnResource)
+            role_resource.cfn_options.condition = in_role_region
+            output.condition = in_role_region
+        self.forwarding_rule: events.Rule | None = None
+        self.forwarding_role: iam.Role | None = None
+        if settings.central_event_bus_arn:
+            self._forward_events(settings.central_event_bus_arn)
+
+    def _forward_events(self, bus_arn: str) -> None:
+        # Only EventBridge, and only for this account's rules (the confused-deputy guard AWS
+        # recommends for service roles).
+        self.forwarding_role = iam.Role(
+            self,
+            "EventForwardingRole",
+            assumed_by=iam.ServicePrincipal("events.amazonaws.com").with_conditions(
+                {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+            ),
+            description="Tagwarden: lets this account's EC2 API call events reach the central event bus",
+            max_session_duration=MAX_SESSION,
+        )
+        central_bus = events.EventBus.from_event_bus_arn(self, "CentralEventBus", bus_arn)
+        self.forwarding_rule = events.Rule(
+            self,
+            "ForwardEc2ApiCalls",
+            rule_name=FORWARDING_RULE_NAME,
+            description="Tagwarden: successful EC2 launches, creations and tag changes to the central event bus",
+            event_pattern=event_pattern(),
+            targets=[events_targets.EventBus(central_bus, role=self.forwarding_role)],
+        )
+        acknowledge(
+            self.forwarding_rule,
+            "Serverless-EventBusDLQ",
+            "An event the central bus refuses is lost to the event path only: the central stack's "
+            "scheduled scans still check every resource; the rule's FailedInvocations metric shows it here.",
         )
 
 

@@ -237,6 +237,24 @@ class Monitoring(Construct):
                 threshold=1,
                 description=f"EventBridge could not deliver {what}.",
             )
+        if workflow.bus is not None and workflow.member_rule is not None:
+            # A custom bus's rule publishes its metrics with both dimensions.
+            self._alarm(
+                "member-ec2-api-call-events-undelivered",
+                cw.Metric(
+                    namespace="AWS/Events",
+                    metric_name="FailedInvocations",
+                    dimensions_map={
+                        "EventBusName": workflow.bus.event_bus_name,
+                        "RuleName": workflow.member_rule.rule_name,
+                    },
+                    period=OPERATIONS_PERIOD,
+                    statistic="Sum",
+                ),
+                threshold=1,
+                description="EventBridge could not deliver a member account's forwarded EC2 call event "
+                "into the events queue.",
+            )
         self._alarm(
             "events-queue-stale",
             workflow.queue.metric_approximate_age_of_oldest_message(

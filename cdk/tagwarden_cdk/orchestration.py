@@ -22,12 +22,11 @@ from constructs import Construct
 from tagwarden_cdk.common import data_removal_policy, log_retention
 from tagwarden_cdk.functions import WorkflowFunction
 from tagwarden_cdk.nag import acknowledge, acknowledge_all, arn_finding
-from tagwarden_cdk.settings import Settings
+from tagwarden_cdk.settings import Settings, scheduled_input
 from tagwarden_cdk.storage import ReportStorage
 from workflow import deployment, layout
 
 FAILED_STATUSES: Final = ("FAILED", "TIMED_OUT", "ABORTED")
-SCHEDULED_INPUT: Final[Mapping[str, object]] = {}  # every field defaults from the deployment
 # Where the Distributed Map reads its items: Validate input writes the run's manifest with the same
 # workflow.layout function; "*" stands for the run id.
 TARGETS_MANIFEST_KEYS: Final = layout.targets_manifest_key("*")  # staging/*/targets.json
@@ -39,27 +38,6 @@ RESULT_WRITER_ACTIONS: Final = (
     "s3:ListMultipartUploadParts",
     "s3:AbortMultipartUpload",
 )
-
-
-def scheduled_input(settings: Settings) -> dict[str, object]:
-    """The execution input of a scheduled run: the deployment's targets, the whole organisation,
-    or (single account) nothing, so every field defaults from the deployment.
-
-    >>> from tagwarden_cdk.settings import Target
-    >>> scheduled_input(Settings(targets=(Target("444455556666", ("eu-west-1",)), Target("777788889999"))))
-    {'targets': [{'account_id': '444455556666', 'regions': ['eu-west-1']}, {'account_id': '777788889999'}]}
-    """
-    if settings.organization:
-        return {"organization": True}
-    if settings.targets:
-        # A target without regions takes the deployment's (the input schema wants none or some).
-        return {
-            "targets": [
-                {"account_id": t.account_id, **({"regions": list(t.regions)} if t.regions else {})}
-                for t in settings.targets
-            ]
-        }
-    return dict(SCHEDULED_INPUT)
 
 
 def schedule_description(settings: Settings) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from workflow.config import (
@@ -41,6 +41,10 @@ CONTEXT_KEYS: Final[dict[str, str]] = {
     # Organisation-wide scanning (docs/deploy.md, "Organisation-wide scanning").
     "targets": "[]: member accounts a scheduled scan covers, a JSON list of {account_id, regions}",
     "organization": "false: scheduled scans cover every active account of the organisation",
+    "organization_id": (
+        "none: the organisation's id (o-...); the central event bus admits forwarded EC2 events only "
+        "from its accounts (required with organization=true)"
+    ),
     "member_role_name": "TagwardenReadOnly: the read-only role the list step assumes in member accounts",
     "member_external_id": "none: sts:ExternalId the member roles require (needed with targets/organization)",
     "distributed_map_threshold": "40: (account, region) pairs above which a run uses the Distributed Map",
@@ -54,6 +58,15 @@ MEMBER_CONTEXT_KEYS: Final[dict[str, str]] = {
     "central_account_id": "required unless central_list_role_arn: the account of the central deployment",
     "central_list_role_name": "tagwarden-<environment>-list-instances: the central list-instances role",
     "central_list_role_arn": "none: the central list role's full ARN, instead of the two keys above",
+    "central_event_bus_arn": (
+        "required unless forward_events=false: the central stack's EventBusArn output, where this "
+        "account's EC2 API call events go"
+    ),
+    "forward_events": "true: forward EC2 launches and tag changes to the central event bus (event runs)",
+    "member_role_region": (
+        "none: create the (global) read-only role only in this region, so one template deploys to "
+        "every region (the forwarding rule is regional); none: in every region it is deployed to"
+    ),
 }
 
 DEFAULT_SCHEDULE: Final = "cron(0 6 * * ? *)"
@@ -69,6 +82,10 @@ LOG_RETENTION_DAYS: Final = (
 _MIN_ATHENA_CUTOFF: Final = 10 * 1024 * 1024  # Athena's lower bound for BytesScannedCutoffPerQuery
 DEFAULT_MEMBER_ROLE_NAME: Final = "TagwardenReadOnly"
 _ACCOUNT_ID: Final = re.compile(r"^[0-9]{12}$")
+_EVENT_BUS_ARN: Final = re.compile(
+    r"^arn:aws[a-z-]*:events:[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+:(?P<account>[0-9]{12}):event-bus/[\w.\-/]{1,256}$"
+)
+_ORGANIZATION_ID: Final = re.compile(r"^o-[a-z0-9]{10,32}$")  # Organizations' own pattern
 _ROLE_NAME: Final = re.compile(r"^[\w+=,.@-]{1,64}$")  # IAM's rule for role names
 _ROLE_ARN: Final = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>[0-9]{12}):role/(?:[\w+=,.@-]+/)*(?P<name>[\w+=,.@-]{1,64})$"
@@ -272,6 +289,7 @@ class Settings:
     # may assume (docs/deploy.md, "Organisation-wide scanning").
     targets: tuple[Target, ...] = ()
     organization: bool = False
+    organization_id: str | None = None
     member_role_name: str = DEFAULT_MEMBER_ROLE_NAME
     member_external_id: str | None = None
     distributed_map_threshold: int = DEFAULT_DISTRIBUTED_MAP_THRESHOLD
@@ -323,6 +341,20 @@ class Settings:
                 "context member_external_id: required with targets or organization=true "
                 "(the member roles trust the list step only with this sts:ExternalId)"
             )
+        organization_id = (
+            _text("organization_id", ctx["organization_id"]) if ctx.get("organization_id") else None
+        )
+        if organization_id is not None and not _ORGANIZATION_ID.match(organization_id):
+            raise SettingsError(
+                f"context organization_id: {organization_id!r} is not an organisation id (o- and 10 to 32 "
+                "lowercase letters or digits; aws organizations describe-organization shows it)"
+            )
+        if organization and organization_id is None:
+            raise SettingsError(
+                "context organization_id: required with organization=true: the central event bus admits "
+                "the member accounts' EC2 events from this organisation only (aws:PrincipalOrgID); "
+                "aws organizations describe-organization shows it"
+            )
         return cls(
             environment=environment,
             regions=_list("regions", ctx.get("regions", []), lambda r: bool(_REGION.match(r)), "a region"),
@@ -367,6 +399,7 @@ class Settings:
             log_level=log_level,
             targets=targets,
             organization=organization,
+            organization_id=organization_id,
             member_role_name=_role_name(
                 "member_role_name", ctx.get("member_role_name", DEFAULT_MEMBER_ROLE_NAME)
             ),
@@ -419,18 +452,53 @@ class MemberSettings:
     member_role_name: str = DEFAULT_MEMBER_ROLE_NAME
     central_role_path: str = "/"
     central_partition: str | None = None  # None: the partition the member stack is deployed in
+    # The central event bus this account's EC2 API call events are forwarded to; None: not forwarded.
+    central_event_bus_arn: str | None = None
+    # The one region whose stack creates the read-only role (IAM is global); None: every stack does.
+    member_role_region: str | None = None
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> MemberSettings:
-        """Member settings; ``member_external_id`` and the central account (or role ARN) are required.
+        """Member settings; ``member_external_id``, the central account (or role ARN) and, unless
+        ``forward_events`` is false, ``central_event_bus_arn`` are required.
 
         >>> MemberSettings.from_context(
-        ...     {"central_account_id": "111122223333", "member_external_id": "0123456789abcdef"}
+        ...     {"central_account_id": "111122223333", "member_external_id": "0123456789abcdef",
+        ...      "forward_events": "false"}
         ... ).central_list_role_name
         'tagwarden-dev-list-instances'
         """
         keys = {*MEMBER_CONTEXT_KEYS, "environment", "member_role_name", "member_external_id"}
         ctx = {k: v for k, v in context.items() if k in keys and v is not None and v != ""}
+        settings = cls._roles(ctx)
+        if "member_role_region" in ctx:
+            region = _text("member_role_region", ctx["member_role_region"])
+            if not _REGION.match(region):
+                raise SettingsError(f"context member_role_region: {region!r} is not a region")
+            settings = replace(settings, member_role_region=region)
+        if not _boolean("forward_events", ctx.get("forward_events", True)):
+            return settings
+        if "central_event_bus_arn" not in ctx:
+            raise SettingsError(
+                "context central_event_bus_arn: required to forward this account's EC2 API call events to "
+                "the central stack (its EventBusArn output), or give -c forward_events=false"
+            )
+        arn = _text("central_event_bus_arn", ctx["central_event_bus_arn"])
+        match = _EVENT_BUS_ARN.match(arn)
+        if not match:
+            raise SettingsError(
+                f"context central_event_bus_arn: {arn!r} is not an event bus ARN "
+                "(arn:aws:events:<region>:<12-digit account>:event-bus/<name>)"
+            )
+        if match["account"] != settings.central_account_id:
+            raise SettingsError(
+                f"context central_event_bus_arn: the bus is in account {match['account']}, not in the "
+                f"central account {settings.central_account_id}"
+            )
+        return replace(settings, central_event_bus_arn=arn)
+
+    @classmethod
+    def _roles(cls, ctx: Mapping[str, Any]) -> MemberSettings:
         if "member_external_id" not in ctx:
             raise SettingsError(
                 "context member_external_id: required for the member stack, the same value as the "
@@ -478,3 +546,24 @@ class MemberSettings:
             member_external_id=external_id,
             member_role_name=role_name,
         )
+
+
+def scheduled_input(settings: Settings) -> dict[str, object]:
+    """The execution input of a scheduled run: the deployment's targets, the whole organisation,
+    or (single account) nothing, so every field defaults from the deployment.
+
+    >>> from tagwarden_cdk.settings import Target
+    >>> scheduled_input(Settings(targets=(Target("444455556666", ("eu-west-1",)), Target("777788889999"))))
+    {'targets': [{'account_id': '444455556666', 'regions': ['eu-west-1']}, {'account_id': '777788889999'}]}
+    """
+    if settings.organization:
+        return {"organization": True}
+    if settings.targets:
+        # A target without regions takes the deployment's (the input schema wants none or some).
+        return {
+            "targets": [
+                {"account_id": t.account_id, **({"regions": list(t.regions)} if t.regions else {})}
+                for t in settings.targets
+            ]
+        }
+    return {}  # every field defaults from the deployment

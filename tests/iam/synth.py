@@ -16,6 +16,9 @@ from workflow.engine.local import CENTRAL_ACCOUNT
 CDK_DIR = Path(__file__).resolve().parents[2] / "cdk"
 ENVIRONMENT = "test"
 EXTERNAL_ID = "tagwarden-3f9c1a7e5b2d4c6e"
+ORGANIZATION_ID = "o-tagwarden01"
+# The central stack's EventBusArn output as the IAM check resolves the central template.
+CENTRAL_BUS_ARN = f"arn:aws:events:us-east-1:{CENTRAL_ACCOUNT}:event-bus/tagwarden-{ENVIRONMENT}-events"
 CONTEXTS: dict[str, dict[str, Any]] = {
     SINGLE: {"environment": ENVIRONMENT},
     TARGETS: {
@@ -23,13 +26,19 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         "targets": [{"account_id": a} for a in ACCOUNTS],
         "member_external_id": EXTERNAL_ID,
     },
-    ORGANIZATION: {"environment": ENVIRONMENT, "organization": True, "member_external_id": EXTERNAL_ID},
+    ORGANIZATION: {
+        "environment": ENVIRONMENT,
+        "organization": True,
+        "organization_id": ORGANIZATION_ID,
+        "member_external_id": EXTERNAL_ID,
+    },
 }
 MEMBER_CONTEXT = {
     "deploy": "member",
     "environment": ENVIRONMENT,
     "central_account_id": CENTRAL_ACCOUNT,
     "member_external_id": EXTERNAL_ID,
+    "central_event_bus_arn": CENTRAL_BUS_ARN,
 }
 
 

@@ -58,6 +58,7 @@ MEMBER_EXTERNAL_ID = "tagwarden-3f9c1a7e5b2d4c6e"
 ORGANIZATION_CONTEXT: dict[str, Any] = {
     **TEST_CONTEXT,
     "organization": True,
+    "organization_id": "o-a1b2c3d4e5",
     "member_external_id": MEMBER_EXTERNAL_ID,
 }
 TARGET_ACCOUNTS = ("444455556666", "777788889999")

@@ -4,12 +4,13 @@ event state machine with exactly the grants its Tasks need."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.infra.cfn import expected, function_id, getatt, grants, only, ref
-from tests.infra.conftest import Synthesized
-from workflow import deployment
-from workflow.events import EVENT_NAMES
+from tests.infra.conftest import ORGANIZATION_CONTEXT, TARGET_ACCOUNTS, Synthesized
+from workflow import config, deployment
+from workflow.events import EVENT_NAMES, EVENT_PATTERN
 
 EVENT_TASKS = [
     "plan-event-run",
@@ -101,3 +102,65 @@ def test_the_event_state_machine_runs_the_event_asl_and_invokes_exactly_its_task
         g[0] for g in granted if g[0].startswith(("logs:", "xray:"))
     }
     assert machine
+
+
+def _member_bus(synthesized: Synthesized) -> tuple[str, dict[str, Any]]:
+    return _resource(synthesized, "AWS::Events::EventBus", "Name", "tagwarden-test-events")
+
+
+def test_a_single_account_deployment_has_no_bus_for_member_accounts(synthesized: Synthesized) -> None:
+    assert not [r for r in synthesized.resources.values() if r["Type"] == "AWS::Events::EventBus"]
+    assert "EventBusArn" not in synthesized.json.get("Outputs", {})
+
+
+def test_an_organisation_deployments_bus_admits_put_events_only_from_the_organisation(
+    organization: Synthesized,
+) -> None:
+    bus, _ = _member_bus(organization)
+    (policy_id,) = [
+        k for k, r in organization.resources.items() if r["Type"] == "AWS::Events::EventBusPolicy"
+    ]
+    policy = organization.resources[policy_id]["Properties"]
+    assert policy["EventBusName"] == ref(bus)
+    assert policy["Statement"] == {
+        "Sid": "cdk-MemberAccountsForwardEc2ApiCalls",  # aws-cdk-lib prefixes it
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "events:PutEvents",
+        "Resource": getatt(bus),
+        "Condition": {"StringEquals": {"aws:PrincipalOrgID": ORGANIZATION_CONTEXT["organization_id"]}},
+    }
+    assert organization.json["Outputs"]["EventBusArn"]["Value"] == getatt(bus)
+
+
+def test_a_targets_deployments_bus_admits_the_target_accounts_alone(targets: Synthesized) -> None:
+    (policy,) = [
+        r["Properties"] for r in targets.resources.values() if r["Type"] == "AWS::Events::EventBusPolicy"
+    ]
+    principals = policy["Statement"]["Principal"]["AWS"]
+    rendered = sorted(json.dumps(p) for p in principals)
+    assert len(rendered) == len(TARGET_ACCOUNTS)
+    assert all(any(account in r for r in rendered) for account in TARGET_ACCOUNTS)
+    assert "Condition" not in policy["Statement"]
+
+
+def test_the_member_bus_rule_feeds_the_events_queue_with_the_same_pattern(organization: Synthesized) -> None:
+    bus, _ = _member_bus(organization)
+    _, rule = _resource(organization, "AWS::Events::Rule", "Name", "tagwarden-test-member-ec2-api-calls")
+    assert rule["EventBusName"] == ref(bus)
+    assert rule["EventPattern"] == json.loads(json.dumps(EVENT_PATTERN))
+    queue, _ = _resource(organization, "AWS::SQS::Queue", "QueueName", "tagwarden-test-events")
+    (target,) = rule["Targets"]
+    assert target["Arn"] == getatt(queue)
+
+
+def test_the_plan_step_knows_what_the_scheduled_scan_covers(
+    synthesized: Synthesized, organization: Synthesized, targets: Synthesized
+) -> None:
+    def scope(s: Synthesized) -> Any:
+        function = s.resources[function_id(s.resources, "tagwarden-test-plan-event-run")]["Properties"]
+        return json.loads(function["Environment"]["Variables"][config.EVENT_SCOPE])
+
+    assert scope(synthesized) == {}
+    assert scope(organization) == {"organization": True}
+    assert [t["account_id"] for t in scope(targets)["targets"]] == list(TARGET_ACCOUNTS)

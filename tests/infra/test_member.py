@@ -30,6 +30,7 @@ from tagwarden_cdk.member import (
     deploy_kind,
 )
 from tagwarden_cdk.nag import AUDIT_CONTEXT
+from workflow.events import EVENT_PATTERN
 from tagwarden_cdk.settings import (
     CONTEXT_KEYS,
     DEFAULT_MEMBER_ROLE_NAME,
@@ -45,10 +46,12 @@ from tests.infra.conftest import CDK_DIR
 
 CENTRAL_ACCOUNT = "111122223333"
 EXTERNAL_ID = "tagwarden-3f9c1a7e5b2d4c6e"
+CENTRAL_BUS_ARN = f"arn:aws:events:eu-west-1:{CENTRAL_ACCOUNT}:event-bus/tagwarden-dev-events"
 MEMBER_CONTEXT: dict[str, Any] = {
     "deploy": "member",
     "central_account_id": CENTRAL_ACCOUNT,
     "member_external_id": EXTERNAL_ID,
+    "central_event_bus_arn": CENTRAL_BUS_ARN,
     "@aws-cdk/core:failSynthOnValidationErrors": False,
 }
 DEPLOY_DOC = CDK_DIR.parent / "docs" / "deploy.md"
@@ -65,7 +68,7 @@ class Member:
 
     @property
     def role_id(self) -> str:
-        return cfn.only(self.json["Resources"], "AWS::IAM::Role", lambda _: True)
+        return cfn.only(self.json["Resources"], "AWS::IAM::Role", lambda p: "RoleName" in p)
 
     @property
     def role(self) -> dict[str, Any]:
@@ -113,13 +116,51 @@ def _violations(report: dict[str, Any]) -> set[tuple[str, str]]:
 # --- the template -------------------------------------------------------------------------------
 
 
-def test_the_stack_is_one_role_with_a_fixed_name_and_a_one_hour_session(member: Member) -> None:
+def test_the_stack_is_the_read_only_role_with_a_fixed_name_and_a_one_hour_session(member: Member) -> None:
     assert member.stack.stack_name == MEMBER_STACK_NAME
-    assert {r["Type"] for r in member.json["Resources"].values()} == {"AWS::IAM::Role"}
-    member.template.resource_count_is("AWS::IAM::Role", 1)
+    assert sorted(r["Type"] for r in member.json["Resources"].values()) == [
+        "AWS::Events::Rule",
+        "AWS::IAM::Policy",
+        "AWS::IAM::Role",
+        "AWS::IAM::Role",
+    ]
     member.template.has_resource_properties(
         "AWS::IAM::Role", {"RoleName": DEFAULT_MEMBER_ROLE_NAME, "MaxSessionDuration": 3600}
     )
+
+
+def test_the_forwarding_rule_sends_the_checked_calls_to_the_central_bus_with_a_role_for_that_bus_only(
+    member: Member,
+) -> None:
+    resources = member.json["Resources"]
+    rule_id = cfn.only(resources, "AWS::Events::Rule", lambda _: True)
+    rule = resources[rule_id]["Properties"]
+    assert rule["EventPattern"] == json.loads(json.dumps(EVENT_PATTERN))
+    assert "EventBusName" not in rule  # the account's default bus, where CloudTrail's events arrive
+    (target,) = rule["Targets"]
+    assert target["Arn"] == CENTRAL_BUS_ARN
+    role_id = target["RoleArn"]["Fn::GetAtt"][0]
+    trust = resources[role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust == [
+        {
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+        }
+    ]
+    policies = [
+        r["Properties"]["PolicyDocument"]["Statement"]
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::Policy" and r["Properties"]["Roles"] == [{"Ref": role_id}]
+    ]
+    assert policies == [[{"Action": "events:PutEvents", "Effect": "Allow", "Resource": CENTRAL_BUS_ARN}]]
+
+
+def test_without_forwarding_the_stack_is_the_read_only_role_alone(tmp_path: Path) -> None:
+    context = {k: v for k, v in MEMBER_CONTEXT.items() if k != "central_event_bus_arn"}
+    quiet = _synthesize_member(tmp_path, {**context, "forward_events": "false"}, checks=False)
+    assert [r["Type"] for r in quiet.json["Resources"].values()] == ["AWS::IAM::Role"]
 
 
 def test_the_role_may_describe_the_ec2_family_and_nothing_else(member: Member) -> None:
@@ -148,9 +189,13 @@ def test_the_role_may_describe_the_ec2_family_and_nothing_else(member: Member) -
     ]
     # The repository's allow-list view: no other statement anywhere in the template either.
     assert cfn.grants(member.json["Resources"], member.role_id) == cfn.expected((MEMBER_ACTIONS, ["*"]))
-    assert [logical_id for logical_id, _ in cfn.all_policy_statements(member.json["Resources"])] == [
-        member.role_id
+    # Besides it, only the forwarding role's one statement (tested with the forwarding rule).
+    others = [
+        statement
+        for logical_id, statement in cfn.all_policy_statements(member.json["Resources"])
+        if logical_id != member.role_id
     ]
+    assert others == [{"Action": "events:PutEvents", "Effect": "Allow", "Resource": CENTRAL_BUS_ARN}]
 
 
 def test_only_the_central_list_role_with_the_external_id_can_assume_it(member: Member) -> None:
@@ -191,6 +236,7 @@ def test_the_default_central_role_name_is_the_list_functions_name_of_the_environ
                 "environment": environment,
                 "central_account_id": CENTRAL_ACCOUNT,
                 "member_external_id": EXTERNAL_ID,
+                "forward_events": "false",
             }
         )
         assert settings.central_list_role_name == Settings(environment=environment).name(functions.LIST)
@@ -202,6 +248,7 @@ def test_a_full_central_role_arn_is_trusted_as_given(tmp_path: Path) -> None:
         "central_list_role_arn": arn,
         "member_external_id": EXTERNAL_ID,
         "member_role_name": "SecOpsTagScanner",
+        "forward_events": False,
     }
     synthesized = _synthesize_member(tmp_path, context, checks=False)
     (statement,) = synthesized.role["AssumeRolePolicyDocument"]["Statement"]
@@ -236,9 +283,10 @@ def test_cdk_nag_and_cloudformation_validation_report_no_unacknowledged_finding(
     assert _violations(member.report()) == set()
 
 
-def test_the_one_acknowledgement_hides_exactly_the_resource_star_finding(audit: Member) -> None:
+def test_the_two_acknowledgements_hide_exactly_the_resource_star_and_rule_dlq_findings(audit: Member) -> None:
     assert _violations(audit.report()) == {
-        (f"{MEMBER_STACK_NAME}/ReadOnlyRole/Resource", "AwsSolutions-IAM5[Resource::*]")
+        (f"{MEMBER_STACK_NAME}/ReadOnlyRole/Resource", "AwsSolutions-IAM5[Resource::*]"),
+        (f"{MEMBER_STACK_NAME}/ForwardEc2ApiCalls/Resource", "Serverless-EventBusDLQ"),
     }
     assert "no resource-level permissions" in RESOURCE_STAR_REASON
 
@@ -289,6 +337,30 @@ def test_cfn_lint_is_clean(member: Member) -> None:
             },
             r"context central_account_id: give either central_list_role_arn or central_account_id",
         ),
+        (
+            {"central_account_id": CENTRAL_ACCOUNT, "member_external_id": EXTERNAL_ID},
+            r"context central_event_bus_arn: required to forward .* or give -c forward_events=false",
+        ),
+        (
+            {
+                "central_account_id": CENTRAL_ACCOUNT,
+                "member_external_id": EXTERNAL_ID,
+                "central_event_bus_arn": "arn:aws:sqs:eu-west-1:111122223333:q",
+            },
+            r"context central_event_bus_arn: .* is not an event bus ARN",
+        ),
+        (
+            {
+                "central_account_id": CENTRAL_ACCOUNT,
+                "member_external_id": EXTERNAL_ID,
+                "central_event_bus_arn": "arn:aws:events:eu-west-1:999999999999:event-bus/tagwarden-dev-events",
+            },
+            r"context central_event_bus_arn: the bus is in account 999999999999, not in the central account",
+        ),
+        (
+            {"central_account_id": CENTRAL_ACCOUNT, "member_external_id": EXTERNAL_ID, "forward_events": "maybe"},
+            r"context forward_events: expected true or false",
+        ),
     ],
 )
 def test_bad_member_context_stops_synthesis_naming_the_key(context: dict[str, Any], message: str) -> None:
@@ -323,6 +395,8 @@ def test_app_with_deploy_member_synthesizes_only_the_member_stack(
         f"central_account_id={CENTRAL_ACCOUNT}",
         "-c",
         f"member_external_id={EXTERNAL_ID}",
+        "-c",
+        f"central_event_bus_arn={CENTRAL_BUS_ARN}",
     ]
     assert entry_point.main(argv=argv) == 0
     assert sorted(p.name for p in tmp_path.glob("*.template.json")) == [f"{MEMBER_STACK_NAME}.template.json"]
@@ -370,7 +444,9 @@ def test_targets_parse_alike_from_the_command_line_and_cdk_json() -> None:
         Target("444455556666", ("eu-west-1", "us-east-1")),
         Target("777788889999", ()),
     )
-    organization = Settings.from_context({"organization": "true", "member_external_id": EXTERNAL_ID})
+    organization = Settings.from_context(
+        {"organization": "true", "member_external_id": EXTERNAL_ID, "organization_id": "o-a1b2c3d4e5"}
+    )
     assert organization.organization is True
     assert organization.targets == ()
 
@@ -405,6 +481,14 @@ def test_targets_parse_alike_from_the_command_line_and_cdk_json() -> None:
             r"context targets: give either targets or organization=true",
         ),
         ({"organization": True}, r"context member_external_id: required with targets or organization"),
+        (
+            {"organization": True, "member_external_id": EXTERNAL_ID},
+            r"context organization_id: required with organization=true",
+        ),
+        (
+            {"organization": True, "member_external_id": EXTERNAL_ID, "organization_id": "r-abcd"},
+            r"context organization_id: 'r-abcd' is not an organisation id",
+        ),
         ({"targets": [{"account_id": "444455556666"}]}, r"context member_external_id: required"),
         ({"member_external_id": "too-short"}, r"context member_external_id: must be 16 to 1224"),
         ({"member_role_name": "x" * 65}, r"context member_role_name: .* is not an IAM role name"),
@@ -434,3 +518,18 @@ def test_the_member_section_documents_every_key() -> None:
     assert set(new_central_keys) <= set(CONTEXT_KEYS)
     for key in (*new_central_keys, *MEMBER_CONTEXT_KEYS, "deploy"):
         assert f"`{key}`" in section, key
+
+
+def test_with_a_member_role_region_one_template_deploys_to_every_region_and_creates_the_role_once(
+    tmp_path: Path,
+) -> None:
+    synthesized = _synthesize_member(tmp_path, {**MEMBER_CONTEXT, "member_role_region": "eu-west-1"}, checks=False)
+    resources = synthesized.json["Resources"]
+    assert synthesized.json["Conditions"] == {
+        "InMemberRoleRegion": {"Fn::Equals": [{"Ref": "AWS::Region"}, "eu-west-1"]}
+    }
+    assert resources[synthesized.role_id]["Condition"] == "InMemberRoleRegion"
+    assert synthesized.json["Outputs"][ROLE_ARN_OUTPUT]["Condition"] == "InMemberRoleRegion"
+    # The forwarding rule and its (unnamed) role are in every region's stack.
+    unconditional = {r["Type"] for r in resources.values() if "Condition" not in r}
+    assert unconditional == {"AWS::Events::Rule", "AWS::IAM::Role", "AWS::IAM::Policy"}

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from tagwarden_cdk.events import EVENT_BUS_OUTPUT
 from tagwarden_cdk.orchestration import scheduled_input
 from tagwarden_cdk.settings import MAX_TARGETS, Settings, SettingsError
 
@@ -251,12 +252,38 @@ def _without_assets(resource: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _changed(one: Mapping[str, Any], other: Mapping[str, Any]) -> set[str]:
-    assert set(one) == set(other), set(one) ^ set(other)
+    # A multi-account deployment adds the member accounts' event bus, and nothing else.
+    assert set(other) - set(one) == set(_member_bus_resources(other)), set(one) ^ set(other)
+    assert set(one) <= set(other)
     return {
         logical_id
         for logical_id in one
         if _without_assets(one[logical_id]) != _without_assets(other[logical_id])
     }
+
+
+def _member_bus_resources(resources: Mapping[str, Any]) -> list[str]:
+    """The bus, its policy, its rule into the events queue and that rule's alarm."""
+    bus = only(resources, "AWS::Events::EventBus", lambda p: True)
+    return [
+        bus,
+        only(resources, "AWS::Events::EventBusPolicy", lambda p: p["EventBusName"] == {"Ref": bus}),
+        only(resources, "AWS::Events::Rule", lambda p: p.get("EventBusName") == {"Ref": bus}),
+        only(
+            resources,
+            "AWS::CloudWatch::Alarm",
+            lambda p: p["AlarmName"] == "tagwarden-test-member-ec2-api-call-events-undelivered",
+        ),
+    ]
+
+
+def _events_queue_policy(synthesized: Synthesized) -> str:
+    """The events queue's policy: it gains the member bus rule's SendMessage."""
+    return only(synthesized.resources, "AWS::SQS::QueuePolicy", lambda p: "EventsQueue" in json.dumps(p["Queues"]))
+
+
+def _outputs_but_the_bus(synthesized: Synthesized) -> dict[str, Any]:
+    return {k: v for k, v in synthesized.json["Outputs"].items() if k != EVENT_BUS_OUTPUT}
 
 
 def test_targets_mode_changes_only_the_list_step_the_validate_environment_and_the_schedule(
@@ -267,10 +294,11 @@ def test_targets_mode_changes_only_the_list_step_the_validate_environment_and_th
         _policy_of(targets, _role(targets, LIST)),
         function_id(targets.resources, LIST),  # the external id
         function_id(targets.resources, VALIDATE),  # another member role name
-        function_id(targets.resources, "tagwarden-test-plan-event-run"),  # the same, for event runs
+        function_id(targets.resources, "tagwarden-test-plan-event-run"),  # the scope of event runs
+        _events_queue_policy(targets),
         schedule,
     }
-    assert synthesized.json["Outputs"] == targets.json["Outputs"]
+    assert synthesized.json["Outputs"] == _outputs_but_the_bus(targets)
 
 
 def test_organization_mode_changes_only_the_list_step_the_validate_step_and_the_schedule(
@@ -282,11 +310,13 @@ def test_organization_mode_changes_only_the_list_step_the_validate_step_and_the_
         function_id(organization.resources, LIST),  # the external id
         _policy_of(organization, _role(organization, VALIDATE)),
         function_id(organization.resources, VALIDATE),  # targets are checked against the organisation
+        function_id(organization.resources, "tagwarden-test-plan-event-run"),  # the scope of event runs
+        _events_queue_policy(organization),
         schedule,
     }
     assert _variables(organization, VALIDATE)[config.ORGANIZATION_DEPLOYMENT] == "true"
     assert config.ORGANIZATION_DEPLOYMENT not in _variables(synthesized, VALIDATE)
-    assert synthesized.json["Outputs"] == organization.json["Outputs"]
+    assert synthesized.json["Outputs"] == _outputs_but_the_bus(organization)
 
 
 # --- settings ------------------------------------------------------------------------------------
