@@ -155,10 +155,9 @@ def build_message(
     outside = (summary.get("events") or {}).get("out_of_scope") or []
     if outside:
         lines.append("Not checked: events from accounts or regions the scheduled scan does not cover:")
-        lines += [
-            f"  {int(o.get('resources', 0)):6d}  {clean(str(o.get('account_id')))} {clean(str(o.get('region')))}"
-            for o in outside[:10]
-        ]
+        for place in outside[:10]:
+            where = f"{clean(str(place.get('account_id')))} {clean(str(place.get('region')))}"
+            lines.append(f"  {int(place.get('resources', 0)):6d}  {where}")
         lines.append("")
     if summary.get("noncompliant_by_owner"):
         lines.append("Top owners of noncompliant instances:")

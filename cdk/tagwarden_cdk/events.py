@@ -171,7 +171,7 @@ class EventWorkflow(Construct):
                 self,
                 "MemberEc2ApiCalls",
                 rule_name=settings.name("member-ec2-api-calls"),
-                description="Tagwarden: member accounts' forwarded EC2 launches and tag changes to the events queue",
+                description="Tagwarden: member accounts' EC2 launches and tag changes to the events queue",
                 event_bus=self.bus,
                 event_pattern=event_pattern(),
                 targets=[
@@ -188,7 +188,7 @@ class EventWorkflow(Construct):
                 scope,
                 EVENT_BUS_OUTPUT,
                 value=self.bus.event_bus_arn,
-                description="The member stacks' central_event_bus_arn: where they forward EC2 API call events",
+                description="The member stacks' central_event_bus_arn: where their EC2 call events go",
             )
 
         role = iam.Role(

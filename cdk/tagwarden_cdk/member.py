@@ -203,7 +203,7 @@ class TagwardenMemberStack(Stack):
             self,
             "ForwardEc2ApiCalls",
             rule_name=FORWARDING_RULE_NAME,
-            description="Tagwarden: successful EC2 launches, creations and tag changes to the central event bus",
+            description="Tagwarden: successful EC2 launches, creations and tag changes to the central bus",
             event_pattern=event_pattern(),
             targets=[events_targets.EventBus(central_bus, role=self.forwarding_role)],
         )

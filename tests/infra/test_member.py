@@ -30,7 +30,6 @@ from tagwarden_cdk.member import (
     deploy_kind,
 )
 from tagwarden_cdk.nag import AUDIT_CONTEXT
-from workflow.events import EVENT_PATTERN
 from tagwarden_cdk.settings import (
     CONTEXT_KEYS,
     DEFAULT_MEMBER_ROLE_NAME,
@@ -43,6 +42,7 @@ from tagwarden_cdk.settings import (
 
 from tests.infra import cfn
 from tests.infra.conftest import CDK_DIR
+from workflow.events import EVENT_PATTERN
 
 CENTRAL_ACCOUNT = "111122223333"
 EXTERNAL_ID = "tagwarden-3f9c1a7e5b2d4c6e"
@@ -358,7 +358,11 @@ def test_cfn_lint_is_clean(member: Member) -> None:
             r"context central_event_bus_arn: the bus is in account 999999999999, not in the central account",
         ),
         (
-            {"central_account_id": CENTRAL_ACCOUNT, "member_external_id": EXTERNAL_ID, "forward_events": "maybe"},
+            {
+                "central_account_id": CENTRAL_ACCOUNT,
+                "member_external_id": EXTERNAL_ID,
+                "forward_events": "maybe",
+            },
             r"context forward_events: expected true or false",
         ),
     ],
@@ -523,7 +527,9 @@ def test_the_member_section_documents_every_key() -> None:
 def test_with_a_member_role_region_one_template_deploys_to_every_region_and_creates_the_role_once(
     tmp_path: Path,
 ) -> None:
-    synthesized = _synthesize_member(tmp_path, {**MEMBER_CONTEXT, "member_role_region": "eu-west-1"}, checks=False)
+    synthesized = _synthesize_member(
+        tmp_path, {**MEMBER_CONTEXT, "member_role_region": "eu-west-1"}, checks=False
+    )
     resources = synthesized.json["Resources"]
     assert synthesized.json["Conditions"] == {
         "InMemberRoleRegion": {"Fn::Equals": [{"Ref": "AWS::Region"}, "eu-west-1"]}

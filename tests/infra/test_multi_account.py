@@ -279,7 +279,9 @@ def _member_bus_resources(resources: Mapping[str, Any]) -> list[str]:
 
 def _events_queue_policy(synthesized: Synthesized) -> str:
     """The events queue's policy: it gains the member bus rule's SendMessage."""
-    return only(synthesized.resources, "AWS::SQS::QueuePolicy", lambda p: "EventsQueue" in json.dumps(p["Queues"]))
+    return only(
+        synthesized.resources, "AWS::SQS::QueuePolicy", lambda p: "EventsQueue" in json.dumps(p["Queues"])
+    )
 
 
 def _outputs_but_the_bus(synthesized: Synthesized) -> dict[str, Any]:

@@ -85,7 +85,9 @@ def test_events_outside_the_scheduled_scans_scope_are_counted_and_neither_descri
         default_regions=("us-east-1",),
     )
     inside = in_place(launch(SSO, "i-0in"), "111111111111", "eu-west-1")
-    other_region = in_place(launch(SSO, "i-0region", time="2026-12-01T10:20:00Z"), "111111111111", "us-east-1")
+    other_region = in_place(
+        launch(SSO, "i-0region", time="2026-12-01T10:20:00Z"), "111111111111", "us-east-1"
+    )
     other_account = in_place(launch(SSO, "i-0acct1", "i-0acct2"), "222222222222", "eu-west-1")
     plan = plan_event_run(
         events_of_records(records(inside, other_region, other_account)),
