@@ -34,10 +34,7 @@ def _launch(instance_id: str, second: int) -> dict[str, Any]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.unit.test_events import SSO, launch
 
-    return {
-        **launch(SSO, instance_id, time=f"2026-12-01T10:00:{second % 60:02d}Z"),
-        "account": CENTRAL_ACCOUNT,
-    }
+    return launch(SSO, instance_id, time=f"2026-12-01T10:00:{second % 60:02d}Z", account=CENTRAL_ACCOUNT)
 
 
 def _fleet(count: int) -> list[FleetInstance]:

@@ -12,7 +12,7 @@ import pytest
 
 from tests.functional.history import payload_sizes, states_entered
 from tests.unit.test_events import IAM_USER, SSO, ec2_event, launch
-from workflow.engine.local import BUCKET, CENTRAL_ACCOUNT, LocalDeployment
+from workflow.engine.local import BUCKET, CENTRAL_ACCOUNT, LocalDeployment, RunResult
 from workflow.fleet import FleetInstance
 
 MEMBER = "111111111111"
@@ -225,3 +225,94 @@ def test_the_next_scheduled_scan_counts_an_event_finding_once_and_lists_it_fixed
     again = local.run({"notify": "never"}, name="scan-after-settling")
     assert again.summary is not None and not again.summary["drift"].get("fixed_since_event")
     assert not again.summary["drift"].get("already_reported_by_events")
+
+
+# --- through EventBridge: the buses, the rules and the Pipe --------------------------------------
+
+
+def _collect_all(local: LocalDeployment, arns: list[str]) -> list[RunResult]:
+    results = [local.collect(arn) for arn in arns]
+    assert all(r.status == "SUCCEEDED" for r in results), [r.cause for r in results]
+    return results
+
+
+def test_a_member_accounts_launch_reaches_an_event_run_through_its_forwarding_rule_and_the_central_bus(
+    local: LocalDeployment,
+) -> None:
+    local.members.add_account(MEMBER)
+    local.fleet.replace(
+        [instance("i-0000000000000e01", {}, account=MEMBER), instance("i-0000000000000e02", GOOD)]
+    )
+    events = [
+        launch(IAM_USER, "i-0000000000000e01", account=MEMBER),
+        launch(SSO, "i-0000000000000e02", account=CENTRAL_ACCOUNT),
+    ]
+    seen = len(local.routing.deliveries)
+    put, arns = local.deliver_events(events, now="2026-12-01T10:15:00Z", name="routed-member")
+    assert (put.queued, put.unmatched, put.refused) == (2, 0, [])
+    (result,) = _collect_all(local, arns)  # one batch, one run
+    assert sorted((f["account_id"], f["resource_id"], f["compliant"]) for f in result.findings) == [
+        (MEMBER, "i-0000000000000e01", False),
+        (CENTRAL_ACCOUNT, "i-0000000000000e02", True),
+    ]
+    (member_finding,) = [f for f in result.findings if f["account_id"] == MEMBER]
+    assert member_finding["created_by"]["display"] == "Alice"
+    hops = {(d.hop, d.account, d.rule) for d in local.routing.deliveries[seen:]}
+    assert ("forward", MEMBER, "tagwarden-forward-ec2-api-calls") in hops
+    assert ("queue", CENTRAL_ACCOUNT, "tagwarden-local-member-ec2-api-calls") in hops
+
+
+def test_an_account_that_left_the_organisation_is_refused_by_the_central_bus(local: LocalDeployment) -> None:
+    outsider = "222222222222"
+    local.members.add_account(outsider)
+    del local.members.accounts[outsider]  # its member stack stays; the organisation no longer has it
+    put, arns = local.deliver_events(
+        [launch(IAM_USER, "i-0000000000000f01", account=outsider)], name="outsider"
+    )
+    assert (put.queued, put.refused, arns) == (0, [outsider], [])
+
+
+def test_events_of_an_account_without_forwarding_and_other_calls_go_nowhere(local: LocalDeployment) -> None:
+    quiet = "333333333333"
+    local.members.add_account(quiet)
+    local.routing.stop_forwarding(quiet)
+    stop = ec2_event("StopInstances", {"userIdentity": IAM_USER}, account=MEMBER)
+    failed = ec2_event(
+        "RunInstances", {"userIdentity": IAM_USER, "errorCode": "Client.InvalidAMIID"}, account=MEMBER
+    )
+    put, arns = local.deliver_events(
+        [launch(IAM_USER, "i-0000000000000f02", account=quiet), stop, failed], name="nowhere"
+    )
+    assert (put.queued, put.unmatched, arns) == (0, 3, [])
+
+
+def test_a_launch_in_a_region_the_schedule_does_not_scan_is_counted_and_not_checked(
+    local: LocalDeployment,
+) -> None:
+    local.members.add_account(MEMBER)
+    elsewhere = launch(IAM_USER, "i-0000000000000f03", account=MEMBER, region="ap-south-1")
+    put, arns = local.deliver_events([elsewhere], now="2026-12-01T10:15:00Z", name="out-of-scope")
+    assert put.queued == 1
+    (result,) = _collect_all(local, arns)
+    assert "Nothing to check" in states_entered(result.history)
+    planned = next(e for e in result.history if e["type"] == "TaskStateExited")
+    counts = json.loads(planned["stateExitedEventDetails"]["output"])["events"]
+    assert counts["out_of_scope"] == [{"account_id": MEMBER, "region": "ap-south-1", "resources": 1}]
+
+
+def test_five_hundred_launches_through_the_queue_are_two_pipe_batches_with_small_payloads(
+    local: LocalDeployment,
+) -> None:
+    ids = [f"i-{n:017x}" for n in range(0x1000, 0x1000 + 500)]
+    local.fleet.replace([instance(i, GOOD if n % 5 else {}) for n, i in enumerate(ids)])
+    events = [
+        launch(SSO, i, time=f"2026-12-01T10:00:{n % 60:02d}Z", account=CENTRAL_ACCOUNT)
+        for n, i in enumerate(ids)
+    ]
+    put, arns = local.deliver_events(events, now="2026-12-01T10:16:00Z", name="routed-burst")
+    assert put.queued == 500
+    assert len(arns) == 2  # the Pipe's batches of at most 250
+    results = _collect_all(local, arns)
+    assert sum(len(r.findings) for r in results) == 500
+    assert sum(not f["compliant"] for r in results for f in r.findings) == 100
+    assert max(size for r in results for _, _, size in payload_sizes(r.history)) < 8 * 1024

@@ -12,25 +12,32 @@ from workflow.events import batch_of, creator, resources_named
 ACCOUNT = "111122223333"
 
 
-def ec2_event(name: str, detail: dict[str, Any], *, time: str = "2026-12-01T10:00:00Z") -> dict[str, Any]:
+def ec2_event(
+    name: str,
+    detail: dict[str, Any],
+    *,
+    time: str = "2026-12-01T10:00:00Z",
+    account: str = ACCOUNT,
+    region: str = "eu-west-1",
+) -> dict[str, Any]:
     """An EventBridge event for an EC2 API call, as EventBridge delivers it."""
     return {
         "version": "0",
         "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
         "detail-type": "AWS API Call via CloudTrail",
         "source": "aws.ec2",
-        "account": ACCOUNT,
+        "account": account,
         "time": time,
-        "region": "eu-west-1",
+        "region": region,
         "resources": [],
         "detail": {
             "eventVersion": "1.09",
             "eventTime": time,
             "eventSource": "ec2.amazonaws.com",
             "eventName": name,
-            "awsRegion": "eu-west-1",
+            "awsRegion": region,
             "sourceIPAddress": "192.0.2.10",
-            "recipientAccountId": ACCOUNT,
+            "recipientAccountId": account,
             "eventType": "AwsApiCall",
             **detail,
         },
@@ -38,7 +45,11 @@ def ec2_event(name: str, detail: dict[str, Any], *, time: str = "2026-12-01T10:0
 
 
 def launch(
-    identity: dict[str, Any], *instance_ids: str, time: str = "2026-12-01T10:00:00Z"
+    identity: dict[str, Any],
+    *instance_ids: str,
+    time: str = "2026-12-01T10:00:00Z",
+    account: str = ACCOUNT,
+    region: str = "eu-west-1",
 ) -> dict[str, Any]:
     return ec2_event(
         "RunInstances",
@@ -48,6 +59,8 @@ def launch(
             "responseElements": {"instancesSet": {"items": [{"instanceId": i} for i in instance_ids]}},
         },
         time=time,
+        account=account,
+        region=region,
     )
 
 

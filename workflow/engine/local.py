@@ -26,6 +26,7 @@ import botocore.session
 
 from workflow import aws, config, deployment, layout
 from workflow.engine.embedded import EmbeddedEngine
+from workflow.engine.event_routing import EventRouting, PutResult
 from workflow.engine.fleet_endpoint import FleetEndpoint
 from workflow.engine.member_accounts import MemberAccounts
 from workflow.fleet import FleetInstance, FleetResource
@@ -171,6 +172,10 @@ class LocalDeployment:
         self.capture_queue_url = ""
         self.topic_arn = ""
         self.function_arns: dict[str, str] = {}
+        # CloudTrail's events, EventBridge's buses and rules, and the Pipe (deliver_events).
+        self.routing = EventRouting(
+            central_account=CENTRAL_ACCOUNT, region=region, environment=environment, members=self.members
+        )
         self._stack: contextlib.ExitStack | None = None
         self._log = io.StringIO()
         self._log_lock = threading.Lock()
@@ -282,6 +287,7 @@ class LocalDeployment:
         self.events_state_machine_arn = self.engine.create_state_machine(
             EVENTS_STATE_MACHINE_NAME, events_definition
         )
+        self.routing.deploy()
 
     # -- runs ----------------------------------------------------------------------------------
 
@@ -297,9 +303,30 @@ class LocalDeployment:
         )
 
     def start_events(self, events: list[Any], *, now: str | None = None, name: str | None = None) -> str:
-        """Start an event run as the deployed Pipe does: the events as SQS messages go to the
-        enrichment Lambda, which stores them; the key it returns is the execution's input."""
+        """Start an event run on ``events`` as one batch the Pipe hands on (as ``tagwarden run
+        --event`` does: the events exactly as EventBridge delivers them)."""
         records = [{"messageId": str(n), "body": json.dumps(event)} for n, event in enumerate(events)]
+        return self._start_batch(records, now=now, name=name)
+
+    def deliver_events(
+        self, events: list[Any], *, now: str | None = None, name: str | None = None
+    ) -> tuple[PutResult, list[str]]:
+        """Put CloudTrail's events on the buses of the accounts and regions they happened in, let
+        the rules route them (a member account's through its forwarding rule and the central bus),
+        and hand the events queue on as the Pipe does. Returns what the buses did and the event runs
+        started (``name-1``, ``name-2``, ... one per batch)."""
+        put = self.routing.put(events)
+        count = iter(range(1, 1_000_000))
+        started = self.routing.drain(
+            self.engine.client("sqs"),
+            lambda records: self._start_batch(
+                records, now=now, name=f"{name}-{next(count)}" if name else None
+            ),
+        )
+        return put, started
+
+    def _start_batch(self, records: list[dict[str, Any]], *, now: str | None, name: str | None) -> str:
+        """The Pipe's enrichment Lambda stores the batch; the key it returns is the execution's input."""
         answer = self.engine.client("lambda").invoke(
             FunctionName=self.function_arns[deployment.STORE_EVENT_BATCH.name],
             Payload=json.dumps(records).encode(),
