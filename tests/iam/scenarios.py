@@ -193,7 +193,9 @@ def launches(instances: list[FleetInstance], account: str) -> list[dict[str, Any
     """RunInstances events (an Identity Center user) for these instances, in ``account``."""
     from tests.unit.test_events import SSO, launch
 
-    return [launch(SSO, item.instance["InstanceId"], account=account, region=item.region) for item in instances]
+    return [
+        launch(SSO, item.instance["InstanceId"], account=account, region=item.region) for item in instances
+    ]
 
 
 def run_single_account(observations: Observations, schedule_input: dict[str, Any]) -> None:

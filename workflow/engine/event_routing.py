@@ -178,7 +178,7 @@ class EventRouting:
         SQS records, each stored by the enrichment and started as one event run (``start_batch``),
         then deleted from the queue. Returns the executions started."""
         url = sqs.get_queue_url(QueueName=self.queue_name)["QueueUrl"]
-        started = []
+        started: list[str] = []
         while True:
             batch: list[dict[str, Any]] = []
             while len(batch) < PIPE_BATCH_SIZE:
