@@ -36,6 +36,8 @@ TOLERATED_FAILURE_PERCENTAGE: Final = "TAGWARDEN_TOLERATED_FAILURE_PERCENTAGE"
 TOPIC_ARN: Final = "TAGWARDEN_TOPIC_ARN"
 ORGANIZATION_DEPLOYMENT: Final = "TAGWARDEN_ORGANIZATION_DEPLOYMENT"
 CONSOLE_REGION: Final = "TAGWARDEN_CONSOLE_REGION"
+# "true": an event run tags each resource it was told the creator of with CreatedBy (if untagged).
+TAG_CREATED_BY: Final = "TAGWARDEN_TAG_CREATED_BY"
 # The scheduled scan's input ({} | {"targets": [...]} | {"organization": true}) as JSON: the event
 # runs check what the scheduled scan covers and only count the rest.
 EVENT_SCOPE: Final = "TAGWARDEN_EVENT_SCOPE"
@@ -74,6 +76,13 @@ def _int(env: Environ, name: str, default: int, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ConfigurationError(f"environment variable {name}={value} must be between {low} and {high}")
     return value
+
+
+def _flag(env: Environ, name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw not in {"", "true", "false"}:
+        raise ConfigurationError(f"environment variable {name}={raw!r} must be true or false")
+    return raw == "true"
 
 
 def _regions(env: Environ, name: str) -> tuple[str, ...]:
@@ -224,6 +233,7 @@ class ListConfig:
     page_size: int
     time_budget_margin_seconds: int
     member_external_id: str | None = None
+    tag_created_by: bool = False
 
     @classmethod
     def from_env(cls, env: Environ | None = None) -> ListConfig:
@@ -238,6 +248,7 @@ class ListConfig:
             page_size=_int(env, PAGE_SIZE, 1000, 5, 1000),
             time_budget_margin_seconds=_int(env, TIME_BUDGET_MARGIN_SECONDS, 60, 1, 600),
             member_external_id=env.get(MEMBER_EXTERNAL_ID, "").strip() or None,
+            tag_created_by=_flag(env, TAG_CREATED_BY),
         )
 
 

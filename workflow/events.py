@@ -73,6 +73,9 @@ _SERVICE_ROLES: Final = {
     "AWSServiceRoleForAmazonEKSNodegroup": "eks-nodegroup.amazonaws.com",
 }
 SSO_ROLE_PREFIX: Final = "AWSReservedSSO_"
+# The tag an event run may put on a resource it was told the creator of (off by default).
+CREATED_BY_TAG: Final = "CreatedBy"
+MAX_TAG_VALUE: Final = 256  # EC2's limit for a tag value
 ASG_TAG: Final = "aws:autoscaling:groupName"
 
 

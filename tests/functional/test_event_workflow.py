@@ -12,6 +12,7 @@ import pytest
 
 from tests.functional.history import payload_sizes, states_entered
 from tests.unit.test_events import IAM_USER, SSO, ec2_event, launch
+from workflow import config
 from workflow.engine.local import BUCKET, CENTRAL_ACCOUNT, LocalDeployment, RunResult
 from workflow.fleet import FleetInstance
 
@@ -316,3 +317,60 @@ def test_five_hundred_launches_through_the_queue_are_two_pipe_batches_with_small
     assert sum(len(r.findings) for r in results) == 500
     assert sum(not f["compliant"] for r in results for f in r.findings) == 100
     assert max(size for r in results for _, _, size in payload_sizes(r.history)) < 8 * 1024
+
+
+@pytest.fixture
+def tagging_on(local: LocalDeployment) -> Iterator[None]:
+    client = local.engine.client("lambda")
+    name = local.function_arns["list-instances"]
+    variables = client.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+    client.update_function_configuration(
+        FunctionName=name, Environment={"Variables": {**variables, config.TAG_CREATED_BY: "true"}}
+    )
+    try:
+        yield
+    finally:
+        client.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+
+
+def test_created_by_tagging_tags_untagged_launches_with_their_creator_and_never_overwrites_one(
+    local: LocalDeployment, tagging_on: None
+) -> None:
+    local.members.add_account(MEMBER)
+    claimed = {**GOOD, "CreatedBy": "platform-team"}
+    local.fleet.replace(
+        [
+            instance("i-0000000000000g01", {}),
+            instance("i-0000000000000g02", claimed),
+            instance("i-0000000000000g03", {}, account=MEMBER),
+        ]
+    )
+    events = [
+        in_account(launch(SSO, "i-0000000000000g01", "i-0000000000000g02")),
+        in_account(launch(IAM_USER, "i-0000000000000g03"), MEMBER),
+    ]
+    before = len(local.fleet.tagged)
+    result = local.run_events(events, now="2026-12-01T10:15:00Z", name="event-tag-creators")
+    assert result.status == "SUCCEEDED", result.cause
+    assert local.fleet.tagged[before:] == [
+        (CENTRAL_ACCOUNT, "eu-west-1", "i-0000000000000g01", {"CreatedBy": "dana@example.com"}),
+        (MEMBER, "eu-west-1", "i-0000000000000g03", {"CreatedBy": "Alice"}),  # through the member role
+    ]
+    listed = [
+        json.loads(e["stateExitedEventDetails"]["output"])
+        for e in result.history
+        if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "List EC2 instances"
+    ]
+    assert sorted(r["result"]["listing"]["created_by_tags"]["tagged"] for r in listed) == [1, 1]
+    # The next look at the same resources finds the tag and leaves it alone.
+    again = local.run_events(events, now="2026-12-01T10:20:00Z", name="event-tag-creators-again")
+    assert again.status == "SUCCEEDED", again.cause
+    assert len(local.fleet.tagged) == before + 2
+
+
+def test_created_by_tagging_is_off_by_default(local: LocalDeployment) -> None:
+    local.fleet.replace([instance("i-0000000000000g04", {})])
+    before = len(local.fleet.tagged)
+    result = local.run_events([in_account(launch(SSO, "i-0000000000000g04"))], now="2026-12-01T10:15:00Z")
+    assert result.status == "SUCCEEDED", result.cause
+    assert len(local.fleet.tagged) == before

@@ -129,11 +129,25 @@ class Deployment:
         self.queue_arn = t.get_att(queues[0], "Arn")
         self.queue_name = t.physical_name(queues[0])
         member_roles = Template(member, name="member").of_type("AWS::IAM::Role")
-        assert len(member_roles) == 1, member_roles
-        self.member_role_id = next(iter(member_roles))
+        named = [r for r, resource in member_roles.items() if "RoleName" in resource["Properties"]]
+        assert len(named) == 1, member_roles
+        self.member_role_id = named[0]
         self.member_role_name = str(
             Template(member).resolve(member_roles[self.member_role_id]["Properties"]["RoleName"])
         )
+        # The member stack's forwarding role (EventBridge delivers with it), when it forwards.
+        forwarders = [
+            r
+            for r, resource in member_roles.items()
+            if "events.amazonaws.com" in str(resource["Properties"]["AssumeRolePolicyDocument"])
+        ]
+        self.forwarding_role_id = forwarders[0] if forwarders else ""
+        # The central bus member accounts forward to (targets and organisation templates).
+        buses = list(t.of_type("AWS::Events::EventBus"))
+        self.member_bus_name = t.physical_name(buses[0]) if buses else ""
+        self.member_bus_arn = t.get_att(buses[0], "Arn") if buses else ""
+        events_queues = [q for q in t.of_type("AWS::SQS::Queue") if t.physical_name(q).endswith("-events")]
+        self.events_queue_name = t.physical_name(events_queues[0]) if events_queues else ""
         self.organization_id = self._organization_id() or "o-local"
         # Scenarios whose executions were all of the event state machine (set by run_check).
         self.event_only_scenarios: set[str] = set()
@@ -178,6 +192,16 @@ class Deployment:
             (f":mapRun:{local_engine.STATE_MACHINE_NAME}/", f":mapRun:{self.state_machine_name}/"),
             (":role/TagwardenReadOnly", f":role/{self.member_role_name}"),
             *(
+                [(f":{local_engine.EVENTS_QUEUE_NAME}", f":{self.events_queue_name}")]
+                if self.events_queue_name
+                else []
+            ),
+            *(
+                [(f":event-bus/{local_engine.EVENTS_QUEUE_NAME}", f":event-bus/{self.member_bus_name}")]
+                if self.member_bus_name
+                else []
+            ),
+            *(
                 [
                     (
                         f":stateMachine:{local_engine.EVENTS_STATE_MACHINE_NAME}",
@@ -218,6 +242,15 @@ class Deployment:
 
     def member_template(self, account: str) -> Template:
         return Template(self.member_document, name="member", stack_name="TagwardenMember", account=account)
+
+    def forwarding_principal(self, account: str) -> Principal:
+        arn = self.member_template(account).role_arn(self.forwarding_role_id)
+        return Principal("role", arn, account)
+
+    def forwards_events(self) -> bool:
+        """Member accounts forward events here: the template has the central bus, the member
+        template its forwarding rule."""
+        return bool(self.member_bus_arn and self.forwarding_role_id)
 
     def assumes_member_roles(self) -> bool:
         """Whether the list role may assume member roles (targets or organisation deployments)."""
@@ -592,6 +625,7 @@ def _service_checks(d: Deployment, observations: Observations, problems: list[st
                     )
                 )
     checks += _rule_checks(d, observations, problems)
+    checks += _delivery_checks(d, observations, problems)
     checks += _alarm_checks(d)
     return checks
 
@@ -651,6 +685,79 @@ def _rule_checks(d: Deployment, observations: Observations, problems: list[str])
     return checks
 
 
+def _delivery_checks(d: Deployment, observations: Observations, problems: list[str]) -> list[Check]:
+    """EventBridge on the event path: a member account's forwarding rule putting the event on the
+    central bus (as the member's forwarding role: its trust, its policy and the bus's policy), and
+    a central rule sending it to the events queue (the queue's policy)."""
+    t = d.template
+    checks: list[Check] = []
+    service = Principal("service", service="events.amazonaws.com")
+    rules = {t.physical_name(r): r for r in t.of_type("AWS::Events::Rule")}
+    for scenario, delivery in observations.deliveries:
+        target = d.translate(delivery.target)
+        if delivery.hop == "forward":
+            if not d.forwards_events():
+                problems.append(
+                    f"{scenario}: a member account forwarded an event, but {d.name} has no bus for it"
+                )
+                continue
+            rule_arn = t.arn(
+                "events", f"rule/{delivery.rule}", region=delivery.region, account=delivery.account
+            )
+            checks.append(
+                Check(
+                    f"trust:member-forward:{d.forwarding_role_id}",
+                    service,
+                    Request(
+                        "sts:AssumeRole",
+                        d.member_template(delivery.account).role_arn(d.forwarding_role_id),
+                        {"aws:SourceAccount": delivery.account, "aws:SourceArn": rule_arn},
+                    ),
+                    scenario,
+                    "EventBridge assumes the member's forwarding role",
+                )
+            )
+            principal = d.forwarding_principal(delivery.account)
+            context = {
+                "aws:SecureTransport": True,
+                **_principal_context(principal, d.organization_id),
+                "aws:ResourceAccount": t.account,
+            }
+            checks.append(
+                Check(
+                    f"member-forward:{d.forwarding_role_id}",
+                    principal,
+                    Request("events:PutEvents", target, context),
+                    scenario,
+                    "the member's forwarding rule puts the event on the central bus",
+                )
+            )
+            continue
+        # The central stack's rule of the same name in the template's environment.
+        suffix = delivery.rule.removeprefix(f"tagwarden-{local_engine.ENVIRONMENT}-")
+        environment = d.state_machine_name.removeprefix("tagwarden-").removesuffix("-scan")
+        rule_id = rules.get(f"tagwarden-{environment}-{suffix}")
+        if rule_id is None:
+            problems.append(f"{scenario}: {d.name} has no rule like {delivery.rule}")
+            continue
+        context = {
+            "aws:SecureTransport": True,
+            "aws:SourceArn": t.get_att(rule_id, "Arn"),
+            "aws:SourceAccount": t.account,
+            **_principal_context(service, d.organization_id),
+        }
+        checks.append(
+            Check(
+                f"service:events.amazonaws.com {rule_id}",
+                service,
+                Request("sqs:SendMessage", target, context),
+                scenario,
+                f"the rule {t.physical_name(rule_id)} sends the EC2 call event to the events queue",
+            )
+        )
+    return checks
+
+
 def _translated(d: Deployment, execution: Execution) -> Execution:
     return Execution(d.translate(execution.arn), execution.status, execution.scenario, [], {})
 
@@ -697,6 +804,8 @@ def _alarm_checks(d: Deployment) -> list[Check]:
 def principal_statements(d: Deployment, key: str, account: str) -> list[Statement]:
     if key.startswith("member:"):
         return d.member_template(account).identity_statements(d.member_role_id)
+    if key.startswith("member-forward:"):
+        return d.member_template(account).identity_statements(d.forwarding_role_id)
     if key.startswith(("trust:", "service:")):
         return []
     return d.template.identity_statements(key)
@@ -713,6 +822,8 @@ def evaluate(d: Deployment, check: Check) -> Decision:
         role_ids = [r for r in t.role_ids() if t.role_arn(r) == resource]
         if check.expect_denied:
             trust = []  # the engine's member registry has no such role in that account
+        elif check.principal_key.startswith("trust:member-forward:"):
+            trust = d.member_template(role_account).trust_statements(d.forwarding_role_id)
         elif role_ids:
             trust = t.trust_statements(role_ids[0])
         elif role_name == d.member_role_name:
@@ -807,6 +918,10 @@ def all_grants(d: Deployment, roles: Iterable[str], skipped: Mapping[str, str]) 
             f"trust:member:{d.member_role_id}",
             d.member_template(t.account).trust_statements(d.member_role_id),
         )
+    if d.forwards_events():
+        forwarding = d.member_template(t.account)
+        add(f"member-forward:{d.forwarding_role_id}", forwarding.identity_statements(d.forwarding_role_id))
+        add(f"trust:member-forward:{d.forwarding_role_id}", forwarding.trust_statements(d.forwarding_role_id))
     for arn, statements in t.key_policies().items():
         add(f"key:{arn}", statements)
     for arn, statements in t.resource_policies().items():
@@ -850,13 +965,29 @@ def mark_used(d: Deployment, grants: list[Grant], check: Check) -> None:
     for grant in grants:
         if grant.principal_key not in keys:
             continue
-        if not grant.statement.applies(check.principal, request.action, request.resource, request.context):
+        statement = _in_account_of(d, grant, check)
+        if not statement.applies(check.principal, request.action, request.resource, request.context):
             continue
         if not action_matches(grant.action, request.action):
             continue
         if grant.resource != "(the role)" and not arn_matches(grant.resource, request.resource):
             continue
         grant.used_by.add(check.scenario)
+
+
+def _in_account_of(d: Deployment, grant: Grant, check: Check) -> Statement:
+    """The grant's statement as the member stack in the check's account resolves it (its own
+    account id in a condition); other grants as they are."""
+    key = grant.principal_key
+    if not key.startswith(("member-forward:", "trust:member-forward:")):
+        return grant.statement
+    account = check.request.context.get("aws:SourceAccount") or check.principal.account
+    template = d.member_template(str(account))
+    if key.startswith("trust:"):
+        statements = template.trust_statements(d.forwarding_role_id)
+    else:
+        statements = template.identity_statements(d.forwarding_role_id)
+    return next(s for s in statements if s.source == grant.statement.source)
 
 
 def static_problems(grants: Iterable[Grant]) -> list[str]:
@@ -920,6 +1051,7 @@ def run_check(d: Deployment, observations: Observations) -> Result:
         executions=[e for e in observations.executions if e.scenario in relevant and e.scenario not in toys],
         map_runs=[m for m in observations.map_runs if m[0] in relevant],
         modes=observations.modes,
+        deliveries=[h for h in observations.deliveries if h[0] in relevant],
     )
     machines_of: dict[str, set[bool]] = defaultdict(set)
     for execution in observations.executions:
@@ -951,6 +1083,8 @@ def principal_label(d: Deployment, key: str) -> str:
     t = d.template
     if key.startswith("trust:member:") or key.startswith("member:"):
         return f"member role {d.member_role_name}" + (" (trust)" if key.startswith("trust:") else "")
+    if key.startswith(("trust:member-forward:", "member-forward:")):
+        return "member forwarding role" + (" (trust)" if key.startswith("trust:") else "")
     if key.startswith("trust:"):
         role = key.removeprefix("trust:")
         return f"{t.physical_name(role) if role in t.resources else role} (trust)"

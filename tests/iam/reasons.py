@@ -35,10 +35,10 @@ REASONS = (
     ),
     Reason(
         "events-queue",
-        r"sqs:(SendMessage|GetQueueAttributes|GetQueueUrl)",
+        r"sqs:(GetQueueAttributes|GetQueueUrl)",
         r".*",
-        "The EC2 API call rule delivers CloudTrail's events to the events queue; no local engine produces "
-        "CloudTrail events, so event runs start from the events themselves (tagwarden run --event).",
+        "aws-cdk-lib's SQS target grants the EC2 API call rules these with SendMessage (grantSendMessages); "
+        "EventBridge delivers with SendMessage only, which the event scenarios exercise.",
     ),
     Reason(
         "state-machine",

@@ -61,6 +61,7 @@ def merged(first: Observations, second: Observations) -> Observations:
         executions=[*first.executions, *second.executions],
         map_runs=[*first.map_runs, *second.map_runs],
         modes={**second.modes, **first.modes},
+        deliveries=[*first.deliveries, *second.deliveries],
     )
 
 

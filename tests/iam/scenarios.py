@@ -18,6 +18,7 @@ from unittest import mock
 
 from tests.iam.recorder import Recorder
 from workflow import config
+from workflow.engine.event_routing import Delivery
 from workflow.engine.local import BUCKET, CENTRAL_ACCOUNT, LocalDeployment
 from workflow.errors import PermanentError
 from workflow.fleet import FleetInstance, FleetResource, demo_fleet, demo_resources, iter_fleet_document
@@ -50,6 +51,8 @@ class Observations:
     map_runs: list[tuple[str, str, int]] = field(default_factory=list)  # (scenario, map run ARN, items)
     modes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # scenario -> template modes
     state_machine_name: str = ""
+    # EventBridge's hops on the event path (a member's forward, a rule into the events queue).
+    deliveries: list[tuple[str, Delivery]] = field(default_factory=list)
 
     @property
     def invocations(self) -> list[tuple[str, str]]:
@@ -162,8 +165,11 @@ class Runner:
     ) -> Execution:
         recorder = self.observations.recorder
         self.observations.modes[scenario] = modes
+        hops = len(self.local.routing.deliveries)
         with recorder.recording(scenario):
             arn = start() if start else self.local.start(execution_input, name=scenario)
+        self.observations.deliveries += [(scenario, d) for d in self.local.routing.deliveries[hops:]]
+        with recorder.recording(scenario):
             description = self.local.engine.wait(arn, timeout=300)
             history = self.local.engine.history(arn)
             self.local.drain_notifications()
@@ -185,8 +191,15 @@ class Runner:
 def event_start(
     local: LocalDeployment, events: list[dict[str, Any]], now: str, name: str
 ) -> Callable[[], str]:
-    """Start an event run as the events Pipe does (:meth:`LocalDeployment.start_events`)."""
-    return lambda: local.start_events(events, now=now, name=name)
+    """CloudTrail's events through EventBridge (the rules, a member's forwarding, the central bus)
+    into the events queue, handed on as one batch by the Pipe (:meth:`LocalDeployment.deliver_events`)."""
+
+    def start() -> str:
+        put, started = local.deliver_events(events, now=now, name=name)
+        assert put.queued == len(events) and len(started) == 1, (put, started)
+        return started[0]
+
+    return start
 
 
 def launches(instances: list[FleetInstance], account: str) -> list[dict[str, Any]]:
@@ -218,7 +231,8 @@ def run_single_account(observations: Observations, schedule_input: dict[str, Any
             {"policy": FINOPS_POLICY, "notify": "never"},
         )
         local.fleet.replace(single_account_fleet())
-        mine = single_account_fleet()[:3]
+        # In the deployment's own region: the central rule on its default bus (no forwarding).
+        mine = [i for i in single_account_fleet() if i.region == local.region][:3]
         runner.run(
             "event run: launches named by CloudTrail events",
             EVERY_MODE,

@@ -30,6 +30,7 @@ _NAME_PROPERTY = {
     "AWS::StepFunctions::StateMachine": "StateMachineName",
     "AWS::Logs::LogGroup": "LogGroupName",
     "AWS::Events::Rule": "Name",
+    "AWS::Events::EventBus": "Name",
     "AWS::Scheduler::Schedule": "Name",
     "AWS::Glue::Crawler": "Name",
     "AWS::Athena::WorkGroup": "Name",
@@ -134,6 +135,8 @@ class Template:
             ("AWS::KMS::Key", "Arn"): lambda: self.arn("kms", f"key/{name}"),
             ("AWS::KMS::Key", "KeyId"): lambda: name,
             ("AWS::Events::Rule", "Arn"): lambda: self.arn("events", f"rule/{name}"),
+            ("AWS::Events::EventBus", "Arn"): lambda: self.arn("events", f"event-bus/{name}"),
+            ("AWS::Events::EventBus", "Name"): lambda: name,
             ("AWS::Scheduler::Schedule", "Arn"): lambda: self.arn("scheduler", f"schedule/default/{name}"),
             ("AWS::Glue::Crawler", "Arn"): lambda: self.arn("glue", f"crawler/{name}"),
             ("AWS::Lambda::LayerVersion", "Arn"): lambda: self.ref(logical_id),
@@ -221,7 +224,7 @@ class Template:
         return _statements(document, f"{role_id} trust", "trust")
 
     def resource_policies(self) -> dict[str, list[Statement]]:
-        """Resource ARN -> its resource-policy statements (buckets, queues, topics)."""
+        """Resource ARN -> its resource-policy statements (buckets, queues, topics, event buses)."""
         policies: dict[str, list[Statement]] = {}
         for logical_id, resource in self.resources.items():
             properties = resource.get("Properties", {})
@@ -238,6 +241,13 @@ class Template:
                     policies.setdefault(self.arn("sqs", name), []).extend(
                         _statements(self.resolve(properties["PolicyDocument"]), logical_id, "resource")
                     )
+            elif kind == "AWS::Events::EventBusPolicy":
+                # One statement per resource (the Statement property), on the bus it names.
+                bus = str(self.resolve(properties["EventBusName"]))
+                document = {"Statement": [self.resolve(properties["Statement"])]}
+                policies.setdefault(self.arn("events", f"event-bus/{bus}"), []).extend(
+                    _statements(document, logical_id, "resource")
+                )
             elif kind == "AWS::SNS::TopicPolicy":
                 for topic in properties["Topics"]:
                     policies.setdefault(str(self.resolve(topic)), []).extend(

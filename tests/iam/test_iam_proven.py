@@ -15,6 +15,7 @@ import pytest
 from tests.iam.check import Deployment, Result, principal_label, run_check, summary_line
 from tests.iam.report import MODES, recorded, run_everything
 from tests.iam.scenarios import ORGANIZATION, SINGLE
+from tests.iam.synth import ORGANIZATION_ID
 
 
 @pytest.fixture(scope="module")
@@ -137,12 +138,31 @@ def test_a_kms_grant_missing_for_the_encrypted_topic_is_reported() -> None:
 def test_a_member_trust_without_the_external_id_condition_value_denies_assume_role() -> None:
     def other_external_id(central: dict[str, Any], member: dict[str, Any]) -> None:
         for resource in member["Resources"].values():
-            if resource["Type"] == "AWS::IAM::Role":
+            if resource["Type"] == "AWS::IAM::Role" and "RoleName" in resource["Properties"]:
                 for statement in resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
                     statement["Condition"]["StringEquals"]["sts:ExternalId"] = "someone-elses-external-id"
 
     result = _mutated(ORGANIZATION, other_external_id)
     assert {c.request.action for c, _ in result.denied} == {"sts:AssumeRole"}
+
+
+def test_a_central_bus_admitting_another_organisation_refuses_the_member_accounts_forwards() -> None:
+    def other_organisation(central: dict[str, Any], member: dict[str, Any]) -> None:
+        for resource in central["Resources"].values():
+            if resource["Type"] == "AWS::Events::EventBusPolicy":
+                resource["Properties"]["Statement"]["Condition"]["StringEquals"]["aws:PrincipalOrgID"] = (
+                    "o-someoneelse"
+                )
+
+    templates, member, observations = recorded()
+    central = copy.deepcopy(templates[ORGANIZATION])
+    other_organisation(central, member)
+    d = Deployment(ORGANIZATION, central, member)
+    d.organization_id = ORGANIZATION_ID  # the member accounts' own organisation
+    result = run_check(d, observations)
+    assert {(c.request.action, c.origin) for c, _ in result.denied} == {
+        ("events:PutEvents", "the member's forwarding rule puts the event on the central bus")
+    }
 
 
 def test_a_lambda_invoke_grant_on_a_version_instead_of_the_function_is_reported() -> None:

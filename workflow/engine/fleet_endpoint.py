@@ -81,6 +81,8 @@ class FleetEndpoint:
         # region again for every page made listing a 100,000-instance fleet quadratic.
         self._matching: dict[tuple[Any, ...], list[tuple[str, dict[str, Any]]]] = {}
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        # (account, region, resource id, tags) of every CreateTags this endpoint answered.
+        self.tagged: list[tuple[str, str, str, dict[str, str]]] = []
         self.replace(instances, resources=resources, covered=covered)
 
     def replace(
@@ -147,6 +149,7 @@ class FleetEndpoint:
         session.events.register("before-parameter-build.ec2.*", params_recorder(_PARAMS))
         session.events.register("before-call.ec2.DescribeInstances", self._describe_instances)
         session.events.register("before-call.ec2.DescribeRegions", self._describe_regions)
+        session.events.register("before-call.ec2.CreateTags", self._create_tags)
         for name, spec in RESOURCE_TYPES.items():
             if name != INSTANCE:
                 session.events.register(f"before-call.ec2.{spec.operation}", self._resource_handler(spec))
@@ -237,6 +240,47 @@ class FleetEndpoint:
         if start + size < len(matching):
             parsed["NextToken"] = _token(start + size)
         return answer(_URL, parsed)
+
+    def _create_tags(self, context: dict[str, Any], request_signer: Any, **_: Any) -> Answer:
+        """Tag resources of the caller's account in the region: later answers carry the tags.
+
+        Copy on write: answers share the fleet's dicts read-only, so a tagged resource is replaced
+        by a new dict rather than changed in place.
+        """
+        params = context.get(_PARAMS, {})
+        region = self._region_of(request_signer)
+        credentials = getattr(request_signer, "_credentials", None)
+        only_account = self.account_of_key(getattr(credentials, "access_key", None))
+        wanted = set(params.get("Resources") or [])
+        tags = {t["Key"]: t.get("Value", "") for t in params.get("Tags") or []}
+        found: set[str] = set()
+
+        def tagged(resource: dict[str, Any], id_field: str) -> dict[str, Any]:
+            found.add(resource[id_field])
+            kept = [t for t in resource.get("Tags") or [] if t.get("Key") not in tags]
+            return {**resource, "Tags": kept + [{"Key": k, "Value": v} for k, v in tags.items()]}
+
+        def mine(account: str) -> bool:
+            return only_account is None or account == only_account
+
+        with self._lock:
+            self.calls.append((region, {"operation": "CreateTags", **params}))
+            self._by_region[region] = [
+                (a, tagged(i, "InstanceId") if mine(a) and i.get("InstanceId") in wanted else i)
+                for a, i in self._by_region.get(region, [])
+            ]
+            for name, spec in RESOURCE_TYPES.items():
+                if name != INSTANCE and (name, region) in self._resources:
+                    self._resources[(name, region)] = [
+                        (a, tagged(r, spec.id_field) if mine(a) and r.get(spec.id_field) in wanted else r)
+                        for a, r in self._resources[(name, region)]
+                    ]
+            self._matching = {}
+            self.tagged += [(only_account or self.account_id, region, i, dict(tags)) for i in sorted(found)]
+        missing = sorted(wanted - found)
+        if missing:
+            return self._error("InvalidID", f"The ID '{missing[0]}' is not valid")
+        return answer(_URL, {})
 
     def _describe_instances(self, context: dict[str, Any], request_signer: Any, **_: Any) -> Answer:
         params = context.get(_PARAMS, {})

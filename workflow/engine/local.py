@@ -36,6 +36,8 @@ from workflow.storage import get_gz_bytes, get_json, iter_jsonl_gz
 ENVIRONMENT: Final = "local"
 STATE_MACHINE_NAME: Final = "tagwarden"
 EVENTS_STATE_MACHINE_NAME: Final = "tagwarden-events"
+# The events queue and the member accounts' bus, as EventRouting names them for ENVIRONMENT.
+EVENTS_QUEUE_NAME: Final = f"tagwarden-{ENVIRONMENT}-events"
 BUCKET: Final = "tagwarden-reports-local"
 DATABASE: Final = "tagwarden_local"
 DEFAULT_POLICY: Final = deployment.ROOT / "policies" / "baseline.json"

@@ -94,7 +94,17 @@ def plan_event_run_step(event: dict[str, Any], config: EventPlanConfig, *, s3: A
     )
     run_id = execution["name"]
     items = [
-        {**item, "account_id": layout.SELF_ACCOUNT if item["account_id"] == own else item["account_id"]}
+        {
+            **item,
+            "account_id": layout.SELF_ACCOUNT if item["account_id"] == own else item["account_id"],
+            # Who created which of this target's resources (the list step may tag them).
+            "creators": {
+                resource_id: plan.created_by[resource_id]["display"]
+                for ids in item["resource_ids"].values()
+                for resource_id in ids
+                if resource_id in plan.created_by
+            },
+        }
         for item in plan.targets
     ]
     counts = {

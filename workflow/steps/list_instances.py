@@ -19,6 +19,12 @@ images (owned by the account) and network interfaces listed after the instances,
 with the same paging, staging and continuation: the listing carries the type it stopped in
 (``phase``) with the NextToken. Only the types the policy covers are listed. Service-managed
 interfaces are counted out of scope unless the policy brings them in.
+
+An event run's target names its resources (the run's manifest, ``event_index``) and who created
+them. With ``TAGWARDEN_TAG_CREATED_BY`` on (off by default), the step tags each described resource
+that carries no ``CreatedBy`` tag with its creator's name, through the same credentials; the IAM
+policy allows that one tag key on untagged resources only, so an existing ``CreatedBy`` is never
+overwritten. A tagging failure is counted in the result, never fails the listing.
 """
 
 from __future__ import annotations
@@ -30,8 +36,9 @@ from typing import Any
 from workflow import layout
 from workflow.aws import Credentials, assume_role, aws_call
 from workflow.config import ListConfig
-from workflow.errors import AccessDenied, RegionNotEnabled
+from workflow.errors import AccessDenied, PermanentError, RegionNotEnabled
 from workflow.evaluator import project_instance
+from workflow.events import CREATED_BY_TAG, MAX_TAG_VALUE
 from workflow.resources import INSTANCE, ORDER, RESOURCE_TYPES, ResourceType, out_of_scope_reason
 from workflow.storage import get_json, put_json, put_json_gz
 from workflow.targets import execution_account, member_role_arn
@@ -106,6 +113,9 @@ class _Lister:
         self.include_service_managed = bool(run.get("include_service_managed_interfaces"))
         # An event run's target names its resources: {type: [ids]}; None lists everything.
         self.resource_ids: dict[str, list[str]] | None = None
+        # Resource id -> creator, to tag CreatedBy (empty: no tagging).
+        self.creators: dict[str, str] = {}
+        self.to_tag: dict[str, list[str]] = {}  # creator -> described resources without CreatedBy
 
     def _describe(self, spec: ResourceType, next_token: str | None) -> dict[str, Any]:
         request: dict[str, Any] = {
@@ -138,6 +148,8 @@ class _Lister:
 
         def keep(resource: Any) -> bool:
             counts["listed"] += 1
+            if self.creators:
+                self._note_untagged(spec, resource)
             reason = out_of_scope_reason(
                 spec.name, resource, states=self.states, include_service_managed=self.include_service_managed
             )
@@ -155,6 +167,31 @@ class _Lister:
             return {"Reservations": reservations}, sum(len(r["Instances"]) for r in reservations)
         resources = [spec.project(r) for r in response.get(spec.list_key, []) if keep(r)]
         return {spec.list_key: resources}, len(resources)
+
+    def _note_untagged(self, spec: ResourceType, resource: Any) -> None:
+        resource_id = spec.resource_id(resource)
+        creator = self.creators.get(resource_id)
+        tags = resource.get("Tags") or () if isinstance(resource, dict) else ()
+        if creator and not any(str(t.get("Key", "")).casefold() == CREATED_BY_TAG.casefold() for t in tags):
+            self.to_tag.setdefault(creator[:MAX_TAG_VALUE], []).append(resource_id)
+
+    def tag_creators(self) -> dict[str, Any]:
+        """``CreatedBy`` on the described resources that have none: one CreateTags per creator."""
+        tagged, error = 0, None
+        for creator, ids in sorted(self.to_tag.items()):
+            for start in range(0, len(ids), ID_CHUNK):
+                chunk = ids[start : start + ID_CHUNK]
+                try:
+                    with aws_call(f"CreateTags in {self.shown} {self.region}"):
+                        self.ec2.create_tags(
+                            Resources=chunk, Tags=[{"Key": CREATED_BY_TAG, "Value": creator}]
+                        )
+                    tagged += len(chunk)
+                except PermanentError as err:
+                    # Attribution is a convenience: the verdicts stand without it (throttling
+                    # still reaches the Retry, and a retry skips what is tagged by then).
+                    error = str(err)
+        return {"tagged": tagged, "error": error}
 
     def list_type(self, spec: ResourceType, token: str | None, counts: dict[str, Any]) -> str | None:
         """List from ``token``; the token to continue from, None when the type is fully listed.
@@ -208,9 +245,12 @@ def list_instances(
     account = target.get("account_id") or layout.SELF_ACCOUNT
     previous = event.get("listing") or {}
     named: dict[str, list[str]] | None = target.get("resource_ids")
+    creators: dict[str, str] = {}
     if named is None and "event_index" in target:
         # An event run's item: its resource ids are in the run's manifest, not in the state.
-        named = get_json(s3, run["bucket"], run["targets_key"])[int(target["event_index"])]["resource_ids"]
+        item = get_json(s3, run["bucket"], run["targets_key"])[int(target["event_index"])]
+        named = item["resource_ids"]
+        creators = dict(item.get("creators") or {}) if config.tag_created_by else {}
     types = listed_types(run)
     if named is not None:
         # An event run: only the covered types the events named (instances always, so the
@@ -246,6 +286,7 @@ def list_instances(
     lister = _Lister(ec2_factory(region, credentials), s3, run, account, region, shown, config, remaining_ms)
     if named is not None:
         lister.resource_ids = {t: list(named.get(t) or []) for t in types}
+        lister.creators = creators
     margin_ms = config.time_budget_margin_seconds * 1000
     remaining_types = list(types[types.index(phase) :])
     while remaining_types:
@@ -263,6 +304,7 @@ def list_instances(
             phase = remaining_types[0]
             break
     instances = resources.get(INSTANCE) or _fresh_counts()
+    created_by_tags = lister.tag_creators() if lister.to_tag else None
     return {
         "region": region,
         "account_id": account,
@@ -276,4 +318,5 @@ def list_instances(
         "complete": not remaining_types,
         "next_token": token,
         "target_error": None,
+        **({"created_by_tags": created_by_tags} if created_by_tags else {}),
     }
