@@ -20,7 +20,12 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from tagwarden_cdk.bundling import ARCHITECTURE, RUNTIME
-from tagwarden_cdk.common import data_removal_policy, log_retention
+from tagwarden_cdk.common import (
+    acknowledge_created_by_tagging,
+    created_by_tagging,
+    data_removal_policy,
+    log_retention,
+)
 from tagwarden_cdk.nag import acknowledge, arn_finding
 from tagwarden_cdk.settings import Settings, scheduled_input
 from tagwarden_cdk.storage import REPORTS_PREFIX, ReportStorage
@@ -160,6 +165,7 @@ class WorkflowFunctions(Construct):
             LIST: {
                 config.REPORT_BUCKET: bucket,
                 config.PAGE_SIZE: str(PAGE_SIZE),
+                **({config.TAG_CREATED_BY: "true"} if settings.tag_created_by else {}),
                 **(
                     {config.MEMBER_EXTERNAL_ID: settings.member_external_id}
                     if settings.member_external_id
@@ -239,6 +245,9 @@ class WorkflowFunctions(Construct):
                 # outside it cannot be assumed); the member trust adds the external id and this
                 # role's ARN.
                 *([_assume_member_roles(member_roles, settings)] if member_roles else []),
+                # Event runs name the creator of this account's resources (a targets deployment
+                # scans other accounts only: their member roles tag).
+                *([created_by_tagging()] if settings.tag_created_by and not settings.targets else []),
             ],
             EVALUATE: [
                 _allow(["s3:GetObject"], [objects(layout.STAGING_PREFIX)], "ReadStaging"),
@@ -342,6 +351,8 @@ class WorkflowFunctions(Construct):
             "(the IAM service authorization reference lists no resource type for them), and X-Ray's "
             "PutTraceSegments/PutTelemetryRecords neither.",
         )
+        if settings.tag_created_by and not settings.targets:
+            acknowledge_created_by_tagging(self.functions[LIST].role)
         if settings.organization:
             any_account_role = ORGANIZATION_MEMBER_ROLE_FINDING.format(settings.member_role_name)
             acknowledge(

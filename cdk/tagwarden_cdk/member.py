@@ -58,6 +58,7 @@ from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from tagwarden_cdk.common import acknowledge_created_by_tagging, created_by_tagging
 from tagwarden_cdk.events import event_pattern
 from tagwarden_cdk.main import cdk_json_context
 from tagwarden_cdk.nag import acknowledge, register_nag_packs
@@ -158,12 +159,16 @@ class TagwardenMemberStack(Stack):
                             effect=iam.Effect.ALLOW,
                             actions=list(MEMBER_ACTIONS),
                             resources=["*"],
-                        )
+                        ),
+                        # Event runs name the creator of resources that carry no CreatedBy.
+                        *([created_by_tagging()] if settings.tag_created_by else []),
                     ]
                 )
             },
         )
         acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]", RESOURCE_STAR_REASON)
+        if settings.tag_created_by:
+            acknowledge_created_by_tagging(self.role)
         output = CfnOutput(
             self,
             ROLE_ARN_OUTPUT,

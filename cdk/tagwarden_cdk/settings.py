@@ -47,6 +47,10 @@ CONTEXT_KEYS: Final[dict[str, str]] = {
     ),
     "member_role_name": "TagwardenReadOnly: the read-only role the list step assumes in member accounts",
     "member_external_id": "none: sts:ExternalId the member roles require (needed with targets/organization)",
+    "tag_created_by": (
+        "false: event runs tag each untagged resource they were told the creator of with CreatedBy "
+        "(the member stacks need tag_created_by too)"
+    ),
     "distributed_map_threshold": "40: (account, region) pairs above which a run uses the Distributed Map",
     "distributed_max_concurrency": "50: child executions the Distributed Map runs at once",
     "tolerated_failure_percentage": "10: share of failed targets a Distributed Map run tolerates",
@@ -63,6 +67,7 @@ MEMBER_CONTEXT_KEYS: Final[dict[str, str]] = {
         "account's EC2 API call events go"
     ),
     "forward_events": "true: forward EC2 launches and tag changes to the central event bus (event runs)",
+    "tag_created_by": "false: the member role may tag CreatedBy on untagged resources (event runs)",
     "member_role_region": (
         "none: create the (global) read-only role only in this region, so one template deploys to "
         "every region (the forwarding rule is regional); none: in every region it is deployed to"
@@ -292,6 +297,7 @@ class Settings:
     organization_id: str | None = None
     member_role_name: str = DEFAULT_MEMBER_ROLE_NAME
     member_external_id: str | None = None
+    tag_created_by: bool = False
     distributed_map_threshold: int = DEFAULT_DISTRIBUTED_MAP_THRESHOLD
     distributed_max_concurrency: int = DEFAULT_DISTRIBUTED_MAX_CONCURRENCY
     tolerated_failure_percentage: int = DEFAULT_TOLERATED_FAILURE_PERCENTAGE
@@ -404,6 +410,7 @@ class Settings:
                 "member_role_name", ctx.get("member_role_name", DEFAULT_MEMBER_ROLE_NAME)
             ),
             member_external_id=external_id,
+            tag_created_by=_boolean("tag_created_by", ctx.get("tag_created_by", False)),
             distributed_map_threshold=_integer(
                 "distributed_map_threshold",
                 ctx.get("distributed_map_threshold", DEFAULT_DISTRIBUTED_MAP_THRESHOLD),
@@ -456,6 +463,8 @@ class MemberSettings:
     central_event_bus_arn: str | None = None
     # The one region whose stack creates the read-only role (IAM is global); None: every stack does.
     member_role_region: str | None = None
+    # The read-only role may also tag CreatedBy on resources that have none (event runs).
+    tag_created_by: bool = False
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> MemberSettings:
@@ -471,6 +480,8 @@ class MemberSettings:
         keys = {*MEMBER_CONTEXT_KEYS, "environment", "member_role_name", "member_external_id"}
         ctx = {k: v for k, v in context.items() if k in keys and v is not None and v != ""}
         settings = cls._roles(ctx)
+        if _boolean("tag_created_by", ctx.get("tag_created_by", False)):
+            settings = replace(settings, tag_created_by=True)
         if "member_role_region" in ctx:
             region = _text("member_role_region", ctx["member_role_region"])
             if not _REGION.match(region):

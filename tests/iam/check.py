@@ -965,29 +965,38 @@ def mark_used(d: Deployment, grants: list[Grant], check: Check) -> None:
     for grant in grants:
         if grant.principal_key not in keys:
             continue
-        statement = _in_account_of(d, grant, check)
+        statement, resource = _in_account_of(d, grant, check)
         if not statement.applies(check.principal, request.action, request.resource, request.context):
             continue
         if not action_matches(grant.action, request.action):
             continue
-        if grant.resource != "(the role)" and not arn_matches(grant.resource, request.resource):
+        if resource != "(the role)" and not arn_matches(resource, request.resource):
             continue
         grant.used_by.add(check.scenario)
 
 
-def _in_account_of(d: Deployment, grant: Grant, check: Check) -> Statement:
-    """The grant's statement as the member stack in the check's account resolves it (its own
-    account id in a condition); other grants as they are."""
+def _in_account_of(d: Deployment, grant: Grant, check: Check) -> tuple[Statement, str]:
+    """The grant's statement and resource as the member stack in the check's account resolves
+    them (its own account id in conditions and ARNs); other grants as they are."""
     key = grant.principal_key
-    if not key.startswith(("member-forward:", "trust:member-forward:")):
-        return grant.statement
-    account = check.request.context.get("aws:SourceAccount") or check.principal.account
-    template = d.member_template(str(account))
+    member_keys = ("member:", "trust:member:", "member-forward:", "trust:member-forward:")
+    if not key.startswith(member_keys):
+        return grant.statement, grant.resource
+    account = str(check.request.context.get("aws:SourceAccount") or check.principal.account)
+    if key.startswith("trust:member:") and check.principal.kind == "role":
+        return grant.statement, grant.resource  # the central role assuming: its own account
+    template = d.member_template(account)
+    role = d.forwarding_role_id if "member-forward:" in key else d.member_role_id
     if key.startswith("trust:"):
-        statements = template.trust_statements(d.forwarding_role_id)
+        statements = template.trust_statements(role)
     else:
-        statements = template.identity_statements(d.forwarding_role_id)
-    return next(s for s in statements if s.source == grant.statement.source)
+        statements = template.identity_statements(role)
+    statement = next(s for s in statements if s.source == grant.statement.source)
+    if grant.resource == "(the role)":
+        return statement, grant.resource
+    # The same position in the statement's Resource list, resolved in that account.
+    index = [str(r) for r in as_list(grant.statement.document.get("Resource", []))].index(grant.resource)
+    return statement, str(as_list(statement.document["Resource"])[index])
 
 
 def static_problems(grants: Iterable[Grant]) -> list[str]:

@@ -37,6 +37,8 @@ INTERPRETER_ACCESS_KEY = "ak"  # moto.stepfunctions.parser.asl.utils.boto_client
 _KEPT_PARAMS = {
     "Bucket",
     "Key",
+    "Resources",
+    "Tags",
     "Prefix",
     "Delimiter",
     "MaxKeys",

@@ -66,6 +66,21 @@ def _function_arn(name: str, qualifier: str | None, region: str, account: str) -
     return f"{arn}:{qualifier}" if qualifier and arn.count(":") == 6 else arn
 
 
+# EC2 resource id prefix -> its ARN's resource type; snapshots and images carry no account.
+_EC2_TYPES: Mapping[str, tuple[str, bool]] = {
+    "i": ("instance", True),
+    "vol": ("volume", True),
+    "eni": ("network-interface", True),
+    "snap": ("snapshot", False),
+    "ami": ("image", False),
+}
+
+
+def _ec2_arn(resource_id: str, region: str, account: str) -> str:
+    kind, owned = _EC2_TYPES[resource_id.split("-", 1)[0]]
+    return f"arn:aws:ec2:{region}:{account if owned else ''}:{kind}/{resource_id}"
+
+
 def resources_for(
     action: str, service: str, params: Mapping[str, Any], region: str, account: str
 ) -> list[str]:
@@ -80,6 +95,8 @@ def resources_for(
             return [f"arn:aws:s3:::{bucket}/{params['Key']}"]
         if "bucket" in names:
             return [f"arn:aws:s3:::{bucket}"]
+    if service == "ec2" and action == "ec2:CreateTags":
+        return [_ec2_arn(str(r), region, account) for r in params.get("Resources", [])]
     if service == "sns" and "TopicArn" in params:
         return [str(params["TopicArn"])]
     if service == "sqs" and "QueueUrl" in params:
@@ -150,6 +167,12 @@ def requests_for(
                 ):
                     if param in params:
                         context[key] = params[param]
+        if service == "ec2" and operation == "CreateTags":
+            tags = {str(t["Key"]): str(t.get("Value", "")) for t in params.get("Tags", [])}
+            context["aws:TagKeys"] = sorted(tags)
+            context.update({f"aws:RequestTag/{k}": v for k, v in tags.items()})
+            # The resources' own tags (ec2:ResourceTag/...) are not in the call: the step tags
+            # only resources it described without a CreatedBy tag, so none is there.
         if service == "sts" and operation == "AssumeRole":
             context["sts:RoleSessionName"] = params.get("RoleSessionName")
             if "ExternalId" in params:

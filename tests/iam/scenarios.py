@@ -17,7 +17,7 @@ from typing import Any
 from unittest import mock
 
 from tests.iam.recorder import Recorder
-from workflow import config
+from workflow import config, layout
 from workflow.engine.event_routing import Delivery
 from workflow.engine.local import BUCKET, CENTRAL_ACCOUNT, LocalDeployment
 from workflow.errors import PermanentError
@@ -90,6 +90,8 @@ FAMILY_LISTED = [
     for account in ACCOUNTS
     if resource_type != "instance"
 ]
+# Past the grace period of every policy here (FinOps waits longer than the default's 15 minutes).
+AFTER_ANY_GRACE_PERIOD = "2026-12-03T10:00:00+00:00"
 FINOPS_POLICY = json.loads(
     (Path(__file__).resolve().parents[2] / "policies" / "finops.json").read_text("utf-8")
 )
@@ -202,6 +204,57 @@ def event_start(
     return start
 
 
+@contextmanager
+def created_by_tagging(local: LocalDeployment) -> Iterator[None]:
+    """The list function with CreatedBy tagging on (the deployment's tag_created_by)."""
+    client = local.engine.client("lambda")
+    name = local.function_arns["list-instances"]
+    variables = client.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+    client.update_function_configuration(
+        FunctionName=name, Environment={"Variables": {**variables, config.TAG_CREATED_BY: "true"}}
+    )
+    try:
+        yield
+    finally:
+        client.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+
+
+@contextmanager
+def deployed_policy(local: LocalDeployment, policy: dict[str, Any]) -> Iterator[None]:
+    """Another deployed (default) policy for a while: event runs evaluate with it."""
+    s3 = local.engine.client("s3")
+    before = s3.get_object(Bucket=BUCKET, Key=layout.DEFAULT_POLICY_KEY)["Body"].read()
+    s3.put_object(Bucket=BUCKET, Key=layout.DEFAULT_POLICY_KEY, Body=json.dumps(policy).encode())
+    try:
+        yield
+    finally:
+        s3.put_object(Bucket=BUCKET, Key=layout.DEFAULT_POLICY_KEY, Body=before)
+
+
+def creations(resources: list[FleetResource], account: str) -> list[dict[str, Any]]:
+    """One creating call's event (an Identity Center user) per resource, in ``account``."""
+    from tests.unit.test_events import SSO, created
+
+    return [
+        created(
+            SSO,
+            r.resource_type,
+            RESOURCE_TYPES[r.resource_type].resource_id(r.resource),
+            account=account,
+            region=r.region,
+        )
+        for r in resources
+    ]
+
+
+def one_of_each_type(resources: list[FleetResource], account: str, region: str) -> list[FleetResource]:
+    chosen: dict[str, FleetResource] = {}
+    for resource in resources:
+        if (resource.account_id or CENTRAL_ACCOUNT) == account and resource.region == region:
+            chosen.setdefault(resource.resource_type, resource)
+    return list(chosen.values())
+
+
 def launches(instances: list[FleetInstance], account: str) -> list[dict[str, Any]]:
     """RunInstances events (an Identity Center user) for these instances, in ``account``."""
     from tests.unit.test_events import SSO, launch
@@ -241,6 +294,22 @@ def run_single_account(observations: Observations, schedule_input: dict[str, Any
                 local, launches(mine, CENTRAL_ACCOUNT), "2026-12-01T10:15:00+00:00", "event-launches"
             ),
         )
+        untagged = [i for i in single_account_fleet() if i.region == local.region][3:6]
+        local.fleet.replace(single_account_fleet(), resources=family)
+        created_here = one_of_each_type(family, CENTRAL_ACCOUNT, local.region)
+        with created_by_tagging(local), deployed_policy(local, FINOPS_POLICY):
+            runner.run(
+                "event run: CreatedBy tags on untagged launches and creations",
+                (SINGLE, ORGANIZATION),  # a targets deployment does not scan its own account
+                {},
+                start=event_start(
+                    local,
+                    launches(untagged, CENTRAL_ACCOUNT) + creations(created_here, CENTRAL_ACCOUNT),
+                    AFTER_ANY_GRACE_PERIOD,
+                    "event-tags",
+                ),
+            )
+        local.fleet.replace(single_account_fleet())
         with _failing("lambdas.plan_event_run", "plan_event_run_step"):
             failed_event_run = runner.run(
                 "event run: planning fails permanently (dead letter)",
@@ -349,17 +418,22 @@ def run_multi_account(
         )
         local.fleet.replace(fleet())
         member_instances = [i for i in fleet() if i.account_id == ACCOUNTS[0]][:2]
-        runner.run(
-            "event run: a member account's launches, through its role",
-            (TARGETS, ORGANIZATION),
-            {},
-            start=event_start(
-                local,
-                launches(member_instances, ACCOUNTS[0]),
-                "2026-12-01T10:15:00+00:00",
-                "event-member-launches",
-            ),
-        )
+        family = family_resources(fleet())
+        local.fleet.replace(fleet(), resources=family, covered=FAMILY_LISTED)
+        member_creations = [r for region in REGIONS for r in one_of_each_type(family, ACCOUNTS[0], region)]
+        with created_by_tagging(local), deployed_policy(local, FINOPS_POLICY):
+            runner.run(
+                "event run: a member account's launches and creations, through its role (CreatedBy tags)",
+                (TARGETS, ORGANIZATION),
+                {},
+                start=event_start(
+                    local,
+                    launches(member_instances, ACCOUNTS[0]) + creations(member_creations, ACCOUNTS[0]),
+                    AFTER_ANY_GRACE_PERIOD,
+                    "event-member-launches",
+                ),
+            )
+        local.fleet.replace(fleet())
         local.members.remove_role(NO_ROLE_ACCOUNT)
         # Organisation mode: every account, both regions, above the threshold: the Distributed Map.
 

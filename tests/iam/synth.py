@@ -20,17 +20,19 @@ ORGANIZATION_ID = "o-tagwarden01"
 # The central stack's EventBusArn output as the IAM check resolves the central template.
 CENTRAL_BUS_ARN = f"arn:aws:events:us-east-1:{CENTRAL_ACCOUNT}:event-bus/tagwarden-{ENVIRONMENT}-events"
 CONTEXTS: dict[str, dict[str, Any]] = {
-    SINGLE: {"environment": ENVIRONMENT},
+    SINGLE: {"environment": ENVIRONMENT, "tag_created_by": True},
     TARGETS: {
         "environment": ENVIRONMENT,
         "targets": [{"account_id": a} for a in ACCOUNTS],
         "member_external_id": EXTERNAL_ID,
+        "tag_created_by": True,
     },
     ORGANIZATION: {
         "environment": ENVIRONMENT,
         "organization": True,
         "organization_id": ORGANIZATION_ID,
         "member_external_id": EXTERNAL_ID,
+        "tag_created_by": True,
     },
 }
 MEMBER_CONTEXT = {
@@ -39,6 +41,7 @@ MEMBER_CONTEXT = {
     "central_account_id": CENTRAL_ACCOUNT,
     "member_external_id": EXTERNAL_ID,
     "central_event_bus_arn": CENTRAL_BUS_ARN,
+    "tag_created_by": True,
 }
 
 

@@ -7,8 +7,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+from tagwarden_cdk.bundling import LambdaAssets
+
 from tests.infra.cfn import expected, function_id, getatt, grants, only, ref
-from tests.infra.conftest import ORGANIZATION_CONTEXT, TARGET_ACCOUNTS, Synthesized
+from tests.infra.conftest import ORGANIZATION_CONTEXT, TARGET_ACCOUNTS, TEST_CONTEXT, Synthesized, _synthesize
+from tests.infra.test_quality_bars import _violations as quality_bar_violations
 from workflow import config, deployment
 from workflow.events import EVENT_NAMES, EVENT_PATTERN
 
@@ -164,3 +168,53 @@ def test_the_plan_step_knows_what_the_scheduled_scan_covers(
     assert scope(synthesized) == {}
     assert scope(organization) == {"organization": True}
     assert [t["account_id"] for t in scope(targets)["targets"]] == list(TARGET_ACCOUNTS)
+
+
+# --- CreatedBy tagging (tag_created_by) ----------------------------------------------------------
+
+CREATED_BY_CONDITION = {
+    "ForAllValues:StringEquals": {"aws:TagKeys": ["CreatedBy"]},
+    "Null": {"ec2:ResourceTag/CreatedBy": "true"},
+}
+
+
+def _taggable(account: Any) -> list[Any]:
+    partition = {"Ref": "AWS::Partition"}
+    owned = [
+        {"Fn::Join": ["", ["arn:", partition, ":ec2:*:", account, f":{kind}/*"]]}
+        for kind in ("instance", "volume", "network-interface")
+    ]
+    return owned + [
+        {"Fn::Join": ["", ["arn:", partition, f":ec2:*::{kind}/*"]]} for kind in ("snapshot", "image")
+    ]
+
+
+@pytest.fixture(scope="module")
+def tagging(tmp_path_factory: pytest.TempPathFactory, lambda_assets: LambdaAssets) -> Synthesized:
+    return _synthesize(
+        tmp_path_factory.mktemp("cdk-tagging"),
+        {**TEST_CONTEXT, "tag_created_by": True},
+        lambda_assets,
+        checks=True,  # cdk-nag and CloudFormation validation: no unacknowledged finding
+    )
+
+
+def _list_role_grants(s: Synthesized) -> set[Any]:
+    function = function_id(s.resources, "tagwarden-test-list-instances")
+    return grants(s.resources, s.resources[function]["Properties"]["Role"]["Fn::GetAtt"][0])
+
+
+def test_created_by_tagging_lets_the_list_role_tag_only_that_key_on_untagged_resources(
+    synthesized: Synthesized, tagging: Synthesized
+) -> None:
+    added = _list_role_grants(tagging) - _list_role_grants(synthesized)
+    assert added == expected((["ec2:CreateTags"], _taggable({"Ref": "AWS::AccountId"}), CREATED_BY_CONDITION))
+    function = tagging.resources[function_id(tagging.resources, "tagwarden-test-list-instances")]
+    assert function["Properties"]["Environment"]["Variables"][config.TAG_CREATED_BY] == "true"
+    default = synthesized.resources[function_id(synthesized.resources, "tagwarden-test-list-instances")]
+    assert config.TAG_CREATED_BY not in default["Properties"]["Environment"]["Variables"]
+    assert quality_bar_violations(tagging.validation_report) == []  # the wildcards are acknowledged
+
+
+def test_a_targets_deployment_tags_through_the_member_roles_only(targets: Synthesized) -> None:
+    assert not [g for g in _list_role_grants(targets) if g[0] == "ec2:CreateTags"]

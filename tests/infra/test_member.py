@@ -157,6 +157,21 @@ def test_the_forwarding_rule_sends_the_checked_calls_to_the_central_bus_with_a_r
     assert policies == [[{"Action": "events:PutEvents", "Effect": "Allow", "Resource": CENTRAL_BUS_ARN}]]
 
 
+def test_with_tag_created_by_the_role_may_also_tag_only_that_key_on_untagged_resources(
+    tmp_path: Path,
+) -> None:
+    tagging = _synthesize_member(tmp_path, {**MEMBER_CONTEXT, "tag_created_by": "true"}, checks=True)
+    statements = tagging.role["Policies"][0]["PolicyDocument"]["Statement"]
+    assert [s["Sid"] for s in statements] == [POLICY_NAME, "TagCreatedBy"]
+    assert statements[1]["Action"] == "ec2:CreateTags"
+    assert statements[1]["Condition"] == {
+        "ForAllValues:StringEquals": {"aws:TagKeys": ["CreatedBy"]},
+        "Null": {"ec2:ResourceTag/CreatedBy": "true"},
+    }
+    assert len(statements[1]["Resource"]) == 5
+    assert _violations(tagging.report()) == set()  # its wildcards are acknowledged with the reason
+
+
 def test_without_forwarding_the_stack_is_the_read_only_role_alone(tmp_path: Path) -> None:
     context = {k: v for k, v in MEMBER_CONTEXT.items() if k != "central_event_bus_arn"}
     quiet = _synthesize_member(tmp_path, {**context, "forward_events": "false"}, checks=False)

@@ -64,6 +64,36 @@ def launch(
     )
 
 
+def created(
+    identity: dict[str, Any],
+    resource_type: str,
+    resource_id: str,
+    *,
+    time: str = "2026-12-01T10:00:00Z",
+    account: str = ACCOUNT,
+    region: str = "eu-west-1",
+) -> dict[str, Any]:
+    """The CloudTrail event of the call that created a resource of ``resource_type``."""
+    if resource_type == "instance":
+        return launch(identity, resource_id, time=time, account=account, region=region)
+    name, response = {
+        "volume": ("CreateVolume", {"volumeId": resource_id, "size": 100}),
+        "snapshot": ("CreateSnapshot", {"snapshotId": resource_id}),
+        "image": ("CreateImage", {"imageId": resource_id}),
+        "network-interface": (
+            "CreateNetworkInterface",
+            {"networkInterface": {"networkInterfaceId": resource_id}},
+        ),
+    }[resource_type]
+    return ec2_event(
+        name,
+        {"userIdentity": identity, "responseElements": response},
+        time=time,
+        account=account,
+        region=region,
+    )
+
+
 IAM_USER = {
     "type": "IAMUser",
     "principalId": "AIDAJ45Q7YFFAREXAMPLE",
