@@ -487,7 +487,9 @@ def _read_events(args: argparse.Namespace) -> list[Any] | None:
             raise InvalidInput(
                 [
                     Problem(
-                        f"--{option}", "an event run checks the accounts and regions its events name; drop it"
+                        f"--{option}",
+                        "an event run checks the accounts and regions its events name, of those the dumps "
+                        "cover; drop it",
                     )
                 ]
             )
@@ -657,11 +659,51 @@ def run_locally(args: argparse.Namespace) -> int:
         )
         print(f"history: {run_dir / 'history.json'}", file=sys.stderr)
     elif status == EXIT_INCOMPLETE and not args.json:
+        unchecked = _unchecked_events(result.history) if summary is None else None
+        if unchecked:
+            print(f"tagwarden: nothing to check: {unchecked}", file=sys.stderr)
         print(
             "tagwarden: incomplete scan (a target not scanned, or nothing evaluated): exit status 4",
             file=sys.stderr,
         )
     return status
+
+
+def _unchecked_events(history: list[dict[str, Any]]) -> str | None:
+    r"""Why an event run checked nothing, from its plan (None for a scheduled run).
+
+    >>> plan = {"events": {"messages": 2, "unreadable": 0, "ignored": 1, "not_covered": {"volume": 1},
+    ...         "out_of_scope": [{"account_id": "1", "region": "ap-south-1", "resources": 1}]}}
+    >>> print(_unchecked_events([{"type": "TaskStateExited", "stateExitedEventDetails": {
+    ...     "name": "Plan event run", "output": json.dumps(plan)}}]).replace(", ", ",\n"))
+    of 2 messages,
+    1 named no checked resource,
+    1 volume of a type the policy does not cover,
+    1 resource(s) outside the scanned accounts and regions (1 ap-south-1)
+    """
+    from workflow.render import terminal_line
+
+    for event in history:
+        details = event.get("stateExitedEventDetails") or {}
+        if event.get("type") != "TaskStateExited" or details.get("name") != "Plan event run":
+            continue
+        counts = (json.loads(details.get("output") or "{}") or {}).get("events") or {}
+        parts = [f"of {counts.get('messages', 0)} messages"]
+        if counts.get("unreadable"):
+            parts.append(f"{counts['unreadable']} were not events")
+        if counts.get("ignored"):
+            parts.append(f"{counts['ignored']} named no checked resource")
+        parts += [
+            f"{n} {kind} of a type the policy does not cover"
+            for kind, n in (counts.get("not_covered") or {}).items()
+        ]
+        outside = counts.get("out_of_scope") or []
+        if outside:
+            where = ", ".join(f"{o['account_id']} {o['region']}" for o in outside)
+            total = sum(int(o.get("resources", 0)) for o in outside)
+            parts.append(f"{total} resource(s) outside the scanned accounts and regions ({where})")
+        return terminal_line(", ".join(parts))
+    return None
 
 
 def _write_run_folder(folder: RunFolder, result: Any) -> Path:

@@ -76,7 +76,8 @@ def test_an_event_run_from_the_command_line_writes_a_run_folder_and_names_the_cr
     [
         (
             ["--organization"],
-            "--organization: an event run checks the accounts and regions its events name; drop it",
+            "--organization: an event run checks the accounts and regions its events name, of those the dumps cover; "
+            "drop it",
         ),
         (["--now", "yesterday"], "--now: 'yesterday' is not an ISO 8601 time"),
     ],
@@ -97,3 +98,22 @@ def test_an_event_file_that_is_not_json_is_one_line(
     assert cli.main(["run", "--event", str(path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"{path}: not a JSON event (or list of events)")
+
+
+def test_an_event_for_a_region_the_dumps_do_not_cover_says_why_nothing_was_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = launch(SSO, "i-0123456789abcdef0", account="111122223333", region="ap-south-1")
+    argv = [
+        "run",
+        "--event",
+        write(tmp_path, "launch.json", elsewhere),
+        "--fleet",
+        write(tmp_path, "d.json", DUMP),
+    ]
+    assert cli.main([*argv, "--out", str(tmp_path / "out")]) == 4  # nothing evaluated: not a clean bill
+    err = capsys.readouterr().err
+    assert (
+        "nothing to check: of 1 messages, 1 resource(s) outside the scanned accounts and regions "
+        "(111122223333 ap-south-1)"
+    ) in err
