@@ -36,6 +36,8 @@ TOLERATED_FAILURE_PERCENTAGE: Final = "TAGWARDEN_TOLERATED_FAILURE_PERCENTAGE"
 TOPIC_ARN: Final = "TAGWARDEN_TOPIC_ARN"
 ORGANIZATION_DEPLOYMENT: Final = "TAGWARDEN_ORGANIZATION_DEPLOYMENT"
 CONSOLE_REGION: Final = "TAGWARDEN_CONSOLE_REGION"
+# At most this many owner digest messages per run (0: none); the rest are counted in the summary.
+MAX_OWNER_DIGESTS: Final = "TAGWARDEN_MAX_OWNER_DIGESTS"
 # "true": an event run tags each resource it was told the creator of with CreatedBy (if untagged).
 TAG_CREATED_BY: Final = "TAGWARDEN_TAG_CREATED_BY"
 # The scheduled scan's input ({} | {"targets": [...]} | {"organization": true}) as JSON: the event
@@ -47,6 +49,7 @@ LOG_LEVEL: Final = "POWERTOOLS_LOG_LEVEL"
 
 NOTIFY_MODES: Final = ("always", "violations", "new_violations", "never")
 DEFAULT_METRICS_NAMESPACE: Final = "Tagwarden"
+DEFAULT_MAX_OWNER_DIGESTS: Final = 50
 DEFAULT_MEMBER_ROLE_NAME: Final = "TagwardenReadOnly"
 # An inline Map iteration adds 14 events to the execution's history (more when a region
 # needs continuation loops; benchmarks/bench_fanout.py): 40 pairs stay near 600 of the 25,000 events
@@ -308,6 +311,7 @@ class NotifyConfig:
     report_bucket: str
     environment: str
     console_region: str | None
+    max_owner_digests: int = DEFAULT_MAX_OWNER_DIGESTS
 
     @classmethod
     def from_env(cls, env: Environ | None = None) -> NotifyConfig:
@@ -317,4 +321,5 @@ class NotifyConfig:
             report_bucket=_required(env, REPORT_BUCKET),
             environment=env.get(ENVIRONMENT, "dev").strip() or "dev",
             console_region=env.get(CONSOLE_REGION) or env.get("AWS_REGION") or None,
+            max_owner_digests=_int(env, MAX_OWNER_DIGESTS, DEFAULT_MAX_OWNER_DIGESTS, 0, 1000),
         )

@@ -1,8 +1,9 @@
 """``tagwarden run``: a real execution of the state machine on the embedded engine.
 
 The run folder ``<out>/<run id>/`` holds ``findings.jsonl``, ``summary.json``, ``history.json``
-(the execution's events as GetExecutionHistory returns them), ``notifications.json``,
-``lambda-logs.txt`` and ``graph.html``. It is whole or absent: written in a private folder beside
+(the execution's events as GetExecutionHistory returns them), ``notifications.json`` (the
+summary message), ``digests.json`` (the owner digests, when any), ``lambda-logs.txt`` and
+``graph.html``. It is whole or absent: written in a private folder beside
 it, summary last, and renamed into place; a run name is used once, as on Step Functions. A
 failed execution's folder has everything but ``findings.jsonl`` and ``summary.json``.
 """
@@ -714,6 +715,8 @@ def _write_run_folder(folder: RunFolder, result: Any) -> Path:
         folder.write_text("history.json", _json_text(result.history))
         write_run_graph(folder.staging, result.history)
         folder.write_text("notifications.json", _json_text(result.notifications))
+        if result.digests:
+            folder.write_text("digests.json", _json_text(result.digests))
         folder.write_text("lambda-logs.txt", result.logs)
         if result.summary is not None:
             # The report's lines as Persist report wrote them (serialised once, by Evaluate),

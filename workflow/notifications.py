@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -17,6 +17,9 @@ from workflow.report import incomplete, percentage_text, resource_type_rows, unt
 from workflow.verdict import resource_coverage_lines
 
 MAX_SUBJECT: Final = 99
+# The message attribute that tells the run's summary from owner digests (subscription filters).
+KIND_ATTRIBUTE: Final = "kind"
+SUMMARY_KIND: Final = "summary"
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -102,6 +105,7 @@ def build_message(
     execution_arn: str,
     console_region: str | None,
     catalog: Mapping[str, Any] | None = None,
+    digest_lines: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Subject, body and message attributes for the run's notification."""
     totals = summary["totals"]
@@ -191,6 +195,8 @@ def build_message(
                 + ", ".join(clean(i, 40) for i in new[:10])
                 + (" …" if len(new) > 10 else "")
             )
+    if digest_lines:
+        lines += [*digest_lines, ""]
     lines.append("")
     lines.append(f"Report: {report_uri}")
     url = console_url(console_region, execution_arn)
@@ -210,6 +216,8 @@ def build_message(
         ),
         "body": "\n".join(lines) + "\n",
         "attributes": {
+            # Owner digests go to the same topic with another kind (workflow.digests).
+            KIND_ATTRIBUTE: {"DataType": "String", "StringValue": SUMMARY_KIND},
             "environment": {"DataType": "String", "StringValue": clean(environment, 64)},
             "severity": {
                 "DataType": "String",

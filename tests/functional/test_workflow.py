@@ -74,6 +74,7 @@ def test_happy_path_persists_report_registers_partitions_and_notifies(local: Loc
         == f"[tagwarden local] {noncompliant} of {len(in_scope)} EC2 instances noncompliant"
     )
     assert message["attributes"] == {
+        "kind": "summary",  # owner digests are kind "owner-digest" (their own subscription filter)
         "environment": "local",
         "severity": "high" if result.summary["totals"]["compliance_percentage"] < 80 else "medium",
         "noncompliant_count": str(noncompliant),

@@ -25,6 +25,7 @@ import botocore.loaders
 import botocore.session
 
 from workflow import aws, config, deployment, layout
+from workflow.digests import DIGEST_KIND, KIND_ATTRIBUTE, SUMMARY_KIND
 from workflow.engine.embedded import EmbeddedEngine
 from workflow.engine.event_routing import EventRouting, PutResult
 from workflow.engine.fleet_endpoint import FleetEndpoint
@@ -106,7 +107,8 @@ class RunResult:
     findings: list[dict[str, Any]] = field(default_factory=list)
     # The report's findings object as persisted (gzip JSON Lines), when collected without parsing.
     findings_jsonl_gz: bytes | None = None
-    notifications: list[dict[str, Any]] = field(default_factory=list)
+    notifications: list[dict[str, Any]] = field(default_factory=list)  # the run's summary message
+    digests: list[dict[str, Any]] = field(default_factory=list)  # owner digests (workflow.digests)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     logs: str = ""
 
@@ -172,6 +174,7 @@ class LocalDeployment:
         self.events_state_machine_arn = ""
         self.queue_url = ""
         self.capture_queue_url = ""
+        self.digest_queue_url = ""
         self.topic_arn = ""
         self.function_arns: dict[str, str] = {}
         # CloudTrail's events, EventBridge's buses and rules, and the Pipe (deliver_events).
@@ -233,7 +236,19 @@ class LocalDeployment:
         capture_arn = sqs.get_queue_attributes(QueueUrl=self.capture_queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
-        sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=capture_arn)
+        # Two subscriptions, as people would subscribe: the run's summary, and the owner digests
+        # (each routed by its filter policy on the message attribute "kind").
+        self.digest_queue_url = sqs.create_queue(QueueName="tagwarden-digests-capture")["QueueUrl"]
+        digest_arn = sqs.get_queue_attributes(QueueUrl=self.digest_queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        for endpoint, kind in ((capture_arn, SUMMARY_KIND), (digest_arn, DIGEST_KIND)):
+            sns.subscribe(
+                TopicArn=self.topic_arn,
+                Protocol="sqs",
+                Endpoint=endpoint,
+                Attributes={"FilterPolicy": json.dumps({KIND_ATTRIBUTE: [kind]})},
+            )
         glue = self.engine.client("glue")
         glue.create_database(DatabaseInput={"Name": DATABASE})
         for table, columns, prefix in (
@@ -391,6 +406,7 @@ class LocalDeployment:
             cause=description.get("cause"),
             history=self.engine.history(arn),
             notifications=self.drain_notifications(),
+            digests=self.drain_digests(),
             dead_letters=self.drain_dead_letters(),
             logs=self.logs,
         )
@@ -417,9 +433,16 @@ class LocalDeployment:
                 yield message
 
     def drain_notifications(self) -> list[dict[str, Any]]:
-        """SNS messages published since the last call: ``{"subject", "body", "attributes"}``."""
+        """Summary messages published since the last call: ``{"subject", "body", "attributes"}``."""
+        return self._drain_messages(self.capture_queue_url)
+
+    def drain_digests(self) -> list[dict[str, Any]]:
+        """Owner digests published since the last call, as :meth:`drain_notifications` gives them."""
+        return self._drain_messages(self.digest_queue_url)
+
+    def _drain_messages(self, queue_url: str) -> list[dict[str, Any]]:
         out = []
-        for message in self._drain(self.capture_queue_url):
+        for message in self._drain(queue_url):
             envelope = json.loads(message["Body"])
             attributes = {k: v.get("Value") for k, v in envelope.get("MessageAttributes", {}).items()}
             out.append(

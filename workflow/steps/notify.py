@@ -1,4 +1,10 @@
-"""Step "Notify": publish the run's summary to the compliance topic."""
+"""Step "Notify": publish the run's summary, and one digest per owner, to the compliance topic.
+
+The summary message carries ``kind=summary``; each owner's digest ``kind=owner-digest`` and
+``owner=<owner>``, so subscription filter policies route them (``tagwarden subscribe-owner``).
+The digests are built from the run's findings (only noncompliant, unexempt ones), at most
+``TAGWARDEN_MAX_OWNER_DIGESTS`` messages; the summary says how many went out and who got none.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +12,32 @@ from typing import Any
 
 from workflow.aws import aws_call
 from workflow.config import NotifyConfig
+from workflow.digests import DigestPlan, plan_digests, summary_lines
 from workflow.notifications import build_message
-from workflow.storage import get_json
+from workflow.storage import get_json, iter_jsonl_gz
 
 
 def notify(event: dict[str, Any], config: NotifyConfig, *, sns: Any, s3: Any) -> dict[str, Any]:
-    """Publish one message; returns ``{"message_id", "subject"}``."""
+    """Publish the summary and the owner digests; returns ``{"message_id", "subject", "digests"}``."""
     run, report = event["run"], event["report"]
     summary = get_json(s3, run["bucket"], report["summary_key"])
+    report_uri = f"s3://{run['bucket']}/{report['findings_key']}"
+    digests = DigestPlan()
+    if config.max_owner_digests and summary["totals"]["noncompliant"]:
+        digests = plan_digests(
+            iter_jsonl_gz(s3, run["bucket"], report["findings_key"]),
+            environment=config.environment,
+            max_messages=config.max_owner_digests,
+            report=report_uri,
+        )
     message = build_message(
         summary,
         environment=config.environment,
-        report_uri=f"s3://{run['bucket']}/{report['findings_key']}",
+        report_uri=report_uri,
         execution_arn=run["execution_id"],
         console_region=config.console_region,
         catalog=event.get("catalog"),
+        digest_lines=summary_lines(digests),
     )
     with aws_call("SNS Publish"):
         response = sns.publish(
@@ -29,4 +46,19 @@ def notify(event: dict[str, Any], config: NotifyConfig, *, sns: Any, s3: Any) ->
             Message=message["body"],
             MessageAttributes=message["attributes"],
         )
-    return {"message_id": response["MessageId"], "subject": message["subject"]}
+        for digest in digests.digests:
+            sns.publish(
+                TopicArn=config.topic_arn,
+                Subject=digest.subject,
+                Message=digest.body,
+                MessageAttributes=digest.attributes,
+            )
+    return {
+        "message_id": response["MessageId"],
+        "subject": message["subject"],
+        "digests": {
+            "messages": len(digests.digests),
+            "owners": digests.owners,
+            "not_sent": len(digests.not_sent),
+        },
+    }
