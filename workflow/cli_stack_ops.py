@@ -631,6 +631,25 @@ def cmd_dlq(args: argparse.Namespace, aws: _Aws) -> int:
 # -- the parsers -----------------------------------------------------------------------------------
 
 
+def cmd_subscribe_owner(args: argparse.Namespace, aws: _Aws) -> int:
+    from workflow.subscriptions import owner_filter_policy, subscribe_owner
+
+    resources = aws.resources("ComplianceTopicArn")
+    topic_arn = resources.compliance_topic_arn
+    assert topic_arn is not None
+    sns = aws.client("sns", args.region or topic_arn.split(":")[3])
+    subscription = subscribe_owner(sns, topic_arn, args.email, owner=args.owner)
+    if args.json:
+        _print_json({"subscription_arn": subscription, "filter_policy": owner_filter_policy(args.owner)})
+    else:
+        whose = f"the digests of {json.dumps(owner_filter_policy(args.owner).get('owner', ['?'])[0])}"
+        _note(
+            f"Subscribed {args.email} to {whose if args.owner is not None else 'every owner digest'} of "
+            f"{topic_arn}: {subscription} (AWS mails a confirmation link first)"
+        )
+    return EXIT_OK
+
+
 def _deployment_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("deployment (a flag wins over the stack's output)")
@@ -687,7 +706,8 @@ def _wait_options(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add ``start``, ``executions``, ``status``, ``history``, ``redrive`` and ``dlq`` to the CLI.
+    """Add ``start``, ``executions``, ``status``, ``history``, ``redrive``, ``dlq`` and
+    ``subscribe-owner`` to the CLI.
 
     >>> parser = argparse.ArgumentParser(prog="tagwarden")
     >>> register(parser.add_subparsers(dest="command"))
@@ -798,3 +818,19 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     dlq.add_argument("--json", action="store_true", help="print a JSON list")
     dlq.set_defaults(func=_command(cmd_dlq))
+
+    subscribe = subparsers.add_parser(
+        "subscribe-owner",
+        parents=[common],
+        help="subscribe an email address to one owner's digests (or to every digest)",
+        description="Create an email subscription to the stack's compliance topic with a filter policy that "
+        "lets only owner digests through (message attribute kind=owner-digest), and with --owner only that "
+        "owner's (attribute owner, normalised as the digests name owners: trimmed, lower case; "
+        "'(no owner)' is the digest of resources without an owner tag). AWS mails a confirmation link.",
+    )
+    subscribe.add_argument("email", metavar="EMAIL", help="the address to subscribe")
+    subscribe.add_argument(
+        "--owner", metavar="VALUE", help="only this owner's digests (the owner tag's value)"
+    )
+    subscribe.add_argument("--json", action="store_true", help="print one JSON object")
+    subscribe.set_defaults(func=_command(cmd_subscribe_owner))

@@ -184,6 +184,7 @@ class WorkflowFunctions(Construct):
                 config.REPORT_BUCKET: bucket,
                 config.ENVIRONMENT: settings.environment,
                 config.CONSOLE_REGION: Aws.REGION,
+                config.MAX_OWNER_DIGESTS: str(settings.max_owner_digests),
             },
             PLAN_EVENTS: {
                 config.REPORT_BUCKET: bucket,

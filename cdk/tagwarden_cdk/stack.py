@@ -23,6 +23,7 @@ from tagwarden_cdk.orchestration import Orchestration
 from tagwarden_cdk.settings import Settings
 from tagwarden_cdk.storage import ReportStorage
 from workflow.deployment import EVENT_STEP_FUNCTIONS, STEP_FUNCTIONS, STORE_EVENT_BATCH
+from workflow.notifications import KIND_ATTRIBUTE, SUMMARY_KIND
 from workflow.stack import OUTPUT_FIELDS
 
 # The CLI finds the deployment through these output keys (workflow/stack.py reads them): one list.
@@ -129,7 +130,17 @@ class TagwardenStack(Stack):
             (self.operations_topic, settings.operations_email_subscriptions),
         ):
             for email in emails:
-                topic.add_subscription(subscriptions.EmailSubscription(email))
+                topic.add_subscription(
+                    subscriptions.EmailSubscription(
+                        email,
+                        # The run's summary only: owner digests go to their owners' subscriptions.
+                        filter_policy=(
+                            {KIND_ATTRIBUTE: sns.SubscriptionFilter.string_filter(allowlist=[SUMMARY_KIND])}
+                            if topic is self.compliance_topic
+                            else None
+                        ),
+                    )
+                )
             if emails:
                 acknowledge(
                     topic,

@@ -1100,3 +1100,33 @@ def test_a_real_dead_letter_too_old_to_redrive_is_restarted_with_its_input_and_p
     assert outcome.new_execution_arn == operate.execution_arn("throttled-restart1", local.state_machine_arn)
     assert local.engine.wait(outcome.new_execution_arn, timeout=120)["status"] == "SUCCEEDED"
     assert operate.dead_letters(sqs, local.queue_url, wait_seconds=0) == []
+
+
+# --- subscribe-owner ------------------------------------------------------------------------------
+
+
+def test_subscribe_owner_creates_an_email_subscription_that_lets_only_that_owners_digests_through(
+    aws: Deployment, tagwarden: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    sns = boto3.client("sns", region_name=REGION)
+    topic = sns.create_topic(Name="tagwarden-compliance")["TopicArn"]
+    assert (
+        tagwarden(
+            "subscribe-owner", "--stack", STACK, "ana@example.com", "--owner", " Ana@Example.com", "--json"
+        )
+        == 0
+    )
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["filter_policy"] == {"kind": ["owner-digest"], "owner": ["ana@example.com"]}
+    (subscription,) = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    assert (subscription["Protocol"], subscription["Endpoint"]) == ("email", "ana@example.com")
+    attributes = sns.get_subscription_attributes(SubscriptionArn=printed["subscription_arn"])["Attributes"]
+    assert json.loads(attributes["FilterPolicy"]) == printed["filter_policy"]
+
+
+def test_subscribe_owner_refuses_what_is_not_an_email_address_with_one_line(
+    aws: Deployment, tagwarden: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    boto3.client("sns", region_name=REGION).create_topic(Name="tagwarden-compliance")
+    assert tagwarden("subscribe-owner", "--stack", STACK, "not-an-address") == 2
+    assert only_line(capsys.readouterr().err).endswith("'not-an-address' is not an email address")

@@ -210,6 +210,7 @@ def test_environment_of_each_function_is_exactly_what_its_step_reads(synthesized
             config.REPORT_BUCKET: bucket,
             config.ENVIRONMENT: "test",
             config.CONSOLE_REGION: {"Ref": "AWS::Region"},
+            config.MAX_OWNER_DIGESTS: "50",
         },
     }
     for step in STEP_NAMES:

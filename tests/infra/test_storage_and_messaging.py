@@ -183,6 +183,20 @@ def test_email_subscriptions_from_context_subscribe_to_their_topics(synthesized:
     }
 
 
+def test_compliance_email_subscriptions_receive_the_summary_only_not_owner_digests(
+    synthesized: Synthesized,
+) -> None:
+    policies = {
+        r["Properties"]["Endpoint"]: r["Properties"].get("FilterPolicy")
+        for r in synthesized.of_type("AWS::SNS::Subscription").values()
+    }
+    assert policies == {
+        "secops@example.com": {"kind": ["summary"]},
+        "finops@example.com": {"kind": ["summary"]},
+        "oncall@example.com": None,  # the operations topic has no digests
+    }
+
+
 def test_without_email_context_nothing_is_subscribed(prod: Synthesized) -> None:
     assert not prod.of_type("AWS::SNS::Subscription")
 

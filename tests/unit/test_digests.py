@@ -1,0 +1,80 @@
+"""Owner digests: grouping by normalised owner, the unowned fallback, how-to-fix lines, splitting
+under SNS's size, and the bound on messages per run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflow.digests import DIGEST_KIND, NO_OWNER, plan_digests, summary_lines
+
+
+def finding(resource_id: str, owner: str | None, *codes: str, compliant: bool = False) -> dict[str, Any]:
+    return {
+        "resource_type": "instance",
+        "resource_id": resource_id,
+        "region": "eu-west-1",
+        "account_id": "111122223333",
+        "owner": owner,
+        "compliant": compliant,
+        "exempt": False,
+        "violations": [{"code": c, "key": "CostCenter", "message": f"{c} CostCenter"} for c in codes],
+    }
+
+
+def test_each_owner_gets_their_noncompliant_resources_and_the_unowned_go_to_one_fallback() -> None:
+    plan = plan_digests(
+        [
+            finding("i-01", "Ana@Example.com", "missing"),
+            finding("i-02", " ana@example.com ", "invalid_value"),
+            finding("i-03", "bob@example.com", "prohibited"),
+            finding("i-04", None, "missing"),
+            finding("i-05", "", "missing"),
+            finding("i-06", "bob@example.com", compliant=True),
+        ],
+        environment="prod",
+    )
+    got = {d.owner: d for d in plan.digests}
+    assert set(got) == {"ana@example.com", "bob@example.com", NO_OWNER}
+    assert got["ana@example.com"].resources == 2 and "i-01" in got["ana@example.com"].body
+    assert "i-06" not in got["bob@example.com"].body  # compliant resources are no one's to fix
+    assert got[NO_OWNER].subject == "[tagwarden prod] 2 to fix: resources without an owner tag"
+    assert got["bob@example.com"].attributes == {
+        "kind": {"DataType": "String", "StringValue": DIGEST_KIND},
+        "owner": {"DataType": "String", "StringValue": "bob@example.com"},
+    }
+    assert (
+        "aws ec2 delete-tags --region eu-west-1 --resources i-03 --tags Key=CostCenter"
+        in got["bob@example.com"].body
+    )
+
+
+def test_exempt_resources_are_left_out() -> None:
+    exempt = {**finding("i-01", "ana", "missing"), "exempt": True}
+    assert plan_digests([exempt], environment="prod").digests == []
+
+
+def test_a_long_digest_is_split_into_parts_that_each_fit_and_never_cut_a_resource() -> None:
+    many = [finding(f"i-{n:04d}", "ana", "missing", "prohibited") for n in range(400)]
+    plan = plan_digests(many, environment="prod", max_bytes=8 * 1024)
+    parts = [d for d in plan.digests if d.owner == "ana"]
+    assert len(parts) > 1
+    assert all(len(d.body.encode()) <= 8 * 1024 for d in parts)
+    assert sum(d.resources for d in parts) == 400
+    assert [d.subject.rsplit(" ", 1)[-1] for d in parts] == [
+        f"[{n}/{len(parts)}]" for n in range(1, len(parts) + 1)
+    ]
+
+
+def test_a_run_sends_at_most_max_messages_largest_owners_first_and_counts_the_rest() -> None:
+    findings = [finding(f"i-{o}{n}", f"owner{o}", "missing") for o in range(5) for n in range(o + 1)]
+    plan = plan_digests(findings, environment="prod", max_messages=2)
+    assert [d.owner for d in plan.digests] == ["owner4", "owner3"]
+    assert plan.not_sent == {"owner2": 3, "owner1": 2, "owner0": 1}
+    (line,) = summary_lines(plan)
+    assert line.startswith("Owner digests: 2 message(s) to 2 owner(s); 3 owner(s) over the limit got none")
+
+
+def test_an_owner_value_with_control_characters_cannot_break_the_message_attribute() -> None:
+    plan = plan_digests([finding("i-01", "ana\u2028\x00evil", "missing")], environment="prod")
+    owner = plan.digests[0].attributes["owner"]["StringValue"]
+    assert "\x00" not in owner and "\u2028" not in owner
