@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final
 
-from workflow.policy.compiler import CompiledPolicy, CompiledRule
+from workflow.policy.compiler import CompiledExemption, CompiledPolicy, CompiledRule
 from workflow.resources import RESOURCE_TYPES
 
 VIOLATION_CODES: Final = (
@@ -234,6 +234,7 @@ def _launched_at(value: Any) -> datetime | None:
 
 
 def _is_exempt(resource_id: str, tags: dict[str, str], policy: CompiledPolicy) -> bool:
+    """Whether any exemption (expired or not) names the resource: the quick check."""
     if resource_id in policy.exempt_ids:
         return True
     for key, expected in policy.exempt_tags:
@@ -243,16 +244,55 @@ def _is_exempt(resource_id: str, tags: dict[str, str], policy: CompiledPolicy) -
     return False
 
 
+def _exemption(
+    resource_id: str, tags: dict[str, str], policy: CompiledPolicy, now: datetime
+) -> tuple[bool, dict[str, Any] | None]:
+    """Whether an exemption exempts the resource now, and which: the first in force, else the
+    first that names it but has expired (its last day, UTC, is before ``now``)."""
+    expired = None
+    today = now.astimezone(UTC).date()
+    for exemption in policy.exemptions:
+        if not exemption.matches(resource_id, tags):
+            continue
+        if exemption.expires is None or today <= exemption.expires:
+            return True, _exemption_info(exemption, expired=False)
+        expired = expired or exemption
+    return False, _exemption_info(expired, expired=True) if expired is not None else None
+
+
+def _exemption_info(exemption: CompiledExemption, *, expired: bool) -> dict[str, Any]:
+    expires = exemption.expires.isoformat() if exemption.expires else None
+    return {"id": exemption.label, "expires": expires, "expired": expired}
+
+
 def _exempt_or_young(
     resource_id: str, tags: dict[str, str], since: Any, policy: CompiledPolicy, now: datetime
-) -> tuple[bool, bool]:
-    """Whether an exemption matches, and (if not) whether the resource is still in its grace
-    period, counted from ``since`` (launch, creation or attachment time)."""
-    exempt = bool(policy.exempt_ids or policy.exempt_tags) and _is_exempt(resource_id, tags, policy)
+) -> tuple[bool, bool, dict[str, Any] | None]:
+    """Whether an exemption applies (and which, or which expired), and (if none applies) whether
+    the resource is still in its grace period, counted from ``since`` (launch, creation or
+    attachment time)."""
+    exempt, exemption = False, None
+    if (policy.exempt_ids or policy.exempt_tags) and _is_exempt(resource_id, tags, policy):
+        exempt, exemption = _exemption(resource_id, tags, policy, now)
     if exempt or not policy.grace_period_seconds:
-        return exempt, False
+        return exempt, False, exemption
     started = _launched_at(since)
-    return False, started is not None and (now - started).total_seconds() < policy.grace_period_seconds
+    young = started is not None and (now - started).total_seconds() < policy.grace_period_seconds
+    return False, young, exemption
+
+
+def _expired_exemption(violations: list[dict[str, Any]], exemption: dict[str, Any] | None) -> None:
+    """An expired exemption is a violation of its own, on top of the real ones (a resource that
+    needs no exemption any more is not made noncompliant by its lapse)."""
+    if violations and exemption is not None and exemption["expired"]:
+        violations.append(
+            _violation(
+                "exemption_expired",
+                "*",
+                f"exemption {exemption['id']!r} expired on {exemption['expires']}; renew it or fix the tags",
+                exemption["expires"],
+            )
+        )
 
 
 def _owner(tags: dict[str, str], policy: CompiledPolicy) -> str | None:
@@ -342,9 +382,11 @@ def _finding(
     violations = _tag_violations(tags, policy)
     instance_id = instance.get("InstanceId", "")
     launch_time = instance.get("LaunchTime")
-    exempt, in_grace = _exempt_or_young(instance_id, tags, launch_time, policy, now)
+    exempt, in_grace, exemption = _exempt_or_young(instance_id, tags, launch_time, policy, now)
+    if exemption is not None:
+        _expired_exemption(violations, exemption)
     placement = instance.get("Placement")
-    return {
+    finding: Finding = {
         "resource_type": "instance",
         "resource_id": instance_id,
         "instance_id": instance_id,
@@ -361,6 +403,9 @@ def _finding(
         "in_grace_period": in_grace,
         "violations": violations,
     }
+    if exemption is not None:
+        finding["exemption"] = exemption
+    return finding
 
 
 # parent type -> parent id -> the parent's values of the keys its children inherit (None: absent),
@@ -472,7 +517,9 @@ def evaluate_resource(
         _not_inherited(resource_type, resource, tags, policy, parents, violations)
     resource_id = spec.resource_id(resource)
     created = spec.time(resource)
-    exempt, in_grace = _exempt_or_young(resource_id, tags, created, policy, current)
+    exempt, in_grace, exemption = _exempt_or_young(resource_id, tags, created, policy, current)
+    if exemption is not None:
+        _expired_exemption(violations, exemption)
     finding: Finding = {
         "resource_type": resource_type,
         "resource_id": resource_id,
@@ -491,6 +538,8 @@ def evaluate_resource(
     }
     for column, read in spec.columns:
         finding[column] = read(resource)
+    if exemption is not None:
+        finding["exemption"] = exemption
     return finding
 
 

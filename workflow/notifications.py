@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
+from datetime import date, datetime
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -156,6 +157,7 @@ def build_message(
             f"  {count:6d}  {clean(who)}" for who, count in _top(summary["noncompliant_by_creator"], 10)
         ]
         lines.append("")
+    lines += exemption_lines(summary)
     outside = (summary.get("events") or {}).get("out_of_scope") or []
     if outside:
         lines.append("Not checked: events from accounts or regions the scheduled scan does not cover:")
@@ -228,6 +230,53 @@ def build_message(
             "incomplete": {"DataType": "String", "StringValue": "true" if incomplete(summary) else "false"},
         },
     }
+
+
+EXPIRING_SOON_DAYS: Final = 14
+
+
+def exemption_lines(summary: Mapping[str, Any]) -> list[str]:
+    r"""Exemptions that expired (their resources are judged again) and that expire within
+    :data:`EXPIRING_SOON_DAYS` days of the run.
+
+    >>> _ = exemption_lines({"evaluated_at": "2026-12-01T06:00:00+00:00", "exemptions": {
+    ...     "legacy": {"expires": "2026-11-30", "exempted": 0, "expired": 2},
+    ...     "migration": {"expires": "2026-12-10", "exempted": 5, "expired": 0},
+    ...     "forever": {"expires": None, "exempted": 1, "expired": 0}}})
+    >>> print("\n".join(_))
+    Exemptions that expired (their resources are judged again):
+      legacy  expired 2026-11-30, 2 resource(s)
+    Exemptions expiring within 14 days:
+      migration  expires 2026-12-10, 5 resource(s)
+    <BLANKLINE>
+    """
+    exemptions = summary.get("exemptions") or {}
+    try:
+        today = datetime.fromisoformat(str(summary.get("evaluated_at"))).date()
+    except ValueError:
+        return []
+    expired = [(name, e) for name, e in exemptions.items() if e.get("expired")]
+    soon = []
+    for name, entry in exemptions.items():
+        try:
+            expires = date.fromisoformat(str(entry.get("expires")))
+        except ValueError:
+            continue
+        if entry.get("exempted") and 0 <= (expires - today).days <= EXPIRING_SOON_DAYS:
+            soon.append((name, entry))
+    lines = []
+    if expired:
+        lines.append("Exemptions that expired (their resources are judged again):")
+        lines += [
+            f"  {clean(n, 80)}  expired {e.get('expires')}, {int(e['expired'])} resource(s)"
+            for n, e in expired
+        ]
+    if soon:
+        lines.append(f"Exemptions expiring within {EXPIRING_SOON_DAYS} days:")
+        lines += [
+            f"  {clean(n, 80)}  expires {e.get('expires')}, {int(e['exempted'])} resource(s)" for n, e in soon
+        ]
+    return [*lines, ""] if lines else []
 
 
 def _coverage_lines(coverage: Mapping[str, Any] | None) -> list[str]:

@@ -116,6 +116,9 @@ class SummaryBuilder:
     noncompliant_by_creator: Counter[str] = field(default_factory=Counter)
     # GiB of noncompliant EBS volumes and snapshots: spend that cannot be allocated by its tags.
     untagged_gib: Counter[str] = field(default_factory=Counter)
+    # Exemption id -> its expiry date (None: none) and the resources it exempted / that it named
+    # after expiring.
+    exemptions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def add(self, finding: Mapping[str, Any], *, target: str | None = None) -> bool:
         """Fold one finding in; False (and counted as a duplicate) for a resource already seen."""
@@ -134,6 +137,12 @@ class SummaryBuilder:
         self.compliant += compliant
         self.exempt += bool(finding.get("exempt"))
         self.in_grace_period += bool(finding.get("in_grace_period"))
+        exemption = finding.get("exemption")
+        if isinstance(exemption, Mapping) and exemption.get("id"):
+            entry = self.exemptions.setdefault(
+                str(exemption["id"]), {"expires": exemption.get("expires"), "exempted": 0, "expired": 0}
+            )
+            entry["expired" if exemption.get("expired") else "exempted"] += 1
         outcome = "compliant" if compliant else "noncompliant"
         self.by_resource_type.setdefault(resource_type, Counter())[outcome] += 1
         self.by_region.setdefault(str(finding.get("region")), Counter())[outcome] += 1
@@ -227,6 +236,7 @@ class SummaryBuilder:
                 "snapshots": self.untagged_gib["snapshot"],
                 "total": self.untagged_gib["volume"] + self.untagged_gib["snapshot"],
             },
+            **({"exemptions": dict(sorted(self.exemptions.items()))} if self.exemptions else {}),
             "scanned_targets": self.scanned_targets(),
             "drift": compute_drift(self.by_target, baseline),
             **(extra or {}),

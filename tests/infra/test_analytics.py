@@ -11,7 +11,7 @@ from tests.infra.conftest import Synthesized
 from workflow import deployment, layout
 from workflow.evaluator import evaluate_instance, evaluate_resource
 from workflow.fleet import demo_fleet, demo_resources, iter_fleet_document
-from workflow.policy import load_policy
+from workflow.policy import compile_policy, load_policy
 from workflow.queries import NAMED_QUERIES
 from workflow.report import SummaryBuilder, coverage_section, summarize_targets
 
@@ -43,6 +43,7 @@ FINDINGS_SCHEMA = {
     "interface_type": "string",
     "source": "string",
     "created_by": "struct<type:string,principal:string,display:string>",
+    "exemption": "struct<id:string,expires:string,expired:boolean>",
 }
 RUNS_SCHEMA = {
     "run_id": "string",
@@ -162,6 +163,14 @@ def test_glue_schema_covers_every_field_the_workflow_writes() -> None:
         )
     # What Evaluate adds for event runs: the run's source and the resource's creator.
     written |= {"source", "created_by"}
+    # An exempt resource says which exemption applied.
+    exempting = compile_policy(
+        {
+            **policy.document,
+            "exemptions": [{"instance_ids": [item.instance["InstanceId"]], "expires": "2099-01-01"}],
+        }
+    )
+    written |= set(evaluate_instance(item.instance, exempting, region=item.region))
     assert written == set(FINDINGS_SCHEMA)
     violation = set(FINDINGS_SCHEMA["violations"].removeprefix("array<struct<").removesuffix(">>").split(","))
     assert {

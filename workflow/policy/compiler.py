@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from workflow.errors import PolicyError
@@ -84,6 +85,25 @@ class Inheritance:
 
 
 @dataclass(frozen=True, slots=True)
+class CompiledExemption:
+    """One exemption: the resources it names (ids, or a tag and optional value), its name in
+    summaries and findings, and the last day (UTC) it exempts (None: no end)."""
+
+    label: str
+    ids: frozenset[str]
+    tag: tuple[str, str | None] | None
+    expires: date | None
+
+    def matches(self, resource_id: str, tags: dict[str, str]) -> bool:
+        if resource_id in self.ids:
+            return True
+        if self.tag is None:
+            return False
+        value = tags.get(self.tag[0])
+        return value is not None and (self.tag[1] is None or value == self.tag[1])
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledPolicy:
     """A policy ready to evaluate; build it with :func:`compile_policy`."""
 
@@ -125,6 +145,9 @@ class CompiledPolicy:
     # child type -> (parent type, key, compare ignoring case) for each key it must inherit.
     inherited: dict[str, tuple[Inheritance, ...]] = field(default_factory=dict, compare=False, repr=False)
     include_service_managed_interfaces: bool = False
+    # Every exemption, in policy order. exempt_ids and exempt_tags hold all of them too (a quick
+    # "does any match" before the evaluator asks which, and whether it has expired).
+    exemptions: tuple[CompiledExemption, ...] = ()
 
     def for_type(self, resource_type: str) -> CompiledPolicy:
         """The policy with only the rules that apply to ``resource_type`` (instances: itself).
@@ -336,6 +359,15 @@ def compile_policy(doc: dict[str, Any]) -> CompiledPolicy:
                 i for e in exemptions for i in (*e.get("instance_ids", ()), *e.get("resource_ids", ()))
             ),
             exempt_tags=tuple((e["tag"]["key"], e["tag"].get("value")) for e in exemptions if "tag" in e),
+            exemptions=tuple(
+                CompiledExemption(
+                    label=e.get("id") or f"exemptions[{index}]",
+                    ids=frozenset((*e.get("instance_ids", ()), *e.get("resource_ids", ()))),
+                    tag=(e["tag"]["key"], e["tag"].get("value")) if "tag" in e else None,
+                    expires=date.fromisoformat(e["expires"]) if "expires" in e else None,
+                )
+                for index, e in enumerate(exemptions)
+            ),
             states=frozenset(scope.get("states", DEFAULT_STATES)),
             grace_period_seconds=60 * scope.get("grace_period_minutes", 0),
             owner_key=doc.get("owner_key", DEFAULT_OWNER_KEY),

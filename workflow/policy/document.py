@@ -7,7 +7,9 @@ fixes a file in one round trip; nothing here raises anything but :class:`PolicyE
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from datetime import date
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -170,6 +172,10 @@ def _schema_problem(error: ValidationError) -> Problem:
         return Problem(
             path, "must start with a letter or digit and hold only letters, digits, '.', '_', '-', ' '"
         )
+    if validator == "pattern" and list(error.absolute_path)[-1:] == ["expires"]:
+        return Problem(path, f"{error.instance!r} is not a date (YYYY-MM-DD, the last day it exempts)")
+    if validator == "pattern" and list(error.absolute_path)[-1:] == ["id"]:
+        return Problem(path, "must start with a letter or digit and hold only letters, digits and ._:/-")
     if validator == "uniqueItems":
         return Problem(path, "contains the same item twice; list each once")
     if validator in _SIZE_LIMITS and isinstance(error.instance, list | str | dict):
@@ -273,8 +279,32 @@ def _inherited_keys(doc: dict[str, Any]) -> Iterator[tuple[int, str]]:
                 yield index, key
 
 
+_DATE: Final = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _exemption_problems(doc: dict[str, Any]) -> Iterator[Problem]:
+    """An ``expires`` that is no calendar date, and two exemptions with one ``id``."""
+    exemptions = doc.get("exemptions")
+    seen: dict[str, int] = {}
+    for index, exemption in enumerate(exemptions if isinstance(exemptions, list) else []):
+        if not isinstance(exemption, dict):
+            continue
+        expires = exemption.get("expires")
+        if isinstance(expires, str) and _DATE.match(expires):  # the schema refuses other shapes
+            try:
+                date.fromisoformat(expires)
+            except ValueError:
+                yield Problem(f"$.exemptions[{index}].expires", f"{expires!r} is not a date (YYYY-MM-DD)")
+        name = exemption.get("id")
+        if isinstance(name, str):
+            if name in seen:
+                yield Problem(f"$.exemptions[{index}].id", f"{name!r} is already $.exemptions[{seen[name]}]")
+            seen.setdefault(name, index)
+
+
 def _semantic_problems(doc: dict[str, Any], *, check_patterns: bool) -> Iterator[Problem]:
     yield from _resource_type_problems(doc)
+    yield from _exemption_problems(doc)
     rules = _well_formed_rules(doc)
     by_index = dict(rules)
     listed = set(_listed_types(doc))

@@ -58,6 +58,8 @@ FINDINGS_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     # Event runs: their source, and who created the resource (from the CloudTrail event).
     ("source", "string"),
     ("created_by", "struct<type:string,principal:string,display:string>"),
+    # The exemption that exempts the resource, or that named it and has expired.
+    ("exemption", "struct<id:string,expires:string,expired:boolean>"),
 )
 
 #: ``runs``: one row per run (the run summary, one JSON object per file), in column order.
@@ -146,6 +148,7 @@ COLUMN_COMMENTS: Final[dict[str, str]] = {
     "interface_type": "network interface type (interface, nat_gateway, lambda, ...)",
     "source": "event for a run of the event workflow; null for scheduled and manual runs",
     "created_by": "who created the resource, from its CloudTrail event (event runs): type, principal, name",
+    "exemption": "the policy's exemption that exempts the resource (expired false), or that expired (true)",
     "by_resource_type": "compliant and noncompliant resources per resource type",
     "untagged_ebs_gib": "GiB of noncompliant EBS volumes and snapshots: spend the tags cannot allocate",
     "dt": "UTC date of the run, YYYY-MM-DD",
