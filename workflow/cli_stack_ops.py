@@ -650,6 +650,54 @@ def cmd_subscribe_owner(args: argparse.Namespace, aws: _Aws) -> int:
     return EXIT_OK
 
 
+def cmd_exempt(args: argparse.Namespace, aws: _Aws) -> int:
+    from workflow.exemption_files import new_exemption_file, validate_exemption_file
+
+    resources = aws.resources("ReportBucketName")
+    bucket = resources.report_bucket
+    assert bucket is not None
+    approver = args.approved_by or str(aws.client("sts").get_caller_identity()["Arn"])
+    document, key = new_exemption_file(
+        args.resource_id,
+        days=args.days,
+        reason=args.reason,
+        approved_by=approver,
+        today=datetime.now(UTC).date(),
+    )
+    problems = validate_exemption_file(document)
+    if problems:  # a resource id of no checked type, a reason too long: one line, nothing written
+        raise InvalidInput([Problem("exempt", f"{problems[0].path}: {problems[0].message}")])
+    s3 = aws.client("s3", args.region)
+    # Never over another approval: the same resource and expiry date is one file, written once.
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=json.dumps(document, indent=2).encode(),
+            ContentType="application/json",
+            IfNoneMatch="*",
+        )
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") not in {
+            "PreconditionFailed",
+            "ConditionalRequestConflict",
+        }:
+            raise
+        raise InvalidInput(
+            [Problem("exempt", f"s3://{bucket}/{key} exists already (kept as it is); give other --days")]
+        ) from None
+    if args.json:
+        _print_json({"key": f"s3://{bucket}/{key}", "exemption": document})
+    else:
+        _note(
+            f"Exempted {args.resource_id} through {document['expires']} (s3://{bucket}/{key}); "
+            "runs from now apply it"
+        )
+    return EXIT_OK
+
+
 def _deployment_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("deployment (a flag wins over the stack's output)")
@@ -671,6 +719,13 @@ def _deployment_options() -> argparse.ArgumentParser:
     )
     group.add_argument("--profile", metavar="PROFILE", help="AWS profile (default: $AWS_PROFILE)")
     return parent
+
+
+def _exemption_days(text: str) -> int:
+    value = _positive_int(text)
+    if value > 365:
+        raise argparse.ArgumentTypeError(f"{value} days: at most 365 (renew it when it ends)")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -834,3 +889,23 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     subscribe.add_argument("--json", action="store_true", help="print one JSON object")
     subscribe.set_defaults(func=_command(cmd_subscribe_owner))
+
+    exempt = subparsers.add_parser(
+        "exempt",
+        parents=[common],
+        help="exempt one resource for N days, with a reason, as a file in the report bucket",
+        description="Write exemptions/<resource>-until-<date>.json to the stack's report bucket: the "
+        "resource is exempt from every run through that date (UTC), then each finding says "
+        "exemption_expired. The file records the reason and who approved it (default: the caller's "
+        "identity); an existing file for the same resource and date is never overwritten.",
+    )
+    exempt.add_argument(
+        "resource_id", metavar="RESOURCE_ID", help="i-..., vol-..., snap-..., ami-... or eni-..."
+    )
+    exempt.add_argument("--days", type=_exemption_days, required=True, metavar="N", help="1 to 365")
+    exempt.add_argument("--reason", required=True, help="why (recorded with the exemption)")
+    exempt.add_argument(
+        "--approved-by", metavar="WHO", help="default: the caller's ARN (sts:GetCallerIdentity)"
+    )
+    exempt.add_argument("--json", action="store_true", help="print one JSON object")
+    exempt.set_defaults(func=_command(cmd_exempt))

@@ -158,6 +158,13 @@ def build_message(
         ]
         lines.append("")
     lines += exemption_lines(summary)
+    files = summary.get("exemption_files") or {}
+    if files.get("refused_count"):
+        lines.append(f"Exemption files not used ({int(files['refused_count'])}; the others apply):")
+        lines += [
+            f"  {clean(r.get('key'), 80)}: {clean(r.get('problem'), 160)}" for r in files.get("refused") or []
+        ]
+        lines.append("")
     outside = (summary.get("events") or {}).get("out_of_scope") or []
     if outside:
         lines.append("Not checked: events from accounts or regions the scheduled scan does not cover:")

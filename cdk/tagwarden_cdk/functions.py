@@ -29,7 +29,7 @@ from tagwarden_cdk.common import (
 from tagwarden_cdk.nag import acknowledge, arn_finding
 from tagwarden_cdk.settings import Settings, scheduled_input
 from tagwarden_cdk.storage import REPORTS_PREFIX, ReportStorage
-from workflow import config, deployment, layout
+from workflow import config, deployment, exemption_files, layout
 from workflow.resources import DESCRIBE_ACTIONS
 
 # Powertools reads these two; use workflow.config's constants once it names them.
@@ -50,6 +50,8 @@ PLAN_EVENTS: Final = "plan-event-run"
 STORE_EVENTS: Final = deployment.STORE_EVENT_BATCH.name
 # Where the Pipe's enrichment stores each batch of events, and where event runs read them.
 EVENT_BATCHES_PREFIX: Final = layout.event_batch_key("x").rsplit("/", 1)[0] + "/"  # staging/event-batches/
+# Exemption files (tagwarden exempt): every run reads them.
+EXEMPTIONS_PREFIX: Final = exemption_files.EXEMPTIONS_PREFIX
 
 DESCRIPTIONS: Final[Mapping[str, str]] = {
     VALIDATE: "Tagwarden: check the execution input and the tag policy, fix the run's parameters",
@@ -79,6 +81,8 @@ PREFIX_REASONS: Final[Mapping[str, str]] = {
     "(dt=/run= partitions), known only at run time; the prefix is the narrowest fixed scope.",
     EVENT_BATCHES_PREFIX: "Batches of queued CloudTrail events under staging/event-batches/, one object "
     "per batch named by its time and a random id at run time; nothing else is written there.",
+    EXEMPTIONS_PREFIX: "Exemption files under exemptions/ in the report bucket, one per exemption, named "
+    "by tagwarden exempt (the resource and the expiry date): every run reads whichever are there.",
     STATE_PREFIX: "Objects under state/ in the report bucket: the workflow's run pointers "
     "(state/latest-run.json, and state/policy-runs/<policy sha256>.json: each policy's drift baselines); "
     "nothing else is written there.",
@@ -214,10 +218,13 @@ class WorkflowFunctions(Construct):
         objects = storage.objects
         statements: dict[str, list[iam.PolicyStatement]] = {
             VALIDATE: [
-                _allow(["s3:GetObject"], [objects(POLICIES_PREFIX)], "ReadPolicies"),
+                _allow(
+                    ["s3:GetObject"], [objects(POLICIES_PREFIX), objects(EXEMPTIONS_PREFIX)], "ReadPolicies"
+                ),
                 # A policy_uri that does not exist must read as "does not exist" (invalid input), not
                 # as AccessDenied (a failed run): S3 answers 404 rather than 403 only to a caller
                 # allowed s3:ListBucket (found by the IAM check, tests/iam).
+                # It also lists the exemption files (exemptions/) each run reads.
                 _allow(["s3:ListBucket"], [storage.bucket.bucket_arn], "FoundOrNotFound"),
                 _allow(["s3:PutObject"], [objects(layout.STAGING_PREFIX)], "WriteStaging"),
                 # Organization mode expands to the organisation's accounts at run time.
@@ -295,9 +302,11 @@ class WorkflowFunctions(Construct):
             PLAN_EVENTS: [
                 _allow(
                     ["s3:GetObject"],
-                    [objects(POLICIES_PREFIX), objects(EVENT_BATCHES_PREFIX)],
+                    [objects(POLICIES_PREFIX), objects(EVENT_BATCHES_PREFIX), objects(EXEMPTIONS_PREFIX)],
                     "ReadPolicyAndEvents",
                 ),
+                # The exemption files: listed by their prefix, nothing else of the bucket.
+                _list_bucket_under(storage.bucket.bucket_arn, [EXEMPTIONS_PREFIX], "ListExemptionFiles"),
                 _allow(["s3:PutObject"], [objects(layout.STAGING_PREFIX)], "WriteStaging"),
             ],
             STORE_EVENTS: [_allow(["s3:PutObject"], [objects(EVENT_BATCHES_PREFIX)], "StoreEventBatches")],
@@ -328,7 +337,9 @@ class WorkflowFunctions(Construct):
             (PERSIST, STATE_PREFIX),
             (PERSIST, STAGED_REPORT_PREFIX),
             (NOTIFY, REPORTS_PREFIX),
+            (VALIDATE, EXEMPTIONS_PREFIX),
             (PLAN_EVENTS, POLICIES_PREFIX),
+            (PLAN_EVENTS, EXEMPTIONS_PREFIX),
             (PLAN_EVENTS, EVENT_BATCHES_PREFIX),
             (PLAN_EVENTS, layout.STAGING_PREFIX),
             (STORE_EVENTS, EVENT_BATCHES_PREFIX),

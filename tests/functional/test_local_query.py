@@ -160,6 +160,11 @@ def family_arguments(folder: Path) -> list[str]:
         (Path(__file__).parents[2] / "policies" / "baseline.json").read_text(encoding="utf-8")
     )
     policy.update(
+        # One exemption in force and one past its last day, for the exemption history.
+        exemptions=[
+            {"id": "legacy-volume", "resource_ids": ["vol-00000000000000003"], "expires": "2099-12-31"},
+            {"id": "old-snapshot", "resource_ids": ["snap-00000000000000002"], "expires": "2020-01-31"},
+        ],
         resource_types=["instance", "volume", "snapshot"],
         inherit=[
             {"keys": ["CostCenter"], "from": "instance", "to": ["volume"]},
@@ -561,10 +566,38 @@ def expect_trend_by_account(runs_dir: Path, params: dict[str, int]) -> list[tupl
     return rows
 
 
+def expect_exemption_history(runs_dir: Path, _params: dict[str, int]) -> list[tuple[Any, ...]]:
+    rows = []
+    for run_id in RUNS:
+        summary = summary_of(runs_dir, run_id)
+        named = [f for f in findings_of(runs_dir, run_id) if f.get("exemption")]
+        groups = _grouped(named, lambda f: (f["exemption"]["id"], f["exemption"]["expires"]))
+        for (exemption, expires), members in groups.items():
+            expired = sum(bool(f["exemption"]["expired"]) for f in members)
+            rows.append(
+                (
+                    summary["evaluated_at"],
+                    run_id,
+                    summary.get("source") or "scheduled",
+                    exemption,
+                    expires,
+                    len(members) - expired,
+                    expired,
+                )
+            )
+    rows.sort(key=lambda r: (r[1], r[3]))
+    rows.sort(key=lambda r: r[0], reverse=True)  # newest first, stable on run and exemption
+    return rows
+
+
 EXPECTATIONS: dict[str, tuple[Callable[[Path, dict[str, int]], list[tuple[Any, ...]]], tuple[str, ...]]] = {
     "noncompliant_by_resource_type": (
         expect_by_resource_type,
         ("resource_type", "resources", "noncompliant", "compliance_percentage", "noncompliant_gib"),
+    ),
+    "exemption_history": (
+        expect_exemption_history,
+        ("evaluated_at", "run_id", "source", "exemption", "expires", "exempted", "expired"),
     ),
     "untagged_ebs_gib": (
         expect_untagged_ebs,

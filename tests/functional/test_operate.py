@@ -24,6 +24,7 @@ from moto import mock_aws
 
 from workflow import cli, cli_stack_ops, operate
 from workflow.errors import InvalidInput
+from workflow.exemption_files import validate_exemption_file
 from workflow.stack import resolve
 
 REGION = "us-east-1"
@@ -1130,3 +1131,57 @@ def test_subscribe_owner_refuses_what_is_not_an_email_address_with_one_line(
     boto3.client("sns", region_name=REGION).create_topic(Name="tagwarden-compliance")
     assert tagwarden("subscribe-owner", "--stack", STACK, "not-an-address") == 2
     assert only_line(capsys.readouterr().err).endswith("'not-an-address' is not an email address")
+
+
+# --- exempt -------------------------------------------------------------------------------------
+
+
+def test_exempt_writes_one_validated_exemption_file_with_who_approved_it_and_never_overwrites_one(
+    aws: Deployment, tagwarden: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "exempt",
+        "--stack",
+        STACK,
+        "i-0abc1234def567890",
+        "--days",
+        "30",
+        "--reason",
+        "batch migration",
+        "--json",
+    ]
+    assert tagwarden(*argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    key = printed["key"].removeprefix(f"s3://{BUCKET}/")
+    stored = json.loads(aws.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert stored == printed["exemption"]
+    assert stored["approved_by"].startswith("arn:aws:")  # the caller, from sts:GetCallerIdentity
+    assert stored["reason"] == "batch migration" and stored["resource_ids"] == ["i-0abc1234def567890"]
+    assert validate_exemption_file(stored) == []
+    # The same resource and day again: refused, and the first approval stays as it was.
+    assert tagwarden(*argv[:-1], "--approved-by", "someone-else") == 2
+    assert only_line(capsys.readouterr().err).endswith("exists already (kept as it is); give other --days")
+    assert json.loads(aws.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()) == stored
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["sg-0abc1234", "--days", "3", "--reason", "r"], "does not match"),
+        (["i-0abc1234", "--days", "400", "--reason", "r"], "at most 365"),
+    ],
+)
+def test_exempt_refuses_what_it_cannot_record_with_one_line(
+    aws: Deployment,
+    tagwarden: Callable[..., int],
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+) -> None:
+    try:
+        status = tagwarden("exempt", "--stack", STACK, *argv)
+    except SystemExit as err:  # argparse refuses --days itself
+        status = int(err.code or 0)
+    assert status == 2
+    assert message in capsys.readouterr().err
+    assert not aws.s3.list_objects_v2(Bucket=BUCKET, Prefix="exemptions/").get("Contents")

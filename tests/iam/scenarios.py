@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -21,6 +22,7 @@ from workflow import config, layout
 from workflow.engine.event_routing import Delivery
 from workflow.engine.local import BUCKET, CENTRAL_ACCOUNT, LocalDeployment
 from workflow.errors import PermanentError
+from workflow.exemption_files import new_exemption_file
 from workflow.fleet import FleetInstance, FleetResource, demo_fleet, demo_resources, iter_fleet_document
 from workflow.resources import RESOURCE_TYPES
 
@@ -255,6 +257,18 @@ def one_of_each_type(resources: list[FleetResource], account: str, region: str) 
     return list(chosen.values())
 
 
+def approved_exemption(local: LocalDeployment) -> None:
+    """An exemption file in the bucket (tagwarden exempt): every run reads it."""
+    document, key = new_exemption_file(
+        "i-0aaaaaaaaaaaaaaa1",
+        days=30,
+        reason="IAM check",
+        approved_by="iam@example.com",
+        today=date(2026, 12, 1),
+    )
+    local.engine.client("s3").put_object(Bucket=BUCKET, Key=key, Body=json.dumps(document).encode())
+
+
 def launches(instances: list[FleetInstance], account: str) -> list[dict[str, Any]]:
     """RunInstances events (an Identity Center user) for these instances, in ``account``."""
     from tests.unit.test_events import SSO, launch
@@ -273,6 +287,7 @@ def run_single_account(observations: Observations, schedule_input: dict[str, Any
         extra_environment={config.DISTRIBUTED_MAP_THRESHOLD: str(DISTRIBUTED_THRESHOLD)},
     ) as local:
         runner = Runner(local, observations)
+        approved_exemption(local)
         runner.run("first run, notify always", EVERY_MODE, {"notify": "always"})
         family = [
             r for r in demo_resources(demo_fleet(instances_per_region=4, seed=5)) if r.region in REGIONS
@@ -381,6 +396,7 @@ def run_multi_account(
     ) as local:
         local.members.add_account(NO_ROLE_ACCOUNT, role=False)
         runner = Runner(local, observations)
+        approved_exemption(local)
         runner.run(
             "targets, one account without the member role (partial scan)",
             (TARGETS,),

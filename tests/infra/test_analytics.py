@@ -364,6 +364,8 @@ def test_day_one_queries_exist() -> None:
         # The EC2 family: per resource type, and the untagged EBS GiB FinOps looks for.
         "noncompliant_by_resource_type",
         "untagged_ebs_gib",
+        # Which exemption exempted whom in each run, and which ran out.
+        "exemption_history",
     }
     assert [p.name for p in NAMED_QUERIES["noncompliant_longer_than_days"].parameters] == ["days"]
     assert [p.name for p in NAMED_QUERIES["compliance_trend_by_account"].parameters] == ["days"]

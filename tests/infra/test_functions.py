@@ -247,7 +247,7 @@ def test_each_role_is_allowed_exactly_its_allow_list(synthesized: Synthesized) -
 
     allow = {
         "validate-input": expected(
-            (["s3:GetObject"], [objects(bucket, "policies/")]),
+            (["s3:GetObject"], [objects(bucket, "policies/"), objects(bucket, "exemptions/")]),
             (["s3:PutObject"], [objects(bucket, "staging/")]),
             (["s3:ListBucket"], [getatt(bucket)]),
         ),
@@ -283,7 +283,11 @@ def test_each_role_is_allowed_exactly_its_allow_list(synthesized: Synthesized) -
         ),
         # The event workflow's planner, and the events Pipe's enrichment.
         "plan-event-run": expected(
-            (["s3:GetObject"], [objects(bucket, "policies/"), objects(bucket, "staging/event-batches/")]),
+            (
+                ["s3:GetObject"],
+                [objects(bucket, p) for p in ("policies/", "staging/event-batches/", "exemptions/")],
+            ),
+            (["s3:ListBucket"], [getatt(bucket)], {"StringLike": {"s3:prefix": ["exemptions/*"]}}),
             (["s3:PutObject"], [objects(bucket, "staging/")]),
         ),
         "store-event-batch": expected((["s3:PutObject"], [objects(bucket, "staging/event-batches/")])),

@@ -90,7 +90,7 @@ def _single_account_validate_grants(synthesized: Synthesized) -> set[Any]:
     return expected(
         (["logs:CreateLogStream", "logs:PutLogEvents"], [getatt(log_group["LogGroup"]["Ref"])]),
         (["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"]),
-        (["s3:GetObject"], [objects(bucket, "policies/")]),
+        (["s3:GetObject"], [objects(bucket, "policies/"), objects(bucket, "exemptions/")]),
         (["s3:PutObject"], [objects(bucket, "staging/")]),
         (["s3:ListBucket"], [getatt(bucket)]),
     )

@@ -147,7 +147,8 @@ def read_policy_file(path: str | Path) -> Any:
     return parse_policy_text(text, source=source)
 
 
-def _schema_problem(error: ValidationError) -> Problem:
+def schema_problem(error: ValidationError) -> Problem:
+    """One clear line for one JSON Schema error of a policy (or of a part of one)."""
     path = json_path(error.absolute_path)
     validator = error.validator
     schema = error.schema if isinstance(error.schema, dict) else {}
@@ -201,7 +202,7 @@ def _schema_problems(doc: Any) -> Iterator[Problem]:
     for error in sorted(
         _validator().iter_errors(doc), key=lambda e: (list(map(str, e.absolute_path)), e.message)
     ):
-        yield _schema_problem(error)
+        yield schema_problem(error)
 
 
 def _well_formed_rules(doc: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:

@@ -15,6 +15,7 @@ from workflow import layout
 from workflow.config import EventPlanConfig, EventsConfig
 from workflow.errors import InvalidInput, Problem
 from workflow.event_plan import events_of_records, plan_event_run
+from workflow.exemption_files import stage_run_policy
 from workflow.policy import compile_policy, load_policy_document
 from workflow.steps.validate_input import policy_run_fields, read_policy_object
 from workflow.storage import get_json, put_json
@@ -115,7 +116,7 @@ def plan_event_run_step(event: dict[str, Any], config: EventPlanConfig, *, s3: A
         "out_of_scope": plan.out_of_scope,
     }
     evaluate_at = datetime.fromtimestamp(now.timestamp() + plan.wait_seconds, UTC)
-    put_json(s3, config.report_bucket, layout.policy_key(run_id), policy_doc)
+    exemption_files = stage_run_policy(s3, config.report_bucket, layout.policy_key(run_id), policy_doc)
     put_json(s3, config.report_bucket, layout.targets_manifest_key(run_id), items)
     put_json(s3, config.report_bucket, layout.creators_key(run_id), plan.created_by)
     return {
@@ -147,5 +148,6 @@ def plan_event_run_step(event: dict[str, Any], config: EventPlanConfig, *, s3: A
             "fanout": "inline",
             "creators_key": layout.creators_key(run_id),
             "events": counts,
+            **({"exemption_files": exemption_files} if exemption_files else {}),
         },
     }

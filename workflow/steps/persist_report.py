@@ -187,6 +187,7 @@ def persist_report(
             "coverage": coverage,
             **({"source": run["source"]} if run.get("source") else {}),
             **({"events": run["events"]} if run.get("events") else {}),
+            **({"exemption_files": run["exemption_files"]} if run.get("exemption_files") else {}),
         },
     )
     summary["incomplete"] = incomplete(summary)

@@ -15,6 +15,7 @@ from workflow import layout, targets
 from workflow.aws import aws_call
 from workflow.config import ValidateConfig
 from workflow.errors import InvalidInput, Problem, ReportNotFound
+from workflow.exemption_files import stage_run_policy
 from workflow.policy import compile_policy, load_policy_document, parse_policy_text
 from workflow.policy.compiler import CompiledPolicy
 from workflow.policy.document import MAX_POLICY_BYTES, json_path
@@ -162,7 +163,7 @@ def validate_input(
     except InvalidInput as err:
         return _invalid(err.problems)
     distributed = len(items) > config.distributed_map_threshold
-    put_json(s3, config.report_bucket, layout.policy_key(run_id), policy_doc)
+    exemption_files = stage_run_policy(s3, config.report_bucket, layout.policy_key(run_id), policy_doc)
     put_json(s3, config.report_bucket, layout.targets_manifest_key(run_id), items)
     return {
         "valid": True,
@@ -187,6 +188,7 @@ def validate_input(
             "distributed_max_concurrency": config.distributed_max_concurrency,
             "tolerated_failure_percentage": config.tolerated_failure_percentage,
             "map_results_prefix": layout.map_results_prefix(run_id),
+            **({"exemption_files": exemption_files} if exemption_files else {}),
         },
     }
 
