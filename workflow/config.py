@@ -36,6 +36,10 @@ TOLERATED_FAILURE_PERCENTAGE: Final = "TAGWARDEN_TOLERATED_FAILURE_PERCENTAGE"
 TOPIC_ARN: Final = "TAGWARDEN_TOPIC_ARN"
 ORGANIZATION_DEPLOYMENT: Final = "TAGWARDEN_ORGANIZATION_DEPLOYMENT"
 CONSOLE_REGION: Final = "TAGWARDEN_CONSOLE_REGION"
+# The Security Hub product findings go to (the account's default product); set: runs import.
+SECURITY_HUB_PRODUCT_ARN: Final = "TAGWARDEN_SECURITY_HUB_PRODUCT_ARN"
+# "true" on Validate input: each scheduled run imports its findings into Security Hub.
+SECURITY_HUB: Final = "TAGWARDEN_SECURITY_HUB"
 # At most this many owner digest messages per run (0: none); the rest are counted in the summary.
 MAX_OWNER_DIGESTS: Final = "TAGWARDEN_MAX_OWNER_DIGESTS"
 # "true": an event run tags each resource it was told the creator of with CreatedBy (if untagged).
@@ -110,6 +114,7 @@ class ValidateConfig:
     distributed_map_threshold: int = DEFAULT_DISTRIBUTED_MAP_THRESHOLD
     distributed_max_concurrency: int = 50
     tolerated_failure_percentage: int = 10
+    security_hub: bool = False
     # Deployed for an organisation: explicit targets must be accounts of it (the list role could
     # not assume a role elsewhere), so they are checked against ListAccounts at validation.
     organization_deployment: bool = False
@@ -147,6 +152,7 @@ class ValidateConfig:
             distributed_max_concurrency=_int(env, DISTRIBUTED_MAX_CONCURRENCY, 50, 1, 10000),
             tolerated_failure_percentage=_int(env, TOLERATED_FAILURE_PERCENTAGE, 10, 0, 100),
             organization_deployment=env.get(ORGANIZATION_DEPLOYMENT, "").strip().lower() == "true",
+            security_hub=_flag(env, SECURITY_HUB),
         )
 
 
@@ -279,6 +285,27 @@ class PersistConfig:
             environment=env.get(ENVIRONMENT, "dev").strip() or "dev",
             metrics_namespace=env.get(METRICS_NAMESPACE, DEFAULT_METRICS_NAMESPACE).strip()
             or DEFAULT_METRICS_NAMESPACE,
+        )
+
+
+@dataclass(frozen=True)
+class SecurityHubConfig:
+    """``Import to Security Hub``: the product to import into, and where the run's report and the
+    record of the findings it keeps open are."""
+
+    report_bucket: str
+    product_arn: str
+
+    @classmethod
+    def from_env(cls, env: Environ | None = None) -> SecurityHubConfig:
+        """Read the step's variables; a missing one is a :class:`ConfigurationError` naming it.
+
+        >>> SecurityHubConfig.from_env({REPORT_BUCKET: "b", SECURITY_HUB_PRODUCT_ARN: "arn:p"}).product_arn
+        'arn:p'
+        """
+        env = os.environ if env is None else env
+        return cls(
+            report_bucket=_required(env, REPORT_BUCKET), product_arn=_required(env, SECURITY_HUB_PRODUCT_ARN)
         )
 
 

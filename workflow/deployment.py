@@ -42,6 +42,9 @@ STEP_FUNCTIONS: Final = (
     StepFunction(
         "RegisterPartitionsFunctionArn", "register-partitions", "lambdas.register_partitions.handler", 60, 256
     ),
+    StepFunction(
+        "ImportSecurityHubFunctionArn", "import-security-hub", "lambdas.import_security_hub.handler", 300, 512
+    ),
     StepFunction("NotifyFunctionArn", "notify", "lambdas.notify.handler", 60, 256),
 )
 

@@ -93,5 +93,9 @@ class RegionNotEnabled(AccessDenied):
     """
 
 
+class ImportIncomplete(PermanentError):
+    """Security Hub refused some findings after retries: the others are in, the run says how many."""
+
+
 class ReportNotFound(PermanentError):
     """An S3 object the step expected (inventory, findings, summary) does not exist."""

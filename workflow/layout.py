@@ -33,6 +33,15 @@ def event_reported_key(policy_sha256: str) -> str:
     return f"state/event-reported/{policy_sha256}.json"
 
 
+def securityhub_state_key(policy_name: str) -> str:
+    """The Security Hub findings one policy's runs keep open (to resolve them once fixed).
+
+    >>> securityhub_state_key("baseline")
+    'state/securityhub/baseline.json'
+    """
+    return f"state/securityhub/{policy_name}.json"
+
+
 def policy_runs_key(policy_sha256: str) -> str:
     """The index of one policy's finished runs and the targets each scanned: drift's baselines.
 

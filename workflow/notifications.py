@@ -106,7 +106,7 @@ def build_message(
     execution_arn: str,
     console_region: str | None,
     catalog: Mapping[str, Any] | None = None,
-    digest_lines: Sequence[str] = (),
+    extra_lines: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Subject, body and message attributes for the run's notification."""
     totals = summary["totals"]
@@ -204,8 +204,8 @@ def build_message(
                 + ", ".join(clean(i, 40) for i in new[:10])
                 + (" …" if len(new) > 10 else "")
             )
-    if digest_lines:
-        lines += [*digest_lines, ""]
+    if extra_lines:
+        lines += [*extra_lines, ""]
     lines.append("")
     lines.append(f"Report: {report_uri}")
     url = console_url(console_region, execution_arn)
@@ -237,6 +237,27 @@ def build_message(
             "incomplete": {"DataType": "String", "StringValue": "true" if incomplete(summary) else "false"},
         },
     }
+
+
+def securityhub_lines(outcome: Mapping[str, Any] | None) -> list[str]:
+    """What the Security Hub import did, for a deployment that imports.
+
+    >>> securityhub_lines({"enabled": True, "imported": 3, "resolved": 1})
+    ['Security Hub: 3 finding(s) imported as FAILED, 1 resolved (PASSED, archived).']
+    >>> securityhub_lines({"enabled": False})
+    []
+    """
+    if not outcome or not outcome.get("enabled"):
+        return []
+    if outcome.get("error"):
+        return [
+            f"Security Hub: the import failed ({clean(outcome.get('error'), 60)}: "
+            f"{clean(outcome.get('cause'), 240)}); the next run sends the open findings again."
+        ]
+    return [
+        f"Security Hub: {int(outcome.get('imported', 0))} finding(s) imported as FAILED, "
+        f"{int(outcome.get('resolved', 0))} resolved (PASSED, archived)."
+    ]
 
 
 EXPIRING_SOON_DAYS: Final = 14

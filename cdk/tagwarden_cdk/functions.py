@@ -46,12 +46,15 @@ EVALUATE: Final = "evaluate-tags"
 PERSIST: Final = "persist-report"
 REGISTER: Final = "register-partitions"
 NOTIFY: Final = "notify"
+SECURITY_HUB: Final = "import-security-hub"
 PLAN_EVENTS: Final = "plan-event-run"
 STORE_EVENTS: Final = deployment.STORE_EVENT_BATCH.name
 # Where the Pipe's enrichment stores each batch of events, and where event runs read them.
 EVENT_BATCHES_PREFIX: Final = layout.event_batch_key("x").rsplit("/", 1)[0] + "/"  # staging/event-batches/
 # Exemption files (tagwarden exempt): every run reads them.
 EXEMPTIONS_PREFIX: Final = exemption_files.EXEMPTIONS_PREFIX
+# The Security Hub findings each policy's runs keep open.
+SECURITY_HUB_STATE_PREFIX: Final = layout.securityhub_state_key("x").rsplit("/", 1)[0] + "/"
 
 DESCRIPTIONS: Final[Mapping[str, str]] = {
     VALIDATE: "Tagwarden: check the execution input and the tag policy, fix the run's parameters",
@@ -59,7 +62,8 @@ DESCRIPTIONS: Final[Mapping[str, str]] = {
     EVALUATE: "Tagwarden: evaluate one region's instances against the tag policy",
     PERSIST: "Tagwarden: merge the regions' findings into the run's report, summary and metrics",
     REGISTER: "Tagwarden: add the run's partitions to the Glue tables so Athena sees the report",
-    NOTIFY: "Tagwarden: publish the run's summary to the compliance topic",
+    NOTIFY: "Tagwarden: publish the run's summary and owner digests to the compliance topic",
+    SECURITY_HUB: "Tagwarden: import the run's findings into AWS Security Hub (security_hub setting)",
     PLAN_EVENTS: "Tagwarden events: plan an event run from a stored batch of CloudTrail events",
     STORE_EVENTS: "Tagwarden events: the Pipe's enrichment, store a batch of queued events in S3",
 }
@@ -83,6 +87,8 @@ PREFIX_REASONS: Final[Mapping[str, str]] = {
     "per batch named by its time and a random id at run time; nothing else is written there.",
     EXEMPTIONS_PREFIX: "Exemption files under exemptions/ in the report bucket, one per exemption, named "
     "by tagwarden exempt (the resource and the expiry date): every run reads whichever are there.",
+    SECURITY_HUB_STATE_PREFIX: "The Security Hub findings each policy's runs keep open, one object per "
+    "policy (state/securityhub/<policy name>.json), named by the run's policy at run time.",
     STATE_PREFIX: "Objects under state/ in the report bucket: the workflow's run pointers "
     "(state/latest-run.json, and state/policy-runs/<policy sha256>.json: each policy's drift baselines); "
     "nothing else is written there.",
@@ -149,6 +155,10 @@ class WorkflowFunctions(Construct):
         self._log_key = topic_key
         bucket = storage.bucket.bucket_name
         regions = ",".join(settings.regions) if settings.regions else Aws.REGION
+        # The account's own (default) product: findings of this account's custom integration.
+        security_hub_product = stack.format_arn(
+            service="securityhub", resource="product", resource_name=f"{stack.account}/default"
+        )
         common = {SERVICE_NAME_VAR: SERVICE_NAME, LOG_LEVEL_VAR: settings.log_level}
         environments: dict[str, dict[str, str]] = {
             VALIDATE: {
@@ -165,6 +175,7 @@ class WorkflowFunctions(Construct):
                 config.TOLERATED_FAILURE_PERCENTAGE: str(settings.tolerated_failure_percentage),
                 # Organisation mode: explicit targets are checked against the organisation's accounts.
                 **({config.ORGANIZATION_DEPLOYMENT: "true"} if settings.organization else {}),
+                **({config.SECURITY_HUB: "true"} if settings.security_hub else {}),
             },
             LIST: {
                 config.REPORT_BUCKET: bucket,
@@ -189,6 +200,10 @@ class WorkflowFunctions(Construct):
                 config.ENVIRONMENT: settings.environment,
                 config.CONSOLE_REGION: Aws.REGION,
                 config.MAX_OWNER_DIGESTS: str(settings.max_owner_digests),
+            },
+            SECURITY_HUB: {
+                config.REPORT_BUCKET: bucket,
+                config.SECURITY_HUB_PRODUCT_ARN: security_hub_product,
             },
             PLAN_EVENTS: {
                 config.REPORT_BUCKET: bucket,
@@ -299,6 +314,24 @@ class WorkflowFunctions(Construct):
                 _allow(["kms:Decrypt", "kms:GenerateDataKey"], [topic_key.key_arn], "EncryptedTopic"),
                 _allow(["s3:GetObject"], [objects(REPORTS_PREFIX)], "ReadReport"),
             ],
+            SECURITY_HUB: [
+                _allow(
+                    ["s3:GetObject"],
+                    [objects(REPORTS_PREFIX), objects(SECURITY_HUB_STATE_PREFIX)],
+                    "ReadReportAndOpenFindings",
+                ),
+                _allow(["s3:PutObject"], [objects(SECURITY_HUB_STATE_PREFIX)], "RecordOpenFindings"),
+                # Whether a record exists yet: listed by its key, nothing else of the bucket.
+                _list_bucket_under(
+                    storage.bucket.bucket_arn, [SECURITY_HUB_STATE_PREFIX], "FindOpenFindings"
+                ),
+                # Exactly the account's default product, and only where the deployment imports.
+                *(
+                    [_allow(["securityhub:BatchImportFindings"], [security_hub_product], "ImportFindings")]
+                    if settings.security_hub
+                    else []
+                ),
+            ],
             PLAN_EVENTS: [
                 _allow(
                     ["s3:GetObject"],
@@ -337,6 +370,8 @@ class WorkflowFunctions(Construct):
             (PERSIST, STATE_PREFIX),
             (PERSIST, STAGED_REPORT_PREFIX),
             (NOTIFY, REPORTS_PREFIX),
+            (SECURITY_HUB, REPORTS_PREFIX),
+            (SECURITY_HUB, SECURITY_HUB_STATE_PREFIX),
             (VALIDATE, EXEMPTIONS_PREFIX),
             (PLAN_EVENTS, POLICIES_PREFIX),
             (PLAN_EVENTS, EXEMPTIONS_PREFIX),

@@ -47,6 +47,7 @@ CONTEXT_KEYS: Final[dict[str, str]] = {
     ),
     "member_role_name": "TagwardenReadOnly: the read-only role the list step assumes in member accounts",
     "member_external_id": "none: sts:ExternalId the member roles require (needed with targets/organization)",
+    "security_hub": "false: each scheduled run imports its findings into AWS Security Hub (ASFF)",
     "max_owner_digests": "50: owner digest messages a run sends at most (0: none); the rest are counted",
     "tag_created_by": (
         "false: event runs tag each untagged resource they were told the creator of with CreatedBy "
@@ -300,6 +301,7 @@ class Settings:
     member_external_id: str | None = None
     tag_created_by: bool = False
     max_owner_digests: int = 50
+    security_hub: bool = False
     distributed_map_threshold: int = DEFAULT_DISTRIBUTED_MAP_THRESHOLD
     distributed_max_concurrency: int = DEFAULT_DISTRIBUTED_MAX_CONCURRENCY
     tolerated_failure_percentage: int = DEFAULT_TOLERATED_FAILURE_PERCENTAGE
@@ -414,6 +416,7 @@ class Settings:
             member_external_id=external_id,
             tag_created_by=_boolean("tag_created_by", ctx.get("tag_created_by", False)),
             max_owner_digests=_integer("max_owner_digests", ctx.get("max_owner_digests", 50), 0, 1000),
+            security_hub=_boolean("security_hub", ctx.get("security_hub", False)),
             distributed_map_threshold=_integer(
                 "distributed_map_threshold",
                 ctx.get("distributed_map_threshold", DEFAULT_DISTRIBUTED_MAP_THRESHOLD),

@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 
 from tests.functional.history import states_entered, task_errors
-from workflow import cli, deployment, layout, operate
+from workflow import cli, config, deployment, layout, operate
 from workflow.engine.local import BUCKET, DEFAULT_POLICY, LocalDeployment
 from workflow.errors import PermanentError, ServiceUnavailable, Throttled
 from workflow.fleet import FleetInstance, demo_fleet, iter_fleet_document
@@ -74,10 +74,12 @@ STEPS = [
     _step("Evaluate tag compliance", "evaluate-tags", "Scan regions"),
     _step("Persist report", "persist-report", "Persist report"),
     _step("Register partitions", "register-partitions", None),
+    _step("Import to Security Hub", "import-security-hub", None),
     _step("Notify", "notify", "Notify"),
 ]
 FAILING_STEPS = [s for s in STEPS if s.failed_state is not None]
-[REGISTER_PARTITIONS] = [s for s in STEPS if s.failed_state is None]
+[REGISTER_PARTITIONS] = [s for s in STEPS if s.state == "Register partitions"]
+[SECURITY_HUB] = [s for s in STEPS if s.state == "Import to Security Hub"]
 RECOVERABLE = ["transient-recovers", "timeout-after-work"]
 FATAL = ["transient-exhausts", "permanent", "timeout"]
 
@@ -198,7 +200,10 @@ def in_scope_ids() -> set[str]:
 @pytest.fixture(scope="module")
 def local() -> Iterator[LocalDeployment]:
     """One small deployment for the whole matrix; a clean scan first warms every handler up."""
-    with LocalDeployment(small_fleet(), regions=[REGION], retry_wait_scale=0) as deployed:
+    # Security Hub on: its import is a step of every run here, with its own faults.
+    with LocalDeployment(
+        small_fleet(), regions=[REGION], retry_wait_scale=0, extra_environment={config.SECURITY_HUB: "true"}
+    ) as deployed:
         warm = deployed.run(EXECUTION_INPUT, name="matrix-warm-up")
         assert warm.status == "SUCCEEDED", warm.cause
         yield deployed
@@ -498,6 +503,26 @@ def test_partition_registration_failing_beyond_its_retries_still_completes_the_r
     assert latest_run_id(local) == outcome.name
     [notification] = outcome.notifications
     assert f"registering its partitions failed ({error}" in notification["body"]
+
+
+@pytest.mark.parametrize("kind", FATAL)
+def test_a_security_hub_import_failing_beyond_its_retries_still_completes_the_run_and_says_so(
+    local: LocalDeployment, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    fault = Fault.make(kind, SECURITY_HUB)
+    with injected(local, monkeypatch, fault):
+        outcome = run(local, run_name(SECURITY_HUB, kind))
+
+    error = fault.errors[-1]
+    assert outcome.status == "SUCCEEDED", outcome.error
+    assert task_attempt_errors(outcome, SECURITY_HUB) == fault.errors
+    assert errors_of(outcome, SECURITY_HUB) == fault.errors  # the import-security-hub-errors alarm
+    assert outcome.output is not None and outcome.output["securityhub"]["error"] == error
+    assert "Security Hub import failed" in states_entered(outcome.history)
+    assert outcome.dead_letter_depth == 0 and outcome.dead_letters == []
+    assert_whole_report(local, outcome.name)
+    [notification] = outcome.notifications
+    assert f"Security Hub: the import failed ({error}" in notification["body"]
 
 
 # -- redriving dead letters with `tagwarden dlq` --------------------------------------------------------------

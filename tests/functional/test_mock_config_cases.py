@@ -24,7 +24,14 @@ STATE_MACHINE = "tagwarden"
 SFN_LOCAL_IMAGE = "amazon/aws-stepfunctions-local"
 SFN_LOCAL_PORT = 8083
 
-TAIL = ["Persist report", "Dry run?", "Register partitions", "Notify?"]
+TAIL = [
+    "Persist report",
+    "Dry run?",
+    "Register partitions",
+    "Security Hub?",
+    "Security Hub not used",
+    "Notify?",
+]
 SCAN = [
     "Validate input",
     "Input valid?",

@@ -24,6 +24,8 @@ HAPPY_PATH = [
     "Persist report",
     "Dry run?",
     "Register partitions",
+    "Security Hub?",
+    "Security Hub not used",
     "Notify?",
     "Notify",
     "Scan complete",

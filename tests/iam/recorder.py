@@ -39,6 +39,7 @@ _KEPT_PARAMS = {
     "Key",
     "Resources",
     "Tags",
+    "Findings",
     "Prefix",
     "Delimiter",
     "MaxKeys",

@@ -97,6 +97,8 @@ def resources_for(
             return [f"arn:aws:s3:::{bucket}"]
     if service == "ec2" and action == "ec2:CreateTags":
         return [_ec2_arn(str(r), region, account) for r in params.get("Resources", [])]
+    if service == "securityhub" and action == "securityhub:BatchImportFindings":
+        return sorted({str(f["ProductArn"]) for f in params.get("Findings", [])})
     if service == "sns" and "TopicArn" in params:
         return [str(params["TopicArn"])]
     if service == "sqs" and "QueueUrl" in params:

@@ -284,7 +284,10 @@ def run_single_account(observations: Observations, schedule_input: dict[str, Any
         single_account_fleet(),
         regions=list(REGIONS),
         retry_wait_scale=0,
-        extra_environment={config.DISTRIBUTED_MAP_THRESHOLD: str(DISTRIBUTED_THRESHOLD)},
+        extra_environment={
+            config.DISTRIBUTED_MAP_THRESHOLD: str(DISTRIBUTED_THRESHOLD),
+            config.SECURITY_HUB: "true",  # every template imports (security_hub=true)
+        },
     ) as local:
         runner = Runner(local, observations)
         approved_exemption(local)
@@ -392,7 +395,10 @@ def run_multi_account(
         fleet(),
         regions=list(REGIONS),
         retry_wait_scale=0,
-        extra_environment={config.DISTRIBUTED_MAP_THRESHOLD: str(DISTRIBUTED_THRESHOLD)},
+        extra_environment={
+            config.DISTRIBUTED_MAP_THRESHOLD: str(DISTRIBUTED_THRESHOLD),
+            config.SECURITY_HUB: "true",  # every template imports (security_hub=true)
+        },
     ) as local:
         local.members.add_account(NO_ROLE_ACCOUNT, role=False)
         runner = Runner(local, observations)

@@ -20,12 +20,13 @@ ORGANIZATION_ID = "o-tagwarden01"
 # The central stack's EventBusArn output as the IAM check resolves the central template.
 CENTRAL_BUS_ARN = f"arn:aws:events:us-east-1:{CENTRAL_ACCOUNT}:event-bus/tagwarden-{ENVIRONMENT}-events"
 CONTEXTS: dict[str, dict[str, Any]] = {
-    SINGLE: {"environment": ENVIRONMENT, "tag_created_by": True},
+    SINGLE: {"environment": ENVIRONMENT, "tag_created_by": True, "security_hub": True},
     TARGETS: {
         "environment": ENVIRONMENT,
         "targets": [{"account_id": a} for a in ACCOUNTS],
         "member_external_id": EXTERNAL_ID,
         "tag_created_by": True,
+        "security_hub": True,
     },
     ORGANIZATION: {
         "environment": ENVIRONMENT,
@@ -33,6 +34,7 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         "organization_id": ORGANIZATION_ID,
         "member_external_id": EXTERNAL_ID,
         "tag_created_by": True,
+        "security_hub": True,
     },
 }
 MEMBER_CONTEXT = {

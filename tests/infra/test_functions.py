@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tagwarden_cdk.bundling import LambdaAssets
 
 from tests.infra.cfn import (
     all_policy_statements,
@@ -18,10 +19,27 @@ from tests.infra.cfn import (
     ref,
     role_of,
 )
-from tests.infra.conftest import Synthesized
+from tests.infra.conftest import TEST_CONTEXT, Synthesized, _synthesize
+from tests.infra.test_quality_bars import _violations as quality_bar_violations
 from workflow import config, deployment
 
 STEP_NAMES = [s.name for s in deployment.STEP_FUNCTIONS]
+SECURITY_HUB_PRODUCT = {
+    "Fn::Join": [
+        "",
+        [
+            "arn:",
+            {"Ref": "AWS::Partition"},
+            ":securityhub:",
+            {"Ref": "AWS::Region"},
+            ":",
+            {"Ref": "AWS::AccountId"},
+            ":product/",
+            {"Ref": "AWS::AccountId"},
+            "/default",
+        ],
+    ]
+}
 # The List step's read-only calls, one per resource type a policy can cover.
 EC2_DESCRIBE = [
     "ec2:DescribeInstances",
@@ -212,6 +230,10 @@ def test_environment_of_each_function_is_exactly_what_its_step_reads(synthesized
             config.CONSOLE_REGION: {"Ref": "AWS::Region"},
             config.MAX_OWNER_DIGESTS: "50",
         },
+        "import-security-hub": {
+            config.REPORT_BUCKET: bucket,
+            config.SECURITY_HUB_PRODUCT_ARN: SECURITY_HUB_PRODUCT,
+        },
     }
     for step in STEP_NAMES:
         _, properties = _function(synthesized, step)
@@ -281,6 +303,12 @@ def test_each_role_is_allowed_exactly_its_allow_list(synthesized: Synthesized) -
             (["kms:Decrypt", "kms:GenerateDataKey"], [getatt(key)]),
             (["s3:GetObject"], [objects(bucket, "reports/")]),
         ),
+        # Off in this deployment (security_hub=false): its bucket access, and no Security Hub grant.
+        "import-security-hub": expected(
+            (["s3:GetObject"], [objects(bucket, "reports/"), objects(bucket, "state/securityhub/")]),
+            (["s3:PutObject"], [objects(bucket, "state/securityhub/")]),
+            (["s3:ListBucket"], [getatt(bucket)], {"StringLike": {"s3:prefix": ["state/securityhub/*"]}}),
+        ),
         # The event workflow's planner, and the events Pipe's enrichment.
         "plan-event-run": expected(
             (
@@ -318,3 +346,20 @@ def test_no_policy_allows_every_action_and_star_resources_only_where_the_api_req
         assert "*" not in actions and not any(a.endswith(":*") for a in actions), (logical_id, statement)
         if "*" in resources:
             assert set(actions) <= STAR_RESOURCE_ACTIONS, (logical_id, statement)
+
+
+def test_with_security_hub_the_import_role_may_batch_import_into_the_accounts_default_product_only(
+    tmp_path_factory: pytest.TempPathFactory, lambda_assets: LambdaAssets
+) -> None:
+    hub = _synthesize(
+        tmp_path_factory.mktemp("cdk-hub"), {**TEST_CONTEXT, "security_hub": True}, lambda_assets, checks=True
+    )
+    function, properties = _function(hub, "import-security-hub")
+    granted = grants(hub.resources, role_of(hub.resources, function))
+    assert {g for g in granted if g[0].startswith("securityhub:")} == expected(
+        (["securityhub:BatchImportFindings"], [SECURITY_HUB_PRODUCT])
+    )
+    validate, _ = _function(hub, "validate-input")
+    assert hub.resources[validate]["Properties"]["Environment"]["Variables"][config.SECURITY_HUB] == "true"
+    assert properties["Environment"]["Variables"][config.SECURITY_HUB_PRODUCT_ARN] == SECURITY_HUB_PRODUCT
+    assert quality_bar_violations(hub.validation_report) == []

@@ -95,14 +95,19 @@ def test_every_lambda_task_retries_transient_errors_with_jitter_and_catches_ever
         ), f"{name}: the Lambda timeout must fire before the Task's"
 
 
-def test_every_failure_path_except_invalid_input_and_partitions_reaches_the_dead_letter_queue() -> None:
+def test_every_failure_path_except_invalid_input_partitions_and_security_hub_reaches_the_dead_letter_queue() -> (
+    None
+):
     states = ASL["States"]
     for name in ("Validate input", "Scan regions", "Scan regions at scale", "Persist report", "Notify"):
         handler = states[states[name]["Catch"][0]["Next"]]
         assert handler["Parameters"]["state"] == name
         assert handler["Next"] == "Send to dead-letter queue"
     assert states["Register partitions"]["Catch"][0]["Next"] == "Partitions not registered"
-    assert states["Partitions not registered"]["Next"] == "Notify?"
+    assert states["Partitions not registered"]["Next"] == "Security Hub?"
+    # Like the partitions: the report is persisted, so an import failure is told, never a failed run.
+    assert states["Import to Security Hub"]["Catch"][0]["Next"] == "Security Hub import failed"
+    assert states["Security Hub import failed"]["Next"] == "Notify?"
     body = states["Send to dead-letter queue"]["Parameters"]["MessageBody"]
     assert {"execution_id.$", "execution_name.$", "failed_state.$", "error.$", "cause.$", "input.$"} <= set(
         body

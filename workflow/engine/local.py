@@ -271,6 +271,10 @@ class LocalDeployment:
             config.MEMBER_EXTERNAL_ID: MEMBER_EXTERNAL_ID,
             # Every account of the fleet is in the local organisation (see the class docstring).
             config.EVENT_SCOPE: json.dumps({"organization": True}),
+            # Imports only when Validate input has TAGWARDEN_SECURITY_HUB=true (off, as deployed).
+            config.SECURITY_HUB_PRODUCT_ARN: (
+                f"arn:aws:securityhub:{self.region}:{CENTRAL_ACCOUNT}:product/{CENTRAL_ACCOUNT}/default"
+            ),
             **self.extra_environment,
         }
         substitutions = {

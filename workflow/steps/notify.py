@@ -13,7 +13,7 @@ from typing import Any
 from workflow.aws import aws_call
 from workflow.config import NotifyConfig
 from workflow.digests import DigestPlan, plan_digests, summary_lines
-from workflow.notifications import build_message
+from workflow.notifications import build_message, securityhub_lines
 from workflow.storage import get_json, iter_jsonl_gz
 
 
@@ -37,7 +37,7 @@ def notify(event: dict[str, Any], config: NotifyConfig, *, sns: Any, s3: Any) ->
         execution_arn=run["execution_id"],
         console_region=config.console_region,
         catalog=event.get("catalog"),
-        digest_lines=summary_lines(digests),
+        extra_lines=[*summary_lines(digests), *securityhub_lines(event.get("securityhub"))],
     )
     with aws_call("SNS Publish"):
         response = sns.publish(

@@ -189,6 +189,8 @@ def validate_input(
             "tolerated_failure_percentage": config.tolerated_failure_percentage,
             "map_results_prefix": layout.map_results_prefix(run_id),
             **({"exemption_files": exemption_files} if exemption_files else {}),
+            # Imported into Security Hub after the report (a dry run keeps its findings to itself).
+            **({"security_hub": True} if config.security_hub and not document.get("dry_run") else {}),
         },
     }
 
