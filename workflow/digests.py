@@ -161,9 +161,10 @@ def plan_digests(
         for part, chunk in enumerate(chunks, start=1):
             label = f" [{part}/{len(chunks)}]" if len(chunks) > 1 else ""
             who = "resources without an owner tag" if owner == NO_OWNER else owner
+            whose = "without an owner tag" if owner == NO_OWNER else f"of {owner}"
             subject = f"[tagwarden {environment}] {len(resources)} to fix: {who}"
             header = [
-                f"Tagwarden ({environment}): {len(resources)} noncompliant resource(s) of {who}{label}.",
+                f"Tagwarden ({environment}): {len(resources)} noncompliant resource(s) {whose}{label}.",
                 "Each line says what is wrong and how to fix it.",
                 *([f"Report: {report}"] if report else []),
                 "",
