@@ -34,6 +34,10 @@ CREATING_CALLS: Final = (
 )
 TAGGING_CALLS: Final = ("CreateTags", "DeleteTags")
 EVENT_NAMES: Final = CREATING_CALLS + TAGGING_CALLS
+# The events Pipe hands on at most this many queued events at once: one event run each (1,000
+# launches in a minute are four runs). CloudTrail records of RunInstances are up to about 20 KB,
+# so 250 stay under the 6 MB a synchronous Lambda invocation (the Pipe's enrichment) takes.
+PIPE_BATCH_SIZE: Final = 250
 # The EventBridge pattern of the central rules and of the member accounts' forwarding rule:
 # successful EC2 calls that create a checked resource or change tags (no ``errorCode``).
 EVENT_PATTERN: Final[Mapping[str, Any]] = {

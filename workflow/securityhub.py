@@ -11,7 +11,8 @@ archived: a target not scanned says nothing about its resources.
 ...            "region": "eu-west-1", "compliant": False, "exempt": False,
 ...            "tags": {"Name": "web"}, "violations": [{"code": "missing", "key": "Owner",
 ...            "message": "required tag 'Owner' is missing"}]}
->>> asff = failed_finding(finding, product_arn=PRODUCT, caller_account="999988887777",
+>>> product = "arn:aws:securityhub:eu-west-1:999988887777:product/999988887777/default"
+>>> asff = failed_finding(finding, product_arn=product, caller_account="999988887777",
 ...                       policy_name="baseline", run_id="r1", now="2026-12-04T06:00:00Z")
 >>> asff["Id"], asff["Compliance"], asff["RecordState"]
 ('tagwarden/baseline/111122223333/eu-west-1/i-0a', {'Status': 'FAILED'}, 'ACTIVE')
@@ -24,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-PRODUCT: Final = "arn:aws:securityhub:eu-west-1:999988887777:product/999988887777/default"
 SCHEMA_VERSION: Final = "2018-10-08"
 BATCH_SIZE: Final = 100  # BatchImportFindings takes at most 100 findings a call
 FINDING_TYPE: Final = "Software and Configuration Checks/AWS Security Best Practices/Resource Tagging"

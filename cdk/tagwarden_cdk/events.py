@@ -35,12 +35,9 @@ from tagwarden_cdk.nag import acknowledge
 from tagwarden_cdk.orchestration import failed_executions_rule, workflow_state_machine
 from tagwarden_cdk.settings import Settings
 from workflow import deployment
-from workflow.events import EVENT_PATTERN
+from workflow.events import EVENT_PATTERN, PIPE_BATCH_SIZE
 
-# A batch is at most this many messages, gathered for at most this long: 1,000 launches in a minute
-# are four executions, not 1,000. CloudTrail records of RunInstances are up to about 20 KB, so 250
-# stay under the 6 MB a synchronous Lambda invocation (the enrichment) takes.
-PIPE_BATCH_SIZE: Final = 250
+# A batch is at most PIPE_BATCH_SIZE messages (workflow.events), gathered for at most this long.
 PIPE_BATCH_WINDOW: Final = Duration.seconds(60)
 EVENT_BUS_OUTPUT: Final = "EventBusArn"
 # The event workflow's Tasks: its own Lambda and the scheduled workflow's.
@@ -146,43 +143,21 @@ class EventWorkflow(Construct):
             visibility_timeout=Duration.seconds(6 * deployment.STORE_EVENT_BATCH.timeout_seconds),
             dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=5, queue=self.dead_letter_queue),
         )
-        self.rule = events.Rule(
-            self,
+        self.rule = self._rule_to_queue(
             "Ec2ApiCalls",
-            rule_name=settings.name("ec2-api-calls"),
-            description="Tagwarden: successful EC2 launches, creations and tag changes to the events queue",
-            event_pattern=event_pattern(),
-            targets=[
-                events_targets.SqsQueue(self.queue, retry_attempts=10, max_event_age=Duration.hours(24))
-            ],
-        )
-        acknowledge(
-            self.rule,
-            "Serverless-EventBusDLQ",
-            "The rule's target is a queue with its own dead-letter queue and a 24-hour retry window; "
-            "the alarm on the rule's FailedInvocations reports an event it could not deliver.",
+            settings.name("ec2-api-calls"),
+            "Tagwarden: successful EC2 launches, creations and tag changes to the events queue",
         )
         self.bus: events.EventBus | None = None
         self.member_rule: events.Rule | None = None
         if settings.targets or settings.organization:
             self.bus = events.EventBus(self, "MemberEventBus", event_bus_name=settings.name("events"))
             self.bus.add_to_resource_policy(member_bus_policy(settings, self.bus.event_bus_arn))
-            self.member_rule = events.Rule(
-                self,
+            self.member_rule = self._rule_to_queue(
                 "MemberEc2ApiCalls",
-                rule_name=settings.name("member-ec2-api-calls"),
-                description="Tagwarden: member accounts' EC2 launches and tag changes to the events queue",
-                event_bus=self.bus,
-                event_pattern=event_pattern(),
-                targets=[
-                    events_targets.SqsQueue(self.queue, retry_attempts=10, max_event_age=Duration.hours(24))
-                ],
-            )
-            acknowledge(
-                self.member_rule,
-                "Serverless-EventBusDLQ",
-                "As for the account's own rule: the target queue has a dead-letter queue, and the alarm on "
-                "this rule's FailedInvocations reports an event it could not deliver.",
+                settings.name("member-ec2-api-calls"),
+                "Tagwarden: member accounts' EC2 launches and tag changes to the events queue",
+                bus=self.bus,
             )
             CfnOutput(
                 scope,
@@ -249,3 +224,26 @@ class EventWorkflow(Construct):
             state_machine=self.state_machine,
             dead_letter_queue=dead_letter_queue,
         )
+
+    def _rule_to_queue(
+        self, construct_id: str, name: str, description: str, *, bus: events.IEventBus | None = None
+    ) -> events.Rule:
+        """A rule with the EC2 call pattern into the events queue (on ``bus``, else the default one)."""
+        rule = events.Rule(
+            self,
+            construct_id,
+            rule_name=name,
+            description=description,
+            event_bus=bus,
+            event_pattern=event_pattern(),
+            targets=[
+                events_targets.SqsQueue(self.queue, retry_attempts=10, max_event_age=Duration.hours(24))
+            ],
+        )
+        acknowledge(
+            rule,
+            "Serverless-EventBusDLQ",
+            "The rule's target is a queue with its own dead-letter queue and a 24-hour retry window; "
+            "the alarm on the rule's FailedInvocations reports an event it could not deliver.",
+        )
+        return rule

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.functional.history import payload_sizes, states_entered
+from tests.unit.builders import fleet_instance
 from tests.unit.test_events import IAM_USER, SSO, ec2_event, launch
 from workflow import config
 from workflow.engine.local import BUCKET, CENTRAL_ACCOUNT, LocalDeployment, RunResult
@@ -31,18 +32,7 @@ POLICY = {
 
 
 def instance(instance_id: str, tags: dict[str, str], *, account: str = CENTRAL_ACCOUNT) -> FleetInstance:
-    return FleetInstance(
-        account,
-        "eu-west-1",
-        {
-            "InstanceId": instance_id,
-            "State": {"Name": "running"},
-            "Placement": {"AvailabilityZone": "eu-west-1a"},
-            "LaunchTime": "2026-12-01T10:00:00+00:00",
-            "InstanceType": "t3.micro",
-            "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
-        },
-    )
+    return fleet_instance(instance_id, tags, account=account)
 
 
 def in_account(event: dict[str, Any], account: str = CENTRAL_ACCOUNT) -> dict[str, Any]:
@@ -321,16 +311,8 @@ def test_five_hundred_launches_through_the_queue_are_two_pipe_batches_with_small
 
 @pytest.fixture
 def tagging_on(local: LocalDeployment) -> Iterator[None]:
-    client = local.engine.client("lambda")
-    name = local.function_arns["list-instances"]
-    variables = client.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
-    client.update_function_configuration(
-        FunctionName=name, Environment={"Variables": {**variables, config.TAG_CREATED_BY: "true"}}
-    )
-    try:
+    with local.function_environment("list-instances", {config.TAG_CREATED_BY: "true"}):
         yield
-    finally:
-        client.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
 
 
 def test_created_by_tagging_tags_untagged_launches_with_their_creator_and_never_overwrites_one(

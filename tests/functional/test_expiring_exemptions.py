@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.unit.builders import fleet_instance
 from tests.unit.test_events import SSO, launch
 from workflow.engine.local import BUCKET, CENTRAL_ACCOUNT, LocalDeployment
 from workflow.exemption_files import new_exemption_file
@@ -21,17 +22,7 @@ TODAY = datetime.now(UTC).date()
 
 
 def instance(instance_id: str) -> FleetInstance:
-    return FleetInstance(
-        CENTRAL_ACCOUNT,
-        "eu-west-1",
-        {
-            "InstanceId": instance_id,
-            "State": {"Name": "running"},
-            "Placement": {"AvailabilityZone": "eu-west-1a"},
-            "LaunchTime": "2026-01-01T00:00:00+00:00",
-            "Tags": [{"Key": "Name", "Value": instance_id}],
-        },
-    )
+    return fleet_instance(instance_id, {"Name": instance_id}, launched="2026-01-01T00:00:00+00:00")
 
 
 def policy(expires: str) -> dict[str, Any]:

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from tests.unit.builders import fleet_instance
 from tests.unit.test_events import SSO, launch
+from workflow import config
 from workflow.engine.local import CENTRAL_ACCOUNT, LocalDeployment
 from workflow.fleet import FleetInstance
 from workflow.subscriptions import subscribe_owner
@@ -24,17 +26,7 @@ POLICY = {
 
 
 def instance(instance_id: str, tags: dict[str, str]) -> FleetInstance:
-    return FleetInstance(
-        CENTRAL_ACCOUNT,
-        "eu-west-1",
-        {
-            "InstanceId": instance_id,
-            "State": {"Name": "running"},
-            "Placement": {"AvailabilityZone": "eu-west-1a"},
-            "LaunchTime": "2026-12-01T10:00:00+00:00",
-            "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
-        },
-    )
+    return fleet_instance(instance_id, tags)
 
 
 FLEET = [
@@ -94,16 +86,8 @@ def test_a_filter_policy_routes_one_owners_digest_only(local: LocalDeployment) -
 def test_at_most_the_configured_number_of_digests_go_out_and_the_summary_names_who_got_none(
     local: LocalDeployment,
 ) -> None:
-    client = local.engine.client("lambda")
-    name = local.function_arns["notify"]
-    variables = client.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
-    client.update_function_configuration(
-        FunctionName=name, Environment={"Variables": {**variables, "TAGWARDEN_MAX_OWNER_DIGESTS": "1"}}
-    )
-    try:
+    with local.function_environment("notify", {config.MAX_OWNER_DIGESTS: "1"}):
         result = local.run({"notify": "always"}, name="digests-bounded")
-    finally:
-        client.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
     assert [d["attributes"]["owner"] for d in result.digests] == ["ana@example.com"]  # the most resources
     (summary,) = result.notifications
     assert "2 owner(s) over the limit got none (2 resources)" in summary["body"]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.unit.builders import fleet_instance
 from workflow import config
 from workflow.engine.local import CENTRAL_ACCOUNT, LocalDeployment
 from workflow.fleet import FleetInstance
@@ -18,17 +19,7 @@ REGIONS = ["eu-west-1", "us-east-1"]
 
 
 def instance(instance_id: str, region: str, *, owner: bool) -> FleetInstance:
-    return FleetInstance(
-        CENTRAL_ACCOUNT,
-        region,
-        {
-            "InstanceId": instance_id,
-            "State": {"Name": "running"},
-            "Placement": {"AvailabilityZone": f"{region}a"},
-            "LaunchTime": "2026-01-01T00:00:00+00:00",
-            "Tags": [{"Key": "Owner", "Value": "ana"}] if owner else [],
-        },
-    )
+    return fleet_instance(instance_id, {"Owner": "ana"} if owner else {}, region=region)
 
 
 @pytest.fixture(scope="module")

@@ -207,21 +207,6 @@ def event_start(
 
 
 @contextmanager
-def created_by_tagging(local: LocalDeployment) -> Iterator[None]:
-    """The list function with CreatedBy tagging on (the deployment's tag_created_by)."""
-    client = local.engine.client("lambda")
-    name = local.function_arns["list-instances"]
-    variables = client.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
-    client.update_function_configuration(
-        FunctionName=name, Environment={"Variables": {**variables, config.TAG_CREATED_BY: "true"}}
-    )
-    try:
-        yield
-    finally:
-        client.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
-
-
-@contextmanager
 def deployed_policy(local: LocalDeployment, policy: dict[str, Any]) -> Iterator[None]:
     """Another deployed (default) policy for a while: event runs evaluate with it."""
     s3 = local.engine.client("s3")
@@ -315,7 +300,10 @@ def run_single_account(observations: Observations, schedule_input: dict[str, Any
         untagged = [i for i in single_account_fleet() if i.region == local.region][3:6]
         local.fleet.replace(single_account_fleet(), resources=family)
         created_here = one_of_each_type(family, CENTRAL_ACCOUNT, local.region)
-        with created_by_tagging(local), deployed_policy(local, FINOPS_POLICY):
+        with (
+            local.function_environment("list-instances", {config.TAG_CREATED_BY: "true"}),
+            deployed_policy(local, FINOPS_POLICY),
+        ):
             runner.run(
                 "event run: CreatedBy tags on untagged launches and creations",
                 (SINGLE, ORGANIZATION),  # a targets deployment does not scan its own account
@@ -443,7 +431,10 @@ def run_multi_account(
         family = family_resources(fleet())
         local.fleet.replace(fleet(), resources=family, covered=FAMILY_LISTED)
         member_creations = [r for region in REGIONS for r in one_of_each_type(family, ACCOUNTS[0], region)]
-        with created_by_tagging(local), deployed_policy(local, FINOPS_POLICY):
+        with (
+            local.function_environment("list-instances", {config.TAG_CREATED_BY: "true"}),
+            deployed_policy(local, FINOPS_POLICY),
+        ):
             runner.run(
                 "event run: a member account's launches and creations, through its role (CreatedBy tags)",
                 (TARGETS, ORGANIZATION),

@@ -3,6 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from workflow.fleet import FleetInstance
+
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
@@ -54,3 +56,17 @@ def large_definition() -> dict[str, Any]:
     states["Each"] = {"Type": "Map", "ItemProcessor": branch, "End": True}
     states["Handle failure"] = {"Type": "Fail"}
     return {"StartAt": "Route", "States": states}
+
+
+def fleet_instance(
+    instance_id: str,
+    tags: dict[str, str] | None = None,
+    *,
+    account: str = "123456789012",
+    region: str = "eu-west-1",
+    launched: str = "2026-12-01T10:00:00+00:00",
+) -> FleetInstance:
+    """A running instance of the local engine's fleet, in ``account`` and ``region``."""
+    return FleetInstance(
+        account, region, instance(tags or {}, instance_id=instance_id, zone=f"{region}a", launched=launched)
+    )

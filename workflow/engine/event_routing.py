@@ -24,12 +24,10 @@ from moto.events.models import EventPattern, events_backends
 from moto.sqs.models import sqs_backends
 
 from workflow.engine.member_accounts import MemberAccounts
-from workflow.events import EVENT_PATTERN
+from workflow.events import EVENT_PATTERN, PIPE_BATCH_SIZE
 
 FORWARDING_RULE: Final = "tagwarden-forward-ec2-api-calls"
 DEFAULT_BUS: Final = "default"
-# The deployed Pipe hands on at most this many messages at once (cdk/tagwarden_cdk/events.py).
-PIPE_BATCH_SIZE: Final = 250
 _RECEIVE_MAX: Final = 10  # SQS ReceiveMessage returns at most 10 messages a call
 
 

@@ -329,6 +329,21 @@ class LocalDeployment:
         records = [{"messageId": str(n), "body": json.dumps(event)} for n, event in enumerate(events)]
         return self._start_batch(records, now=now, name=name)
 
+    @contextlib.contextmanager
+    def function_environment(self, step: str, changes: Mapping[str, str]) -> Iterator[None]:
+        """One step's function with these environment variables for a while (as an operator's
+        UpdateFunctionConfiguration would), then as it was."""
+        client = self.engine.client("lambda")
+        name = self.function_arns[step]
+        variables = client.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+        client.update_function_configuration(
+            FunctionName=name, Environment={"Variables": {**variables, **changes}}
+        )
+        try:
+            yield
+        finally:
+            client.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+
     def deliver_events(
         self, events: list[Any], *, now: str | None = None, name: str | None = None
     ) -> tuple[PutResult, list[str]]:
