@@ -26,7 +26,8 @@ largest first, so a run with 10,000 owners cannot flood the topic.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -39,6 +40,8 @@ DIGEST_KIND: Final = "owner-digest"
 # multi-byte characters counted as bytes).
 MAX_MESSAGE_BYTES: Final = 200 * 1024
 DEFAULT_MAX_DIGEST_MESSAGES: Final = 50
+# The most messages one owner's digest takes; past it the digest says how many it left out.
+MAX_PARTS_PER_OWNER: Final = 10
 _SUBJECT_LIMIT: Final = 100  # SNS: subjects up to 100 characters
 
 # What to do about each violation code, for a person who is not a Tagwarden user.
@@ -137,7 +140,7 @@ def _attributes(owner: str) -> dict[str, dict[str, str]]:
 
 
 def plan_digests(
-    findings: Iterable[Mapping[str, Any]],
+    findings: Callable[[], Iterable[Mapping[str, Any]]] | Iterable[Mapping[str, Any]],
     *,
     environment: str,
     max_messages: int = DEFAULT_MAX_DIGEST_MESSAGES,
@@ -145,30 +148,57 @@ def plan_digests(
     report: str | None = None,
 ) -> DigestPlan:
     """The digest messages of a run's findings: noncompliant, not exempt resources by owner,
-    owners with the most resources first, at most ``max_messages`` messages."""
-    by_owner: dict[str, list[list[str]]] = {}
-    for finding in findings:
+    owners with the most resources first, at most ``max_messages`` messages.
+
+    ``findings`` may be a function that reads them afresh (the Notify step streams the report
+    from S3): then two passes keep memory bounded whatever the fleet. The first counts each
+    owner's resources; the second keeps the lines of the ``max_messages`` largest owners only,
+    at most :data:`MAX_PARTS_PER_OWNER` messages' worth each (an owner with more is told how many
+    were left out).
+    """
+    read = findings if callable(findings) else (lambda rows=list(findings): rows)
+    counts: Counter[str] = Counter()
+    for finding in read():
+        if not (finding.get("compliant") or finding.get("exempt")):
+            counts[normalise_owner(finding.get("owner"))] += 1
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    candidates = {owner for owner, _ in ordered[:max_messages]}
+    cap = max_bytes * MAX_PARTS_PER_OWNER
+    kept: dict[str, list[list[str]]] = {owner: [] for owner in candidates}
+    size: Counter[str] = Counter()
+    for finding in read():
         if finding.get("compliant") or finding.get("exempt"):
             continue
-        by_owner.setdefault(normalise_owner(finding.get("owner")), []).append(_resource_lines(finding))
-    plan = DigestPlan()
-    ordered = sorted(by_owner.items(), key=lambda item: (-len(item[1]), item[0]))
-    for owner, resources in ordered:
-        chunks = _split(resources, max_bytes)
-        if len(plan.digests) + len(chunks) > max_messages:
-            plan.not_sent[owner] = len(resources)
+        owner = normalise_owner(finding.get("owner"))
+        if owner not in candidates or size[owner] >= cap:
             continue
+        lines = _resource_lines(finding)
+        size[owner] += sum(len(line.encode()) + 1 for line in lines)
+        kept[owner].append(lines)
+    plan = DigestPlan()
+    for owner, total in ordered:
+        resources = kept.get(owner)
+        chunks = (_split(resources, max_bytes) if resources else [])[:MAX_PARTS_PER_OWNER]
+        if not chunks or len(plan.digests) + len(chunks) > max_messages:
+            plan.not_sent[owner] = total
+            continue
+        left_out = total - sum(len(chunk) for chunk in chunks)
         for part, chunk in enumerate(chunks, start=1):
             label = f" [{part}/{len(chunks)}]" if len(chunks) > 1 else ""
             who = "resources without an owner tag" if owner == NO_OWNER else owner
             whose = "without an owner tag" if owner == NO_OWNER else f"of {owner}"
-            subject = f"[tagwarden {environment}] {len(resources)} to fix: {who}"
+            subject = f"[tagwarden {environment}] {total} to fix: {who}"
             header = [
-                f"Tagwarden ({environment}): {len(resources)} noncompliant resource(s) {whose}{label}.",
+                f"Tagwarden ({environment}): {total} noncompliant resource(s) {whose}{label}.",
                 "Each line says what is wrong and how to fix it.",
                 *([f"Report: {report}"] if report else []),
                 "",
             ]
+            footer = (
+                ["", f"... and {left_out} more, not listed here: the report has them all."]
+                if left_out and part == len(chunks)
+                else []
+            )
             plan.digests.append(
                 Digest(
                     owner=owner,
@@ -176,7 +206,7 @@ def plan_digests(
                     parts=len(chunks),
                     resources=len(chunk),
                     subject=clean(subject, _SUBJECT_LIMIT - len(label)) + label,
-                    body="\n".join(header + [line for lines in chunk for line in lines]),
+                    body="\n".join(header + [line for lines in chunk for line in lines] + footer),
                     attributes=_attributes(owner),
                 )
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflow.digests import DIGEST_KIND, NO_OWNER, plan_digests, summary_lines
+from workflow.digests import DIGEST_KIND, MAX_PARTS_PER_OWNER, NO_OWNER, plan_digests, summary_lines
 
 
 def finding(resource_id: str, owner: str | None, *codes: str, compliant: bool = False) -> dict[str, Any]:
@@ -54,15 +54,31 @@ def test_exempt_resources_are_left_out() -> None:
 
 
 def test_a_long_digest_is_split_into_parts_that_each_fit_and_never_cut_a_resource() -> None:
-    many = [finding(f"i-{n:04d}", "ana", "missing", "prohibited") for n in range(400)]
-    plan = plan_digests(many, environment="prod", max_bytes=8 * 1024)
-    parts = [d for d in plan.digests if d.owner == "ana"]
+    many = [finding(f"i-{n:04d}", "ana", "missing", "prohibited") for n in range(100)]
+    parts = plan_digests(many, environment="prod", max_bytes=8 * 1024).digests
     assert len(parts) > 1
     assert all(len(d.body.encode()) <= 8 * 1024 for d in parts)
-    assert sum(d.resources for d in parts) == 400
+    assert sum(d.resources for d in parts) == 100
     assert [d.subject.rsplit(" ", 1)[-1] for d in parts] == [
         f"[{n}/{len(parts)}]" for n in range(1, len(parts) + 1)
     ]
+
+
+def test_an_owner_past_the_most_parts_is_told_how_many_were_left_out_and_the_report_is_read_twice() -> None:
+    many = [finding(f"i-{n:04d}", "ana", "missing", "prohibited") for n in range(1000)]
+    reads: list[int] = []
+
+    def read() -> list[dict[str, Any]]:
+        reads.append(1)
+        return many
+
+    parts = plan_digests(read, environment="prod", max_bytes=8 * 1024).digests
+    assert len(reads) == 2  # counts, then the lines of the owners who get a digest: never all in memory
+    assert len(parts) == MAX_PARTS_PER_OWNER
+    listed = sum(d.resources for d in parts)
+    assert listed < 1000
+    assert parts[-1].body.endswith(f"... and {1000 - listed} more, not listed here: the report has them all.")
+    assert parts[0].subject.startswith("[tagwarden prod] 1000 to fix: ana")
 
 
 def test_a_run_sends_at_most_max_messages_largest_owners_first_and_counts_the_rest() -> None:

@@ -25,7 +25,8 @@ def notify(event: dict[str, Any], config: NotifyConfig, *, sns: Any, s3: Any) ->
     digests = DigestPlan()
     if config.max_owner_digests and summary["totals"]["noncompliant"]:
         digests = plan_digests(
-            iter_jsonl_gz(s3, run["bucket"], report["findings_key"]),
+            # Read twice, streamed: counts first, then the lines of the owners who get a digest.
+            lambda: iter_jsonl_gz(s3, run["bucket"], report["findings_key"]),
             environment=config.environment,
             max_messages=config.max_owner_digests,
             report=report_uri,
