@@ -32,8 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from workflow.notifications import KIND_ATTRIBUTE, SUMMARY_KIND, clean
+from workflow.report import UNOWNED
 
-NO_OWNER: Final = "(no owner)"
+# The label the summary's owner table gives resources without an owner: one name for them.
+NO_OWNER: Final = UNOWNED
 OWNER_ATTRIBUTE: Final = "owner"
 DIGEST_KIND: Final = "owner-digest"
 # SNS takes 256 KiB per message, attributes included; stay well below it (subject, attributes,

@@ -354,23 +354,14 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
         console.print(_counts_table("resource type", by_type))
         console.print(text(untagged_ebs_line(summary)))
     if summary["by_rule"]:
-        rules = Table(title="Violations by rule", title_justify="left")
-        rules.add_column("tag:code")
-        rules.add_column(noun, justify="right")
-        for rule, count in list(summary["by_rule"].items())[:10]:
-            rules.add_row(text(rule), text(count))
-        console.print(rules)
+        console.print(_top_table("Violations by rule", "tag:code", noun, summary["by_rule"]))
         if len(summary["by_rule"]) > 10:
             more = len(summary["by_rule"]) - 10
             hint = f"tagwarden report --local {run_dir.parent} --run {summary['run_id']}"
             console.print(f"+{more} more ({hint})", markup=False, soft_wrap=True)
     if summary.get("noncompliant_by_creator"):
-        creators = Table(title="Noncompliant, by who created them (CloudTrail)", title_justify="left")
-        creators.add_column("created by")
-        creators.add_column(noun, justify="right")
-        for who, count in list(summary["noncompliant_by_creator"].items())[:10]:
-            creators.add_row(text(who), text(count))
-        console.print(creators)
+        title = "Noncompliant, by who created them (CloudTrail)"
+        console.print(_top_table(title, "created by", noun, summary["noncompliant_by_creator"]))
     console.print(_counts_table("region", summary["by_region"]))
     if len(summary.get("by_account", {})) > 1:
         console.print(_counts_table("account", summary["by_account"]))
@@ -668,6 +659,20 @@ def run_locally(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return status
+
+
+def _top_table(title: str, label: str, noun: str, counts: dict[str, Any]) -> Any:
+    """The first ten rows of a summary's count table (largest first, as stored)."""
+    from rich.table import Table
+
+    from workflow.render import terminal_text as text
+
+    table = Table(title=title, title_justify="left")
+    table.add_column(label)
+    table.add_column(noun, justify="right")
+    for key, count in list(counts.items())[:10]:
+        table.add_row(text(key), text(count))
+    return table
 
 
 def _unchecked_events(history: list[dict[str, Any]]) -> str | None:

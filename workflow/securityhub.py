@@ -62,7 +62,13 @@ def _partition(product_arn: str) -> str:
 
 
 def _base(
-    reference: Mapping[str, Any], *, product_arn: str, caller_account: str, policy_name: str, now: str
+    reference: Mapping[str, Any],
+    *,
+    product_arn: str,
+    caller_account: str,
+    policy_name: str,
+    run_id: str,
+    now: str,
 ) -> dict[str, Any]:
     resource_type = str(reference.get("resource_type") or "instance")
     resource_id = str(reference["resource_id"])
@@ -85,7 +91,11 @@ def _base(
         "CreatedAt": now,
         "UpdatedAt": now,
         "Resources": [resource],
-        "ProductFields": {"tagwarden/resource_account": account, "tagwarden/resource_type": resource_type},
+        "ProductFields": {
+            "tagwarden/resource_account": account,
+            "tagwarden/resource_type": resource_type,
+            "tagwarden/run_id": run_id,
+        },
     }
 
 
@@ -100,7 +110,12 @@ def failed_finding(
 ) -> dict[str, Any]:
     """A noncompliant resource: FAILED, NEW, ACTIVE, with its violations as the description."""
     asff = _base(
-        finding, product_arn=product_arn, caller_account=caller_account, policy_name=policy_name, now=now
+        finding,
+        product_arn=product_arn,
+        caller_account=caller_account,
+        policy_name=policy_name,
+        run_id=run_id,
+        now=now,
     )
     violations = "; ".join(str(v.get("message")) for v in finding.get("violations") or ())
     tags = {str(k)[:128]: str(v)[:256] for k, v in list((finding.get("tags") or {}).items())[:50]}
@@ -115,7 +130,6 @@ def failed_finding(
         Workflow={"Status": "NEW"},
         RecordState="ACTIVE",
     )
-    asff["ProductFields"]["tagwarden/run_id"] = run_id
     return asff
 
 
@@ -131,7 +145,12 @@ def resolved_finding(
     """A resource a run reported before and now finds compliant (or no longer finds): PASSED and
     ARCHIVED, so Security Hub resolves the finding."""
     asff = _base(
-        reference, product_arn=product_arn, caller_account=caller_account, policy_name=policy_name, now=now
+        reference,
+        product_arn=product_arn,
+        caller_account=caller_account,
+        policy_name=policy_name,
+        run_id=run_id,
+        now=now,
     )
     asff.update(
         Severity={"Label": "INFORMATIONAL"},
@@ -141,7 +160,6 @@ def resolved_finding(
         Compliance={"Status": "PASSED"},
         RecordState="ARCHIVED",
     )
-    asff["ProductFields"]["tagwarden/run_id"] = run_id
     return asff
 
 

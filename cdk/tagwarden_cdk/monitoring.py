@@ -45,6 +45,23 @@ def _execution_timeout_minutes() -> int:
 EVENTS_QUEUE_MAX_AGE_SECONDS: Final = 600
 
 
+def failed_invocations(rule: events.IRule, *, bus: events.IEventBus | None = None) -> cw.Metric:
+    """A rule's deliveries that failed for good (EventBridge publishes it only when not zero).
+
+    A rule on a custom bus publishes its metrics with the bus's name as a second dimension.
+    """
+    dimensions = {"RuleName": rule.rule_name}
+    if bus is not None:
+        dimensions["EventBusName"] = bus.event_bus_name
+    return cw.Metric(
+        namespace="AWS/Events",
+        metric_name="FailedInvocations",
+        dimensions_map=dimensions,
+        period=OPERATIONS_PERIOD,
+        statistic="Sum",
+    )
+
+
 class Monitoring(Construct):
     """``alarms[name]`` (each to the operations topic) and ``dashboard``."""
 
@@ -108,13 +125,7 @@ class Monitoring(Construct):
         )
         self._alarm(
             "failed-execution-events-undelivered",
-            cw.Metric(
-                namespace="AWS/Events",
-                metric_name="FailedInvocations",
-                dimensions_map={"RuleName": failed_executions_rule.rule_name},
-                period=OPERATIONS_PERIOD,
-                statistic="Sum",
-            ),
+            failed_invocations(failed_executions_rule),
             threshold=1,
             description="EventBridge could not put a failed-execution event into the dead-letter queue.",
         )
@@ -227,30 +238,14 @@ class Monitoring(Construct):
         ):
             self._alarm(
                 name,
-                cw.Metric(
-                    namespace="AWS/Events",
-                    metric_name="FailedInvocations",
-                    dimensions_map={"RuleName": rule.rule_name},
-                    period=OPERATIONS_PERIOD,
-                    statistic="Sum",
-                ),
+                failed_invocations(rule),
                 threshold=1,
                 description=f"EventBridge could not deliver {what}.",
             )
         if workflow.bus is not None and workflow.member_rule is not None:
-            # A custom bus's rule publishes its metrics with both dimensions.
             self._alarm(
                 "member-ec2-api-call-events-undelivered",
-                cw.Metric(
-                    namespace="AWS/Events",
-                    metric_name="FailedInvocations",
-                    dimensions_map={
-                        "EventBusName": workflow.bus.event_bus_name,
-                        "RuleName": workflow.member_rule.rule_name,
-                    },
-                    period=OPERATIONS_PERIOD,
-                    statistic="Sum",
-                ),
+                failed_invocations(workflow.member_rule, bus=workflow.bus),
                 threshold=1,
                 description="EventBridge could not deliver a member account's forwarded EC2 call event "
                 "into the events queue.",
