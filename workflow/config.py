@@ -28,6 +28,7 @@ TIME_BUDGET_MARGIN_SECONDS: Final = "TAGWARDEN_TIME_BUDGET_MARGIN_SECONDS"
 GLUE_DATABASE: Final = "TAGWARDEN_GLUE_DATABASE"
 FINDINGS_TABLE: Final = "TAGWARDEN_FINDINGS_TABLE"
 RUNS_TABLE: Final = "TAGWARDEN_RUNS_TABLE"
+ACTIONS_TABLE: Final = "TAGWARDEN_ACTIONS_TABLE"
 MEMBER_ROLE_NAME: Final = "TAGWARDEN_MEMBER_ROLE_NAME"
 MEMBER_EXTERNAL_ID: Final = "TAGWARDEN_MEMBER_EXTERNAL_ID"
 DISTRIBUTED_MAP_THRESHOLD: Final = "TAGWARDEN_DISTRIBUTED_MAP_THRESHOLD"
@@ -42,6 +43,13 @@ SECURITY_HUB_PRODUCT_ARN: Final = "TAGWARDEN_SECURITY_HUB_PRODUCT_ARN"
 SECURITY_HUB: Final = "TAGWARDEN_SECURITY_HUB"
 # At most this many owner digest messages per run (0: none); the rest are counted in the summary.
 MAX_OWNER_DIGESTS: Final = "TAGWARDEN_MAX_OWNER_DIGESTS"
+# "true" on Validate input: runs of a policy with ``remediation`` remediate (off: they only say
+# the deployment does not allow it).
+REMEDIATION: Final = "TAGWARDEN_REMEDIATION"
+# The role the Remediate step assumes in member accounts (the member stack's optional role).
+REMEDIATION_ROLE_NAME: Final = "TAGWARDEN_REMEDIATION_ROLE_NAME"
+# The deployment's ceiling on stops per run, whatever a policy asks.
+MAX_STOPS_PER_RUN: Final = "TAGWARDEN_MAX_STOPS_PER_RUN"
 # "true": an event run tags each resource it was told the creator of with CreatedBy (if untagged).
 TAG_CREATED_BY: Final = "TAGWARDEN_TAG_CREATED_BY"
 # The scheduled scan's input ({} | {"targets": [...]} | {"organization": true}) as JSON: the event
@@ -55,6 +63,8 @@ NOTIFY_MODES: Final = ("always", "violations", "new_violations", "never")
 DEFAULT_METRICS_NAMESPACE: Final = "Tagwarden"
 DEFAULT_MAX_OWNER_DIGESTS: Final = 50
 DEFAULT_MEMBER_ROLE_NAME: Final = "TagwardenReadOnly"
+DEFAULT_REMEDIATION_ROLE_NAME: Final = "TagwardenRemediation"
+DEFAULT_MAX_STOPS_PER_RUN: Final = 10
 # An inline Map iteration adds 14 events to the execution's history (more when a region
 # needs continuation loops; benchmarks/bench_fanout.py): 40 pairs stay near 600 of the 25,000 events
 # a Standard execution may have, and their work items near 2 KB of state. Above it the Distributed
@@ -115,6 +125,7 @@ class ValidateConfig:
     distributed_max_concurrency: int = 50
     tolerated_failure_percentage: int = 10
     security_hub: bool = False
+    remediation: bool = False
     # Deployed for an organisation: explicit targets must be accounts of it (the list role could
     # not assume a role elsewhere), so they are checked against ListAccounts at validation.
     organization_deployment: bool = False
@@ -153,6 +164,7 @@ class ValidateConfig:
             tolerated_failure_percentage=_int(env, TOLERATED_FAILURE_PERCENTAGE, 10, 0, 100),
             organization_deployment=env.get(ORGANIZATION_DEPLOYMENT, "").strip().lower() == "true",
             security_hub=_flag(env, SECURITY_HUB),
+            remediation=_flag(env, REMEDIATION),
         )
 
 
@@ -214,6 +226,7 @@ class EventPlanConfig:
     scope: Scope
     member_role_name: str = DEFAULT_MEMBER_ROLE_NAME
     max_concurrency: int = 4
+    remediation: bool = False
 
     @classmethod
     def from_env(cls, env: Environ | None = None) -> EventPlanConfig:
@@ -231,6 +244,7 @@ class EventPlanConfig:
             scope=_scope(env, _regions(env, DEFAULT_REGIONS)),
             member_role_name=env.get(MEMBER_ROLE_NAME, "").strip() or DEFAULT_MEMBER_ROLE_NAME,
             max_concurrency=_int(env, MAP_MAX_CONCURRENCY, 4, 0, 1000),
+            remediation=_flag(env, REMEDIATION),
         )
 
 
@@ -310,12 +324,39 @@ class SecurityHubConfig:
 
 
 @dataclass(frozen=True)
+class RemediateConfig:
+    """``Remediate``: where the run's report and the remediation record are, the role to assume in
+    member accounts, and the deployment's ceiling on stops per run."""
+
+    report_bucket: str
+    remediation_role_name: str = DEFAULT_REMEDIATION_ROLE_NAME
+    member_external_id: str | None = None
+    max_stops_per_run: int = DEFAULT_MAX_STOPS_PER_RUN
+
+    @classmethod
+    def from_env(cls, env: Environ | None = None) -> RemediateConfig:
+        """Read the step's variables; a missing one is a :class:`ConfigurationError` naming it.
+
+        >>> RemediateConfig.from_env({REPORT_BUCKET: "b", MAX_STOPS_PER_RUN: "3"}).max_stops_per_run
+        3
+        """
+        env = os.environ if env is None else env
+        return cls(
+            report_bucket=_required(env, REPORT_BUCKET),
+            remediation_role_name=env.get(REMEDIATION_ROLE_NAME, "").strip() or DEFAULT_REMEDIATION_ROLE_NAME,
+            member_external_id=env.get(MEMBER_EXTERNAL_ID, "").strip() or None,
+            max_stops_per_run=_int(env, MAX_STOPS_PER_RUN, DEFAULT_MAX_STOPS_PER_RUN, 0, 1000),
+        )
+
+
+@dataclass(frozen=True)
 class CatalogConfig:
-    """``Register partitions``: the Glue database and the two tables the run adds partitions to."""
+    """``Register partitions``: the Glue database and the tables the run adds partitions to."""
 
     database: str
     findings_table: str
     runs_table: str
+    actions_table: str = "actions"
 
     @classmethod
     def from_env(cls, env: Environ | None = None) -> CatalogConfig:
@@ -329,6 +370,7 @@ class CatalogConfig:
             database=_required(env, GLUE_DATABASE),
             findings_table=env.get(FINDINGS_TABLE, "").strip() or "findings",
             runs_table=env.get(RUNS_TABLE, "").strip() or "runs",
+            actions_table=env.get(ACTIONS_TABLE, "").strip() or "actions",
         )
 
 

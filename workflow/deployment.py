@@ -39,6 +39,8 @@ STEP_FUNCTIONS: Final = (
     # (docs/cost.md, "Lambda work and memory sizes", says how the sizes are chosen).
     StepFunction("EvaluateTagsFunctionArn", "evaluate-tags", "lambdas.evaluate_tags.handler", 840, 1769),
     StepFunction("PersistReportFunctionArn", "persist-report", "lambdas.persist_report.handler", 840, 1769),
+    # Stops at most a few instances a run, but re-describes and checks each first.
+    StepFunction("RemediateFunctionArn", "remediate", "lambdas.remediate.handler", 300, 512),
     StepFunction(
         "RegisterPartitionsFunctionArn", "register-partitions", "lambdas.register_partitions.handler", 60, 256
     ),

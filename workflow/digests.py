@@ -120,7 +120,7 @@ class DigestPlan:
         return len({d.owner for d in self.digests})
 
 
-def _resource_lines(finding: Mapping[str, Any]) -> list[str]:
+def _resource_lines(finding: Mapping[str, Any], notices: Mapping[str, str] | None = None) -> list[str]:
     where = "/".join(str(finding.get(k)) for k in ("account_id", "region") if finding.get(k))
     name = f" ({clean(finding.get('name'), 60)})" if finding.get("name") else ""
     lines = [
@@ -130,6 +130,9 @@ def _resource_lines(finding: Mapping[str, Any]) -> list[str]:
     command = fix_command(finding)
     if command:
         lines.append(f"  $ {command}")
+    notice = (notices or {}).get(str(finding.get("resource_id")))
+    if notice:
+        lines.append(f"  ! {notice}")
     return lines
 
 
@@ -148,6 +151,7 @@ def plan_digests(
     max_messages: int = DEFAULT_MAX_DIGEST_MESSAGES,
     max_bytes: int = MAX_MESSAGE_BYTES,
     report: str | None = None,
+    notices: Mapping[str, str] | None = None,
 ) -> DigestPlan:
     """The digest messages of a run's findings: noncompliant, not exempt resources by owner,
     owners with the most resources first, at most ``max_messages`` messages.
@@ -156,7 +160,8 @@ def plan_digests(
     from S3): then two passes keep memory bounded whatever the fleet. The first counts each
     owner's resources; the second keeps the lines of the ``max_messages`` largest owners only,
     at most :data:`MAX_PARTS_PER_OWNER` messages' worth each (an owner with more is told how many
-    were left out).
+    were left out). ``notices`` adds a line to a resource's entry (resource id -> text: what
+    staged remediation did or will do to it).
     """
     read = findings if callable(findings) else (lambda rows=list(findings): rows)
     counts: Counter[str] = Counter()
@@ -174,7 +179,7 @@ def plan_digests(
         owner = normalise_owner(finding.get("owner"))
         if owner not in candidates or size[owner] >= cap:
             continue
-        lines = _resource_lines(finding)
+        lines = _resource_lines(finding, notices)
         size[owner] += sum(len(line.encode()) + 1 for line in lines)
         kept[owner].append(lines)
     plan = DigestPlan()

@@ -97,5 +97,10 @@ class ImportIncomplete(PermanentError):
     """Security Hub refused some findings after retries: the others are in, the run says how many."""
 
 
+class RemediationIncomplete(PermanentError):
+    """Some remediation actions failed (a role not assumable, a call refused): the others are done
+    and recorded, the run's summary and notification say which failed, the next run tries again."""
+
+
 class ReportNotFound(PermanentError):
     """An S3 object the step expected (inventory, findings, summary) does not exist."""

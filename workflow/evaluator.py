@@ -179,8 +179,8 @@ def _check_tags(tags: dict[str, str], policy: CompiledPolicy, out: list[dict[str
     for key, entry in prohibited:
         out.append(_violation("prohibited", key, f"tag {key!r} is prohibited (matches {entry!r})", tags[key]))
     if policy.max_tags is not None:
-        # Rule keys never start with ``aws:``; reserved tags do not count against the limit.
-        user_count = sum(1 for key in tags if not key.startswith(_AWS_PREFIX))
+        # Reserved tags (``aws:`` keys, the remediation mark) do not count against the limit.
+        user_count = sum(1 for key in tags if policy.key_kind(key) != _AWS_PREFIX)
         if user_count > policy.max_tags:
             out.append(
                 _violation(

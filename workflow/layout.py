@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Final
 
 FINDINGS_PREFIX: Final = "reports/findings/"
+# What staged remediation did (or, in a dry run, would do): the actions table.
+ACTIONS_PREFIX: Final = "reports/actions/"
 RUNS_PREFIX: Final = "reports/runs/"
 STAGING_PREFIX: Final = "staging/"
 LATEST_RUN_KEY: Final = "state/latest-run.json"
@@ -40,6 +42,30 @@ def securityhub_state_key(policy_name: str) -> str:
     'state/securityhub/baseline.json'
     """
     return f"state/securityhub/{policy_name}.json"
+
+
+def remediation_state_key(policy_name: str) -> str:
+    """What one policy's staged remediation remembers: since when each instance is noncompliant
+    and the stop date of each mark it placed.
+
+    >>> remediation_state_key("baseline")
+    'state/remediation/baseline.json'
+    """
+    return f"state/remediation/{policy_name}.json"
+
+
+def remediation_notices_key(run_id: str) -> str:
+    """The stop date of each instance a run left marked, for the owners' digests."""
+    return f"{STAGING_PREFIX}{run_id}/remediation/notices.json"
+
+
+def actions_key(dt: str, run_id: str) -> str:
+    """The run's remediation actions: one object in the run's partition of the actions table.
+
+    >>> actions_key("2026-12-01", "r1")
+    'reports/actions/dt=2026-12-01/run=r1/actions.jsonl.gz'
+    """
+    return f"{partition_prefix(ACTIONS_PREFIX, dt, run_id)}actions.jsonl.gz"
 
 
 def policy_runs_key(policy_sha256: str) -> str:

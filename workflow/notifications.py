@@ -260,6 +260,63 @@ def securityhub_lines(outcome: Mapping[str, Any] | None) -> list[str]:
     ]
 
 
+def remediation_lines(
+    section: Mapping[str, Any] | None, outcome: Mapping[str, Any] | None, *, requested: bool | None
+) -> list[str]:
+    r"""What staged remediation did in the run (``section``: the summary's ``remediation``), how
+    the step ended (``outcome``: the state's ``$.remediation``), or why it did not run
+    (``requested``: ``run.remediation``, False when the deployment does not allow it).
+
+    >>> print("\n".join(remediation_lines({"dry_run": True, "marked": 2, "stopped": 1, "unmarked": 0,
+    ...     "stopped_ids": ["i-1"], "skipped": {"stop protection is on": 1}, "failed": 0, "waiting": 3,
+    ...     "marked_now": 4}, {"enabled": True}, requested=True)))  # doctest: +NORMALIZE_WHITESPACE
+    Remediation (dry run, nothing changed): would mark 2, would stop 1, would unmark 0;
+      4 marked for a later stop, 3 waiting to be marked.
+      would stop: i-1
+      not stopped: 1 stop protection is on
+    <BLANKLINE>
+    """
+    if requested is False:
+        return [
+            "Remediation: the policy asks for it, but this deployment does not allow it (the stack's "
+            "remediation setting); nothing was marked or stopped."
+        ]
+    lines: list[str] = []
+    if isinstance(section, Mapping):
+        would = "would " if section.get("dry_run") else ""
+        lines += [
+            ("Remediation (dry run, nothing changed): " if section.get("dry_run") else "Remediation: ")
+            + f"{would}mark {int(section.get('marked', 0))}, {would}stop {int(section.get('stopped', 0))}, "
+            f"{would}unmark {int(section.get('unmarked', 0))};",
+            f"  {int(section.get('marked_now', 0))} marked for a later stop, "
+            f"{int(section.get('waiting', 0))} waiting to be marked.",
+        ]
+        if section.get("stopped_ids"):
+            ids = ", ".join(clean(i, 30) for i in section["stopped_ids"][:20])
+            lines.append(f"  {'would stop' if section.get('dry_run') else 'stopped'}: {ids}")
+        skipped = section.get("skipped") or {}
+        if skipped:
+            lines.append(
+                "  not stopped: "
+                + "; ".join(f"{int(n)} {clean(why, 80)}" for why, n in list(skipped.items())[:8])
+            )
+        if section.get("failed"):
+            lines.append(
+                f"  FAILED: {int(section['failed'])} action(s), e.g. "
+                + "; ".join(clean(f, 160) for f in (section.get("failures") or [])[:3])
+            )
+    if (
+        isinstance(outcome, Mapping)
+        and outcome.get("error")
+        and not (isinstance(section, Mapping) and section.get("failed"))
+    ):
+        lines.append(
+            f"Remediation FAILED ({clean(outcome.get('error'), 60)}: {clean(outcome.get('cause'), 240)}); "
+            "what it did is in the actions table, and the next run tries again."
+        )
+    return [*lines, ""] if lines else []
+
+
 EXPIRING_SOON_DAYS: Final = 14
 
 

@@ -23,6 +23,7 @@ def _commented(columns: tuple[tuple[str, str], ...]) -> tuple[Column, ...]:
 
 FINDINGS_COLUMNS: Final = _commented(schema.FINDINGS_COLUMNS)
 RUNS_COLUMNS: Final = _commented(schema.RUNS_COLUMNS)
+ACTIONS_COLUMNS: Final = _commented(schema.ACTIONS_COLUMNS)
 PARTITION_KEYS: Final = _commented(schema.PARTITION_KEYS)
 
 
@@ -49,9 +50,19 @@ RUNS_TABLE: Final = TableSpec(
     compressed=False,
     description="One row per run: the run summary (one JSON object per file).",
 )
-TABLES: Final = (FINDINGS_TABLE, RUNS_TABLE)
+ACTIONS_TABLE: Final = TableSpec(
+    name="actions",
+    prefix=layout.ACTIONS_PREFIX,
+    columns=ACTIONS_COLUMNS,
+    compressed=True,
+    description="One row per staged remediation action per run (JSON Lines, gzip): done, dry run, "
+    "skipped or failed.",
+)
+TABLES: Final = (FINDINGS_TABLE, RUNS_TABLE, ACTIONS_TABLE)
 
 __all__ = [
+    "ACTIONS_COLUMNS",
+    "ACTIONS_TABLE",
     "FINDINGS_COLUMNS",
     "FINDINGS_TABLE",
     "PARTITION_KEYS",

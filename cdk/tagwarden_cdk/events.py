@@ -46,6 +46,7 @@ EVENT_TASK_STEPS: Final = (
     "list-instances",
     "evaluate-tags",
     "persist-report",
+    "remediate",
     "register-partitions",
     "notify",
 )

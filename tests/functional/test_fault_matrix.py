@@ -368,7 +368,11 @@ def test_the_matrix_covers_every_lambda_task_and_the_documented_retry_budgets() 
         # The Distributed Map's copies; tests/unit proves them identical to the inline Map's.
         and not name.endswith(" (at scale)")
     }
-    assert lambda_tasks == {s.state for s in STEPS}
+    # Remediate retries only the Lambda service's own errors (a step that may have stopped
+    # instances never runs again on their new state): its faults are in test_remediation_faults.
+    assert lambda_tasks == {s.state for s in STEPS} | {"Remediate"}
+    assert retry_budget("Remediate", "Throttled") == retry_budget("Remediate", TIMEOUT_ERROR) == 0
+    assert retry_budget("Remediate", "Lambda.ServiceException") == 4
     for step in STEPS:
         assert retry_budget(step.state, "Throttled") == retry_budget(step.state, "ServiceUnavailable") == 5
         assert retry_budget(step.state, "Lambda.ServiceException") == 4

@@ -27,6 +27,8 @@ SFN_LOCAL_PORT = 8083
 TAIL = [
     "Persist report",
     "Dry run?",
+    "Remediation?",
+    "Remediation not used",
     "Register partitions",
     "Security Hub?",
     "Security Hub not used",

@@ -23,6 +23,8 @@ HAPPY_PATH = [
     "Evaluate tag compliance",
     "Persist report",
     "Dry run?",
+    "Remediation?",
+    "Remediation not used",
     "Register partitions",
     "Security Hub?",
     "Security Hub not used",

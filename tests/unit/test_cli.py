@@ -53,6 +53,7 @@ def test_validate_exits_2_with_every_problem_on_stderr(
                 "max_tags",
                 "exemptions",
                 "scope",
+                "remediation",
             ]
         )
     )

@@ -12,7 +12,7 @@ from workflow import deployment, errors
 DEFINITION = deployment.read_events_definition()
 ASL = json.loads(DEFINITION)
 # The scheduled workflow's Lambdas the event workflow reuses, and its own.
-REUSED = {"list-instances", "evaluate-tags", "persist-report", "register-partitions", "notify"}
+REUSED = {"list-instances", "evaluate-tags", "persist-report", "remediate", "register-partitions", "notify"}
 STEPS = [s for s in deployment.STEP_FUNCTIONS if s.name in REUSED] + list(deployment.EVENT_STEP_FUNCTIONS)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -83,6 +83,9 @@ class FleetEndpoint:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         # (account, region, resource id, tags) of every CreateTags this endpoint answered.
         self.tagged: list[tuple[str, str, str, dict[str, str]]] = []
+        # Instances with stop protection (DescribeInstanceAttribute disableApiStop): a dump does
+        # not carry the attribute, so tests name them.
+        self.stop_protected: set[str] = set()
         self.replace(instances, resources=resources, covered=covered)
 
     def replace(
@@ -122,6 +125,11 @@ class FleetEndpoint:
             self._resources = by_type
             self._covered = covering
 
+    def instances_now(self) -> dict[str, dict[str, Any]]:
+        """Every instance as the endpoint answers for it now (after CreateTags, StopInstances...)."""
+        with self._lock:
+            return {i["InstanceId"]: i for pairs in self._by_region.values() for _, i in pairs}
+
     def account_of_key(self, access_key: str | None) -> str | None:
         """The member account an access key belongs to; replaced by the local deployment."""
         return None
@@ -150,6 +158,11 @@ class FleetEndpoint:
         session.events.register("before-call.ec2.DescribeInstances", self._describe_instances)
         session.events.register("before-call.ec2.DescribeRegions", self._describe_regions)
         session.events.register("before-call.ec2.CreateTags", self._create_tags)
+        session.events.register("before-call.ec2.DeleteTags", self._delete_tags)
+        session.events.register("before-call.ec2.StopInstances", self._stop_instances)
+        session.events.register(
+            "before-call.ec2.DescribeInstanceAttribute", self._describe_instance_attribute
+        )
         for name, spec in RESOURCE_TYPES.items():
             if name != INSTANCE:
                 session.events.register(f"before-call.ec2.{spec.operation}", self._resource_handler(spec))
@@ -241,46 +254,145 @@ class FleetEndpoint:
             parsed["NextToken"] = _token(start + size)
         return answer(_URL, parsed)
 
-    def _create_tags(self, context: dict[str, Any], request_signer: Any, **_: Any) -> Answer:
-        """Tag resources of the caller's account in the region: later answers carry the tags.
-
-        Copy on write: answers share the fleet's dicts read-only, so a tagged resource is replaced
-        by a new dict rather than changed in place.
-        """
-        params = context.get(_PARAMS, {})
-        region = self._region_of(request_signer)
+    def _caller_account(self, request_signer: Any) -> str | None:
+        """The member account of assumed-role credentials; None for the caller's own (any)."""
         credentials = getattr(request_signer, "_credentials", None)
-        only_account = self.account_of_key(getattr(credentials, "access_key", None))
-        wanted = set(params.get("Resources") or [])
-        tags = {t["Key"]: t.get("Value", "") for t in params.get("Tags") or []}
+        return self.account_of_key(getattr(credentials, "access_key", None))
+
+    def _rewrite(
+        self,
+        region: str,
+        only_account: str | None,
+        wanted: set[str],
+        change: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        instances_only: bool = False,
+    ) -> set[str]:
+        """Replace each wanted resource of the caller's account by ``change(resource)``; the ids
+        found. Copy on write: answers share the fleet's dicts read-only, so a changed resource is
+        a new dict, never changed in place. Call with the lock held."""
         found: set[str] = set()
 
-        def tagged(resource: dict[str, Any], id_field: str) -> dict[str, Any]:
+        def changed(account: str, resource: dict[str, Any], id_field: str) -> dict[str, Any]:
+            if resource.get(id_field) not in wanted or (only_account is not None and account != only_account):
+                return resource
             found.add(resource[id_field])
+            return change(resource)
+
+        self._by_region[region] = [
+            (a, changed(a, i, "InstanceId")) for a, i in self._by_region.get(region, [])
+        ]
+        for name, spec in RESOURCE_TYPES.items():
+            if not instances_only and name != INSTANCE and (name, region) in self._resources:
+                self._resources[(name, region)] = [
+                    (a, changed(a, r, spec.id_field)) for a, r in self._resources[(name, region)]
+                ]
+        self._matching = {}
+        return found
+
+    def _create_tags(self, context: dict[str, Any], request_signer: Any, **_: Any) -> Answer:
+        """Tag resources of the caller's account in the region: later answers carry the tags."""
+        params = context.get(_PARAMS, {})
+        region = self._region_of(request_signer)
+        only_account = self._caller_account(request_signer)
+        wanted = set(params.get("Resources") or [])
+        tags = {t["Key"]: t.get("Value", "") for t in params.get("Tags") or []}
+
+        def tagged(resource: dict[str, Any]) -> dict[str, Any]:
             kept = [t for t in resource.get("Tags") or [] if t.get("Key") not in tags]
             return {**resource, "Tags": kept + [{"Key": k, "Value": v} for k, v in tags.items()]}
 
-        def mine(account: str) -> bool:
-            return only_account is None or account == only_account
-
         with self._lock:
             self.calls.append((region, {"operation": "CreateTags", **params}))
-            self._by_region[region] = [
-                (a, tagged(i, "InstanceId") if mine(a) and i.get("InstanceId") in wanted else i)
-                for a, i in self._by_region.get(region, [])
-            ]
-            for name, spec in RESOURCE_TYPES.items():
-                if name != INSTANCE and (name, region) in self._resources:
-                    self._resources[(name, region)] = [
-                        (a, tagged(r, spec.id_field) if mine(a) and r.get(spec.id_field) in wanted else r)
-                        for a, r in self._resources[(name, region)]
-                    ]
-            self._matching = {}
+            found = self._rewrite(region, only_account, wanted, tagged)
             self.tagged += [(only_account or self.account_id, region, i, dict(tags)) for i in sorted(found)]
         missing = sorted(wanted - found)
         if missing:
             return self._error("InvalidID", f"The ID '{missing[0]}' is not valid")
         return answer(_URL, {})
+
+    def _delete_tags(self, context: dict[str, Any], request_signer: Any, **_: Any) -> Answer:
+        """Remove tags as EC2 does: a key alone removes it whatever its value; key and value only
+        when the value matches."""
+        params = context.get(_PARAMS, {})
+        region = self._region_of(request_signer)
+        wanted = set(params.get("Resources") or [])
+        named = params.get("Tags") or []
+
+        def removed(tag: dict[str, Any]) -> bool:
+            return any(
+                t["Key"] == tag.get("Key") and ("Value" not in t or t["Value"] == tag.get("Value", ""))
+                for t in named
+            )
+
+        def untagged(resource: dict[str, Any]) -> dict[str, Any]:
+            return {**resource, "Tags": [t for t in resource.get("Tags") or [] if not removed(t)]}
+
+        with self._lock:
+            self.calls.append((region, {"operation": "DeleteTags", **params}))
+            found = self._rewrite(region, self._caller_account(request_signer), wanted, untagged)
+        missing = sorted(wanted - found)
+        if missing:
+            return self._error("InvalidID", f"The ID '{missing[0]}' is not valid")
+        return answer(_URL, {})
+
+    def _stop_instances(self, context: dict[str, Any], request_signer: Any, **_: Any) -> Answer:
+        """Stop the caller's running instances (at once: the endpoint has no ``stopping`` phase)."""
+        params = context.get(_PARAMS, {})
+        region = self._region_of(request_signer)
+        wanted = set(params.get("InstanceIds") or [])
+        before: dict[str, dict[str, Any]] = {}
+
+        def stopped(instance: dict[str, Any]) -> dict[str, Any]:
+            before[instance["InstanceId"]] = instance.get("State") or {}
+            return {**instance, "State": {"Code": 80, "Name": "stopped"}}
+
+        with self._lock:
+            self.calls.append((region, {"operation": "StopInstances", **params}))
+            found = self._rewrite(
+                region, self._caller_account(request_signer), wanted, stopped, instances_only=True
+            )
+        missing = sorted(wanted - found)
+        if missing:
+            return self._error("InvalidInstanceID.NotFound", f"The instance ID '{missing[0]}' does not exist")
+        return answer(
+            _URL,
+            {
+                "StoppingInstances": [
+                    {
+                        "InstanceId": i,
+                        "PreviousState": before[i],
+                        "CurrentState": {"Code": 80, "Name": "stopped"},
+                    }
+                    for i in sorted(found)
+                ]
+            },
+        )
+
+    def _describe_instance_attribute(self, context: dict[str, Any], request_signer: Any, **_: Any) -> Answer:
+        """``disableApiStop`` (stop protection), from :attr:`stop_protected`; other attributes are
+        not in a dump."""
+        params = context.get(_PARAMS, {})
+        region = self._region_of(request_signer)
+        instance_id = params.get("InstanceId")
+        only_account = self._caller_account(request_signer)
+        with self._lock:
+            self.calls.append((region, {"operation": "DescribeInstanceAttribute", **params}))
+            exists = any(
+                i.get("InstanceId") == instance_id and (only_account is None or a == only_account)
+                for a, i in self._by_region.get(region, [])
+            )
+        if not exists:
+            return self._error(
+                "InvalidInstanceID.NotFound", f"The instance ID '{instance_id}' does not exist"
+            )
+        if params.get("Attribute") != "disableApiStop":
+            return self._error(
+                "InvalidParameterValue", f"attribute {params.get('Attribute')!r} is not in a dump"
+            )
+        return answer(
+            _URL, {"InstanceId": instance_id, "DisableApiStop": {"Value": instance_id in self.stop_protected}}
+        )
 
     def _describe_instances(self, context: dict[str, Any], request_signer: Any, **_: Any) -> Answer:
         params = context.get(_PARAMS, {})

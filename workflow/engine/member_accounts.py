@@ -81,6 +81,13 @@ class MemberAccounts:
             else:
                 self.roles.pop(self.role_arn(account_id), None)
 
+    def add_remediation_role(self, account_id: str, role_name: str = "TagwardenRemediation") -> None:
+        """The member stack's optional remediation role (``remediation_role``) in ``account_id``."""
+        with self._lock:
+            self.roles[f"arn:aws:iam::{account_id}:role/{role_name}"] = MemberRole(
+                self.central_account, self.external_id
+            )
+
     def remove_role(self, account_id: str) -> None:
         """Delete the member role (someone tore the member stack down)."""
         with self._lock:
@@ -122,6 +129,7 @@ class MemberAccounts:
         if role.external_id is not None and external_id != role.external_id:
             return self._error("AccessDenied", denied)
         account = role_arn.split(":")[4]
+        role_name = role_arn.rsplit("/", 1)[1]
         session_name = params.get("RoleSessionName")
         access_key = "ASIA" + secrets.token_hex(8).upper()
         with self._lock:
@@ -137,7 +145,7 @@ class MemberAccounts:
                 },
                 "AssumedRoleUser": {
                     "AssumedRoleId": f"AROA{account}:{session_name}",
-                    "Arn": f"arn:aws:sts::{account}:assumed-role/{self.role_name}/{session_name}",
+                    "Arn": f"arn:aws:sts::{account}:assumed-role/{role_name}/{session_name}",
                 },
             },
         )

@@ -10,12 +10,14 @@ from datetime import date
 from typing import Any
 
 from workflow.errors import PolicyError
-from workflow.policy.document import validate_policy
+from workflow.policy.document import MARK_KEY, validate_policy
 from workflow.policy.patterns import CompiledPattern, compile_glob_alternation, compile_pattern
 from workflow.resources import ORDER
 
 DEFAULT_STATES = ("pending", "running", "stopping", "stopped")
 DEFAULT_OWNER_KEY = "Owner"
+# The reserved kind of a key no rule reads (``aws:`` keys and Tagwarden's remediation mark).
+RESERVED = "aws:"
 
 
 # Tag values and keys repeat across a fleet (a few environments, tens of cost centers, hundreds of
@@ -103,6 +105,26 @@ class CompiledExemption:
         return value is not None and (self.tag[1] is None or value == self.tag[1])
 
 
+@dataclass(frozen=True)
+class RemediationSettings:
+    """A policy's staged remediation (``remediation``): mark, notify, stop, unmark.
+
+    >>> RemediationSettings.of({"stop_after_days": 3})  # doctest: +NORMALIZE_WHITESPACE
+    RemediationSettings(mark_after_days=0, notify_owner=True, stop_after_days=3, dry_run=True,
+                        max_stops_per_run=10)
+    """
+
+    mark_after_days: int = 0
+    notify_owner: bool = True
+    stop_after_days: int = 7
+    dry_run: bool = True
+    max_stops_per_run: int = 10
+
+    @classmethod
+    def of(cls, raw: dict[str, Any]) -> RemediationSettings:
+        return cls(**{name: raw[name] for name in cls.__dataclass_fields__ if name in raw})
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledPolicy:
     """A policy ready to evaluate; build it with :func:`compile_policy`."""
@@ -148,6 +170,8 @@ class CompiledPolicy:
     # Every exemption, in policy order. exempt_ids and exempt_tags hold all of them too (a quick
     # "does any match" before the evaluator asks which, and whether it has expired).
     exemptions: tuple[CompiledExemption, ...] = ()
+    # Staged remediation of noncompliant instances, when the policy asks for it.
+    remediation: RemediationSettings | None = None
 
     def for_type(self, resource_type: str) -> CompiledPolicy:
         """The policy with only the rules that apply to ``resource_type`` (instances: itself).
@@ -181,10 +205,11 @@ class CompiledPolicy:
         for key in keys:
             if key in plain:
                 continue
+            kind = self.key_kind(key)
             if (
-                self.key_kind(key) in ("", "aws:")
+                kind in ("", RESERVED)
                 and not self.near_rules(key)
-                and (key.startswith("aws:") or self.is_prohibited(key) is None)
+                and (kind == RESERVED or self.is_prohibited(key) is None)
             ):
                 if len(plain) >= _VERDICT_CACHE_SIZE:
                     plain.clear()
@@ -214,20 +239,21 @@ class CompiledPolicy:
 
     def key_kind(self, key: str) -> str | None:
         """What a tag key is to the rules: ``""`` for a rule's exact key or any other user key,
-        ``"aws:"`` for a reserved key (no rule reads it, it does not count as a user tag), or the
-        folded rule key that ``key`` spells with another capitalisation.
+        ``"aws:"`` for a reserved key (an ``aws:`` key or Tagwarden's remediation mark: no rule
+        reads it, it does not count as a user tag), or the folded rule key that ``key`` spells with
+        another capitalisation.
 
         >>> policy = compile_policy({"version": 1, "name": "p", "rules": [{"key": "Owner"}]})
-        >>> [policy.key_kind(k) for k in ("Owner", "owner", "aws:x", "Team")]
-        ['', 'owner', 'aws:', '']
+        >>> [policy.key_kind(k) for k in ("Owner", "owner", "aws:x", "Team", "tagwarden:marked-for-stop")]
+        ['', 'owner', 'aws:', '', 'aws:']
         """
         kinds = self.key_kinds
         kind = kinds.get(key)
         if kind is None:
             if key in self.rule_keys:
                 kind = ""
-            elif key.startswith("aws:"):
-                kind = "aws:"
+            elif key.startswith("aws:") or key == MARK_KEY:
+                kind = RESERVED
             else:
                 folded = key.casefold()
                 kind = folded if folded in self.folded_rule_keys else ""
@@ -376,6 +402,7 @@ def compile_policy(doc: dict[str, Any]) -> CompiledPolicy:
             squeezed_rule_keys=_squeezed_rule_keys(rule.key for rule in rules),
             resource_types=ordered_types,
             inherited={child: tuple(found) for child, found in inherited.items()},
+            remediation=RemediationSettings.of(doc["remediation"]) if "remediation" in doc else None,
             include_service_managed_interfaces=bool(
                 scope.get("network_interfaces", {}).get("include_service_managed", False)
             ),

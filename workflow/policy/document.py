@@ -27,6 +27,10 @@ from workflow.text import lone_surrogate_paths
 # rules, so 1 MiB is far above any honest policy and far below anything that could hurt memory.
 MAX_POLICY_BYTES = 1024 * 1024
 SCHEMA_RESOURCE = "policy-v1.schema.json"
+# Tagwarden's own tag on an instance that staged remediation will stop (its value: the first day it
+# may be stopped). Reserved like ``aws:`` keys: no rule reads it, it is never prohibited and never
+# counts as a user tag, so the mark itself can never keep an instance noncompliant (and stop it).
+MARK_KEY: Final = "tagwarden:marked-for-stop"
 
 
 @cache
@@ -330,6 +334,11 @@ def _semantic_problems(doc: dict[str, Any], *, check_patterns: bool) -> Iterator
         if key.lower().startswith("aws:"):
             yield Problem(
                 f"{path}.key", "keys beginning with 'aws:' are reserved for AWS and never evaluated"
+            )
+        if key == MARK_KEY:
+            yield Problem(
+                f"{path}.key",
+                f"{MARK_KEY!r} is Tagwarden's remediation mark, never evaluated; choose another key",
             )
         ignore_case = rule.get("value_case") == "insensitive"
         if not check_patterns:

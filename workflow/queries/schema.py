@@ -1,8 +1,9 @@
-"""The tables the named queries read: ``findings`` and ``runs``, column by column, in Hive types.
+"""The tables the named queries read: ``findings``, ``runs`` and ``actions``, column by column, in
+Hive types.
 
 One definition for every consumer: the CDK app creates the Glue tables from it, a local engine
 can load run folders into DuckDB with the same names and types. Tags are one
-``map<string,string>`` column, never a column per tag key. Both tables are partitioned by ``dt``
+``map<string,string>`` column, never a column per tag key. Every table is partitioned by ``dt``
 (UTC date, ``YYYY-MM-DD``) and ``run`` (the run id), in that order.
 
 >>> [name for name, _ in PARTITION_KEYS]
@@ -16,6 +17,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "ACTIONS_COLUMNS",
     "COLUMN_COMMENTS",
     "FINDINGS_COLUMNS",
     "PARTITION_KEYS",
@@ -100,12 +102,45 @@ RUNS_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
         "resources:map<string,struct<listed:int,in_scope:int,evaluated:int,out_of_scope:map<string,int>,"
         "duplicates_dropped:int>>>",
     ),
+    (
+        "remediation",
+        "struct<dry_run:boolean,marked:int,stopped:int,unmarked:int,stopped_ids:array<string>,"
+        "skipped:map<string,int>,failed:int,waiting:int,ineligible:map<string,int>,marked_now:int,"
+        "max_stops_per_run:int>",
+    ),
+)
+
+#: ``actions``: one row per staged remediation action per run (JSON Lines, gzip): what was done, or
+#: in a dry run what would have been, and what was skipped or failed, with why.
+ACTIONS_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("run_id", "string"),
+    ("policy_name", "string"),
+    ("at", "string"),
+    ("account_id", "string"),
+    ("region", "string"),
+    ("resource_id", "string"),
+    ("owner", "string"),
+    ("action", "string"),
+    ("outcome", "string"),
+    ("dry_run", "boolean"),
+    ("stop_on", "string"),
+    ("reason", "string"),
+    ("error", "string"),
 )
 
 PARTITION_KEYS: Final[tuple[tuple[str, str], ...]] = (("dt", "string"), ("run", "string"))
 
 #: Column comments for the Glue catalog (what Athena shows next to each column).
 COLUMN_COMMENTS: Final[dict[str, str]] = {
+    "remediation": "staged remediation: marked, stopped, unmarked (dry run: would have been), skipped by "
+    "reason, failed, waiting to be marked, ineligible by reason, marked after the run, the stop limit",
+    "at": "when the action was taken, ISO 8601",
+    "action": "mark, stop or unmark",
+    "outcome": "done, dry_run (what would have been done), skipped or failed",
+    "dry_run": "true when the policy's remediation is a dry run",
+    "stop_on": "the stop date the mark carries (tagwarden:marked-for-stop)",
+    "reason": "why the action was planned, or why it was skipped",
+    "error": "why a failed action failed",
     "target_counts": "(account, region) targets of the run: total, scanned, error, accounts",
     "targets": "targets not scanned (status error, with the reason), then up to 1,000 scanned ones",
     "instance_id": "EC2 instance id",

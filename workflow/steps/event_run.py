@@ -17,7 +17,7 @@ from workflow.errors import InvalidInput, Problem
 from workflow.event_plan import events_of_records, plan_event_run
 from workflow.exemption_files import stage_run_policy
 from workflow.policy import compile_policy, load_policy_document
-from workflow.steps.validate_input import policy_run_fields, read_policy_object
+from workflow.steps.validate_input import policy_run_fields, read_policy_object, remediation_field
 from workflow.storage import get_json, put_json
 from workflow.targets import execution_account
 
@@ -140,6 +140,7 @@ def plan_event_run_step(event: dict[str, Any], config: EventPlanConfig, *, s3: A
             "regions": sorted({item["region"] for item in items}),
             "notify": "violations",
             "dry_run": False,
+            **remediation_field(policy, allowed=config.remediation, dry_run=False),
             "targets_key": layout.targets_manifest_key(run_id),
             "target_count": len(items),
             "accounts": len({item["account_id"] for item in items}),

@@ -13,8 +13,9 @@ from typing import Any
 from workflow.aws import aws_call
 from workflow.config import NotifyConfig
 from workflow.digests import DigestPlan, plan_digests, summary_lines
-from workflow.notifications import build_message, securityhub_lines
-from workflow.storage import get_json, iter_jsonl_gz
+from workflow.notifications import build_message, remediation_lines, securityhub_lines
+from workflow.remediation import owner_notices
+from workflow.storage import get_json, get_json_if_exists, iter_jsonl_gz
 
 
 def notify(event: dict[str, Any], config: NotifyConfig, *, sns: Any, s3: Any) -> dict[str, Any]:
@@ -23,6 +24,11 @@ def notify(event: dict[str, Any], config: NotifyConfig, *, sns: Any, s3: Any) ->
     summary = get_json(s3, run["bucket"], report["summary_key"])
     report_uri = f"s3://{run['bucket']}/{report['findings_key']}"
     digests = DigestPlan()
+    remediation = summary.get("remediation")
+    notices: dict[str, str] = {}
+    if isinstance(remediation, dict) and remediation.get("notify_owner") and remediation.get("notices_key"):
+        written = get_json_if_exists(s3, run["bucket"], remediation["notices_key"]) or {}
+        notices = owner_notices(written, remediation.get("stopped_ids") or ())
     if config.max_owner_digests and summary["totals"]["noncompliant"]:
         digests = plan_digests(
             # Read twice, streamed: counts first, then the lines of the owners who get a digest.
@@ -30,6 +36,7 @@ def notify(event: dict[str, Any], config: NotifyConfig, *, sns: Any, s3: Any) ->
             environment=config.environment,
             max_messages=config.max_owner_digests,
             report=report_uri,
+            notices=notices,
         )
     message = build_message(
         summary,
@@ -38,7 +45,11 @@ def notify(event: dict[str, Any], config: NotifyConfig, *, sns: Any, s3: Any) ->
         execution_arn=run["execution_id"],
         console_region=config.console_region,
         catalog=event.get("catalog"),
-        extra_lines=[*summary_lines(digests), *securityhub_lines(event.get("securityhub"))],
+        extra_lines=[
+            *summary_lines(digests),
+            *remediation_lines(remediation, event.get("remediation"), requested=run.get("remediation")),
+            *securityhub_lines(event.get("securityhub")),
+        ],
     )
     with aws_call("SNS Publish"):
         response = sns.publish(

@@ -46,7 +46,7 @@ def partition_input(table: dict[str, Any], location: str, values: list[str]) -> 
 
 
 def register_partitions(event: dict[str, Any], config: CatalogConfig, *, glue: Any) -> dict[str, Any]:
-    """Register the run's partition in the findings and runs tables.
+    """Register the run's partition in the findings and runs tables (and actions, when it remediated).
 
     Returns ``{"registered": [tables added], "existing": [tables that had it already]}``.
     """
@@ -54,10 +54,10 @@ def register_partitions(event: dict[str, Any], config: CatalogConfig, *, glue: A
     bucket, dt, run_id = run["bucket"], run["dt"], run["run_id"]
     registered: list[str] = []
     existing: list[str] = []
-    for table_name, prefix in (
-        (config.findings_table, layout.FINDINGS_PREFIX),
-        (config.runs_table, layout.RUNS_PREFIX),
-    ):
+    tables = [(config.findings_table, layout.FINDINGS_PREFIX), (config.runs_table, layout.RUNS_PREFIX)]
+    if run.get("remediation") is True:  # the run remediated: its actions have a partition too
+        tables.append((config.actions_table, layout.ACTIONS_PREFIX))
+    for table_name, prefix in tables:
         where = f"{config.database}.{table_name}"
         with aws_call(f"glue:GetTable {where}"):
             table = glue.get_table(DatabaseName=config.database, Name=table_name)["Table"]

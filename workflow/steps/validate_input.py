@@ -191,6 +191,7 @@ def validate_input(
             **({"exemption_files": exemption_files} if exemption_files else {}),
             # Imported into Security Hub after the report (a dry run keeps its findings to itself).
             **({"security_hub": True} if config.security_hub and not document.get("dry_run") else {}),
+            **remediation_field(policy, allowed=config.remediation, dry_run=bool(document.get("dry_run"))),
         },
     }
 
@@ -206,6 +207,21 @@ def policy_run_fields(policy: CompiledPolicy, run_id: str) -> dict[str, Any]:
         "resource_types": list(policy.resource_types),
         "include_service_managed_interfaces": policy.include_service_managed_interfaces,
     }
+
+
+def remediation_field(policy: CompiledPolicy, *, allowed: bool, dry_run: bool) -> dict[str, bool]:
+    """``run.remediation``: absent for a policy without ``remediation``; else whether this run
+    remediates (false on a deployment that does not allow it: the notification says so). A dry
+    run of the scan never remediates, not even in the policy's own dry-run mode.
+
+    >>> from workflow.policy import compile_policy
+    >>> policy = compile_policy({"version": 1, "name": "p", "rules": [{"key": "Owner"}], "remediation": {}})
+    >>> remediation_field(policy, allowed=False, dry_run=False)
+    {'remediation': False}
+    """
+    if policy.remediation is None or dry_run:
+        return {}
+    return {"remediation": allowed}
 
 
 def _nest(problem: Problem, prefix: str | None, source: str) -> Problem:
