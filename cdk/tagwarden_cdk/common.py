@@ -11,6 +11,7 @@ from aws_cdk import aws_logs as logs
 from tagwarden_cdk.nag import acknowledge
 from tagwarden_cdk.settings import LOG_RETENTION_DAYS, Settings
 from workflow.events import CREATED_BY_TAG
+from workflow.policy.document import MARK_KEY
 
 # RetentionDays members in the order of LOG_RETENTION_DAYS (jsii enums carry names, not numbers).
 _RETENTION: Final = dict(
@@ -73,3 +74,59 @@ def created_by_tagging(sid: str = "TagCreatedBy") -> iam.PolicyStatement:
             "Null": {f"ec2:ResourceTag/{CREATED_BY_TAG}": "true"},
         },
     )
+
+
+# Staged remediation (a policy's remediation): the account's instances, by ARN.
+_INSTANCES: Final = f"arn:{Aws.PARTITION}:ec2:*:{Aws.ACCOUNT_ID}:instance/*"
+REMEDIATION_REASON: Final = (
+    "Staged remediation acts on any instance of the account a run finds noncompliant, so it cannot "
+    f"name them: ec2:CreateTags/DeleteTags only for the one key {MARK_KEY} (aws:TagKeys), "
+    "ec2:StopInstances only on instances that carry that mark (ec2:ResourceTag), "
+    "ec2:DescribeInstanceAttribute (stop protection) read-only; ec2:DescribeInstances supports no "
+    "resource-level permissions."
+)
+
+
+def remediation_statements() -> list[iam.PolicyStatement]:
+    """What the Remediate step does to one account's instances, and nothing else.
+
+    ``Null aws:TagKeys false`` with ``ForAllValues``: a request naming no tag key (which
+    ``ForAllValues`` alone would let through) is refused.
+    """
+    return [
+        iam.PolicyStatement(
+            sid="MarkForStop",
+            effect=iam.Effect.ALLOW,
+            actions=["ec2:CreateTags", "ec2:DeleteTags"],
+            resources=[_INSTANCES],
+            conditions={
+                "ForAllValues:StringEquals": {"aws:TagKeys": [MARK_KEY]},
+                "Null": {"aws:TagKeys": "false"},
+            },
+        ),
+        iam.PolicyStatement(
+            sid="StopMarked",
+            effect=iam.Effect.ALLOW,
+            actions=["ec2:StopInstances"],
+            resources=[_INSTANCES],
+            conditions={"Null": {f"ec2:ResourceTag/{MARK_KEY}": "false"}},
+        ),
+        iam.PolicyStatement(
+            sid="CheckBeforeStop",
+            effect=iam.Effect.ALLOW,
+            actions=["ec2:DescribeInstanceAttribute"],
+            resources=[_INSTANCES],
+        ),
+        iam.PolicyStatement(
+            sid="DescribeInstances",
+            effect=iam.Effect.ALLOW,
+            actions=["ec2:DescribeInstances"],
+            resources=["*"],
+        ),
+    ]
+
+
+def acknowledge_remediation(role: iam.IRole) -> None:
+    """cdk-nag's wildcard findings of :func:`remediation_statements`, with the reason."""
+    for resource in ("arn:<AWS::Partition>:ec2:*:<AWS::AccountId>:instance/*", "*"):
+        acknowledge(role, f"AwsSolutions-IAM5[Resource::{resource}]", REMEDIATION_REASON)

@@ -22,7 +22,9 @@ from constructs import Construct
 from tagwarden_cdk.bundling import ARCHITECTURE, RUNTIME
 from tagwarden_cdk.common import (
     acknowledge_created_by_tagging,
+    acknowledge_remediation,
     created_by_tagging,
+    remediation_statements,
     data_removal_policy,
     log_retention,
 )
@@ -47,6 +49,7 @@ PERSIST: Final = "persist-report"
 REGISTER: Final = "register-partitions"
 NOTIFY: Final = "notify"
 SECURITY_HUB: Final = "import-security-hub"
+REMEDIATE: Final = "remediate"
 PLAN_EVENTS: Final = "plan-event-run"
 STORE_EVENTS: Final = deployment.STORE_EVENT_BATCH.name
 # Where the Pipe's enrichment stores each batch of events, and where event runs read them.
@@ -55,6 +58,10 @@ EVENT_BATCHES_PREFIX: Final = layout.event_batch_key("x").rsplit("/", 1)[0] + "/
 EXEMPTIONS_PREFIX: Final = exemption_files.EXEMPTIONS_PREFIX
 # The Security Hub findings each policy's runs keep open.
 SECURITY_HUB_STATE_PREFIX: Final = layout.securityhub_state_key("x").rsplit("/", 1)[0] + "/"
+# What each policy's staged remediation remembers (since when noncompliant, each mark's date).
+REMEDIATION_STATE_PREFIX: Final = layout.remediation_state_key("x").rsplit("/", 1)[0] + "/"
+# The stop dates a run left, for the owners' digests: staging/<run id>/remediation/.
+NOTICES_PREFIX: Final = layout.remediation_notices_key("*").rsplit("/", 1)[0] + "/"
 
 DESCRIPTIONS: Final[Mapping[str, str]] = {
     VALIDATE: "Tagwarden: check the execution input and the tag policy, fix the run's parameters",
@@ -64,6 +71,7 @@ DESCRIPTIONS: Final[Mapping[str, str]] = {
     REGISTER: "Tagwarden: add the run's partitions to the Glue tables so Athena sees the report",
     NOTIFY: "Tagwarden: publish the run's summary and owner digests to the compliance topic",
     SECURITY_HUB: "Tagwarden: import the run's findings into AWS Security Hub (security_hub setting)",
+    REMEDIATE: "Tagwarden: staged remediation, mark, stop and unmark instances (remediation setting)",
     PLAN_EVENTS: "Tagwarden events: plan an event run from a stored batch of CloudTrail events",
     STORE_EVENTS: "Tagwarden events: the Pipe's enrichment, store a batch of queued events in S3",
 }
@@ -89,6 +97,10 @@ PREFIX_REASONS: Final[Mapping[str, str]] = {
     "by tagwarden exempt (the resource and the expiry date): every run reads whichever are there.",
     SECURITY_HUB_STATE_PREFIX: "The Security Hub findings each policy's runs keep open, one object per "
     "policy (state/securityhub/<policy name>.json), named by the run's policy at run time.",
+    REMEDIATION_STATE_PREFIX: "What each policy's staged remediation remembers, one object per policy "
+    "(state/remediation/<policy name>.json), named by the run's policy at run time.",
+    NOTICES_PREFIX: "The stop dates a run's remediation left for the owners' digests, "
+    "staging/<run id>/remediation/notices.json: the run id is known only at run time.",
     STATE_PREFIX: "Objects under state/ in the report bucket: the workflow's run pointers "
     "(state/latest-run.json, and state/policy-runs/<policy sha256>.json: each policy's drift baselines); "
     "nothing else is written there.",
@@ -176,6 +188,7 @@ class WorkflowFunctions(Construct):
                 # Organisation mode: explicit targets are checked against the organisation's accounts.
                 **({config.ORGANIZATION_DEPLOYMENT: "true"} if settings.organization else {}),
                 **({config.SECURITY_HUB: "true"} if settings.security_hub else {}),
+                **({config.REMEDIATION: "true"} if settings.remediation else {}),
             },
             LIST: {
                 config.REPORT_BUCKET: bucket,
@@ -205,6 +218,16 @@ class WorkflowFunctions(Construct):
                 config.REPORT_BUCKET: bucket,
                 config.SECURITY_HUB_PRODUCT_ARN: security_hub_product,
             },
+            REMEDIATE: {
+                config.REPORT_BUCKET: bucket,
+                config.REMEDIATION_ROLE_NAME: settings.remediation_role_name,
+                config.MAX_STOPS_PER_RUN: str(settings.remediation_max_stops_per_run),
+                **(
+                    {config.MEMBER_EXTERNAL_ID: settings.member_external_id}
+                    if settings.member_external_id
+                    else {}
+                ),
+            },
             PLAN_EVENTS: {
                 config.REPORT_BUCKET: bucket,
                 config.DEFAULT_POLICY_URI: storage.default_policy_uri,
@@ -213,6 +236,7 @@ class WorkflowFunctions(Construct):
                 config.EVENT_SCOPE: json.dumps(scheduled_input(settings), separators=(",", ":")),
                 config.MEMBER_ROLE_NAME: settings.member_role_name,
                 config.MAP_MAX_CONCURRENCY: str(settings.map_max_concurrency),
+                **({config.REMEDIATION: "true"} if settings.remediation else {}),
             },
             STORE_EVENTS: {
                 config.REPORT_BUCKET: bucket,
@@ -229,6 +253,9 @@ class WorkflowFunctions(Construct):
             ),
         ]
         member_roles = member_role_arns(stack, settings)
+        remediation_roles = (
+            member_role_arns(stack, settings, settings.remediation_role_name) if settings.remediation else []
+        )
 
         objects = storage.objects
         statements: dict[str, list[iam.PolicyStatement]] = {
@@ -312,7 +339,36 @@ class WorkflowFunctions(Construct):
             NOTIFY: [
                 _allow(["sns:Publish"], [compliance_topic.topic_arn], "PublishSummary"),
                 _allow(["kms:Decrypt", "kms:GenerateDataKey"], [topic_key.key_arn], "EncryptedTopic"),
-                _allow(["s3:GetObject"], [objects(REPORTS_PREFIX)], "ReadReport"),
+                _allow(["s3:GetObject"], [objects(REPORTS_PREFIX), objects(NOTICES_PREFIX)], "ReadReport"),
+            ],
+            REMEDIATE: [
+                _allow(
+                    ["s3:GetObject"],
+                    [
+                        storage.bucket.arn_for_objects(layout.policy_key("*")),
+                        storage.bucket.arn_for_objects(layout.targets_manifest_key("*")),
+                        objects(REPORTS_PREFIX),
+                        objects(REMEDIATION_STATE_PREFIX),
+                    ],
+                    "ReadReportAndRecord",
+                ),
+                # The actions (the actions table) and the summary's remediation section; the
+                # record; the notices for the digests.
+                _allow(
+                    ["s3:PutObject", "s3:AbortMultipartUpload"],
+                    [objects(REPORTS_PREFIX), objects(REMEDIATION_STATE_PREFIX), objects(NOTICES_PREFIX)],
+                    "WriteActionsAndRecord",
+                ),
+                # Whether a record exists yet: listed by its key, nothing else of the bucket.
+                _list_bucket_under(storage.bucket.bucket_arn, [REMEDIATION_STATE_PREFIX], "FindRecord"),
+                # This account's instances (not in a targets deployment, which scans member accounts
+                # only: their remediation roles act there).
+                *(remediation_statements() if settings.remediation and not settings.targets else []),
+                *(
+                    [_assume_member_roles(remediation_roles, settings, "AssumeRemediationRoles")]
+                    if remediation_roles
+                    else []
+                ),
             ],
             SECURITY_HUB: [
                 _allow(
@@ -372,6 +428,10 @@ class WorkflowFunctions(Construct):
             (NOTIFY, REPORTS_PREFIX),
             (SECURITY_HUB, REPORTS_PREFIX),
             (SECURITY_HUB, SECURITY_HUB_STATE_PREFIX),
+            (NOTIFY, NOTICES_PREFIX),
+            (REMEDIATE, REPORTS_PREFIX),
+            (REMEDIATE, REMEDIATION_STATE_PREFIX),
+            (REMEDIATE, NOTICES_PREFIX),
             (VALIDATE, EXEMPTIONS_PREFIX),
             (PLAN_EVENTS, POLICIES_PREFIX),
             (PLAN_EVENTS, EXEMPTIONS_PREFIX),
@@ -400,6 +460,22 @@ class WorkflowFunctions(Construct):
         )
         if settings.tag_created_by and not settings.targets:
             acknowledge_created_by_tagging(self.functions[LIST].role)
+        if settings.remediation and not settings.targets:
+            acknowledge_remediation(self.functions[REMEDIATE].role)
+        for key in (layout.policy_key("*"), layout.targets_manifest_key("*")):
+            acknowledge(
+                self.functions[REMEDIATE].role,
+                f"AwsSolutions-IAM5[Resource::{arn_finding(storage.bucket)}/{key}]",
+                "The run's validated policy and targets manifest under staging/<run id>/: the run id is "
+                "known only at run time, the object name is fixed below it.",
+            )
+        if settings.remediation and settings.organization:
+            acknowledge(
+                self.functions[REMEDIATE].role,
+                "AwsSolutions-IAM5[Resource::"
+                f"{ORGANIZATION_MEMBER_ROLE_FINDING.format(settings.remediation_role_name)}]",
+                ORGANIZATION_MEMBER_ROLE_REASON.replace("list-instances", "remediate"),
+            )
         if settings.organization:
             any_account_role = ORGANIZATION_MEMBER_ROLE_FINDING.format(settings.member_role_name)
             acknowledge(
@@ -433,8 +509,8 @@ class WorkflowFunctions(Construct):
             f"{construct_id}Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"Tagwarden {settings.environment}: the {step.name} step",
-            # Member accounts trust the list role by its ARN: give it a stable name.
-            role_name=function_name if step.name == LIST else None,
+            # Member accounts trust the list and remediate roles by their ARN: stable names.
+            role_name=function_name if step.name in (LIST, REMEDIATE) else None,
         )
         role.add_to_policy(
             _allow(["logs:CreateLogStream", "logs:PutLogEvents"], [log_group.log_group_arn], "WriteOwnLogs")
@@ -489,9 +565,9 @@ class WorkflowFunctions(Construct):
         return WorkflowFunction(step=step, function=function, role=role, log_group=log_group)
 
 
-def member_role_arns(stack: Stack, settings: Settings) -> list[str]:
-    """The member roles the list step may assume: one per target account, every account's in
-    organization mode, none for a single-account deployment.
+def member_role_arns(stack: Stack, settings: Settings, role_name: str | None = None) -> list[str]:
+    """The member roles the list step (or, with ``role_name``, the remediate step) may assume: one
+    per target account, every account's in organization mode, none for a single-account deployment.
 
     The partition is the stack's: a member role lives in the central account's partition.
     """
@@ -502,14 +578,16 @@ def member_role_arns(stack: Stack, settings: Settings) -> list[str]:
             region="",
             account=account,
             resource="role",
-            resource_name=settings.member_role_name,
+            resource_name=role_name or settings.member_role_name,
         )
         for account in accounts
     ]
 
 
-def _assume_member_roles(member_roles: list[str], settings: Settings) -> iam.PolicyStatement:
-    statement = _allow(["sts:AssumeRole"], member_roles, "AssumeMemberRoles")
+def _assume_member_roles(
+    member_roles: list[str], settings: Settings, sid: str = "AssumeMemberRoles"
+) -> iam.PolicyStatement:
+    statement = _allow(["sts:AssumeRole"], member_roles, sid)
     if settings.organization:
         # aws:PrincipalOrgID is this role's own organisation: no organisation id to configure,
         # and a role in an account outside it is refused by IAM whatever the input names.

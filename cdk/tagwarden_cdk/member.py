@@ -58,7 +58,12 @@ from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from tagwarden_cdk.common import acknowledge_created_by_tagging, created_by_tagging
+from tagwarden_cdk.common import (
+    acknowledge_created_by_tagging,
+    acknowledge_remediation,
+    created_by_tagging,
+    remediation_statements,
+)
 from tagwarden_cdk.events import event_pattern
 from tagwarden_cdk.main import cdk_json_context
 from tagwarden_cdk.nag import acknowledge, register_nag_packs
@@ -78,6 +83,7 @@ DEPLOY_KINDS: Final = (CENTRAL, MEMBER)
 
 MEMBER_STACK_NAME: Final = "TagwardenMember"
 ROLE_ARN_OUTPUT: Final = "MemberRoleArn"
+REMEDIATION_ROLE_ARN_OUTPUT: Final = "RemediationRoleArn"
 FORWARDING_RULE_NAME: Final = "tagwarden-forward-ec2-api-calls"
 POLICY_NAME: Final = "DescribeEc2Resources"
 # DescribeInstances, and DescribeVolumes/Snapshots/Images/NetworkInterfaces for policies that cover
@@ -175,6 +181,7 @@ class TagwardenMemberStack(Stack):
             value=self.role.role_arn,
             description="The role the central list-instances step assumes (with the external id)",
         )
+        in_role_region: CfnCondition | None = None
         if settings.member_role_region:
             # One StackSet in every region for the regional forwarding rule; the global role once.
             in_role_region = CfnCondition(
@@ -186,10 +193,51 @@ class TagwardenMemberStack(Stack):
             assert isinstance(role_resource, CfnResource)
             role_resource.cfn_options.condition = in_role_region
             output.condition = in_role_region
+        self.remediation_role: iam.Role | None = None
+        if settings.remediation_role:
+            self._remediation_role(settings, in_role_region)
         self.forwarding_rule: events.Rule | None = None
         self.forwarding_role: iam.Role | None = None
         if settings.central_event_bus_arn:
             self._forward_events(settings.central_event_bus_arn)
+
+    def _remediation_role(self, settings: MemberSettings, condition: CfnCondition | None) -> None:
+        """The optional role the central Remediate step assumes: the same trust as the read-only
+        role, for the central remediate role's ARN, and only the mark, its stop and the checks."""
+        partition = settings.central_partition or Aws.PARTITION
+        remediate_arn = (
+            f"arn:{partition}:iam::{settings.central_account_id}:role"
+            f"{settings.central_role_path}{settings.central_remediate_role_name}"
+        )
+        self.remediation_role = iam.Role(
+            self,
+            "RemediationRole",
+            role_name=settings.remediation_role_name,
+            assumed_by=iam.AccountPrincipal(settings.central_account_id).with_conditions(
+                {
+                    "StringEquals": {"sts:ExternalId": settings.member_external_id},
+                    "ArnEquals": {"aws:PrincipalArn": remediate_arn},
+                }
+            ),
+            description=(
+                f"Tagwarden: lets {settings.central_remediate_role_name} in account "
+                f"{settings.central_account_id} mark, stop and unmark this account's noncompliant instances"
+            ),
+            max_session_duration=MAX_SESSION,
+            inline_policies={"StagedRemediation": iam.PolicyDocument(statements=remediation_statements())},
+        )
+        acknowledge_remediation(self.remediation_role)
+        output = CfnOutput(
+            self,
+            REMEDIATION_ROLE_ARN_OUTPUT,
+            value=self.remediation_role.role_arn,
+            description="The role the central remediate step assumes (with the external id)",
+        )
+        if condition is not None:
+            resource = self.remediation_role.node.default_child
+            assert isinstance(resource, CfnResource)
+            resource.cfn_options.condition = condition
+            output.condition = condition
 
     def _forward_events(self, bus_arn: str) -> None:
         # Only EventBridge, and only for this account's rules (the confused-deputy guard AWS

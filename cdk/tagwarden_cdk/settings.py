@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from workflow.config import (
     DEFAULT_DISTRIBUTED_MAP_THRESHOLD,
+    DEFAULT_REMEDIATION_ROLE_NAME,
     MAX_DISTRIBUTED_MAP_THRESHOLD,
     NOTIFY_MODES,
 )
@@ -48,6 +49,14 @@ CONTEXT_KEYS: Final[dict[str, str]] = {
     "member_role_name": "TagwardenReadOnly: the read-only role the list step assumes in member accounts",
     "member_external_id": "none: sts:ExternalId the member roles require (needed with targets/organization)",
     "security_hub": "false: each scheduled run imports its findings into AWS Security Hub (ASFF)",
+    "remediation": (
+        "false: runs of a policy with remediation may mark, stop and unmark instances (without it a "
+        "policy's remediation only gets a notification line)"
+    ),
+    "remediation_max_stops_per_run": "10: instances a run stops at most, whatever a policy asks (0-1000)",
+    "remediation_role_name": (
+        "TagwardenRemediation: the member accounts' remediation role (member stacks with remediation_role)"
+    ),
     "max_owner_digests": "50: owner digest messages a run sends at most (0: none); the rest are counted",
     "tag_created_by": (
         "false: event runs tag each untagged resource they were told the creator of with CreatedBy "
@@ -70,6 +79,11 @@ MEMBER_CONTEXT_KEYS: Final[dict[str, str]] = {
     ),
     "forward_events": "true: forward EC2 launches and tag changes to the central event bus (event runs)",
     "tag_created_by": "false: the member role may tag CreatedBy on untagged resources (event runs)",
+    "remediation_role": (
+        "false: also create the remediation role (remediation_role_name) the central Remediate step "
+        "assumes to mark, stop and unmark this account's instances"
+    ),
+    "central_remediate_role_name": "tagwarden-<environment>-remediate: the central Remediate step's role",
     "member_role_region": (
         "none: create the (global) read-only role only in this region, so one template deploys to "
         "every region (the forwarding rule is regional); none: in every region it is deployed to"
@@ -302,6 +316,9 @@ class Settings:
     tag_created_by: bool = False
     max_owner_digests: int = 50
     security_hub: bool = False
+    remediation: bool = False
+    remediation_max_stops_per_run: int = 10
+    remediation_role_name: str = DEFAULT_REMEDIATION_ROLE_NAME
     distributed_map_threshold: int = DEFAULT_DISTRIBUTED_MAP_THRESHOLD
     distributed_max_concurrency: int = DEFAULT_DISTRIBUTED_MAX_CONCURRENCY
     tolerated_failure_percentage: int = DEFAULT_TOLERATED_FAILURE_PERCENTAGE
@@ -417,6 +434,13 @@ class Settings:
             tag_created_by=_boolean("tag_created_by", ctx.get("tag_created_by", False)),
             max_owner_digests=_integer("max_owner_digests", ctx.get("max_owner_digests", 50), 0, 1000),
             security_hub=_boolean("security_hub", ctx.get("security_hub", False)),
+            remediation=_boolean("remediation", ctx.get("remediation", False)),
+            remediation_max_stops_per_run=_integer(
+                "remediation_max_stops_per_run", ctx.get("remediation_max_stops_per_run", 10), 0, 1000
+            ),
+            remediation_role_name=_role_name(
+                "remediation_role_name", ctx.get("remediation_role_name", DEFAULT_REMEDIATION_ROLE_NAME)
+            ),
             distributed_map_threshold=_integer(
                 "distributed_map_threshold",
                 ctx.get("distributed_map_threshold", DEFAULT_DISTRIBUTED_MAP_THRESHOLD),
@@ -471,6 +495,10 @@ class MemberSettings:
     member_role_region: str | None = None
     # The read-only role may also tag CreatedBy on resources that have none (event runs).
     tag_created_by: bool = False
+    # The optional remediation role, and the central role it trusts (by name, in the central account).
+    remediation_role: bool = False
+    remediation_role_name: str = DEFAULT_REMEDIATION_ROLE_NAME
+    central_remediate_role_name: str = ""
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> MemberSettings:
@@ -483,11 +511,32 @@ class MemberSettings:
         ... ).central_list_role_name
         'tagwarden-dev-list-instances'
         """
-        keys = {*MEMBER_CONTEXT_KEYS, "environment", "member_role_name", "member_external_id"}
+        keys = {
+            *MEMBER_CONTEXT_KEYS,
+            "environment",
+            "member_role_name",
+            "member_external_id",
+            "remediation_role_name",
+        }
         ctx = {k: v for k, v in context.items() if k in keys and v is not None and v != ""}
         settings = cls._roles(ctx)
         if _boolean("tag_created_by", ctx.get("tag_created_by", False)):
             settings = replace(settings, tag_created_by=True)
+        if _boolean("remediation_role", ctx.get("remediation_role", False)):
+            environment = _text("environment", ctx.get("environment", "dev"))
+            settings = replace(
+                settings,
+                remediation_role=True,
+                remediation_role_name=_role_name(
+                    "remediation_role_name", ctx.get("remediation_role_name", DEFAULT_REMEDIATION_ROLE_NAME)
+                ),
+                central_remediate_role_name=_role_name(
+                    "central_remediate_role_name",
+                    ctx.get(
+                        "central_remediate_role_name", Settings(environment=environment).name("remediate")
+                    ),
+                ),
+            )
         if "member_role_region" in ctx:
             region = _text("member_role_region", ctx["member_role_region"])
             if not _REGION.match(region):

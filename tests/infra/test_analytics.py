@@ -73,6 +73,24 @@ RUNS_SCHEMA = {
     "duplicates_dropped:int>,"
     "resources:map<string,struct<listed:int,in_scope:int,evaluated:int,out_of_scope:map<string,int>,"
     "duplicates_dropped:int>>>",
+    "remediation": "struct<dry_run:boolean,marked:int,stopped:int,unmarked:int,stopped_ids:array<string>,"
+    "skipped:map<string,int>,failed:int,waiting:int,ineligible:map<string,int>,marked_now:int,"
+    "max_stops_per_run:int>",
+}
+ACTIONS_SCHEMA = {
+    "run_id": "string",
+    "policy_name": "string",
+    "at": "string",
+    "account_id": "string",
+    "region": "string",
+    "resource_id": "string",
+    "owner": "string",
+    "action": "string",
+    "outcome": "string",
+    "dry_run": "boolean",
+    "stop_on": "string",
+    "reason": "string",
+    "error": "string",
 }
 
 
@@ -97,10 +115,10 @@ def test_glue_database_is_named_for_the_environment(synthesized: Synthesized) ->
     assert database["Properties"]["DatabaseInput"]["Name"] == "tagwarden_test"
 
 
-def test_findings_and_runs_tables_have_their_exact_schema_and_dt_run_partitions(
+def test_findings_runs_and_actions_tables_have_their_exact_schema_and_dt_run_partitions(
     synthesized: Synthesized,
 ) -> None:
-    for name, schema in (("findings", FINDINGS_SCHEMA), ("runs", RUNS_SCHEMA)):
+    for name, schema in (("findings", FINDINGS_SCHEMA), ("runs", RUNS_SCHEMA), ("actions", ACTIONS_SCHEMA)):
         table = _table(synthesized, name)
         assert table["DatabaseName"] == "tagwarden_test"
         assert _columns(table) == schema
@@ -108,7 +126,7 @@ def test_findings_and_runs_tables_have_their_exact_schema_and_dt_run_partitions(
             ("dt", "string"),
             ("run", "string"),
         ]
-    assert len(synthesized.of_type("AWS::Glue::Table")) == 2
+    assert len(synthesized.of_type("AWS::Glue::Table")) == 3
 
 
 def test_tags_are_one_map_column_never_a_column_per_tag_key(synthesized: Synthesized) -> None:
@@ -191,7 +209,8 @@ def test_glue_schema_covers_every_field_the_workflow_writes() -> None:
             "incomplete": False,
         },
     )
-    assert set(RUNS_SCHEMA) - {"source"} <= set(summary)  # source: event runs only
+    # source: event runs only; remediation: runs that remediated (the Remediate step adds it)
+    assert set(RUNS_SCHEMA) - {"source", "remediation"} <= set(summary)
     assert set(summary["coverage"]) == {
         "complete",
         "nothing_evaluated",
@@ -224,6 +243,7 @@ def test_crawler_adds_new_partitions_only_and_never_creates_or_changes_tables(
         "S3Targets": [
             {"Path": {"Fn::Join": ["", ["s3://", bucket, f"/{layout.FINDINGS_PREFIX}"]]}},
             {"Path": {"Fn::Join": ["", ["s3://", bucket, f"/{layout.RUNS_PREFIX}"]]}},
+            {"Path": {"Fn::Join": ["", ["s3://", bucket, f"/{layout.ACTIONS_PREFIX}"]]}},
         ]
     }
     assert properties["RecrawlPolicy"] == {"RecrawlBehavior": "CRAWL_NEW_FOLDERS_ONLY"}
@@ -235,7 +255,7 @@ def test_crawler_adds_new_partitions_only_and_never_creates_or_changes_tables(
         "TableLevelConfiguration": 3,
     }
     assert configuration["CrawlerOutput"]["Partitions"] == {"AddOrUpdateBehavior": "InheritFromTable"}
-    assert configuration["CrawlerOutput"]["Tables"] == {"TableThreshold": 2}
+    assert configuration["CrawlerOutput"]["Tables"] == {"TableThreshold": 3}
     assert properties["CrawlerSecurityConfiguration"] == "tagwarden-test-crawler"
 
 
@@ -270,7 +290,7 @@ def test_crawler_role_reads_only_the_report_tables_and_cannot_create_tables(synt
         ]
         return {"Fn::Join": ["", [*parts, f":{resource}"]]}
 
-    prefixes = [layout.FINDINGS_PREFIX, layout.RUNS_PREFIX]
+    prefixes = [layout.FINDINGS_PREFIX, layout.RUNS_PREFIX, layout.ACTIONS_PREFIX]
     assert grants(resources, role) == expected(
         (["s3:GetObject"], [{"Fn::Join": ["", [getatt(bucket), f"/{p}*"]]} for p in prefixes]),
         (
@@ -278,7 +298,14 @@ def test_crawler_role_reads_only_the_report_tables_and_cannot_create_tables(synt
             [getatt(bucket)],
             {
                 "StringLike": {
-                    "s3:prefix": ["reports/findings", "reports/findings/*", "reports/runs", "reports/runs/*"]
+                    "s3:prefix": [
+                        "reports/findings",
+                        "reports/findings/*",
+                        "reports/runs",
+                        "reports/runs/*",
+                        "reports/actions",
+                        "reports/actions/*",
+                    ]
                 }
             },
         ),
@@ -299,6 +326,7 @@ def test_crawler_role_reads_only_the_report_tables_and_cannot_create_tables(synt
                 glue_arn("database/tagwarden_test"),
                 glue_arn("table/tagwarden_test/findings"),
                 glue_arn("table/tagwarden_test/runs"),
+                glue_arn("table/tagwarden_test/actions"),
             ],
         ),
         (

@@ -21,6 +21,7 @@ EVENT_TASKS = [
     "list-instances",
     "evaluate-tags",
     "persist-report",
+    "remediate",
     "register-partitions",
     "notify",
 ]

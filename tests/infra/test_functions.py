@@ -234,6 +234,11 @@ def test_environment_of_each_function_is_exactly_what_its_step_reads(synthesized
             config.REPORT_BUCKET: bucket,
             config.SECURITY_HUB_PRODUCT_ARN: SECURITY_HUB_PRODUCT,
         },
+        "remediate": {
+            config.REPORT_BUCKET: bucket,
+            config.REMEDIATION_ROLE_NAME: "TagwardenRemediation",
+            config.MAX_STOPS_PER_RUN: "10",
+        },
     }
     for step in STEP_NAMES:
         _, properties = _function(synthesized, step)
@@ -295,13 +300,30 @@ def test_each_role_is_allowed_exactly_its_allow_list(synthesized: Synthesized) -
             (
                 ["glue:GetTable", "glue:BatchCreatePartition"],
                 [glue_arn("catalog"), glue_arn("database/tagwarden_test")]
-                + [glue_arn(f"table/tagwarden_test/{t}") for t in ("findings", "runs")],
+                + [glue_arn(f"table/tagwarden_test/{t}") for t in ("findings", "runs", "actions")],
             )
         ),
         "notify": expected(
             (["sns:Publish"], [ref(topic)]),
             (["kms:Decrypt", "kms:GenerateDataKey"], [getatt(key)]),
-            (["s3:GetObject"], [objects(bucket, "reports/")]),
+            (["s3:GetObject"], [objects(bucket, "reports/"), objects(bucket, "staging/*/remediation/")]),
+        ),
+        # Off in this deployment (remediation=false): its bucket access, and no EC2 grant.
+        "remediate": expected(
+            (
+                ["s3:GetObject"],
+                [
+                    {"Fn::Join": ["", [getatt(bucket), "/staging/*/policy.json"]]},
+                    {"Fn::Join": ["", [getatt(bucket), "/staging/*/targets.json"]]},
+                    objects(bucket, "reports/"),
+                    objects(bucket, "state/remediation/"),
+                ],
+            ),
+            (
+                ["s3:PutObject", "s3:AbortMultipartUpload"],
+                [objects(bucket, p) for p in ("reports/", "state/remediation/", "staging/*/remediation/")],
+            ),
+            (["s3:ListBucket"], [getatt(bucket)], {"StringLike": {"s3:prefix": ["state/remediation/*"]}}),
         ),
         # Off in this deployment (security_hub=false): its bucket access, and no Security Hub grant.
         "import-security-hub": expected(
@@ -363,3 +385,49 @@ def test_with_security_hub_the_import_role_may_batch_import_into_the_accounts_de
     assert hub.resources[validate]["Properties"]["Environment"]["Variables"][config.SECURITY_HUB] == "true"
     assert properties["Environment"]["Variables"][config.SECURITY_HUB_PRODUCT_ARN] == SECURITY_HUB_PRODUCT
     assert quality_bar_violations(hub.validation_report) == []
+
+
+def test_with_remediation_the_remediate_role_may_tag_only_the_mark_and_stop_only_marked_instances(
+    tmp_path_factory: pytest.TempPathFactory, lambda_assets: LambdaAssets
+) -> None:
+    staged = _synthesize(
+        tmp_path_factory.mktemp("cdk-remediation"),
+        {**TEST_CONTEXT, "remediation": True, "remediation_max_stops_per_run": 3},
+        lambda_assets,
+        checks=True,
+    )
+    function, properties = _function(staged, "remediate")
+    instances = {
+        "Fn::Join": [
+            "",
+            ["arn:", {"Ref": "AWS::Partition"}, ":ec2:*:", {"Ref": "AWS::AccountId"}, ":instance/*"],
+        ]
+    }
+    granted = grants(staged.resources, role_of(staged.resources, function))
+    assert {g for g in granted if g[0].startswith("ec2:")} == expected(
+        (
+            ["ec2:CreateTags", "ec2:DeleteTags"],
+            [instances],
+            {
+                "ForAllValues:StringEquals": {"aws:TagKeys": ["tagwarden:marked-for-stop"]},
+                "Null": {"aws:TagKeys": "false"},
+            },
+        ),
+        (
+            ["ec2:StopInstances"],
+            [instances],
+            {"Null": {"ec2:ResourceTag/tagwarden:marked-for-stop": "false"}},
+        ),
+        (["ec2:DescribeInstanceAttribute"], [instances]),
+        (["ec2:DescribeInstances"], ["*"]),
+    )
+    assert properties["Environment"]["Variables"][config.MAX_STOPS_PER_RUN] == "3"
+    for step in ("validate-input", "plan-event-run"):
+        validate, _ = _function(staged, step)
+        assert (
+            staged.resources[validate]["Properties"]["Environment"]["Variables"][config.REMEDIATION] == "true"
+        )
+    # Member accounts' remediation roles trust this role by its ARN: a stable name.
+    role = staged.resources[role_of(staged.resources, function)]
+    assert role["Properties"]["RoleName"] == "tagwarden-test-remediate"
+    assert quality_bar_violations(staged.validation_report) == []

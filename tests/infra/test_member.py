@@ -554,3 +554,58 @@ def test_with_a_member_role_region_one_template_deploys_to_every_region_and_crea
     # The forwarding rule and its (unnamed) role are in every region's stack.
     unconditional = {r["Type"] for r in resources.values() if "Condition" not in r}
     assert unconditional == {"AWS::Events::Rule", "AWS::IAM::Role", "AWS::IAM::Policy"}
+
+
+def test_with_remediation_role_a_second_role_trusts_only_the_central_remediate_role_and_may_only_mark_and_stop(
+    tmp_path: Path,
+) -> None:
+    staged = _synthesize_member(
+        tmp_path,
+        {**MEMBER_CONTEXT, "remediation_role": "true", "member_role_region": "eu-west-1"},
+        checks=True,
+    )
+    resources = staged.json["Resources"]
+    remediation_id = cfn.only(
+        resources, "AWS::IAM::Role", lambda p: p.get("RoleName") == "TagwardenRemediation"
+    )
+    role = resources[remediation_id]
+    statement = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+    assert statement["Condition"] == {
+        "StringEquals": {"sts:ExternalId": EXTERNAL_ID},
+        "ArnEquals": {
+            "aws:PrincipalArn": {
+                "Fn::Join": ["", ["arn:", PARTITION, f":iam::{CENTRAL_ACCOUNT}:role/tagwarden-dev-remediate"]]
+            }
+        },
+    }
+    instances = {"Fn::Join": ["", ["arn:", PARTITION, ":ec2:*:", {"Ref": "AWS::AccountId"}, ":instance/*"]]}
+    assert cfn.grants(resources, remediation_id) == cfn.expected(
+        (
+            ["ec2:CreateTags", "ec2:DeleteTags"],
+            [instances],
+            {
+                "ForAllValues:StringEquals": {"aws:TagKeys": ["tagwarden:marked-for-stop"]},
+                "Null": {"aws:TagKeys": "false"},
+            },
+        ),
+        (
+            ["ec2:StopInstances"],
+            [instances],
+            {"Null": {"ec2:ResourceTag/tagwarden:marked-for-stop": "false"}},
+        ),
+        (["ec2:DescribeInstanceAttribute"], [instances]),
+        (["ec2:DescribeInstances"], ["*"]),
+    )
+    # Global, like the read-only role: created in one region of a multi-region StackSet.
+    assert role["Condition"] == "InMemberRoleRegion"
+    assert staged.json["Outputs"]["RemediationRoleArn"]["Condition"] == "InMemberRoleRegion"
+    assert _violations(staged.report()) == set()
+
+
+def test_without_remediation_role_the_stack_has_no_remediation_role(member: Member) -> None:
+    names = [
+        r["Properties"].get("RoleName")
+        for r in member.json["Resources"].values()
+        if r["Type"] == "AWS::IAM::Role"
+    ]
+    assert "TagwardenRemediation" not in names and "RemediationRoleArn" not in member.json["Outputs"]

@@ -296,6 +296,7 @@ def test_targets_mode_changes_only_the_list_step_the_validate_environment_and_th
         _policy_of(targets, _role(targets, LIST)),
         function_id(targets.resources, LIST),  # the external id
         function_id(targets.resources, VALIDATE),  # another member role name
+        function_id(targets.resources, "tagwarden-test-remediate"),  # the external id
         function_id(targets.resources, "tagwarden-test-plan-event-run"),  # the scope of event runs
         _events_queue_policy(targets),
         schedule,
@@ -312,6 +313,7 @@ def test_organization_mode_changes_only_the_list_step_the_validate_step_and_the_
         function_id(organization.resources, LIST),  # the external id
         _policy_of(organization, _role(organization, VALIDATE)),
         function_id(organization.resources, VALIDATE),  # targets are checked against the organisation
+        function_id(organization.resources, "tagwarden-test-remediate"),  # the external id
         function_id(organization.resources, "tagwarden-test-plan-event-run"),  # the scope of event runs
         _events_queue_policy(organization),
         schedule,

@@ -204,8 +204,8 @@ def test_every_log_group_is_encrypted_with_the_key_which_admits_only_those_log_g
         if r["Type"] == "AWS::Logs::LogGroup"
     }
     assert any(name.startswith("/aws/vendedlogs/states/") for name in groups)  # execution data
-    # The seven workflow functions, and the event workflow's planner and the Pipe's enrichment.
-    assert sum(name.startswith("/aws/lambda/tagwarden-test-") for name in groups) == 9
+    # The eight workflow functions, and the event workflow's planner and the Pipe's enrichment.
+    assert sum(name.startswith("/aws/lambda/tagwarden-test-") for name in groups) == 10
     unencrypted = sorted(name for name, kms_key in groups.items() if kms_key != getatt(key))
     # The one exception: the log group of CDK's BucketDeployment handler, which copies the shipped
     # default policy at deployment and logs no scan data (its generated name cannot be in the key policy).
