@@ -24,9 +24,9 @@ from tagwarden_cdk.common import (
     acknowledge_created_by_tagging,
     acknowledge_remediation,
     created_by_tagging,
-    remediation_statements,
     data_removal_policy,
     log_retention,
+    remediation_statements,
 )
 from tagwarden_cdk.nag import acknowledge, arn_finding
 from tagwarden_cdk.settings import Settings, scheduled_input
