@@ -1,10 +1,11 @@
 """``tagwarden query`` and ``tagwarden report`` on the folders that ``tagwarden run`` writes.
 
-A local run folder ``<DIR>/<run id>/`` holds ``findings.jsonl`` and ``summary.json``: the same
-documents the deployed workflow puts under ``reports/findings/dt=.../run=.../`` and
-``reports/runs/dt=.../run=.../``. :class:`LocalDuckDB` loads them into DuckDB tables ``findings``
-and ``runs`` with the column names and types of the Glue tables (:data:`FINDINGS_COLUMNS`,
-:data:`RUNS_COLUMNS`, the same Hive types as the CDK catalog) plus the partition columns ``dt``
+A local run folder ``<DIR>/<run id>/`` holds ``findings.jsonl`` and ``summary.json`` (and
+``actions.jsonl`` when it remediated): the same documents the deployed workflow puts under
+``reports/findings/``, ``reports/runs/`` and ``reports/actions/`` (``dt=.../run=.../``).
+:class:`LocalDuckDB` loads them into DuckDB tables ``findings``, ``runs`` and ``actions`` with the
+column names and types of the Glue tables (:data:`FINDINGS_COLUMNS`, :data:`RUNS_COLUMNS`,
+:data:`ACTIONS_COLUMNS`, the same Hive types as the CDK catalog) plus the partition columns ``dt``
 (the UTC date of ``evaluated_at``) and ``run`` (the run id), so the Athena SQL of
 :mod:`workflow.queries` runs unchanged. Dry runs are left out, as in Athena (a dry run's report
 never lands under ``reports/``).
@@ -46,6 +47,7 @@ from workflow.errors import InvalidInput, Problem
 from workflow.queries import NAMED_QUERIES, NamedQuery, schema
 
 __all__ = [
+    "ACTIONS_COLUMNS",
     "DUCKDB_SESSION",
     "FINDINGS_COLUMNS",
     "NAMED_QUERIES",
@@ -68,6 +70,7 @@ __all__ = [
 # One definition of the tables for the Glue catalog (CDK) and DuckDB: workflow/queries/schema.py.
 FINDINGS_COLUMNS: Final = schema.FINDINGS_COLUMNS
 RUNS_COLUMNS: Final = schema.RUNS_COLUMNS
+ACTIONS_COLUMNS: Final = schema.ACTIONS_COLUMNS
 PARTITION_KEYS: Final = schema.PARTITION_KEYS
 
 _SCALARS: Final = {
@@ -365,9 +368,19 @@ class LocalDuckDB:
         runs = self.runs.for_athena()
         summaries = [str(r.folder / "summary.json") for r in runs]
         findings = [str(r.findings_path) for r in runs if r.findings_path.is_file()]
+        actions = [str(r.folder / "actions.jsonl") for r in runs if (r.folder / "actions.jsonl").is_file()]
         try:
             self._load(con, "runs", RUNS_COLUMNS, summaries, "auto")
             self._load(con, "findings", FINDINGS_COLUMNS, findings, "newline_delimited")
+            # An action's partition is its run's (the Remediate step writes under the run's dt).
+            self._load(
+                con,
+                "actions",
+                ACTIONS_COLUMNS,
+                actions,
+                "newline_delimited",
+                dt='(SELECT r."dt" FROM "runs" r WHERE r."run" = src."run_id")',
+            )
         except duckdb.Error as err:
             raise InvalidInput(
                 [Problem("--local", f"cannot read the run folders: {_first_line(err)}")]
@@ -377,7 +390,15 @@ class LocalDuckDB:
         return con
 
     @staticmethod
-    def _load(con: Any, table: str, columns: Sequence[tuple[str, str]], files: list[str], fmt: str) -> None:
+    def _load(
+        con: Any,
+        table: str,
+        columns: Sequence[tuple[str, str]],
+        files: list[str],
+        fmt: str,
+        *,
+        dt: str = _DT,
+    ) -> None:
         types = {name: duckdb_type(kind) for name, kind in columns}
         names = ", ".join(f'"{name}"' for name, _ in columns)
         if not files:
@@ -385,8 +406,8 @@ class LocalDuckDB:
             con.execute(f'CREATE TABLE "{table}" ({spec}, "dt" VARCHAR, "run" VARCHAR)')
             return
         con.execute(
-            f'CREATE TABLE "{table}" AS SELECT {names}, {_DT} AS "dt", "run_id" AS "run" '  # noqa: S608
-            f"FROM read_json(?, format = '{fmt}', columns = ?)",
+            f'CREATE TABLE "{table}" AS SELECT {names}, {dt} AS "dt", "run_id" AS "run" '  # noqa: S608
+            f"FROM read_json(?, format = '{fmt}', columns = ?) AS src",
             [files, types],
         )
 

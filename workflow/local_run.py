@@ -2,7 +2,8 @@
 
 The run folder ``<out>/<run id>/`` holds ``findings.jsonl``, ``summary.json``, ``history.json``
 (the execution's events as GetExecutionHistory returns them), ``notifications.json`` (the
-summary message), ``digests.json`` (the owner digests, when any), ``lambda-logs.txt`` and
+summary message), ``digests.json`` (the owner digests, when any), ``actions.jsonl`` (staged
+remediation's actions, when the run remediated), ``lambda-logs.txt`` and
 ``graph.html``. It is whole or absent: written in a private folder beside
 it, summary last, and renamed into place; a run name is used once, as on Step Functions. A
 failed execution's folder has everything but ``findings.jsonl`` and ``summary.json``.
@@ -29,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from workflow import config
 from workflow.cli_options import results_kept
 from workflow.errors import FleetError, InvalidInput, Problem
 from workflow.fleet import (
@@ -574,6 +576,9 @@ def run_locally(args: argparse.Namespace) -> int:
                     covered=loaded.covered,
                     # An event run checks with the deployed policy: --policy stands for it.
                     default_policy=document if events is not None else None,
+                    # A policy's remediation acts on the in-memory fleet only: a local run shows
+                    # what it would mark (each run starts with an empty record).
+                    extra_environment={config.REMEDIATION: "true"},
                 ) as local,
                 _settled_collector(),
             ):
@@ -722,6 +727,11 @@ def _write_run_folder(folder: RunFolder, result: Any) -> Path:
         folder.write_text("notifications.json", _json_text(result.notifications))
         if result.digests:
             folder.write_text("digests.json", _json_text(result.digests))
+        if result.actions:
+            # The actions table's rows, one per line (tagwarden query --local reads them).
+            folder.write_text(
+                "actions.jsonl", "".join(json.dumps(a, ensure_ascii=False) + "\n" for a in result.actions)
+            )
         folder.write_text("lambda-logs.txt", result.logs)
         if result.summary is not None:
             # The report's lines as Persist report wrote them (serialised once, by Evaluate),

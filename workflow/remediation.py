@@ -90,6 +90,15 @@ class Plan:
     ineligible: Counter[str] = field(default_factory=Counter)
     # Marked (or, in a dry run, would be) after this run, stop date ahead: resource id -> date.
     pending: dict[str, str] = field(default_factory=dict)
+    # The record keys this run decided (its findings', and the ones it dropped), and the targets
+    # whose every entry it decided (scanned, pruned): on a concurrent write, the other run's
+    # entries win for every other key.
+    decided: set[str] = field(default_factory=set)
+    owned_targets: set[str] = field(default_factory=set)
+
+    def owns(self, key: str) -> bool:
+        account, region, _ = key.split("/", 2)
+        return key in self.decided or target_key(account, region) in self.owned_targets
 
     def of_kind(self, kind: str) -> list[Action]:
         return [action for action in self.actions if action.kind == kind]
@@ -106,12 +115,14 @@ def plan_remediation(
     settings: RemediationSettings,
     today: date,
     scanned: Iterable[str],
+    prune: bool = True,
 ) -> Plan:
     """Decide this run's marks, unmarks and stop candidates from its instance findings.
 
     ``records`` is the previous record (:func:`record_key` -> record), ``scanned`` the target keys
     (:func:`workflow.report.target_key`) the run scanned: records of other targets are kept as
-    they are, records of scanned targets without a finding (terminated, out of scope) are dropped.
+    they are, records of scanned targets without a finding (terminated, out of scope) are dropped,
+    unless ``prune`` is false (an event run has findings for the resources its events named only).
 
     >>> finding = {"resource_type": "instance", "account_id": "111122223333", "region": "eu-west-1",
     ...            "resource_id": "i-1", "state": "running", "tags": {}, "compliant": False}
@@ -132,9 +143,15 @@ def plan_remediation(
         key = record_key(account, region, instance_id)
         seen.add(key)
         _decide(plan, finding, records.get(key), key, settings=settings, mode=mode, today=today)
+    plan.decided = set(seen)
+    plan.owned_targets = scanned_targets if prune else set()
     for key, record in records.items():
+        if key in seen:
+            continue
         account, region, _ = key.split("/", 2)
-        if key not in seen and target_key(account, region) not in scanned_targets:
+        if prune and target_key(account, region) in scanned_targets:
+            plan.decided.add(key)  # gone or out of scope: forgotten
+        else:
             plan.records[key] = dict(record)
     plan.actions.sort(key=lambda a: (a.kind, a.stop_on or "", a.key))
     return plan

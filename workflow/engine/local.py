@@ -109,6 +109,8 @@ class RunResult:
     findings_jsonl_gz: bytes | None = None
     notifications: list[dict[str, Any]] = field(default_factory=list)  # the run's summary message
     digests: list[dict[str, Any]] = field(default_factory=list)  # owner digests (workflow.digests)
+    # Staged remediation's actions (the actions table), when the run remediated.
+    actions: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     logs: str = ""
 
@@ -254,6 +256,7 @@ class LocalDeployment:
         for table, columns, prefix in (
             ("findings", schema.FINDINGS_COLUMNS, layout.FINDINGS_PREFIX),
             ("runs", schema.RUNS_COLUMNS, layout.RUNS_PREFIX),
+            ("actions", schema.ACTIONS_COLUMNS, layout.ACTIONS_PREFIX),
         ):
             glue.create_table(DatabaseName=DATABASE, TableInput=_table_input(table, columns, prefix))
         environment = {
@@ -433,6 +436,9 @@ class LocalDeployment:
         if report:
             s3 = self.engine.client("s3")
             result.summary = get_json(s3, BUCKET, report["summary_key"])
+            remediation = (result.summary or {}).get("remediation")
+            if isinstance(remediation, dict) and remediation.get("actions_key"):
+                result.actions = list(iter_jsonl_gz(s3, BUCKET, remediation["actions_key"]))
             if parse_findings:
                 result.findings = list(iter_jsonl_gz(s3, BUCKET, report["findings_key"]))
             else:

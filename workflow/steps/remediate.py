@@ -25,19 +25,20 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from workflow import layout
-from workflow.aws import Credentials, assume_role, translate
+from workflow.aws import Credentials, assume_role, error_code, translate
 from workflow.config import RemediateConfig
 from workflow.errors import RemediationIncomplete, WorkflowError
 from workflow.evaluator import evaluate_instance
 from workflow.policy import compile_policy
 from workflow.policy.compiler import CompiledPolicy
 from workflow.remediation import ASG_TAG, MARK, MARK_KEY, STOP, UNMARK, Action, Plan, plan_remediation
+from workflow.steps.event_run import SOURCE as EVENT_SOURCE
 from workflow.storage import (
     get_json,
     get_json_and_etag,
@@ -173,20 +174,28 @@ class _Target:
         self.ec2.stop_instances(InstanceIds=[instance_id])
 
 
+def _unknown_id(err: ClientError) -> bool:
+    return error_code(err).startswith("InvalidInstanceID")
+
+
 def _describe_all(target: _Target, actions: list[Action]) -> dict[str, dict[str, Any]]:
-    """The candidates described again; an id EC2 no longer knows is simply absent."""
+    """The candidates described again; an id EC2 no longer knows is absent. Any other error
+    (throttling, a refused call) is raised: it says nothing about whether an instance exists."""
     found: dict[str, dict[str, Any]] = {}
     for batch in _chunks(actions, DESCRIBE_BATCH):
         ids = [a.instance_id for a in batch]
         try:
             found.update(target.describe(ids))
-        except ClientError:
-            # One unknown id fails the whole request (InvalidInstanceID.NotFound): ask one by one.
+        except ClientError as err:
+            if not _unknown_id(err):
+                raise
+            # One unknown id fails the whole request: ask one by one.
             for instance_id in ids:
                 try:
                     found.update(target.describe([instance_id]))
-                except ClientError:
-                    continue
+                except ClientError as one:
+                    if not _unknown_id(one):
+                        raise
     return found
 
 
@@ -195,7 +204,7 @@ def _stop_candidates(
     actions: list[Action],
     policy: CompiledPolicy,
     budget: list[int],
-    records: dict[str, dict[str, Any]],
+    plan: Plan,
     now: datetime,
 ) -> None:
     """Check each candidate afresh, then stop it (or, in a dry run, say it would) within budget."""
@@ -209,7 +218,7 @@ def _stop_candidates(
     for action in actions:
         instance = fresh.get(action.instance_id)
         if instance is None:
-            records.pop(action.key, None)
+            _forget(plan, action)
             outcome.record(action, "skipped", reason="no longer exists")
             continue
         tags = {t["Key"]: t.get("Value", "") for t in instance.get("Tags") or ()}
@@ -227,7 +236,7 @@ def _stop_candidates(
             instance, policy, region=action.region, account_id=action.account_id, now=now
         )
         if finding["compliant"]:
-            records.pop(action.key, None)
+            _forget(plan, action)
             target.tag(
                 [replace(action, kind=UNMARK, reason="compliant when checked before the stop")], unmark=True
             )
@@ -239,14 +248,27 @@ def _stop_candidates(
             if budget[0] <= 0:
                 outcome.record(action, "skipped", reason="the run's stop limit was reached")
                 continue
-            budget[0] -= 1
-            if target.dry_run:
-                outcome.record(action, "dry_run")
-            else:
+            if not target.dry_run:
                 target.stop(action.instance_id)
-                outcome.record(action, "done")
+            budget[0] -= 1  # only a stop that happened (or, in a dry run, would) counts
+            outcome.record(action, "dry_run" if target.dry_run else "done")
+            plan.pending.pop(action.instance_id, None)  # stopped: no longer "marked for a later stop"
         except Exception as err:  # recorded against the action
             outcome.record(action, "failed", error=_message(err, "stop"))
+
+
+def _forget(plan: Plan, action: Action) -> None:
+    plan.records.pop(action.key, None)
+    plan.pending.pop(action.instance_id, None)
+
+
+def _unplaced(plan: Plan, actions: list[Action]) -> None:
+    """Marks that were not placed: the next run marks them with a fresh date (no stop without a
+    visible mark for the whole stop_after_days)."""
+    for action in actions:
+        plan.records.get(action.key, {}).pop("stop_on", None)
+        plan.records.get(action.key, {}).pop("mode", None)
+        plan.pending.pop(action.instance_id, None)
 
 
 def _read_record(s3: Any, bucket: str, key: str) -> tuple[dict[str, dict[str, Any]], str | None]:
@@ -254,7 +276,7 @@ def _read_record(s3: Any, bucket: str, key: str) -> tuple[dict[str, dict[str, An
     if document is None:
         return {}, None
     instances = document.get("instances") if isinstance(document, dict) else None
-    if not isinstance(instances, dict):
+    if not isinstance(instances, dict) or not all(_well_formed(k, v) for k, v in instances.items()):
         raise RemediationIncomplete(
             f"the remediation record s3://{bucket}/{key} is not a Tagwarden record; nothing was done "
             "(move it away to start the record afresh: every mark is then placed again with a new date)"
@@ -262,23 +284,35 @@ def _read_record(s3: Any, bucket: str, key: str) -> tuple[dict[str, dict[str, An
     return instances, etag
 
 
+def _well_formed(key: Any, entry: Any) -> bool:
+    if not (isinstance(key, str) and key.count("/") >= 2 and isinstance(entry, dict)):
+        return False
+    try:
+        for field in ("noncompliant_since", "stop_on"):
+            if field in entry:
+                date.fromisoformat(entry[field])
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def _write_record(
     s3: Any,
     bucket: str,
     key: str,
-    records: dict[str, dict[str, Any]],
+    plan: Plan,
     etag: str | None,
-    scanned: set[str],
     run_id: str,
 ) -> None:
-    """Write the record if nobody else did meanwhile; else keep their entries for the targets this
-    run did not scan and ours for those it did, and try again."""
+    """Write the record if nobody else did meanwhile; else keep their entries for every instance
+    this run did not decide about and ours for those it did, and try again."""
+    records = plan.records
     for _ in range(RECORD_WRITE_ATTEMPTS):
         if put_json_if_unchanged(s3, bucket, key, {"run_id": run_id, "instances": records}, etag):
             return
         theirs, etag = _read_record(s3, bucket, key)
-        merged = {k: v for k, v in theirs.items() if "/".join(k.split("/", 2)[:2]) not in scanned}
-        merged.update(records)
+        merged = {k: v for k, v in theirs.items() if not plan.owns(k)}
+        merged.update({k: v for k, v in plan.records.items() if plan.owns(k)})
         records = merged
     raise RemediationIncomplete(
         f"the remediation record s3://{bucket}/{key} kept changing under concurrent runs; "
@@ -323,16 +357,18 @@ def remediate(
         settings=settings,
         today=evaluated.date(),
         scanned=scanned,
+        # An event run has findings for the resources its events named only.
+        prune=run.get("source") != EVENT_SOURCE,
     )
     outcome = _Outcome(run, settings.dry_run, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
     limit = min(settings.max_stops_per_run, config.max_stops_per_run)
-    _act(plan, run, config, outcome, policy, limit, ec2_factory=ec2_factory, sts=sts, now=now)
+    _act(plan, run, config, outcome, policy, limit, s3=s3, ec2_factory=ec2_factory, sts=sts, now=now)
 
     actions_key = layout.actions_key(run["dt"], run["run_id"])
     put_jsonl_gz(s3, bucket, actions_key, outcome.rows)
     notices_key = layout.remediation_notices_key(run["run_id"])
     put_json(s3, bucket, notices_key, {"dry_run": settings.dry_run, "stop_on": plan.pending})
-    _write_record(s3, bucket, state_key, plan.records, etag, scanned, run["run_id"])
+    _write_record(s3, bucket, state_key, plan, etag, run["run_id"])
     section = {
         "dry_run": settings.dry_run,
         "marked": outcome.counts[MARK],
@@ -376,6 +412,7 @@ def _act(
     policy: CompiledPolicy,
     limit: int,
     *,
+    s3: Any,
     ec2_factory: Ec2Factory,
     sts: Any,
     now: datetime,
@@ -385,10 +422,16 @@ def _act(
     for action in plan.actions:
         by_target.setdefault((action.account_id, action.region), []).append(action)
     own_account = execution_account(run)
+    # Who listed a target acts on it: the step's own role where the run listed "self" (whatever
+    # the instances' OwnerId), the member account's remediation role where a member role listed.
+    items = get_json(s3, run["bucket"], run["targets_key"]) if "targets_key" in run else []
+    member_targets = {(i["account_id"], i["region"]) for i in items if i["account_id"] != layout.SELF_ACCOUNT}
+    self_regions = {i["region"] for i in items if i["account_id"] == layout.SELF_ACCOUNT}
     budget = [limit]
     for (account, region), actions in sorted(by_target.items()):
         credentials: Credentials | None = None
-        if account not in (own_account, layout.SELF_ACCOUNT):
+        own = (account, region) not in member_targets and (region in self_regions or account == own_account)
+        if not own:
             role_arn = member_role_arn(account, config.remediation_role_name, region)
             try:
                 credentials = assume_role(
@@ -400,14 +443,11 @@ def _act(
             except WorkflowError as err:
                 for action in actions:
                     outcome.record(action, "failed", error=str(err))
+                _unplaced(plan, [a for a in actions if a.kind == MARK])
                 continue
         target = _Target(ec2_factory(region, credentials), outcome, outcome.dry_run)
-        failed_marks = target.tag([a for a in actions if a.kind == MARK], unmark=False)
-        for action in failed_marks:
-            # Not marked: the next run marks it with a fresh date (no stop without a visible mark).
-            plan.records.get(action.key, {}).pop("stop_on", None)
-            plan.pending.pop(action.instance_id, None)
+        _unplaced(plan, target.tag([a for a in actions if a.kind == MARK], unmark=False))
         target.tag([a for a in actions if a.kind == UNMARK], unmark=True)
         stops = [a for a in actions if a.kind == STOP]
         if stops:
-            _stop_candidates(target, stops, policy, budget, plan.records, now)
+            _stop_candidates(target, stops, policy, budget, plan, now)
