@@ -16,8 +16,10 @@ import pytest
 import time_machine
 
 from tests.unit.builders import instance
+from tests.unit.test_events import SSO, launch
 from workflow import config, layout
 from workflow.engine.local import BUCKET, CENTRAL_ACCOUNT, LocalDeployment, RunResult
+from workflow.errors import PermanentError
 from workflow.fleet import FleetInstance
 from workflow.remediation import ASG_TAG, MARK_KEY
 
@@ -217,3 +219,57 @@ def test_a_dry_run_records_what_it_would_do_and_changes_nothing(local: LocalDepl
     fixed = run(local, "2026-12-10", "dry-3", policy=DRY_POLICY)
     assert ("i-00000000000000c1", "unmark", "dry_run") in rows(actions(local, fixed))
     assert all(f["state"] == "running" and MARK_KEY not in f["tags"] for f in fleet_now(local).values())
+
+
+def test_an_event_run_marks_a_noncompliant_launch_and_keeps_the_other_marks(local: LocalDeployment) -> None:
+    local.fleet.replace([box("i-00000000000000e1"), box("i-00000000000000e2")])
+    run(local, "2026-12-21", "event-before")  # a scheduled run marks both
+    local.fleet.replace(
+        [*[box(i, f["tags"]) for i, f in fleet_now(local).items()], box("i-00000000000000e3")]
+    )
+    event = launch(SSO, "i-00000000000000e3", account=CENTRAL_ACCOUNT, region=REGION)
+    result = local.run_events([event], now="2026-12-22T10:15:00Z", name="event-launch")
+    assert result.status == "SUCCEEDED", result.cause
+    assert rows(result.actions) == {("i-00000000000000e3", "mark", "done")}
+    assert fleet_now(local)["i-00000000000000e3"]["tags"][MARK_KEY] == "2026-12-29"
+    record = json.loads(
+        local.engine.client("s3")
+        .get_object(Bucket=BUCKET, Key=layout.remediation_state_key("staged"))["Body"]
+        .read()
+    )
+    # The instances the events did not name keep their marks' dates.
+    dates = {k.rsplit("/", 1)[1]: v.get("stop_on") for k, v in record["instances"].items()}
+    assert {i: dates.get(i) for i in ("i-00000000000000e1", "i-00000000000000e2", "i-00000000000000e3")} == {
+        "i-00000000000000e1": "2026-12-28",
+        "i-00000000000000e2": "2026-12-28",
+        "i-00000000000000e3": "2026-12-29",
+    }
+
+
+def test_a_failing_remediation_is_recorded_notified_and_never_fails_the_run(
+    local: LocalDeployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local.fleet.replace([box("i-00000000000000f1")])
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise PermanentError("injected: the remediation record cannot be read")
+
+    monkeypatch.setattr("lambdas.remediate.remediate", refuse)
+    result = run(local, "2027-01-05", "remediation-fails")
+    states = [
+        e["stateEnteredEventDetails"]["name"] for e in result.history if "stateEnteredEventDetails" in e
+    ]
+    assert "Remediation failed" in states and states[-1] == "Scan complete"
+    assert "Remediation FAILED (PermanentError: " in result.notifications[0]["body"]
+    assert MARK_KEY not in fleet_now(local)["i-00000000000000f1"]["tags"]
+
+
+def test_a_deployment_that_does_not_allow_remediation_says_so_and_changes_nothing(
+    local: LocalDeployment,
+) -> None:
+    local.fleet.replace([box("i-00000000000000f2")])
+    with local.function_environment("validate-input", {config.REMEDIATION: "false"}):
+        result = run(local, "2027-01-06", "remediation-not-allowed")
+    assert "this deployment does not allow it" in result.notifications[0]["body"]
+    assert "remediation" not in (result.summary or {}) and result.actions == []
+    assert MARK_KEY not in fleet_now(local)["i-00000000000000f2"]["tags"]
