@@ -44,6 +44,7 @@ from workflow.fleet import (
     load_resource_file,
     parse_fleet_argument,
 )
+from workflow.notifications import remediation_lines
 from workflow.policy import compile_policy, load_policy_document, read_policy_file
 from workflow.report import percentage_text, resource_type_rows, untagged_ebs_line
 from workflow.resources import INSTANCE, RESOURCE_TYPES
@@ -384,6 +385,9 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
                 f"{len(drift.get('newly_compliant') or [])} became compliant"
             )
         )
+    for line in remediation_lines(summary.get("remediation"), None, requested=None):
+        if line:
+            console.print(text(line))
     console.print(text(f"Report folder: {run_dir}"))
 
 

@@ -271,7 +271,7 @@ def remediation_lines(
     ...     "stopped_ids": ["i-1"], "skipped": {"stop protection is on": 1}, "failed": 0, "waiting": 3,
     ...     "marked_now": 4}, {"enabled": True}, requested=True)))  # doctest: +NORMALIZE_WHITESPACE
     Remediation (dry run, nothing changed): would mark 2, would stop 1, would unmark 0;
-      4 marked for a later stop, 3 waiting to be marked.
+      4 would be marked for a later stop, 3 waiting to be marked.
       would stop: i-1
       not stopped: 1 stop protection is on
     <BLANKLINE>
@@ -288,7 +288,7 @@ def remediation_lines(
             ("Remediation (dry run, nothing changed): " if section.get("dry_run") else "Remediation: ")
             + f"{would}mark {int(section.get('marked', 0))}, {would}stop {int(section.get('stopped', 0))}, "
             f"{would}unmark {int(section.get('unmarked', 0))};",
-            f"  {int(section.get('marked_now', 0))} marked for a later stop, "
+            f"  {int(section.get('marked_now', 0))} {'would be ' if would else ''}marked for a later stop, "
             f"{int(section.get('waiting', 0))} waiting to be marked.",
         ]
         if section.get("stopped_ids"):

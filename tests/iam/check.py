@@ -34,6 +34,9 @@ EVENT_ONLY_FUNCTIONS = {
     f"tagwarden-{s.name}-{local_engine.ENVIRONMENT}" for s in deployment.EVENT_STEP_FUNCTIONS
 }
 ORGANIZATION_ID_KEYS = ("aws:resourceorgid", "aws:principalorgid")
+# The member roles as the local engine names them (workflow.engine.member_accounts).
+LOCAL_MEMBER_ROLE = "TagwardenReadOnly"
+LOCAL_REMEDIATION_ROLE = config.DEFAULT_REMEDIATION_ROLE_NAME
 
 
 @dataclass(frozen=True)
@@ -129,12 +132,24 @@ class Deployment:
         self.queue_arn = t.get_att(queues[0], "Arn")
         self.queue_name = t.physical_name(queues[0])
         member_roles = Template(member, name="member").of_type("AWS::IAM::Role")
-        named = [r for r, resource in member_roles.items() if "RoleName" in resource["Properties"]]
-        assert len(named) == 1, member_roles
-        self.member_role_id = named[0]
-        self.member_role_name = str(
-            Template(member).resolve(member_roles[self.member_role_id]["Properties"]["RoleName"])
+        # The member stack's named roles: the read-only role, and (remediation_role) the
+        # remediation role the central remediate role assumes, named in its environment.
+        named = {
+            r: str(Template(member).resolve(resource["Properties"]["RoleName"]))
+            for r, resource in member_roles.items()
+            if "RoleName" in resource["Properties"]
+        }
+        self.remediation_role_name = str(
+            environment["remediate"].get(config.REMEDIATION_ROLE_NAME) or config.DEFAULT_REMEDIATION_ROLE_NAME
         )
+        remediation = [r for r, name in named.items() if name == self.remediation_role_name]
+        read_only = [r for r in named if r not in remediation]
+        assert len(read_only) == 1 and len(remediation) <= 1, named
+        self.member_role_id = read_only[0]
+        self.member_role_name = named[self.member_role_id]
+        # "" when the member stack has no remediation role.
+        self.remediation_role_id = remediation[0] if remediation else ""
+        self.member_role_names = named
         # The member stack's forwarding role (EventBridge delivers with it), when it forwards.
         forwarders = [
             r
@@ -190,7 +205,8 @@ class Deployment:
             (f":execution:{local_engine.STATE_MACHINE_NAME}:", f":execution:{self.state_machine_name}:"),
             (f":execution:{local_engine.STATE_MACHINE_NAME}/", f":execution:{self.state_machine_name}/"),
             (f":mapRun:{local_engine.STATE_MACHINE_NAME}/", f":mapRun:{self.state_machine_name}/"),
-            (":role/TagwardenReadOnly", f":role/{self.member_role_name}"),
+            (f":role/{LOCAL_MEMBER_ROLE}", f":role/{self.member_role_name}"),
+            (f":role/{LOCAL_REMEDIATION_ROLE}", f":role/{self.remediation_role_name}"),
             *(
                 [(f":{local_engine.EVENTS_QUEUE_NAME}", f":{self.events_queue_name}")]
                 if self.events_queue_name
@@ -237,8 +253,14 @@ class Deployment:
     def role_principal(self, role_id: str) -> Principal:
         return Principal("role", self.template.role_arn(role_id), self.template.account)
 
-    def member_principal(self, account: str) -> Principal:
-        return Principal("role", f"arn:aws:iam::{account}:role/{self.member_role_name}", account)
+    def member_principal(self, account: str, role_id: str | None = None) -> Principal:
+        """A member account's role (the read-only role unless ``role_id`` names another)."""
+        name = self.member_role_names[role_id or self.member_role_id]
+        return Principal("role", f"arn:aws:iam::{account}:role/{name}", account)
+
+    def member_role_of_name(self, role_name: str) -> str | None:
+        """The member template's role of this (deployed) name, if any."""
+        return next((r for r, name in self.member_role_names.items() if name == role_name), None)
 
     def member_template(self, account: str) -> Template:
         return Template(self.member_document, name="member", stack_name="TagwardenMember", account=account)
@@ -252,13 +274,21 @@ class Deployment:
         template its forwarding rule."""
         return bool(self.member_bus_arn and self.forwarding_role_id)
 
-    def assumes_member_roles(self) -> bool:
-        """Whether the list role may assume member roles (targets or organisation deployments)."""
-        role = self.role_of_function("list-instances")
+    def assumes_member_roles(self, step: str = "list-instances") -> bool:
+        """Whether the step's role (the list role unless named) may assume member roles (targets
+        or organisation deployments)."""
+        role = self.role_of_function(step)
         return any(
             s.effect == "Allow" and s.action_applies("sts:AssumeRole")
             for s in self.template.identity_statements(role)
         )
+
+    def assumed_member_roles(self) -> list[str]:
+        """The member roles (logical ids) a central role of this template may assume."""
+        roles = [self.member_role_id] if self.assumes_member_roles() else []
+        if self.remediation_role_id and self.assumes_member_roles("remediate"):
+            roles.append(self.remediation_role_id)
+        return roles
 
     def role_of_function(self, step: str) -> str:
         return _getatt_id(self.template.resources[self.function_of_step[step]]["Properties"]["Role"])
@@ -302,7 +332,13 @@ def _call_checks(d: Deployment, call: RecordedCall, problems: list[str]) -> list
         key, principal = role, d.role_principal(role)
     elif caller.kind == "member":
         account = caller.name
-        key, principal = f"member:{d.member_role_id}", d.member_principal(account)
+        # Which member role issued the credentials (a recording without it: the read-only role).
+        local_roles = {LOCAL_MEMBER_ROLE: d.member_role_id, LOCAL_REMEDIATION_ROLE: d.remediation_role_id}
+        role_id = local_roles.get(caller.role or LOCAL_MEMBER_ROLE)
+        if not role_id:
+            problems.append(f"{call.scenario}: a call as the member role {caller.role!r}, not in the member template")
+            return []
+        key, principal = f"member:{role_id}", d.member_principal(account, role_id)
     elif caller.kind == "state-machine":
         role = d.state_machine_role
         if (
@@ -326,7 +362,9 @@ def _call_checks(d: Deployment, call: RecordedCall, problems: list[str]) -> list
     try:
         requests = [
             Request(r.action, d.translate(r.resource), {k: d.translate(v) for k, v in r.context.items()})
-            for r in requests_for(call.service, call.operation, call.params, call.region, account)
+            for r in requests_for(
+                call.service, call.operation, call.params, call.region, account, call.resource_tags
+            )
         ]
     except UnmappedCall as err:
         problems.append(f"{call.scenario}: {err}")
@@ -335,12 +373,13 @@ def _call_checks(d: Deployment, call: RecordedCall, problems: list[str]) -> list
     # The engine answered AccessDenied on purpose (an account without the member role): the
     # call is expected to fail, and on AWS it fails the same way (no such role to trust us).
     expect_denied = call.error in {"AccessDenied", "AccessDeniedException"} and call.operation == "AssumeRole"
-    if (
-        call.operation == "AssumeRole"
-        and str(call.params.get("RoleArn", "")).rsplit("/", 1)[-1] != "TagwardenReadOnly"
+    if call.operation == "AssumeRole" and str(call.params.get("RoleArn", "")).rsplit("/", 1)[-1] not in (
+        LOCAL_MEMBER_ROLE,
+        LOCAL_REMEDIATION_ROLE,
     ):
         # An execution input's role_arn naming another role: docs/deploy.md ("What the list role may
-        # assume") says IAM refuses it and the target is reported as not scanned.
+        # assume") says IAM refuses it and the target is reported as not scanned. The member
+        # remediation role (the remediate step's) is checked as allowed, like the read-only role.
         expect_denied = True
     checks = []
     for request in requests:
@@ -803,7 +842,7 @@ def _alarm_checks(d: Deployment) -> list[Check]:
 
 def principal_statements(d: Deployment, key: str, account: str) -> list[Statement]:
     if key.startswith("member:"):
-        return d.member_template(account).identity_statements(d.member_role_id)
+        return d.member_template(account).identity_statements(key.removeprefix("member:"))
     if key.startswith("member-forward:"):
         return d.member_template(account).identity_statements(d.forwarding_role_id)
     if key.startswith(("trust:", "service:")):
@@ -826,9 +865,11 @@ def evaluate(d: Deployment, check: Check) -> Decision:
             trust = d.member_template(role_account).trust_statements(d.forwarding_role_id)
         elif role_ids:
             trust = t.trust_statements(role_ids[0])
-        elif role_name == d.member_role_name:
-            # The member stack, deployed into the account (by hand or as a StackSet).
-            trust = d.member_template(role_account).trust_statements(d.member_role_id)
+        elif d.member_role_of_name(role_name):
+            # The member stack, deployed into the account (by hand or as a StackSet): its
+            # read-only role, or its remediation role.
+            member_role = d.member_role_of_name(role_name) or ""
+            trust = d.member_template(role_account).trust_statements(member_role)
         else:
             trust = []
         return decide(
@@ -912,12 +953,9 @@ def all_grants(d: Deployment, roles: Iterable[str], skipped: Mapping[str, str]) 
     for role in roles:
         add(role, t.identity_statements(role))
         add(f"trust:{role}", t.trust_statements(role))
-    if d.assumes_member_roles():
-        add(f"member:{d.member_role_id}", d.member_template(t.account).identity_statements(d.member_role_id))
-        add(
-            f"trust:member:{d.member_role_id}",
-            d.member_template(t.account).trust_statements(d.member_role_id),
-        )
+    for member_role in d.assumed_member_roles():
+        add(f"member:{member_role}", d.member_template(t.account).identity_statements(member_role))
+        add(f"trust:member:{member_role}", d.member_template(t.account).trust_statements(member_role))
     if d.forwards_events():
         forwarding = d.member_template(t.account)
         add(f"member-forward:{d.forwarding_role_id}", forwarding.identity_statements(d.forwarding_role_id))
@@ -949,9 +987,9 @@ def _grant_key_of_check(d: Deployment, check: Check) -> list[str]:
     keys = [check.principal_key]
     action = check.request.action.lower()
     resource = check.request.resource
-    member_role = resource.rsplit("/", 1)[-1] == d.member_role_name
+    member_role = d.member_role_of_name(resource.rsplit("/", 1)[-1])
     if action == "sts:assumerole" and check.principal.kind == "role" and member_role:
-        keys.append(f"trust:member:{d.member_role_id}")
+        keys.append(f"trust:member:{member_role}")
     if action.startswith("kms:"):
         keys.append(f"key:{resource}")
     owner = resource.split("/", 1)[0] if resource.startswith("arn:aws:s3:::") else resource
@@ -986,7 +1024,7 @@ def _in_account_of(d: Deployment, grant: Grant, check: Check) -> tuple[Statement
     if key.startswith("trust:member:") and check.principal.kind == "role":
         return grant.statement, grant.resource  # the central role assuming: its own account
     template = d.member_template(account)
-    role = d.forwarding_role_id if "member-forward:" in key else d.member_role_id
+    role = d.forwarding_role_id if "member-forward:" in key else key.rsplit(":", 1)[-1]
     if key.startswith("trust:"):
         statements = template.trust_statements(role)
     else:
@@ -1091,7 +1129,8 @@ def run_check(d: Deployment, observations: Observations) -> Result:
 def principal_label(d: Deployment, key: str) -> str:
     t = d.template
     if key.startswith("trust:member:") or key.startswith("member:"):
-        return f"member role {d.member_role_name}" + (" (trust)" if key.startswith("trust:") else "")
+        name = d.member_role_names.get(key.rsplit(":", 1)[-1], d.member_role_name)
+        return f"member role {name}" + (" (trust)" if key.startswith("trust:") else "")
     if key.startswith(("trust:member-forward:", "member-forward:")):
         return "member forwarding role" + (" (trust)" if key.startswith("trust:") else "")
     if key.startswith("trust:"):

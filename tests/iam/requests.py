@@ -95,8 +95,12 @@ def resources_for(
             return [f"arn:aws:s3:::{bucket}/{params['Key']}"]
         if "bucket" in names:
             return [f"arn:aws:s3:::{bucket}"]
-    if service == "ec2" and action == "ec2:CreateTags":
+    if service == "ec2" and action in ("ec2:CreateTags", "ec2:DeleteTags"):
         return [_ec2_arn(str(r), region, account) for r in params.get("Resources", [])]
+    if service == "ec2" and "InstanceIds" in params and "instance" in names:
+        return [_ec2_arn(str(i), region, account) for i in params["InstanceIds"]]
+    if service == "ec2" and "InstanceId" in params and "instance" in names:
+        return [_ec2_arn(str(params["InstanceId"]), region, account)]
     if service == "securityhub" and action == "securityhub:BatchImportFindings":
         return sorted({str(f["ProductArn"]) for f in params.get("Findings", [])})
     if service == "sns" and "TopicArn" in params:
@@ -147,9 +151,19 @@ def actions_for(service: str, operation: str) -> tuple[str, ...]:
 
 
 def requests_for(
-    service: str, operation: str, params: Mapping[str, Any], region: str, account: str
+    service: str,
+    operation: str,
+    params: Mapping[str, Any],
+    region: str,
+    account: str,
+    resource_tags: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[Request]:
-    """Every IAM request one call makes, with the request context its parameters supply."""
+    """Every IAM request one call makes, with the request context its parameters supply.
+
+    ``resource_tags`` (resource id -> its tags when the call was made, as the recorder saw them)
+    adds each EC2 resource's ``ec2:ResourceTag/<key>`` and ``aws:ResourceTag/<key>`` to the
+    request on that resource; a resource not in it has none in the context (unknown).
+    """
     found = []
     for action in actions_for(service, operation):
         context: dict[str, Any] = {"aws:SecureTransport": True, "aws:RequestedRegion": region}
@@ -169,12 +183,11 @@ def requests_for(
                 ):
                     if param in params:
                         context[key] = params[param]
-        if service == "ec2" and operation == "CreateTags":
-            tags = {str(t["Key"]): str(t.get("Value", "")) for t in params.get("Tags", [])}
-            context["aws:TagKeys"] = sorted(tags)
-            context.update({f"aws:RequestTag/{k}": v for k, v in tags.items()})
-            # The resources' own tags (ec2:ResourceTag/...) are not in the call: the step tags
-            # only resources it described without a CreatedBy tag, so none is there.
+        if service == "ec2" and operation in ("CreateTags", "DeleteTags"):
+            named = params.get("Tags", [])
+            context["aws:TagKeys"] = sorted({str(t["Key"]) for t in named})
+            # DeleteTags may name a key alone (whatever its value): no request tag value then.
+            context.update({f"aws:RequestTag/{t['Key']}": str(t["Value"]) for t in named if "Value" in t})
         if service == "sts" and operation == "AssumeRole":
             context["sts:RoleSessionName"] = params.get("RoleSessionName")
             if "ExternalId" in params:
@@ -182,5 +195,19 @@ def requests_for(
         for resource in resources_for(action, service, params, region, account):
             if resource != "*" and sar.resource_type_of(action, resource) is None:
                 raise UnmappedCall(f"{action}: {resource} matches no resource type of the action in the SAR")
-            found.append(Request(action, resource, context))
+            found.append(Request(action, resource, {**context, **_resource_tag_context(resource, resource_tags)}))
     return found
+
+
+def _resource_tag_context(
+    resource: str, resource_tags: Mapping[str, Mapping[str, str]] | None
+) -> dict[str, str]:
+    """The EC2 resource's own tags, as ``ec2:ResourceTag/<key>`` and ``aws:ResourceTag/<key>``."""
+    if not resource_tags or not resource.startswith("arn:aws:ec2:"):
+        return {}
+    tags = resource_tags.get(resource.rsplit("/", 1)[-1])
+    if tags is None:
+        return {}
+    context = {f"ec2:ResourceTag/{k}": v for k, v in tags.items()}
+    context.update({f"aws:ResourceTag/{k}": v for k, v in tags.items()})
+    return context

@@ -3,6 +3,11 @@
 Each scenario names the deployment modes (templates) whose permissions it exercises: a
 single-account run is something every deployment does; an organisation-wide run needs the
 organisation template, a targets run the targets template.
+
+Staged remediation runs across days (the process clock moved with time-machine, as in
+tests/functional/test_remediation_lifecycle.py): marked on the first day, stopped (or found
+stop-protected, or fixed and unmarked) after the stop date, in the central account with the
+remediate role's own grants and in member accounts through their remediation roles.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -24,6 +29,7 @@ from workflow.engine.local import BUCKET, CENTRAL_ACCOUNT, LocalDeployment
 from workflow.errors import PermanentError
 from workflow.exemption_files import new_exemption_file
 from workflow.fleet import FleetInstance, FleetResource, demo_fleet, demo_resources, iter_fleet_document
+from workflow.remediation import MARK_KEY
 from workflow.resources import RESOURCE_TYPES
 
 ACCOUNTS = ("111111111111", "222222222222")
@@ -97,6 +103,69 @@ AFTER_ANY_GRACE_PERIOD = "2026-12-03T10:00:00+00:00"
 FINOPS_POLICY = json.loads(
     (Path(__file__).resolve().parents[2] / "policies" / "finops.json").read_text("utf-8")
 )
+
+
+# Staged remediation: marked on the first run, stopped on or after the date the mark names.
+STAGED_POLICY: dict[str, Any] = {
+    "version": 1,
+    "name": "iam-staged",
+    "rules": [{"key": "Owner"}],
+    "remediation": {"mark_after_days": 0, "stop_after_days": 7, "dry_run": False, "max_stops_per_run": 1},
+}
+DRY_STAGED_POLICY: dict[str, Any] = {
+    **STAGED_POLICY,
+    "name": "iam-staged-dry",
+    "remediation": {**STAGED_POLICY["remediation"], "dry_run": True},
+}
+MARK_DAY, STOP_DAY, NEXT_DAY = "2026-12-01", "2026-12-08", "2026-12-09"
+
+
+def on_day(day: str) -> Any:
+    """The process clock (the engine's and the Lambdas') on that day, ticking."""
+    import time_machine
+
+    return time_machine.travel(datetime.fromisoformat(f"{day}T06:00:00+00:00"), tick=True)
+
+
+def staged_instance(account: str, region: str, instance_id: str, tags: dict[str, str] | None = None) -> FleetInstance:
+    """A running instance launched long before any grace period ends (no Owner: noncompliant)."""
+    from tests.unit.builders import instance
+
+    return FleetInstance(
+        account,
+        region,
+        instance(tags or {}, instance_id=instance_id, zone=f"{region}a", launched="2026-11-01T00:00:00+00:00"),
+    )
+
+
+def as_served_now(local: LocalDeployment, instances: list[FleetInstance], fixed: set[str] = frozenset()) -> list[FleetInstance]:
+    """The instances as EC2 serves them now (marks and states), those in ``fixed`` given an Owner."""
+    now = local.fleet.instances_now()
+    served = []
+    for item in instances:
+        current = now[item.instance["InstanceId"]]
+        tags = [t for t in current.get("Tags") or () if t["Key"] != "Owner"]
+        if item.instance["InstanceId"] in fixed:
+            tags.append({"Key": "Owner", "Value": "iam@example.com"})
+        served.append(dataclasses.replace(item, instance={**current, "Tags": tags}))
+    return served
+
+
+def fleet_state(local: LocalDeployment) -> dict[str, tuple[str, str | None]]:
+    """Instance id -> (state, its mark's date or None), as EC2 serves them now."""
+    return {
+        instance_id: (
+            str(item["State"]["Name"]),
+            next((str(t["Value"]) for t in item.get("Tags") or () if t["Key"] == MARK_KEY), None),
+        )
+        for instance_id, item in local.fleet.instances_now().items()
+    }
+
+
+def _expect(scenario: str, found: dict[str, tuple[str, str | None]], wanted: dict[str, tuple[str, str | None]]) -> None:
+    got = {i: found.get(i) for i in wanted}
+    if got != wanted:
+        raise AssertionError(f"scenario {scenario}: the fleet is {got}, wanted {wanted}")
 
 
 def single_account_fleet() -> list[FleetInstance]:
@@ -373,6 +442,118 @@ def run_single_account(observations: Observations, schedule_input: dict[str, Any
                 )
 
         runner.run("scheduled run (EventBridge Scheduler)", (SINGLE,), schedule_input, start=scheduled)
+
+
+def run_remediation_single_account(local: LocalDeployment, runner: Runner) -> None:
+    """Staged remediation in the deployment's own account (the remediate role's own grants): a
+    real lifecycle, a dry run whose actions upload fails once, an event run's dry run."""
+    region = REGIONS[0]
+    stopped, protected, fixed, stray = (f"i-0000000000000a00{n}" for n in range(1, 5))
+    instances = [
+        staged_instance(CENTRAL_ACCOUNT, region, stopped),
+        staged_instance(CENTRAL_ACCOUNT, region, protected),
+        staged_instance(CENTRAL_ACCOUNT, region, fixed),
+        # Compliant, with a mark Tagwarden did not place: unmarked on the first run.
+        staged_instance(CENTRAL_ACCOUNT, region, stray, {"Owner": "iam@example.com", MARK_KEY: "2026-01-01"}),
+    ]
+    local.fleet.replace(instances)
+    run_input = {"policy": STAGED_POLICY, "regions": [region], "notify": "always"}
+    # The own-account grants are the single-account and organisation templates' (a targets
+    # deployment remediates member accounts only, through their remediation roles).
+    modes = (SINGLE, ORGANIZATION)
+    with local.function_environment("validate-input", {config.REMEDIATION: "true"}):
+        first = "remediation: noncompliant instances marked, a mark Tagwarden did not place removed"
+        with on_day(MARK_DAY):
+            runner.run(first, modes, run_input)
+        marked = ("running", STOP_DAY)
+        _expect(first, fleet_state(local), {stopped: marked, protected: marked, fixed: marked, stray: ("running", None)})
+        local.fleet.replace(as_served_now(local, instances, fixed={fixed}))
+        local.fleet.stop_protected.add(protected)
+        second = "remediation after the stop date: a stop, a stop-protected instance, a fixed instance unmarked"
+        with on_day(STOP_DAY):
+            runner.run(second, modes, run_input)
+        local.fleet.stop_protected.discard(protected)
+        _expect(
+            second,
+            fleet_state(local),
+            {stopped: ("stopped", STOP_DAY), protected: marked, fixed: ("running", None)},
+        )
+        # A dry run changes nothing on EC2: every template's remediate role may do it. Its actions
+        # upload fails once (boto3 aborts it); the step fails and the run records that.
+        with _multipart_completion_fails_once():
+            runner.run(
+                "remediation dry run, the actions upload's first completion fails",
+                EVERY_MODE,
+                {"policy": DRY_STAGED_POLICY, "regions": [region]},
+            )
+    local.fleet.replace(single_account_fleet())
+    mine = [i for i in single_account_fleet() if i.region == local.region][:3]
+    with (
+        local.function_environment("plan-event-run", {config.REMEDIATION: "true"}),
+        deployed_policy(local, DRY_STAGED_POLICY),
+    ):
+        runner.run(
+            "event run: remediation (dry run) after the event run's report",
+            EVERY_MODE,
+            {},
+            start=event_start(
+                local, launches(mine, CENTRAL_ACCOUNT), "2026-12-01T10:15:00+00:00", "event-remediation"
+            ),
+        )
+
+
+def run_remediation_member_accounts(local: LocalDeployment, runner: Runner) -> None:
+    """Staged remediation of member accounts' instances through their remediation roles: marked
+    (a targets run), stopped and unmarked after the stop date (a targets run, one stop a run), the
+    other stop the next day (an organisation-wide run)."""
+    region = REGIONS[0]
+    for account in ACCOUNTS:
+        local.members.add_remediation_role(account)
+    stop = {a: f"i-0000000000000{n}01" for n, a in enumerate(ACCOUNTS, start=1)}
+    fix = {a: f"i-0000000000000{n}02" for n, a in enumerate(ACCOUNTS, start=1)}
+    instances = [staged_instance(a, region, i) for a in ACCOUNTS for i in (stop[a], fix[a])]
+    local.fleet.replace(instances)
+    targets_input = {
+        "targets": [{"account_id": a, "regions": [region]} for a in ACCOUNTS],
+        "policy": STAGED_POLICY,
+        "notify": "always",
+    }
+    first, second, third = ACCOUNTS[0], ACCOUNTS[1], None
+    del third
+    marked = ("running", STOP_DAY)
+    with local.function_environment("validate-input", {config.REMEDIATION: "true"}):
+        name = "targets remediation: member accounts' instances marked through their remediation roles"
+        with on_day(MARK_DAY):
+            runner.run(name, (TARGETS, ORGANIZATION), targets_input)
+        _expect(name, fleet_state(local), {i: marked for i in [*stop.values(), *fix.values()]})
+        local.fleet.replace(as_served_now(local, instances, fixed=set(fix.values())))
+        name = "targets remediation after the stop date: stopped (one a run) and unmarked through the roles"
+        with on_day(STOP_DAY):
+            runner.run(name, (TARGETS, ORGANIZATION), targets_input)
+        _expect(
+            name,
+            fleet_state(local),
+            {
+                stop[first]: ("stopped", STOP_DAY),
+                stop[second]: marked,
+                **{i: ("running", None) for i in fix.values()},
+            },
+        )
+        name = "organisation remediation: the other member account's instance stopped the next day"
+        with on_day(NEXT_DAY):
+            runner.run(
+                name,
+                (ORGANIZATION,),
+                {
+                    "organization": True,
+                    "exclude_accounts": [NO_ROLE_ACCOUNT],
+                    "regions": [region],
+                    "policy": STAGED_POLICY,
+                    "notify": "always",
+                },
+            )
+        _expect(name, fleet_state(local), {stop[second]: ("stopped", STOP_DAY)})
+    local.fleet.replace(fleet())
 
 
 def run_multi_account(

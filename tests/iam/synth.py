@@ -20,13 +20,14 @@ ORGANIZATION_ID = "o-tagwarden01"
 # The central stack's EventBusArn output as the IAM check resolves the central template.
 CENTRAL_BUS_ARN = f"arn:aws:events:us-east-1:{CENTRAL_ACCOUNT}:event-bus/tagwarden-{ENVIRONMENT}-events"
 CONTEXTS: dict[str, dict[str, Any]] = {
-    SINGLE: {"environment": ENVIRONMENT, "tag_created_by": True, "security_hub": True},
+    SINGLE: {"environment": ENVIRONMENT, "tag_created_by": True, "security_hub": True, "remediation": True},
     TARGETS: {
         "environment": ENVIRONMENT,
         "targets": [{"account_id": a} for a in ACCOUNTS],
         "member_external_id": EXTERNAL_ID,
         "tag_created_by": True,
         "security_hub": True,
+        "remediation": True,
     },
     ORGANIZATION: {
         "environment": ENVIRONMENT,
@@ -35,6 +36,7 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         "member_external_id": EXTERNAL_ID,
         "tag_created_by": True,
         "security_hub": True,
+        "remediation": True,
     },
 }
 MEMBER_CONTEXT = {
@@ -44,6 +46,7 @@ MEMBER_CONTEXT = {
     "member_external_id": EXTERNAL_ID,
     "central_event_bus_arn": CENTRAL_BUS_ARN,
     "tag_created_by": True,
+    "remediation_role": True,
 }
 
 
