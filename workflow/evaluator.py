@@ -174,8 +174,18 @@ def _check_tags(tags: dict[str, str], policy: CompiledPolicy, out: list[dict[str
         entry = policy.is_prohibited(key)
         if entry is not None:
             prohibited.append((key, entry))
-    for rule in policy.rules:
-        _check_rule(rule, tags, misspelled, near_misses, policy.keys_insensitive, out)
+    get = tags.get
+    for rule, key, outcomes in policy.rule_lookups:
+        if rule.folded_key in misspelled or key in near_misses:
+            _check_rule(rule, tags, misspelled, near_misses, policy.keys_insensitive, out)
+            continue
+        # No other spelling of this rule's key: its outcome is the common case's.
+        value = get(key)
+        outcome = outcomes.get(value)
+        if outcome is None:
+            outcome = _value_outcome(rule, value)
+        if outcome:
+            out += outcome
     for key, entry in prohibited:
         out.append(_violation("prohibited", key, f"tag {key!r} is prohibited (matches {entry!r})", tags[key]))
     if policy.max_tags is not None:
@@ -209,9 +219,9 @@ def _tag_violations(tags: dict[str, str], policy: CompiledPolicy) -> list[dict[s
         # The common case, specialised: no key needs a check of its own, so each rule is one
         # lookup of its key and one of its remembered outcome for the value (or its absence).
         get = tags.get
-        for rule in policy.rules:
-            value = get(rule.key)
-            outcome = rule.outcomes.get(value)
+        for rule, key, outcomes in policy.rule_lookups:
+            value = get(key)
+            outcome = outcomes.get(value)
             if outcome is None:
                 outcome = _value_outcome(rule, value)
             if outcome:
@@ -378,14 +388,28 @@ def _finding(
     now: datetime,
 ) -> Finding:
     # The hot loop of a scan (100,000 instances a region): plain local lookups, positional calls.
-    tags = _tag_dict(instance.get("Tags"))
+    tag_list = instance.get("Tags")
+    tags: dict[str, str] = {}
+    if tag_list:
+        try:
+            tags = {tag["Key"]: tag["Value"] for tag in tag_list}
+        except KeyError:  # a tag without a value (AWS prints "", a dump may leave it out)
+            tags = _tag_dict(tag_list)
     violations = _tag_violations(tags, policy)
-    instance_id = instance.get("InstanceId", "")
-    launch_time = instance.get("LaunchTime")
-    exempt, in_grace, exemption = _exempt_or_young(instance_id, tags, launch_time, policy, now)
-    if exemption is not None:
-        _expired_exemption(violations, exemption)
-    placement = instance.get("Placement")
+    get = instance.get
+    instance_id = get("InstanceId", "")
+    launch_time = get("LaunchTime")
+    if policy.exempts_or_waits:
+        exempt, in_grace, exemption = _exempt_or_young(instance_id, tags, launch_time, policy, now)
+        if exemption is not None:
+            _expired_exemption(violations, exemption)
+    else:
+        exempt = in_grace = False
+        exemption = None
+    owner = tags.get(policy.owner_key)
+    if owner is None and policy.keys_insensitive:
+        owner = _any_case(tags, policy.owner_key)
+    placement = get("Placement")
     finding: Finding = {
         "resource_type": "instance",
         "resource_id": instance_id,
@@ -393,10 +417,10 @@ def _finding(
         "region": (placement and region_of_zone(placement.get("AvailabilityZone"))) or region,
         "account_id": account_id,
         "state": state,
-        "launch_time": _iso(launch_time),
-        "instance_type": instance.get("InstanceType"),
+        "launch_time": launch_time if type(launch_time) is str else _iso(launch_time),
+        "instance_type": get("InstanceType"),
         "name": tags.get("Name"),
-        "owner": _owner(tags, policy),
+        "owner": owner if owner and not owner.isspace() else None,
         "tags": tags,
         "compliant": exempt or in_grace or not violations,
         "exempt": exempt,

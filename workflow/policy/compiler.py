@@ -172,6 +172,10 @@ class CompiledPolicy:
     exemptions: tuple[CompiledExemption, ...] = ()
     # Staged remediation of noncompliant instances, when the policy asks for it.
     remediation: RemediationSettings | None = None
+    # (rule, key, outcomes) per rule: the evaluator's common case reads these three per rule.
+    rule_lookups: tuple[tuple[CompiledRule, str, dict[str | None, Violations]], ...] = ()
+    # Whether any exemption or a grace period can change a verdict (else neither is looked at).
+    exempts_or_waits: bool = True
 
     def for_type(self, resource_type: str) -> CompiledPolicy:
         """The policy with only the rules that apply to ``resource_type`` (instances: itself).
@@ -403,6 +407,8 @@ def compile_policy(doc: dict[str, Any]) -> CompiledPolicy:
             resource_types=ordered_types,
             inherited={child: tuple(found) for child, found in inherited.items()},
             remediation=RemediationSettings.of(doc["remediation"]) if "remediation" in doc else None,
+            rule_lookups=tuple((rule, rule.key, rule.outcomes) for rule in rules),
+            exempts_or_waits=bool(exemptions) or bool(scope.get("grace_period_minutes", 0)),
             include_service_managed_interfaces=bool(
                 scope.get("network_interfaces", {}).get("include_service_managed", False)
             ),
