@@ -174,18 +174,8 @@ def _check_tags(tags: dict[str, str], policy: CompiledPolicy, out: list[dict[str
         entry = policy.is_prohibited(key)
         if entry is not None:
             prohibited.append((key, entry))
-    get = tags.get
-    for rule, key, outcomes in policy.rule_lookups:
-        if rule.folded_key in misspelled or key in near_misses:
-            _check_rule(rule, tags, misspelled, near_misses, policy.keys_insensitive, out)
-            continue
-        # No other spelling of this rule's key: its outcome is the common case's.
-        value = get(key)
-        outcome = outcomes.get(value)
-        if outcome is None:
-            outcome = _value_outcome(rule, value)
-        if outcome:
-            out += outcome
+    for rule in policy.rules:
+        _check_rule(rule, tags, misspelled, near_misses, policy.keys_insensitive, out)
     for key, entry in prohibited:
         out.append(_violation("prohibited", key, f"tag {key!r} is prohibited (matches {entry!r})", tags[key]))
     if policy.max_tags is not None:

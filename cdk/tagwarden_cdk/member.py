@@ -175,33 +175,39 @@ class TagwardenMemberStack(Stack):
         acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]", RESOURCE_STAR_REASON)
         if settings.tag_created_by:
             acknowledge_created_by_tagging(self.role)
-        output = CfnOutput(
-            self,
-            ROLE_ARN_OUTPUT,
-            value=self.role.role_arn,
-            description="The role the central list-instances step assumes (with the external id)",
-        )
-        in_role_region: CfnCondition | None = None
-        if settings.member_role_region:
-            # One StackSet in every region for the regional forwarding rule; the global role once.
-            in_role_region = CfnCondition(
+        # One StackSet in every region for the regional forwarding rule; the global roles once.
+        self._in_role_region = (
+            CfnCondition(
                 self,
                 "InMemberRoleRegion",
                 expression=Fn.condition_equals(Aws.REGION, settings.member_role_region),
             )
-            role_resource = self.role.node.default_child
-            assert isinstance(role_resource, CfnResource)
-            role_resource.cfn_options.condition = in_role_region
-            output.condition = in_role_region
+            if settings.member_role_region
+            else None
+        )
+        self._global_role(
+            self.role,
+            ROLE_ARN_OUTPUT,
+            "The role the central list-instances step assumes (with the external id)",
+        )
         self.remediation_role: iam.Role | None = None
         if settings.remediation_role:
-            self._remediation_role(settings, in_role_region)
+            self._remediation_role(settings)
         self.forwarding_rule: events.Rule | None = None
         self.forwarding_role: iam.Role | None = None
         if settings.central_event_bus_arn:
             self._forward_events(settings.central_event_bus_arn)
 
-    def _remediation_role(self, settings: MemberSettings, condition: CfnCondition | None) -> None:
+    def _global_role(self, role: iam.Role, output_id: str, description: str) -> None:
+        """The role's ARN as an output; both in the member role's region only, when it has one."""
+        output = CfnOutput(self, output_id, value=role.role_arn, description=description)
+        if self._in_role_region is not None:
+            resource = role.node.default_child
+            assert isinstance(resource, CfnResource)
+            resource.cfn_options.condition = self._in_role_region
+            output.condition = self._in_role_region
+
+    def _remediation_role(self, settings: MemberSettings) -> None:
         """The optional role the central Remediate step assumes: the same trust as the read-only
         role, for the central remediate role's ARN, and only the mark, its stop and the checks."""
         partition = settings.central_partition or Aws.PARTITION
@@ -227,17 +233,11 @@ class TagwardenMemberStack(Stack):
             inline_policies={"StagedRemediation": iam.PolicyDocument(statements=remediation_statements())},
         )
         acknowledge_remediation(self.remediation_role)
-        output = CfnOutput(
-            self,
+        self._global_role(
+            self.remediation_role,
             REMEDIATION_ROLE_ARN_OUTPUT,
-            value=self.remediation_role.role_arn,
-            description="The role the central remediate step assumes (with the external id)",
+            "The role the central remediate step assumes (with the external id)",
         )
-        if condition is not None:
-            resource = self.remediation_role.node.default_child
-            assert isinstance(resource, CfnResource)
-            resource.cfn_options.condition = condition
-            output.condition = condition
 
     def _forward_events(self, bus_arn: str) -> None:
         # Only EventBridge, and only for this account's rules (the confused-deputy guard AWS

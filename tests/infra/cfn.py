@@ -117,3 +117,31 @@ def render(value: Any) -> str:
         separator, parts = value["Fn::Join"]
         return separator.join(render(part) for part in parts)
     raise AssertionError(f"cannot render {value!r}")
+
+
+def remediation_grants() -> set[Grant]:
+    """What a staged-remediation role may do to its account's instances (the central Remediate
+    role and the member remediation role hold the same four statements)."""
+    instances = {
+        "Fn::Join": [
+            "",
+            ["arn:", {"Ref": "AWS::Partition"}, ":ec2:*:", {"Ref": "AWS::AccountId"}, ":instance/*"],
+        ]
+    }
+    return expected(
+        (
+            ["ec2:CreateTags", "ec2:DeleteTags"],
+            [instances],
+            {
+                "ForAllValues:StringEquals": {"aws:TagKeys": ["tagwarden:marked-for-stop"]},
+                "Null": {"aws:TagKeys": "false"},
+            },
+        ),
+        (
+            ["ec2:StopInstances"],
+            [instances],
+            {"Null": {"ec2:ResourceTag/tagwarden:marked-for-stop": "false"}},
+        ),
+        (["ec2:DescribeInstanceAttribute"], [instances]),
+        (["ec2:DescribeInstances"], ["*"]),
+    )

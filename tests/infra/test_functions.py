@@ -17,6 +17,7 @@ from tests.infra.cfn import (
     objects,
     only,
     ref,
+    remediation_grants,
     role_of,
 )
 from tests.infra.conftest import TEST_CONTEXT, Synthesized, _synthesize
@@ -397,30 +398,8 @@ def test_with_remediation_the_remediate_role_may_tag_only_the_mark_and_stop_only
         checks=True,
     )
     function, properties = _function(staged, "remediate")
-    instances = {
-        "Fn::Join": [
-            "",
-            ["arn:", {"Ref": "AWS::Partition"}, ":ec2:*:", {"Ref": "AWS::AccountId"}, ":instance/*"],
-        ]
-    }
     granted = grants(staged.resources, role_of(staged.resources, function))
-    assert {g for g in granted if g[0].startswith("ec2:")} == expected(
-        (
-            ["ec2:CreateTags", "ec2:DeleteTags"],
-            [instances],
-            {
-                "ForAllValues:StringEquals": {"aws:TagKeys": ["tagwarden:marked-for-stop"]},
-                "Null": {"aws:TagKeys": "false"},
-            },
-        ),
-        (
-            ["ec2:StopInstances"],
-            [instances],
-            {"Null": {"ec2:ResourceTag/tagwarden:marked-for-stop": "false"}},
-        ),
-        (["ec2:DescribeInstanceAttribute"], [instances]),
-        (["ec2:DescribeInstances"], ["*"]),
-    )
+    assert {g for g in granted if g[0].startswith("ec2:")} == remediation_grants()
     assert properties["Environment"]["Variables"][config.MAX_STOPS_PER_RUN] == "3"
     for step in ("validate-input", "plan-event-run"):
         validate, _ = _function(staged, step)

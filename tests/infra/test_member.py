@@ -578,24 +578,7 @@ def test_with_remediation_role_a_second_role_trusts_only_the_central_remediate_r
             }
         },
     }
-    instances = {"Fn::Join": ["", ["arn:", PARTITION, ":ec2:*:", {"Ref": "AWS::AccountId"}, ":instance/*"]]}
-    assert cfn.grants(resources, remediation_id) == cfn.expected(
-        (
-            ["ec2:CreateTags", "ec2:DeleteTags"],
-            [instances],
-            {
-                "ForAllValues:StringEquals": {"aws:TagKeys": ["tagwarden:marked-for-stop"]},
-                "Null": {"aws:TagKeys": "false"},
-            },
-        ),
-        (
-            ["ec2:StopInstances"],
-            [instances],
-            {"Null": {"ec2:ResourceTag/tagwarden:marked-for-stop": "false"}},
-        ),
-        (["ec2:DescribeInstanceAttribute"], [instances]),
-        (["ec2:DescribeInstances"], ["*"]),
-    )
+    assert cfn.grants(resources, remediation_id) == cfn.remediation_grants()
     # Global, like the read-only role: created in one region of a multi-region StackSet.
     assert role["Condition"] == "InMemberRoleRegion"
     assert staged.json["Outputs"]["RemediationRoleArn"]["Condition"] == "InMemberRoleRegion"
