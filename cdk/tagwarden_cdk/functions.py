@@ -354,10 +354,15 @@ class WorkflowFunctions(Construct):
                 ),
                 # The actions (the actions table) and the summary's remediation section; the
                 # record; the notices for the digests.
+                # The actions object goes up with upload_fileobj (multipart above 8 MiB); the record
+                # and the notices are one PutObject each.
                 _allow(
-                    ["s3:PutObject", "s3:AbortMultipartUpload"],
-                    [objects(REPORTS_PREFIX), objects(REMEDIATION_STATE_PREFIX), objects(NOTICES_PREFIX)],
-                    "WriteActionsAndRecord",
+                    ["s3:PutObject", "s3:AbortMultipartUpload"], [objects(REPORTS_PREFIX)], "WriteActions"
+                ),
+                _allow(
+                    ["s3:PutObject"],
+                    [objects(REMEDIATION_STATE_PREFIX), objects(NOTICES_PREFIX)],
+                    "WriteRecordAndNotices",
                 ),
                 # Whether a record exists yet: listed by its key, nothing else of the bucket.
                 _list_bucket_under(storage.bucket.bucket_arn, [REMEDIATION_STATE_PREFIX], "FindRecord"),

@@ -309,7 +309,8 @@ class Deployment:
         if found is None:
             return None
         target = self.template.resources[found[0]]["Properties"]["Target"]
-        return json.loads(self.template.resolve(target.get("Input", "{}")))
+        found_input: dict[str, Any] = json.loads(self.template.resolve(target.get("Input", "{}")))
+        return found_input
 
 
 def _getatt_id(value: Any) -> str:
@@ -334,9 +335,14 @@ def _call_checks(d: Deployment, call: RecordedCall, problems: list[str]) -> list
         account = caller.name
         # Which member role issued the credentials (a recording without it: the read-only role).
         local_roles = {LOCAL_MEMBER_ROLE: d.member_role_id, LOCAL_REMEDIATION_ROLE: d.remediation_role_id}
-        role_id = local_roles.get(caller.role or LOCAL_MEMBER_ROLE)
+        role = caller.role or LOCAL_MEMBER_ROLE
+        if role not in local_roles:
+            # An execution input's role_arn naming another role: its AssumeRole is checked as
+            # denied (below), so on AWS no call is ever made with such credentials.
+            return []
+        role_id = local_roles[role]
         if not role_id:
-            problems.append(f"{call.scenario}: a call as the member role {caller.role!r}, not in the member template")
+            problems.append(f"{call.scenario}: a call as the member role {role}, not in the member template")
             return []
         key, principal = f"member:{role_id}", d.member_principal(account, role_id)
     elif caller.kind == "state-machine":
@@ -577,7 +583,7 @@ def _service_checks(d: Deployment, observations: Observations, problems: list[st
         )
         sm_role = d.event_machine_role if event_run else d.state_machine_role
         sm_principal = d.role_principal(sm_role)
-        machine = t.resources[d.event_machine_id if event_run else d.state_machine_id]["Properties"]
+        machine = t.resources[(d.event_machine_id or "") if event_run else d.state_machine_id]["Properties"]
         machine_arn = d.event_machine_arn if event_run else d.state_machine_arn
         checks.append(
             Check(
@@ -865,10 +871,9 @@ def evaluate(d: Deployment, check: Check) -> Decision:
             trust = d.member_template(role_account).trust_statements(d.forwarding_role_id)
         elif role_ids:
             trust = t.trust_statements(role_ids[0])
-        elif d.member_role_of_name(role_name):
+        elif member_role := d.member_role_of_name(role_name):
             # The member stack, deployed into the account (by hand or as a StackSet): its
             # read-only role, or its remediation role.
-            member_role = d.member_role_of_name(role_name) or ""
             trust = d.member_template(role_account).trust_statements(member_role)
         else:
             trust = []

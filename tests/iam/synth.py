@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import os
 import sys
@@ -62,12 +63,13 @@ def synthesize() -> tuple[dict[str, dict[str, Any]], dict[str, Any], dict[str, s
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     if str(CDK_DIR) not in sys.path:
         sys.path.insert(0, str(CDK_DIR))
-    from tagwarden_cdk.bundling import LambdaAssets, prepare
-    from tagwarden_cdk.main import build_app
-    from tagwarden_cdk.member import build_member_app
+    # Imported by name: the CDK app is on the path only from here (mypy checks it with cdk/).
+    bundling = importlib.import_module("tagwarden_cdk.bundling")
+    build_app = importlib.import_module("tagwarden_cdk.main").build_app
+    build_member_app = importlib.import_module("tagwarden_cdk.member").build_member_app
 
-    assets = LambdaAssets.default()
-    prepare(assets)
+    assets = bundling.LambdaAssets.default()
+    bundling.prepare(assets)
     templates = {}
     definitions = {}
     with tempfile.TemporaryDirectory(prefix="tagwarden-iam-") as outdir:

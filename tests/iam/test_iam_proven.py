@@ -1,20 +1,22 @@
 """Every AWS call the workflow makes is allowed by the synthesized policies, and every grant is used.
 
 The scenarios of ``tests.iam.scenarios`` run on the embedded engine with every call recorded (about
-20 s); each synthesized template (single account, targets, organisation, with the member stack) is
+25 s); each synthesized template (single account, targets, organisation, with the member stack) is
 then evaluated against them. ``make iam-check`` prints the same result as a table.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 
 from tests.iam.check import Deployment, Result, principal_label, run_check, summary_line
+from tests.iam.recorder import Recorder, dump, load
 from tests.iam.report import MODES, recorded, run_everything
-from tests.iam.scenarios import ORGANIZATION, SINGLE
+from tests.iam.scenarios import ORGANIZATION, SINGLE, TARGETS
 from tests.iam.synth import ORGANIZATION_ID
 
 
@@ -69,11 +71,17 @@ def test_the_scenarios_reach_every_kind_of_principal(results: list[tuple[Result,
         "list-instances",
         "evaluate-tags",
         "persist-report",
+        "remediate",
         "register-partitions",
         "notify",
     ):
         assert f"role {step}" in principals
-    assert {"role state machine", "role scheduler", f"member role {d.member_role_name}"} <= principals
+    assert {
+        "role state machine",
+        "role scheduler",
+        f"member role {d.member_role_name}",
+        f"member role {d.remediation_role_name}",
+    } <= principals
     services = {c.principal.service for c, _ in result.checks if c.principal.kind == "service"}
     assert services >= {
         "lambda.amazonaws.com",
@@ -258,3 +266,103 @@ def test_persists_prefix_scoped_list_bucket_covers_the_first_run_because_it_neve
     denied = _mutated(SINGLE, without_state).denied
     assert {(c.request.action, c.origin) for c, _ in denied} == {("s3:ListBucket", "s3.ListObjectsV2")}
     assert {c.request.context.get("s3:prefix") for c, _ in denied} >= {"state/latest-run.json"}
+
+
+# -- staged remediation ---------------------------------------------------------------------------
+
+
+def _remediation_role(member: dict[str, Any]) -> dict[str, Any]:
+    return next(
+        r
+        for r in member["Resources"].values()
+        if r["Type"] == "AWS::IAM::Role" and r["Properties"].get("RoleName") == "TagwardenRemediation"
+    )
+
+
+def _stop_statements(central: dict[str, Any], member: dict[str, Any]) -> list[dict[str, Any]]:
+    """The StopMarked statements of the central remediate role and the member remediation role."""
+    statements = [
+        s
+        for s in _policy_statements(central, "FunctionsRemediateRoleDefaultPolicy")
+        if s.get("Sid") == "StopMarked"
+    ]
+    for policy in _remediation_role(member)["Properties"]["Policies"]:
+        statements += [s for s in policy["PolicyDocument"]["Statement"] if s.get("Sid") == "StopMarked"]
+    return statements
+
+
+def test_stop_instances_is_decided_on_the_instances_own_tags_when_the_call_was_made() -> None:
+    """The recorder keeps each instance's tags at call time, so the StopMarked condition (the mark
+    must be on the instance) is evaluated, not assumed: a grant conditioned on another tag, or on
+    another value of the mark, refuses every stop, the central role's and the member role's."""
+
+    def condition(value: dict[str, Any]) -> Any:
+        def mutate(central: dict[str, Any], member: dict[str, Any]) -> None:
+            statements = _stop_statements(central, member)
+            assert len(statements) == 2
+            for statement in statements:
+                statement["Condition"] = value
+
+        return mutate
+
+    the_mark = "ec2:ResourceTag/tagwarden:marked-for-stop"
+    stop_day = {"StringEquals": {the_mark: "2026-12-08"}}  # the date every stopped instance's mark names
+    assert not _mutated(ORGANIZATION, condition(stop_day)).denied
+    for refusing in (
+        {"Null": {"ec2:ResourceTag/someone-elses-mark": "false"}},
+        {"StringEquals": {the_mark: "2020-01-01"}},
+    ):
+        denied = _mutated(ORGANIZATION, condition(refusing)).denied
+        assert {(c.request.action, c.origin) for c, _ in denied} == {
+            ("ec2:StopInstances", "ec2.StopInstances")
+        }
+        assert {c.principal.arn.rsplit("/", 1)[-1].split("-Functions")[0] for c, _ in denied} == {
+            "TagwardenRemediation",  # a member account's instance, through its remediation role
+            "tagwarden-test-remediate",  # an instance of the deployment's own account
+        }
+
+
+def test_tag_changes_are_decided_on_the_instances_own_tags_too() -> None:
+    """CreateTags carries the instances' own tags too: a remediation grant that refuses instances
+    with an Owner tag refuses the unmark of the fixed instances (they have one), not the marks."""
+
+    def no_owner(central: dict[str, Any], member: dict[str, Any]) -> None:
+        for statement in _policy_statements(central, "FunctionsRemediateRoleDefaultPolicy"):
+            if statement.get("Sid") == "MarkForStop":
+                statement["Condition"]["Null"]["ec2:ResourceTag/Owner"] = "true"
+
+    denied = _mutated(SINGLE, no_owner).denied
+    assert {(c.request.action, c.origin) for c, _ in denied} == {("ec2:DeleteTags", "ec2.DeleteTags")}
+
+
+def test_the_member_remediation_role_admits_only_the_central_remediate_role() -> None:
+    def list_role_instead(central: dict[str, Any], member: dict[str, Any]) -> None:
+        role = _remediation_role(member)
+        trust = json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
+        assert "role/tagwarden-test-remediate" in trust
+        role["Properties"]["AssumeRolePolicyDocument"] = json.loads(
+            trust.replace("role/tagwarden-test-remediate", "role/tagwarden-test-list-instances")
+        )
+
+    for mode in (TARGETS, ORGANIZATION):
+        denied = _mutated(mode, list_role_instead).denied
+        assert {(c.request.action, c.request.resource.rsplit("/", 1)[-1]) for c, _ in denied} == {
+            ("sts:AssumeRole", "TagwardenRemediation")
+        }
+
+
+def test_a_recording_keeps_the_member_role_and_the_instances_tags() -> None:
+    """What the functional suites record (dump, load) keeps which member role made a call and the
+    instances' tags at call time."""
+    _, _, observations = recorded()
+    again = Recorder()
+    load(json.loads(json.dumps(dump(observations.recorder))), again)
+    assert again.calls == observations.recorder.calls
+    assert {c.caller.role for c in again.calls if c.caller.kind == "member"} == {
+        "TagwardenReadOnly",
+        "TagwardenRemediation",
+    }
+    stops = [c for c in again.calls if c.operation == "StopInstances"]
+    assert stops and all(
+        "tagwarden:marked-for-stop" in c.resource_tags[i] for c in stops for i in c.params["InstanceIds"]
+    )

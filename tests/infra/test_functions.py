@@ -320,9 +320,10 @@ def test_each_role_is_allowed_exactly_its_allow_list(synthesized: Synthesized) -
                     objects(bucket, "state/remediation/"),
                 ],
             ),
+            (["s3:PutObject", "s3:AbortMultipartUpload"], [objects(bucket, "reports/")]),
             (
-                ["s3:PutObject", "s3:AbortMultipartUpload"],
-                [objects(bucket, p) for p in ("reports/", "state/remediation/", "staging/*/remediation/")],
+                ["s3:PutObject"],
+                [objects(bucket, p) for p in ("state/remediation/", "staging/*/remediation/")],
             ),
             (["s3:ListBucket"], [getatt(bucket)], {"StringLike": {"s3:prefix": ["state/remediation/*"]}}),
         ),

@@ -15,7 +15,7 @@ from workflow.config import NotifyConfig
 from workflow.digests import DigestPlan, plan_digests, summary_lines
 from workflow.notifications import build_message, remediation_lines, securityhub_lines
 from workflow.remediation import owner_notices
-from workflow.storage import get_json, get_json_if_exists, iter_jsonl_gz
+from workflow.storage import get_json, iter_jsonl_gz
 
 
 def notify(event: dict[str, Any], config: NotifyConfig, *, sns: Any, s3: Any) -> dict[str, Any]:
@@ -27,8 +27,10 @@ def notify(event: dict[str, Any], config: NotifyConfig, *, sns: Any, s3: Any) ->
     remediation = summary.get("remediation")
     notices: dict[str, str] = {}
     if isinstance(remediation, dict) and remediation.get("notify_owner") and remediation.get("notices_key"):
-        written = get_json_if_exists(s3, run["bucket"], remediation["notices_key"]) or {}
-        notices = owner_notices(written, remediation.get("stopped_ids") or ())
+        # Written before the summary named it (workflow.steps.remediate): read, never looked for.
+        notices = owner_notices(
+            get_json(s3, run["bucket"], remediation["notices_key"]), remediation.get("stopped_ids") or ()
+        )
     if config.max_owner_digests and summary["totals"]["noncompliant"]:
         digests = plan_digests(
             # Read twice, streamed: counts first, then the lines of the owners who get a digest.
