@@ -121,12 +121,15 @@ def printable(text: str) -> str:
 
 
 def neutralise_cell(text: str) -> str:
-    """A CSV cell no spreadsheet evaluates: a leading ``'`` when it starts with a formula character.
+    """A CSV cell no spreadsheet evaluates: a leading ``'`` when it starts with a formula character,
+    and when it starts with ``'`` itself (a spreadsheet hides one leading apostrophe, so the value
+    shows as it is, and the cell reads back unambiguously: drop one ``'`` when another or a formula
+    character follows).
 
-    >>> neutralise_cell("-1+1"), neutralise_cell("@SUM(A1)"), neutralise_cell("ok=1")
-    ("'-1+1", "'@SUM(A1)", 'ok=1')
+    >>> neutralise_cell("-1+1"), neutralise_cell("@SUM(A1)"), neutralise_cell("ok=1"), neutralise_cell("'=")
+    ("'-1+1", "'@SUM(A1)", 'ok=1', "''=")
     """
-    return f"'{text}" if text.startswith(FORMULA_PREFIXES) else text
+    return f"'{text}" if text.startswith(FORMULA_PREFIXES) or text.startswith("'") else text
 
 
 def _json_default(value: Any) -> Any:

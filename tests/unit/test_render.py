@@ -161,7 +161,7 @@ def read_csv(text: str) -> list[list[str]]:
 
 def restore(cell: str) -> str:
     """What the neutralising apostrophe hides: the original value."""
-    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_PREFIXES) else cell
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith((*FORMULA_PREFIXES, "'")) else cell
 
 
 # -- CSV -----------------------------------------------------------------------------------------
@@ -522,3 +522,11 @@ def test_report_html_lists_targets_not_scanned_escaped_and_warns_of_a_partial_sc
         "Partial scan: some accounts or regions were not scanned; the figures cover only those that were."
     ]
     assert "(partial scan)" in page  # in the run line too
+
+
+def test_a_value_that_starts_with_an_apostrophe_keeps_it_through_a_spreadsheet() -> None:
+    # Found by the round-trip property: "'=" was written as is, and read back (and shown by a
+    # spreadsheet, which hides one leading apostrophe) as "=".
+    assert neutralise_cell("'=") == "''=" and neutralise_cell("'plain") == "''plain"
+    [_, row] = read_csv(rows_csv(["a", "b"], [["'=", "'plain"]]))
+    assert [restore(c) for c in row] == ["'=", "'plain"]
