@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from workflow.policy.document import MARK_KEY
+
 DETAIL_TYPE: Final = "AWS API Call via CloudTrail"
 # The calls the event rule matches: what creates an EC2 resource, and what changes its tags.
 CREATING_CALLS: Final = (
@@ -216,7 +218,8 @@ def resource_type_of(resource_id: str) -> str | None:
 
 def resources_named(event: Mapping[str, Any]) -> list[NamedResource]:
     """The EC2 resources of the checked types that one event names; nothing for a failed call
-    (``errorCode``), another source or detail type, or a call the rule does not match."""
+    (``errorCode``), another source or detail type, a call the rule does not match, or a tag call
+    that only places or removes staged remediation's mark."""
     detail = event.get("detail")
     if (
         event.get("source") != "aws.ec2"
@@ -245,6 +248,10 @@ def resources_named(event: Mapping[str, Any]) -> list[NamedResource]:
     removed = tuple(
         str(tag["key"]) for tag in _items(request, "tagSet") if isinstance(tag, Mapping) and "key" in tag
     )
+    if removed and set(removed) == {MARK_KEY}:
+        # Staged remediation's own mark or unmark: it changes no verdict (the mark is never
+        # evaluated), so it starts no event run; the scheduled scan checks the instance anyway.
+        return []
     return [
         NamedResource(
             account,

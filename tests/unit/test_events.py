@@ -369,3 +369,18 @@ def test_a_tag_deletion_alone_is_due_at_once() -> None:
     )
     assert batch.due is not None and batch.due.isoformat() == "2026-12-01T10:00:00+00:00"
     assert batch.created_by == {}
+
+
+@pytest.mark.parametrize("call", ["CreateTags", "DeleteTags"])
+def test_staged_remediations_own_mark_or_unmark_names_nothing_but_a_change_beside_it_does(call: str) -> None:
+    def tagging(*keys: str) -> dict[str, Any]:
+        request = {
+            "resourcesSet": {"items": [{"resourceId": "i-0aaa"}]},
+            "tagSet": {"items": [{"key": k, "value": "2026-12-08"} for k in keys]},
+        }
+        return ec2_event(call, {"userIdentity": IAM_USER, "requestParameters": request})
+
+    assert resources_named(tagging("tagwarden:marked-for-stop")) == []
+    assert [r.resource_id for r in resources_named(tagging("tagwarden:marked-for-stop", "Owner"))] == [
+        "i-0aaa"
+    ]
