@@ -396,6 +396,7 @@ def _finding(
     else:
         exempt = in_grace = False
         exemption = None
+    # _owner and _iso, inlined: calling them cost 3-4% of the benchmark's evaluation time.
     owner = tags.get(policy.owner_key)
     if owner is None and policy.keys_insensitive:
         owner = _any_case(tags, policy.owner_key)
