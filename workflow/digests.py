@@ -144,6 +144,18 @@ def _attributes(owner: str) -> dict[str, dict[str, str]]:
     }
 
 
+def owner_counts(noncompliant_by_owner: Mapping[str, int]) -> dict[str, int]:
+    """Noncompliant resources per owner as digests name owners, from counts per owner tag value.
+
+    >>> owner_counts({"Ana ": 2, "ana": 1, "(no owner)": 3, "": 1})
+    {'ana': 3, '(no owner)': 4}
+    """
+    counts: Counter[str] = Counter()
+    for owner, count in noncompliant_by_owner.items():
+        counts[normalise_owner(owner or None)] += int(count)
+    return dict(counts)
+
+
 def plan_digests(
     findings: Callable[[], Iterable[Mapping[str, Any]]] | Iterable[Mapping[str, Any]],
     *,
@@ -152,6 +164,7 @@ def plan_digests(
     max_bytes: int = MAX_MESSAGE_BYTES,
     report: str | None = None,
     notices: Mapping[str, str] | None = None,
+    counts: Mapping[str, int] | None = None,
 ) -> DigestPlan:
     """The digest messages of a run's findings: noncompliant, not exempt resources by owner,
     owners with the most resources first, at most ``max_messages`` messages.
@@ -161,13 +174,16 @@ def plan_digests(
     owner's resources; the second keeps the lines of the ``max_messages`` largest owners only,
     at most :data:`MAX_PARTS_PER_OWNER` messages' worth each (an owner with more is told how many
     were left out). ``notices`` adds a line to a resource's entry (resource id -> text: what
-    staged remediation did or will do to it).
+    staged remediation did or will do to it). ``counts`` (see :func:`owner_counts`), when the
+    caller has them, replace the first pass.
     """
     read = findings if callable(findings) else (lambda rows=list(findings): rows)
-    counts: Counter[str] = Counter()
-    for finding in read():
-        if not (finding.get("compliant") or finding.get("exempt")):
-            counts[normalise_owner(finding.get("owner"))] += 1
+    if counts is None:
+        counted: Counter[str] = Counter()
+        for finding in read():
+            if not (finding.get("compliant") or finding.get("exempt")):
+                counted[normalise_owner(finding.get("owner"))] += 1
+        counts = counted
     ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     candidates = {owner for owner, _ in ordered[:max_messages]}
     cap = max_bytes * MAX_PARTS_PER_OWNER
@@ -263,6 +279,7 @@ __all__ = [
     "fix_command",
     "how_to_fix",
     "normalise_owner",
+    "owner_counts",
     "plan_digests",
     "summary_lines",
 ]

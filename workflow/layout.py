@@ -148,6 +148,16 @@ def staged_summary_key(run_id: str) -> str:
     return f"{STAGING_PREFIX}{run_id}/report/summary.json"
 
 
+def owner_counts_key(run_id: str) -> str:
+    """Noncompliant resources per owner (as digests name owners), counted by Persist report as it
+    reads every finding, so Notify reads the findings once, not twice.
+
+    >>> owner_counts_key("r1")
+    'staging/r1/report/owners.json'
+    """
+    return f"{STAGING_PREFIX}{run_id}/report/owners.json"
+
+
 def staged_report_findings_key(run_id: str) -> str:
     """Where a dry run's findings go: out of the crawled ``reports/`` tree."""
     return f"{STAGING_PREFIX}{run_id}/report/findings.jsonl.gz"

@@ -339,7 +339,15 @@ class WorkflowFunctions(Construct):
             NOTIFY: [
                 _allow(["sns:Publish"], [compliance_topic.topic_arn], "PublishSummary"),
                 _allow(["kms:Decrypt", "kms:GenerateDataKey"], [topic_key.key_arn], "EncryptedTopic"),
-                _allow(["s3:GetObject"], [objects(REPORTS_PREFIX), objects(NOTICES_PREFIX)], "ReadReport"),
+                _allow(
+                    ["s3:GetObject"],
+                    [
+                        objects(REPORTS_PREFIX),
+                        objects(NOTICES_PREFIX),
+                        storage.bucket.arn_for_objects(layout.owner_counts_key("*")),
+                    ],
+                    "ReadReport",
+                ),
             ],
             REMEDIATE: [
                 _allow(
@@ -467,6 +475,12 @@ class WorkflowFunctions(Construct):
             acknowledge_created_by_tagging(self.functions[LIST].role)
         if settings.remediation and not settings.targets:
             acknowledge_remediation(self.functions[REMEDIATE].role)
+        acknowledge(
+            self.functions[NOTIFY].role,
+            f"AwsSolutions-IAM5[Resource::{arn_finding(storage.bucket)}/{layout.owner_counts_key('*')}]",
+            "The run's owner counts (for the digests) under staging/<run id>/report/: the run id is known "
+            "only at run time, the object name is fixed below it.",
+        )
         for key in (layout.policy_key("*"), layout.targets_manifest_key("*")):
             acknowledge(
                 self.functions[REMEDIATE].role,

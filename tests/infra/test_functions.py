@@ -307,7 +307,14 @@ def test_each_role_is_allowed_exactly_its_allow_list(synthesized: Synthesized) -
         "notify": expected(
             (["sns:Publish"], [ref(topic)]),
             (["kms:Decrypt", "kms:GenerateDataKey"], [getatt(key)]),
-            (["s3:GetObject"], [objects(bucket, "reports/"), objects(bucket, "staging/*/remediation/")]),
+            (
+                ["s3:GetObject"],
+                [
+                    objects(bucket, "reports/"),
+                    objects(bucket, "staging/*/remediation/"),
+                    {"Fn::Join": ["", [getatt(bucket), "/staging/*/report/owners.json"]]},
+                ],
+            ),
         ),
         # Off in this deployment (remediation=false): its bucket access, and no EC2 grant.
         "remediate": expected(

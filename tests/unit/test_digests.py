@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflow.digests import DIGEST_KIND, MAX_PARTS_PER_OWNER, NO_OWNER, plan_digests, summary_lines
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workflow.digests import (
+    DIGEST_KIND,
+    MAX_PARTS_PER_OWNER,
+    NO_OWNER,
+    owner_counts,
+    plan_digests,
+    summary_lines,
+)
+from workflow.report import SummaryBuilder
 
 
 def finding(resource_id: str, owner: str | None, *codes: str, compliant: bool = False) -> dict[str, Any]:
@@ -94,3 +105,34 @@ def test_an_owner_value_with_control_characters_cannot_break_the_message_attribu
     plan = plan_digests([finding("i-01", "ana\u2028\x00evil", "missing")], environment="prod")
     owner = plan.digests[0].attributes["owner"]["StringValue"]
     assert "\x00" not in owner and "\u2028" not in owner
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["Ana", " ana ", "ANA", "bo", "", "  ", None, "(No Owner)", "ca\u0307", "Ça"]),
+            st.booleans(),
+            st.booleans(),
+        ),
+        max_size=40,
+    ),
+    st.integers(min_value=0, max_value=4),
+)
+def test_persist_reports_owner_counts_give_the_same_digests_as_counting_the_findings(
+    rows: list[tuple[str | None, bool, bool]], max_messages: int
+) -> None:
+    findings = []
+    for n, (owner, compliant, exempt) in enumerate(rows):
+        item = finding(f"i-{n:04x}", owner, "missing", compliant=compliant or exempt)
+        item["exempt"] = exempt
+        findings.append(item)
+    builder = SummaryBuilder().add_all(findings)  # what Persist report counts as it reads them
+    counted = plan_digests(findings, environment="t", max_messages=max_messages)
+    given_counts = plan_digests(
+        findings,
+        environment="t",
+        max_messages=max_messages,
+        counts=owner_counts(builder.noncompliant_by_owner),
+    )
+    assert given_counts == counted

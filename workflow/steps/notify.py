@@ -33,10 +33,14 @@ def notify(event: dict[str, Any], config: NotifyConfig, *, sns: Any, s3: Any) ->
         )
     if config.max_owner_digests and summary["totals"]["noncompliant"]:
         digests = plan_digests(
-            # Read twice, streamed: counts first, then the lines of the owners who get a digest.
+            # Streamed: the lines of the owners who get a digest (counts first, if not given).
             lambda: iter_jsonl_gz(s3, run["bucket"], report["findings_key"]),
             environment=config.environment,
             max_messages=config.max_owner_digests,
+            # Counted by Persist report; a run persisted before it counted reads the findings twice.
+            counts=get_json(s3, run["bucket"], report["owner_counts_key"])
+            if report.get("owner_counts_key")
+            else None,
             report=report_uri,
             notices=notices,
         )

@@ -12,6 +12,7 @@ from typing import Any
 
 from workflow import layout
 from workflow.config import PersistConfig
+from workflow.digests import owner_counts
 from workflow.errors import Throttled
 from workflow.metrics import Sink, emit_run_metrics
 from workflow.report import (
@@ -197,6 +198,11 @@ def persist_report(
     elif not dry_run:
         _settle_event_reports(s3, bucket, run, summary["drift"], builder.seen_ids, noncompliant_now)
     summary_key = layout.staged_summary_key(run_id) if dry_run else layout.summary_key(dt, run_id)
+    counts_key = None
+    if not dry_run:
+        # For Notify's digests: the per-owner counts it would otherwise read every finding for.
+        counts_key = layout.owner_counts_key(run_id)
+        put_json(s3, bucket, counts_key, owner_counts(builder.noncompliant_by_owner))
     put_json(s3, bucket, summary_key, summary)
     if not dry_run and not event_run:
         _advance_latest_pointer(s3, bucket, run, summary_key)
@@ -212,6 +218,7 @@ def persist_report(
         "dry_run": dry_run,
         "findings_key": findings_key,
         "summary_key": summary_key,
+        **({"owner_counts_key": counts_key} if counts_key else {}),
         "totals": summary["totals"],
         "previous_run_id": drift["previous_run_id"],
         "newly_noncompliant": len(drift["newly_noncompliant"] or []),
