@@ -175,7 +175,10 @@ def _check_tags(tags: dict[str, str], policy: CompiledPolicy, out: list[dict[str
         if entry is not None:
             prohibited.append((key, entry))
     for rule in policy.rules:
-        _check_rule(rule, tags, misspelled, near_misses, policy.keys_insensitive, out)
+        if rule.folded_key in misspelled or rule.key in near_misses:
+            _check_rule(rule, tags, misspelled, near_misses, policy.keys_insensitive, out)
+        else:  # no other spelling of its key among the tags: its value alone decides
+            out += _value_outcome(rule, tags.get(rule.key))
     for key, entry in prohibited:
         out.append(_violation("prohibited", key, f"tag {key!r} is prohibited (matches {entry!r})", tags[key]))
     if policy.max_tags is not None:
