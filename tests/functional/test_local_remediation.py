@@ -78,3 +78,7 @@ def test_a_local_run_records_its_actions_and_query_reads_them(
         "done",
         1,
     )
+    # The summary's section is the runs table's remediation column (its extra keys ignored).
+    sql = "SELECT remediation.marked AS marked, remediation.ineligible AS ineligible FROM runs"
+    assert cli.main(["query", sql, "--local", str(out), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"marked": 1, "ineligible": {"not_running": 1}}]
