@@ -668,26 +668,13 @@ def cmd_exempt(args: argparse.Namespace, aws: _Aws) -> int:
     if problems:  # a resource id of no checked type, a reason too long: one line, nothing written
         raise InvalidInput([Problem("exempt", f"{problems[0].path}: {problems[0].message}")])
     s3 = aws.client("s3", args.region)
-    # Never over another approval: the same resource and expiry date is one file, written once.
-    from botocore.exceptions import ClientError
+    from workflow.storage import put_json_if_unchanged
 
-    try:
-        s3.put_object(
-            Bucket=bucket,
-            Key=key,
-            Body=json.dumps(document, indent=2).encode(),
-            ContentType="application/json",
-            IfNoneMatch="*",
-        )
-    except ClientError as err:
-        if err.response.get("Error", {}).get("Code") not in {
-            "PreconditionFailed",
-            "ConditionalRequestConflict",
-        }:
-            raise
+    # Never over another approval: the same resource and expiry date is one file, written once.
+    if not put_json_if_unchanged(s3, bucket, key, document, None):
         raise InvalidInput(
             [Problem("exempt", f"s3://{bucket}/{key} exists already (kept as it is); give other --days")]
-        ) from None
+        )
     if args.json:
         _print_json({"key": f"s3://{bucket}/{key}", "exemption": document})
     else:

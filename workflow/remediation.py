@@ -100,9 +100,6 @@ class Plan:
         account, region, _ = key.split("/", 2)
         return key in self.decided or target_key(account, region) in self.owned_targets
 
-    def of_kind(self, kind: str) -> list[Action]:
-        return [action for action in self.actions if action.kind == kind]
-
 
 def _mode(settings: RemediationSettings) -> str:
     return "dry_run" if settings.dry_run else "real"

@@ -12,8 +12,7 @@ archived: a target not scanned says nothing about its resources.
 ...            "tags": {"Name": "web"}, "violations": [{"code": "missing", "key": "Owner",
 ...            "message": "required tag 'Owner' is missing"}]}
 >>> product = "arn:aws:securityhub:eu-west-1:999988887777:product/999988887777/default"
->>> asff = failed_finding(finding, product_arn=product, caller_account="999988887777",
-...                       policy_name="baseline", run_id="r1", now="2026-12-04T06:00:00Z")
+>>> asff = failed_finding(finding, ImportContext(product, "baseline", "r1", "2026-12-04T06:00:00Z"))
 >>> asff["Id"], asff["Compliance"], asff["RecordState"]
 ('tagwarden/baseline/111122223333/eu-west-1/i-0a', {'Status': 'FAILED'}, 'ACTIVE')
 >>> asff["Resources"][0]["Id"]
@@ -23,6 +22,7 @@ archived: a target not scanned says nothing about its resources.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 SCHEMA_VERSION: Final = "2018-10-08"
@@ -57,66 +57,65 @@ def resource_arn(
     return f"arn:{partition}:ec2:{region}:{account if owned else ''}:{kind}/{resource_id}"
 
 
-def _partition(product_arn: str) -> str:
-    return product_arn.split(":")[1]
+@dataclass(frozen=True)
+class ImportContext:
+    """What every finding of one import shares: the product (the account's default one), the
+    policy, the run and the time stamp."""
+
+    product_arn: str
+    policy_name: str
+    run_id: str
+    now: str
+
+    @property
+    def caller_account(self) -> str:
+        """The default product takes findings of the calling account, the product's."""
+        return self.product_arn.split(":")[4]
+
+    @property
+    def partition(self) -> str:
+        return self.product_arn.split(":")[1]
 
 
 def _base(
     reference: Mapping[str, Any],
-    *,
-    product_arn: str,
-    caller_account: str,
-    policy_name: str,
-    run_id: str,
-    now: str,
+    context: ImportContext,
 ) -> dict[str, Any]:
     resource_type = str(reference.get("resource_type") or "instance")
     resource_id = str(reference["resource_id"])
     account, region = str(reference["account_id"]), str(reference["region"])
     resource: dict[str, Any] = {
         "Type": _ASFF_TYPE.get(resource_type, "Other"),
-        "Id": resource_arn(resource_type, resource_id, account, region, _partition(product_arn)),
-        "Partition": _partition(product_arn),
+        "Id": resource_arn(resource_type, resource_id, account, region, context.partition),
+        "Partition": context.partition,
         "Region": region,
     }
     return {
         "SchemaVersion": SCHEMA_VERSION,
-        "Id": finding_id(policy_name, account, region, resource_id),
-        "ProductArn": product_arn,
-        "GeneratorId": f"tagwarden/{policy_name}",
+        "Id": finding_id(context.policy_name, account, region, resource_id),
+        "ProductArn": context.product_arn,
+        "GeneratorId": f"tagwarden/{context.policy_name}",
         # The default product takes findings of the calling account; the resource's own account
         # is in its ARN and in ProductFields.
-        "AwsAccountId": caller_account,
+        "AwsAccountId": context.caller_account,
         "Types": [FINDING_TYPE],
-        "CreatedAt": now,
-        "UpdatedAt": now,
+        "CreatedAt": context.now,
+        "UpdatedAt": context.now,
         "Resources": [resource],
         "ProductFields": {
             "tagwarden/resource_account": account,
             "tagwarden/resource_type": resource_type,
-            "tagwarden/run_id": run_id,
+            "tagwarden/run_id": context.run_id,
         },
     }
 
 
 def failed_finding(
     finding: Mapping[str, Any],
-    *,
-    product_arn: str,
-    caller_account: str,
-    policy_name: str,
-    run_id: str,
-    now: str,
+    context: ImportContext,
 ) -> dict[str, Any]:
     """A noncompliant resource: FAILED, NEW, ACTIVE, with its violations as the description."""
-    asff = _base(
-        finding,
-        product_arn=product_arn,
-        caller_account=caller_account,
-        policy_name=policy_name,
-        run_id=run_id,
-        now=now,
-    )
+    asff = _base(finding, context)
     violations = "; ".join(str(v.get("message")) for v in finding.get("violations") or ())
     tags = {str(k)[:128]: str(v)[:256] for k, v in list((finding.get("tags") or {}).items())[:50]}
     if tags:
@@ -124,7 +123,7 @@ def failed_finding(
     asff.update(
         Severity={"Label": "LOW"},
         Title=f"EC2 {finding.get('resource_type') or 'instance'} {finding['resource_id']} breaks tag policy "
-        f"{policy_name}"[:256],
+        f"{context.policy_name}"[:256],
         Description=(violations or "noncompliant")[:1024],
         Compliance={"Status": "FAILED"},
         Workflow={"Status": "NEW"},
@@ -135,27 +134,15 @@ def failed_finding(
 
 def resolved_finding(
     reference: Mapping[str, Any],
-    *,
-    product_arn: str,
-    caller_account: str,
-    policy_name: str,
-    run_id: str,
-    now: str,
+    context: ImportContext,
 ) -> dict[str, Any]:
     """A resource a run reported before and now finds compliant (or no longer finds): PASSED and
     ARCHIVED, so Security Hub resolves the finding."""
-    asff = _base(
-        reference,
-        product_arn=product_arn,
-        caller_account=caller_account,
-        policy_name=policy_name,
-        run_id=run_id,
-        now=now,
-    )
+    asff = _base(reference, context)
     asff.update(
         Severity={"Label": "INFORMATIONAL"},
         Title=f"EC2 {reference.get('resource_type') or 'instance'} {reference['resource_id']} meets tag "
-        f"policy {policy_name} again"[:256],
+        f"policy {context.policy_name} again"[:256],
         Description="Compliant in the latest scan, or no longer present.",
         Compliance={"Status": "PASSED"},
         RecordState="ARCHIVED",

@@ -80,6 +80,10 @@ def plan(
     )
 
 
+def of_kind(result: Plan, kind: str) -> list[Action]:
+    return [action for action in result.actions if action.kind == kind]
+
+
 def kinds(result: Plan) -> list[tuple[str, str, str | None]]:
     return [(a.kind, a.instance_id, a.stop_on) for a in result.actions]
 
@@ -214,7 +218,7 @@ def test_an_auto_scaling_group_instance_past_its_recorded_date_is_never_stopped(
         records,
         today=date(2027, 1, 1),
     )
-    assert result.of_kind("stop") == []
+    assert of_kind(result, "stop") == []
 
 
 # --- not running -----------------------------------------------------------------------------
@@ -252,7 +256,7 @@ def test_a_foreign_mark_with_a_past_date_never_yields_a_stop() -> None:
     # Even when the tag's value is today's date or long past, the run only marks.
     for mark in ("2020-01-01", "2026-12-01", "garbage"):
         result = plan([finding("i-1", tags={MARK_KEY: mark})])
-        assert result.of_kind("stop") == []
+        assert of_kind(result, "stop") == []
         assert [a.kind for a in result.actions] == ["mark"]
 
 
@@ -266,7 +270,7 @@ def test_a_removed_mark_is_restored_with_the_recorded_date_and_the_stop_waits() 
     result = plan([finding("i-1")], records)  # past the date, but no mark: put it back first
     assert kinds(result) == [("mark", "i-1", "2026-11-25")]
     assert result.actions[0].reason == "restored"
-    assert result.of_kind("stop") == []
+    assert of_kind(result, "stop") == []
     assert result.records == {key("i-1"): ours("2026-11-25")}
     assert result.pending == {"i-1": "2026-11-25"}
 
@@ -276,7 +280,7 @@ def test_a_changed_mark_is_restored_with_the_recorded_date_and_the_stop_waits() 
     result = plan([finding("i-1", tags={MARK_KEY: "2099-01-01"})], records)
     assert kinds(result) == [("mark", "i-1", "2026-11-25")]
     assert result.actions[0].reason == "restored (was '2099-01-01')"
-    assert result.of_kind("stop") == []
+    assert of_kind(result, "stop") == []
 
 
 def test_a_restored_mark_before_the_date_keeps_the_date() -> None:
@@ -346,7 +350,7 @@ def test_a_dry_run_record_with_a_matching_tag_does_not_count_in_real_mode() -> N
     records = {key("i-1"): ours("2026-11-20", mode="dry_run")}
     result = plan([finding("i-1", tags={MARK_KEY: "2026-11-20"})], records)
     assert kinds(result) == [("mark", "i-1", "2026-12-08")]
-    assert result.of_kind("stop") == []
+    assert of_kind(result, "stop") == []
 
 
 def test_a_real_record_does_not_count_in_a_dry_run() -> None:
@@ -475,7 +479,7 @@ def test_many_instances_across_accounts_are_counted_per_reason() -> None:
     ]
     result = plan(findings, scanned=[TARGET, f"{OTHER_ACCOUNT}/{REGION}"])
     assert result.ineligible == {"not_running": 2, "auto_scaling_group": 1}
-    assert {(a.account_id, a.instance_id) for a in result.of_kind("mark")} == {
+    assert {(a.account_id, a.instance_id) for a in of_kind(result, "mark")} == {
         (ACCOUNT, "i-1"),
         (OTHER_ACCOUNT, "i-5"),
     }
@@ -591,7 +595,7 @@ def test_a_stop_only_ever_comes_from_our_own_mark_of_a_running_noncompliant_inst
     result = plan(findings, records, remediation=remediation, today=today, scanned=scanned)
     mode = "dry_run" if remediation.dry_run else "real"
     by_key = {key(f["resource_id"], f["account_id"], f["region"]): f for f in findings}
-    for action in result.of_kind("stop"):
+    for action in of_kind(result, "stop"):
         found = by_key[action.key]
         record = records.get(action.key) or {}
         assert found["resource_type"] == "instance"
@@ -608,7 +612,7 @@ def test_a_stop_only_ever_comes_from_our_own_mark_of_a_running_noncompliant_inst
     for action in result.actions:
         assert action.key in by_key
         assert by_key[action.key]["resource_type"] == "instance"
-    for action in result.of_kind("mark"):
+    for action in of_kind(result, "mark"):
         assert not by_key[action.key]["compliant"]
         assert ASG_TAG not in by_key[action.key]["tags"]
         assert action.stop_on is not None
@@ -638,7 +642,7 @@ def test_without_a_record_a_run_never_stops_anything(
 ) -> None:
     scanned = [f"{a}/{r}" for a in ACCOUNTS for r in REGIONS]
     result = plan(findings, {}, remediation=remediation, today=today, scanned=scanned)
-    assert result.of_kind("stop") == []
+    assert of_kind(result, "stop") == []
 
 
 def test_an_event_run_keeps_the_records_of_instances_its_events_did_not_name() -> None:

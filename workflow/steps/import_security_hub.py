@@ -21,8 +21,8 @@ from workflow.aws import aws_call
 from workflow.config import SecurityHubConfig
 from workflow.errors import ImportIncomplete
 from workflow.report import target_key
-from workflow.securityhub import BATCH_SIZE, failed_finding, reference_of, resolved_finding
-from workflow.storage import get_json, iter_jsonl_gz, put_json
+from workflow.securityhub import BATCH_SIZE, ImportContext, failed_finding, reference_of, resolved_finding
+from workflow.storage import get_json, get_json_if_exists, iter_jsonl_gz, put_json
 
 RETRIES: Final = 2
 
@@ -56,23 +56,15 @@ def import_security_hub(
     bucket = run["bucket"]
     policy = run["policy_name"]
     stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    common = {
-        "product_arn": config.product_arn,
-        "caller_account": config.product_arn.split(":")[4],
-        "policy_name": policy,
-        "run_id": run["run_id"],
-        "now": stamp,
-    }
+    context = ImportContext(config.product_arn, policy, run["run_id"], stamp)
     summary = get_json(s3, bucket, report["summary_key"])
     scanned = set(summary.get("scanned_targets") or {})
     state_key = layout.securityhub_state_key(policy)
-    previously_open: dict[str, dict[str, str]] = {}
-    # Listed first: the role may list only this prefix, and S3 answers a GetObject of a missing
-    # key with 403, not 404, to a caller who may not list the key's own name.
-    with aws_call(f"ListObjectsV2 s3://{bucket}/{state_key}"):
-        listed = s3.list_objects_v2(Bucket=bucket, Prefix=state_key, MaxKeys=1).get("Contents", [])
-    if any(item["Key"] == state_key for item in listed):
-        previously_open = get_json(s3, bucket, state_key).get("open") or {}
+    # Looked for first (a listing of its key): the role may list only this prefix, and S3 answers
+    # a GetObject of a missing key with 403, not 404, to a caller who may not list it.
+    previously_open: dict[str, dict[str, str]] = (get_json_if_exists(s3, bucket, state_key) or {}).get(
+        "open"
+    ) or {}
 
     now_open: dict[str, dict[str, str]] = {}
     refused: set[str] = set()
@@ -88,7 +80,7 @@ def import_security_hub(
     for finding in iter_jsonl_gz(s3, bucket, report["findings_key"]):
         if finding.get("compliant") or finding.get("exempt"):
             continue
-        asff = failed_finding(finding, **common)
+        asff = failed_finding(finding, context)
         now_open[asff["Id"]] = reference_of(finding)
         batch.append(asff)
         imported += 1
@@ -101,7 +93,7 @@ def import_security_hub(
         if target_key(reference["account_id"], reference["region"]) not in scanned:
             now_open[finding_id] = reference  # not scanned this time: still open, as far as we know
             continue
-        batch.append(resolved_finding(reference, **common))
+        batch.append(resolved_finding(reference, context))
         resolved += 1
         if len(batch) == BATCH_SIZE:
             flush()
