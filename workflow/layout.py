@@ -97,6 +97,20 @@ def staged_findings_prefix(run_id: str) -> str:
     return f"{STAGING_PREFIX}{run_id}/findings/"
 
 
+def staged_summary_fields_key(run_id: str, account: str, region: str) -> str:
+    """What Persist report folds into the summary for one target (:func:`workflow.report.summary_fields`
+    of each staged finding, in the same order), written before the findings.
+
+    >>> staged_summary_fields_key("r1", "self", "eu-west-1")
+    'staging/r1/summary-fields/self/eu-west-1.jsonl.gz'
+    """
+    return f"{staged_summary_fields_prefix(run_id)}{account}/{region}.jsonl.gz"
+
+
+def staged_summary_fields_prefix(run_id: str) -> str:
+    return f"{STAGING_PREFIX}{run_id}/summary-fields/"
+
+
 def targets_manifest_key(run_id: str) -> str:
     """The run's (account, region) work items: a JSON array, the Distributed Map's ItemReader input.
 

@@ -75,6 +75,44 @@ def bounded_table(counts: Counter[str], limit: int = MAX_TABLE_ROWS) -> dict[str
     return table
 
 
+# What SummaryBuilder.add reads of a finding (besides violations, exemption and created_by).
+_SUMMARY_FIELDS = (
+    "resource_id",
+    "instance_id",
+    "resource_type",
+    "compliant",
+    "exempt",
+    "in_grace_period",
+    "account_id",
+    "region",
+    "owner",
+    "size_gib",
+)
+
+
+def summary_fields(finding: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a finding :meth:`SummaryBuilder.add` reads, and nothing else: Evaluate tag
+    compliance stages these next to the findings, so Persist report builds the summary from a
+    fifth of the bytes instead of parsing every finding again. Folding either in gives the same
+    summary.
+
+    >>> fields = summary_fields({"resource_id": "i-1", "compliant": False, "owner": "ana", "tags": {},
+    ...     "violations": [{"code": "missing", "key": "Owner", "message": "required tag 'Owner'"}]})
+    >>> fields["owner"], fields["violations"], "tags" in fields
+    ('ana', [{'key': 'Owner', 'code': 'missing'}], False)
+    """
+    fields = {name: finding[name] for name in _SUMMARY_FIELDS if name in finding}
+    exemption = finding.get("exemption")
+    if exemption is not None:
+        fields["exemption"] = exemption
+    created_by = finding.get("created_by")
+    if isinstance(created_by, Mapping) and created_by.get("display"):
+        fields["created_by"] = {"display": created_by["display"]}
+    if not finding.get("compliant"):
+        fields["violations"] = [{"key": v["key"], "code": v["code"]} for v in finding.get("violations", ())]
+    return fields
+
+
 @dataclass
 class TargetTally:
     """What one scanned target contributed: the drift and coverage baseline of later runs."""

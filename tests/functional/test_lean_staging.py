@@ -1,6 +1,7 @@
 """The lean data path of a real execution on the embedded engine: the fleet endpoint's shared
 instances are never mutated, staged pages hold only what evaluation reads and still give the
-findings the whole instances give, and the report is the staged gzip members, readable by DuckDB."""
+findings the whole instances give, the report is the staged gzip members, readable by DuckDB, and
+the summary is built from the staged summary fields, with what the findings themselves give."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from workflow.engine.local import BUCKET, LocalDeployment, RunResult
 from workflow.evaluator import EVALUATED_FIELDS, evaluate_instance
 from workflow.fleet import demo_fleet, iter_fleet_document
 from workflow.policy import compile_policy
+from workflow.report import SummaryBuilder, bounded_table, summary_fields
 
 RUN_FIELDS = ("run_id", "evaluated_at", "policy_name")
 
@@ -111,3 +113,25 @@ def test_the_report_is_the_staged_findings_members_and_duckdb_reads_it_whole(
         "columns={'instance_id': 'VARCHAR', 'compliant': 'BOOLEAN'})"
     ).fetchall()
     assert rows == [(len(result.findings), len(result.findings))]
+
+
+def test_the_summary_comes_from_staged_summary_fields_that_match_the_findings_line_for_line(
+    deployment: LocalDeployment, scan: tuple[RunResult, bytes]
+) -> None:
+    result, _ = scan
+    run_id = result.summary["run_id"]  # type: ignore[index]
+    findings = objects(deployment, layout.staged_findings_prefix(run_id))
+    fields = objects(deployment, layout.staged_summary_fields_prefix(run_id))
+    assert len(fields) == len(findings) > 1
+    for key, body in findings.items():
+        account, region = key.removeprefix(layout.staged_findings_prefix(run_id)).split("/")
+        staged = [orjson.loads(line) for line in gzip.decompress(body).splitlines()]
+        lines = gzip.decompress(
+            fields[layout.staged_summary_fields_key(run_id, account, region.removesuffix(".jsonl.gz"))]
+        )
+        assert [orjson.loads(line) for line in lines.splitlines()] == [summary_fields(f) for f in staged]
+        assert len(lines) < len(gzip.decompress(body)) / 2  # what the summary needs is a fraction
+
+    rebuilt = SummaryBuilder().add_all(result.findings)
+    assert result.summary["totals"] == rebuilt.totals()  # type: ignore[index]
+    assert result.summary["by_rule"] == bounded_table(rebuilt.by_rule)  # type: ignore[index]

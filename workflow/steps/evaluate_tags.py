@@ -21,9 +21,10 @@ from workflow.config import EvaluateConfig
 from workflow.evaluator import ParentValues, evaluate_instances, evaluate_resource, inherited_values
 from workflow.policy import compile_policy
 from workflow.policy.compiler import CompiledPolicy
+from workflow.report import summary_fields
 from workflow.resources import INSTANCE, RESOURCE_TYPES
 from workflow.steps.list_instances import listed_types
-from workflow.storage import REPORT_GZIP_LEVEL, JsonLinesWriter, get_json, get_json_gz
+from workflow.storage import REPORT_GZIP_LEVEL, STAGING_GZIP_LEVEL, JsonLinesWriter, get_json, get_json_gz
 from workflow.targets import execution_account
 
 
@@ -47,6 +48,33 @@ def _resources(
 
 
 COVERAGE_METADATA: Final = "tagwarden-coverage"
+
+
+class _StagedFindings:
+    """One target's findings, and what the summary needs of each (the same order), staged for
+    Persist report: the findings once, at the report's compression level, since Persist copies
+    their bytes into the report; the summary fields fast, since they are read once and deleted."""
+
+    def __init__(self) -> None:
+        self.findings = JsonLinesWriter(compresslevel=REPORT_GZIP_LEVEL)
+        self.fields = JsonLinesWriter(compresslevel=STAGING_GZIP_LEVEL)
+
+    def write(self, finding: dict[str, Any]) -> None:
+        self.findings.write(finding)
+        self.fields.write(summary_fields(finding))
+
+    def upload(self, s3: Any, bucket: str, run_id: str, account: str, region: str, coverage: Any) -> str:
+        """The summary fields first: Persist report takes the findings object as the sign that
+        a target was evaluated, and then finds its summary fields too."""
+        self.fields.upload(s3, bucket, layout.staged_summary_fields_key(run_id, account, region))
+        key = layout.staged_findings_key(run_id, account, region)
+        metadata = {COVERAGE_METADATA: json.dumps(coverage, separators=(",", ":"))}
+        self.findings.upload(s3, bucket, key, metadata=metadata)
+        return key
+
+    def close(self) -> None:
+        self.findings.close()
+        self.fields.close()
 
 
 def target_coverage(listing: dict[str, Any], *, evaluated: int, duplicates: int) -> dict[str, Any]:
@@ -78,9 +106,7 @@ def evaluate_tags(event: dict[str, Any], config: EvaluateConfig, *, s3: Any) -> 
     # "Validate input" probed the patterns already; every match is still time-bounded.
     policy = compile_policy(get_json(s3, bucket, run["policy_key"]))
     started = datetime.fromisoformat(run["started_at"])
-    key = layout.staged_findings_key(run["run_id"], account, region)
-    # Written once, at the report's level: Persist report copies these bytes into the report.
-    writer = JsonLinesWriter(compresslevel=REPORT_GZIP_LEVEL)
+    writer = _StagedFindings()
     stamp: dict[str, Any] = {
         "run_id": run["run_id"],
         "evaluated_at": run["started_at"],
@@ -124,9 +150,7 @@ def evaluate_tags(event: dict[str, Any], config: EvaluateConfig, *, s3: Any) -> 
             coverage["resources"] = others
             total += sum(c["evaluated"] for c in others.values())
             noncompliant += sum(c.pop("noncompliant") for c in others.values())
-        writer.upload(
-            s3, bucket, key, metadata={COVERAGE_METADATA: json.dumps(coverage, separators=(",", ":"))}
-        )
+        key = writer.upload(s3, bucket, run["run_id"], account, region, coverage)
     finally:
         writer.close()
     return {
@@ -147,7 +171,7 @@ def _evaluate_other_types(
     region: str,
     policy: CompiledPolicy,
     parents: ParentValues,
-    writer: JsonLinesWriter,
+    writer: _StagedFindings,
     started: datetime,
     stamp: dict[str, Any],
     creators: dict[str, Any],

@@ -156,6 +156,8 @@ def persist_report(
     builder = SummaryBuilder()
     per_target: dict[str, dict[str, Any]] = {}
     writer = JsonLinesWriter()
+    # Staged by Evaluate tag compliance with the findings (by one that predates them: none).
+    with_fields = set(list_keys(s3, bucket, layout.staged_summary_fields_prefix(run_id)))
     try:
         for account, region in scanned:
             key = target_key(own_account if account == layout.SELF_ACCOUNT else account, region)
@@ -164,7 +166,9 @@ def persist_report(
                 s3, bucket, layout.staged_findings_key(run_id, account, region)
             )
             per_target[key] = _read_coverage(metadata)
-            _merge_target(builder, writer, key, compressed)
+            fields_key = layout.staged_summary_fields_key(run_id, account, region)
+            fields = get_gz_bytes(s3, bucket, fields_key)[1] if fields_key in with_fields else None
+            _merge_target(builder, writer, key, compressed, fields=fields)
         writer.upload(s3, bucket, findings_key)
     finally:
         writer.close()
@@ -230,17 +234,21 @@ def persist_report(
     }
 
 
-def _merge_target(builder: SummaryBuilder, writer: JsonLinesWriter, target: str, compressed: bytes) -> None:
+def _merge_target(
+    builder: SummaryBuilder, writer: JsonLinesWriter, target: str, compressed: bytes, *, fields: bytes | None
+) -> None:
     """Fold a target's staged findings into the summary and the report.
 
-    Evaluate tag compliance serialised and compressed them already; unless an instance of this
-    target was seen under an earlier one (the summary keeps the first), its compressed bytes
-    become the next gzip member of the report as they are. Memory holds the compressed object and
-    one finding at a time.
+    The summary is built from the target's staged summary fields (``fields``, one line per finding
+    in the same order; without them, from the findings themselves). Evaluate tag compliance
+    serialised and compressed the findings already; unless a resource of this target was seen
+    under an earlier one (the summary keeps the first), their compressed bytes become the next
+    gzip member of the report as they are. Memory holds the compressed objects and one line at a
+    time.
     """
     dropped: set[int] = set()
     lines = 0
-    for number, line in enumerate(gz_lines(compressed)):
+    for number, line in enumerate(gz_lines(compressed if fields is None else fields)):
         lines += 1
         if not builder.add(loads(line), target=target):
             dropped.add(number)
