@@ -230,13 +230,20 @@ def put_jsonl_gz(s3: Any, bucket: str, key: str, documents: Iterable[Any]) -> in
     return writer.lines
 
 
-def iter_jsonl_gz(s3: Any, bucket: str, key: str) -> Iterator[Any]:
-    """Stream the documents of a gzip JSON Lines object without holding it in memory."""
-    _, documents = open_jsonl_gz(s3, bucket, key)
+def iter_jsonl_gz(s3: Any, bucket: str, key: str, *, containing: bytes | None = None) -> Iterator[Any]:
+    """Stream the documents of a gzip JSON Lines object without holding it in memory.
+
+    With ``containing``, only the lines that hold those bytes are parsed: a cheap filter before
+    the parse (the Notify step reads the noncompliant findings of a report that is mostly
+    compliant), which the caller still checks each parsed document against.
+    """
+    _, documents = open_jsonl_gz(s3, bucket, key, containing=containing)
     yield from documents
 
 
-def open_jsonl_gz(s3: Any, bucket: str, key: str) -> tuple[dict[str, str], Iterator[Any]]:
+def open_jsonl_gz(
+    s3: Any, bucket: str, key: str, *, containing: bytes | None = None
+) -> tuple[dict[str, str], Iterator[Any]]:
     """The object's user metadata, and its documents as a stream (one GetObject for both)."""
     with aws_call(f"GetObject s3://{bucket}/{key}"):
         response = s3.get_object(Bucket=bucket, Key=key)
@@ -246,8 +253,8 @@ def open_jsonl_gz(s3: Any, bucket: str, key: str) -> tuple[dict[str, str], Itera
             aws_call(f"GetObject s3://{bucket}/{key}"),
             gzip.GzipFile(fileobj=response["Body"], mode="rb") as unzipped,
         ):
-            for line in io.TextIOWrapper(unzipped, encoding="utf-8"):
-                if line.strip():
+            for line in unzipped:
+                if line.strip() and (containing is None or containing in line):
                     yield loads(line)
 
     return dict(response.get("Metadata") or {}), documents()

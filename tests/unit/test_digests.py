@@ -136,3 +136,36 @@ def test_persist_reports_owner_counts_give_the_same_digests_as_counting_the_find
         counts=owner_counts(builder.noncompliant_by_owner),
     )
     assert given_counts == counted
+
+
+_tag_text = st.sampled_from(["compliant", "false", '"compliant":false', "Owner", "x"]) | st.text(max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_tag_text, _tag_text, max_size=6), st.booleans())
+def test_the_notify_line_filter_keeps_exactly_the_noncompliant_findings_as_the_steps_write_them(
+    tags: dict[str, str], exempted: bool
+) -> None:
+    from datetime import UTC, datetime
+
+    from workflow.evaluator import evaluate_instance
+    from workflow.policy import compile_policy
+    from workflow.steps.notify import NONCOMPLIANT_LINE
+    from workflow.storage import dumps_bytes
+
+    policy = compile_policy(
+        {
+            "version": 1,
+            "name": "p",
+            "rules": [{"key": "Owner"}, {"key": "compliant", "required": False, "allowed_values": ["false"]}],
+            "exemptions": [{"id": "ex", "tag": {"key": "x"}, "expires": "2020-01-01"}] if exempted else [],
+        }
+    )
+    instance = {
+        "InstanceId": "i-1",
+        "State": {"Name": "running"},
+        "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+    }
+    finding = evaluate_instance(instance, policy, now=datetime(2026, 12, 1, tzinfo=UTC))
+    finding["created_by"] = {"display": '"compliant":false', "arn": "arn:aws:iam::1:user/compliant"}
+    assert (NONCOMPLIANT_LINE in dumps_bytes(finding)) is (not finding["compliant"])

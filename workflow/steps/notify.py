@@ -8,7 +8,7 @@ The digests are built from the run's findings (only noncompliant, unexempt ones)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from workflow.aws import aws_call
 from workflow.config import NotifyConfig
@@ -16,6 +16,10 @@ from workflow.digests import DigestPlan, plan_digests, summary_lines
 from workflow.notifications import build_message, remediation_lines, securityhub_lines
 from workflow.remediation import owner_notices
 from workflow.storage import get_json, iter_jsonl_gz
+
+# In every noncompliant finding's line, as the steps serialise it (compact JSON), and in no
+# compliant one's: the top-level key is the only "compliant" whose value is not a string.
+NONCOMPLIANT_LINE: Final = b'"compliant":false'
 
 
 def notify(event: dict[str, Any], config: NotifyConfig, *, sns: Any, s3: Any) -> dict[str, Any]:
@@ -34,7 +38,8 @@ def notify(event: dict[str, Any], config: NotifyConfig, *, sns: Any, s3: Any) ->
     if config.max_owner_digests and summary["totals"]["noncompliant"]:
         digests = plan_digests(
             # Streamed: the lines of the owners who get a digest (counts first, if not given).
-            lambda: iter_jsonl_gz(s3, run["bucket"], report["findings_key"]),
+            # Only noncompliant findings can be in a digest: the others are not even parsed.
+            lambda: iter_jsonl_gz(s3, run["bucket"], report["findings_key"], containing=NONCOMPLIANT_LINE),
             environment=config.environment,
             max_messages=config.max_owner_digests,
             # Counted by Persist report; a run persisted before it counted reads the findings twice.
