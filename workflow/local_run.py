@@ -81,9 +81,10 @@ def _bulk_load() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _settled_collector() -> Iterator[None]:
-    """While an execution runs: what the engine built (moto, botocore's models, the deployment)
-    and the fleet live as long as it does, so they are frozen, and full collections come ten
-    times rarer; both undone afterwards (a test process runs many executions).
+    """While an execution runs and its run folder is written: what the engine built (moto,
+    botocore's models, the deployment) and the fleet live as long as it does, so they are frozen,
+    and full collections come ten times rarer; both undone afterwards (a test process runs many
+    executions).
 
     Each Lambda step allocates and drops a page at a time; with the long-lived heap frozen, the
     collector's own accounting (it compares survivors with the unfrozen long-lived objects, of
@@ -611,14 +612,16 @@ def run_locally(args: argparse.Namespace) -> int:
                         timeout=RUN_TIMEOUT_SECONDS,
                         parse_findings=False,
                     )
+                if result.summary is not None and repeated:
+                    result.summary.setdefault("coverage", {}).setdefault("instances", {})[
+                        "duplicates_in_dumps"
+                    ] = repeated
+                # Still settled: the writer's first imports would otherwise start a full collection
+                # of the whole heap (a second at 100,000 instances).
+                run_dir = _write_run_folder(folder, result)
         finally:
             if progress is not None:
                 progress.close()
-        if result.summary is not None and repeated:
-            result.summary.setdefault("coverage", {}).setdefault("instances", {})["duplicates_in_dumps"] = (
-                repeated
-            )
-        run_dir = _write_run_folder(folder, result)
     finally:
         folder.discard()
     results_kept()  # the run folder is whole: Ctrl-C while the summary prints is not a failure
