@@ -31,7 +31,8 @@ def clean(text: Any, limit: int = 120) -> str:
     'evil Subject: x'
     """
     value = _CONTROL.sub(" ", str(text))
-    value = "".join(c for c in value if unicodedata.category(c) not in {"Cf", "Cs", "Co"} or c == " ")
+    if not value.isprintable():  # printable text has no format, surrogate or private-use character
+        value = "".join(c for c in value if unicodedata.category(c) not in {"Cf", "Cs", "Co"} or c == " ")
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 

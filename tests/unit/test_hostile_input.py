@@ -177,6 +177,23 @@ def test_notification_body_cannot_be_forged_by_tag_values(value: str) -> None:
     assert clean(value).count("\n") == 0
 
 
+@settings(max_examples=500)
+@given(
+    st.text(
+        alphabet=st.characters(codec="utf-8") | st.sampled_from("\u202e\u200b\ue000\x85\u2028 "), max_size=40
+    )
+)
+def test_clean_strips_every_format_surrogate_and_private_use_character_and_keeps_the_rest(value: str) -> None:
+    import re
+    import unicodedata
+
+    controls_as_spaces = re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", " ", value)
+    expected = "".join(
+        c for c in controls_as_spaces if unicodedata.category(c) not in {"Cf", "Cs", "Co"} or c == " "
+    )
+    assert clean(value, limit=1000) == expected
+
+
 def test_log_lines_cannot_be_forged_with_newlines() -> None:
     from aws_lambda_powertools import Logger
 
