@@ -150,7 +150,11 @@ def render(results: dict[tuple[str, int], dict[str, Any]], sizes: list[int], lab
             + " | ".join(f"{per_k(results[c]['cpu'].get(step, 0.0), c[1]):.3f}" for c in columns)
             + " |"
         )
-    for kind, label in (("inventory", "inventory pages staged"), ("findings", "findings staged")):
+    for kind, label in (
+        ("inventory", "inventory pages staged"),
+        ("findings", "findings staged"),
+        ("summary-fields", "summary fields staged"),
+    ):
         rows.append(
             f"| {label} (KiB) | "
             + " | ".join(f"{per_k(results[c]['staged'].get(kind, 0), c[1]) / 1024:.1f}" for c in columns)
@@ -213,9 +217,12 @@ divided by the instances per 1,000; they include moto serving the handler's S3 r
 thread, which on AWS is network wait, and for List EC2 instances the fleet endpoint building each
 DescribeInstances answer (AWS's side on AWS), so they overstate a Lambda's CPU. Bytes staged are the
 run's objects under `staging/<run>/inventory/` (pages List EC2 instances writes for Evaluate tag
-compliance) and `staging/<run>/findings/` (per-target findings; since issue 14 Persist report
-copies them into the report as they are). The CPU-seconds carry into docs/cost.md, where the
-Lambda memory sizes are chosen from them.
+compliance), `staging/<run>/findings/` (per-target findings; since issue 14 Persist report
+copies them into the report as they are) and `staging/<run>/summary-fields/` (what the summary
+reads of each finding, which Persist report folds in instead of parsing the findings; the before
+tree stages none). Findings are 5% larger than in the before tree: since issue 16 each carries
+`resource_type` and `resource_id`. The CPU-seconds carry into docs/cost.md, where the Lambda
+memory sizes are chosen from them.
 """
     if args.write:
         replace_section(args.write, SECTION, section)
