@@ -91,10 +91,9 @@ _SUMMARY_FIELDS = (
 
 
 def summary_fields(finding: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of a finding :meth:`SummaryBuilder.add` reads, and nothing else: Evaluate tag
-    compliance stages these next to the findings, so Persist report builds the summary from a
-    fifth of the bytes instead of parsing every finding again. Folding either in gives the same
-    summary.
+    """The part of a finding :meth:`SummaryBuilder.add` reads, and nothing else (no tags, no
+    messages): Evaluate tag compliance stages these next to the findings, so Persist report builds
+    the summary without parsing every finding again. Folding either in gives the same summary.
 
     >>> fields = summary_fields({"resource_id": "i-1", "compliant": False, "owner": "ana", "tags": {},
     ...     "violations": [{"code": "missing", "key": "Owner", "message": "required tag 'Owner'"}]})
