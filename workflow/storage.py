@@ -27,6 +27,7 @@ from workflow.aws import aws_call, error_code, translate
 from workflow.errors import ReportNotFound
 
 _SPOOL_BYTES: Final = 32 * 1024 * 1024
+_BATCH_BYTES: Final = 256 * 1024
 # Staged pages live for one run; the report's findings are kept and scanned by Athena.
 STAGING_GZIP_LEVEL: Final = 1
 REPORT_GZIP_LEVEL: Final = 6
@@ -165,6 +166,10 @@ class JsonLinesWriter:
         self._gzip: gzip.GzipFile | None = None
         self._members = 0
         self.lines = 0
+        # Lines are compressed a batch at a time: one call to zlib per line cost more than the
+        # compression itself, and zlib lets other threads run while it compresses a batch.
+        self._batch: list[bytes] = []
+        self._batch_bytes = 0
 
     def _member(self) -> gzip.GzipFile:
         if self._gzip is None:
@@ -172,19 +177,29 @@ class JsonLinesWriter:
             self._members += 1
         return self._gzip
 
+    def _flush_batch(self) -> None:
+        if self._batch:
+            self._member().write(b"".join(self._batch))
+            self._batch.clear()
+            self._batch_bytes = 0
+
     def _close_member(self) -> None:
+        self._flush_batch()
         if self._gzip is not None:
             self._gzip.close()
             self._gzip = None
 
     def write(self, document: Any) -> None:
-        self._member().write(dumps_bytes(document) + b"\n")
-        self.lines += 1
+        self.write_line(dumps_bytes(document))
 
     def write_line(self, line: bytes) -> None:
         """Write one line already serialised (without its newline), as it was read."""
-        self._member().write(line + b"\n")
+        self._batch.append(line)
+        self._batch.append(b"\n")
+        self._batch_bytes += len(line) + 1
         self.lines += 1
+        if self._batch_bytes >= _BATCH_BYTES:
+            self._flush_batch()
 
     def write_all(self, documents: Iterable[Any]) -> None:
         for document in documents:

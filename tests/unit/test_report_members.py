@@ -167,3 +167,35 @@ def test_the_summary_fields_fold_into_the_same_summary_as_the_findings(
         kept = from_findings.add(one, target=target)
         assert from_fields.add(json.loads(json.dumps(summary_fields(one))), target=target) is kept
     assert from_fields == from_findings
+
+
+_operation = st.one_of(
+    st.tuples(st.just("write"), st.dictionaries(_text, _text, max_size=2)),
+    st.tuples(
+        st.just("write_line"), st.binary(min_size=1, max_size=300_000).map(lambda b: b.replace(b"\n", b"."))
+    ),
+    st.tuples(st.just("append_member"), st.lists(st.dictionaries(_text, _text, max_size=2), max_size=3)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_operation, max_size=8))
+def test_the_writer_keeps_every_line_in_order_across_batches_and_copied_members(
+    operations: list[tuple[str, Any]],
+) -> None:
+    from workflow.storage import dumps_bytes
+
+    writer, expected = JsonLinesWriter(), b""
+    for kind, value in operations:
+        if kind == "write":
+            writer.write(value)
+            expected += dumps_bytes(value) + b"\n"
+        elif kind == "write_line":
+            writer.write_line(value)
+            expected += value + b"\n"
+        else:
+            member = staged(*value)
+            writer.append_member(member, len(value))
+            expected += gzip.decompress(member)
+    assert gzip.decompress(writer.finish().read()) == expected
+    assert writer.lines == expected.count(b"\n")
