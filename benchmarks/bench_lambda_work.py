@@ -20,6 +20,7 @@ so the "before" column is the code before this change measured by this very benc
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import subprocess
@@ -93,8 +94,15 @@ def child(count: int, seed: int) -> dict[str, Any]:
     threading.Thread.start = start  # type: ignore[method-assign,assignment]
     try:
         with LocalDeployment(fleet, retry_wait_scale=0) as local:
-            arn = local.start({"notify": "never"}, name=f"work-{count}")
-            description = local.engine.wait(arn, timeout=3600)
+            # A Lambda's heap holds its own step's work, not the fleet, moto and the engine: frozen
+            # here, so the collector's passes over them are not charged to whichever step allocates.
+            gc.collect()
+            gc.freeze()
+            try:
+                arn = local.start({"notify": "never"}, name=f"work-{count}")
+                description = local.engine.wait(arn, timeout=3600)
+            finally:
+                gc.unfreeze()
             s3 = local.engine.client("s3")
             staged: dict[str, int] = defaultdict(int)
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="staging/"):
@@ -213,7 +221,10 @@ How it is measured: one execution per column, each in a child process of its own
 engine (the ASL and the handlers, moto's S3 in the same process). CPU-seconds are
 `time.thread_time()` of the thread running each handler and of the threads it starts (List EC2
 instances asks for the next page from one), summed over the step's invocations and
-divided by the instances per 1,000; they include moto serving the handler's S3 requests in that
+divided by the instances per 1,000, with the fleet, moto and the engine frozen (`gc.freeze()`)
+before the execution starts, as a Lambda's heap holds only its own step's work (measured since
+2026-12-04 10:50; without it the collector's passes over the fleet went to whichever step
+allocated, mostly Evaluate tag compliance); they include moto serving the handler's S3 requests in that
 thread, which on AWS is network wait, and for List EC2 instances the fleet endpoint building each
 DescribeInstances answer (AWS's side on AWS), so they overstate a Lambda's CPU. Bytes staged are the
 run's objects under `staging/<run>/inventory/` (pages List EC2 instances writes for Evaluate tag
