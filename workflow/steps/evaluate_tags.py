@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Final
 
@@ -28,11 +29,25 @@ from workflow.storage import REPORT_GZIP_LEVEL, STAGING_GZIP_LEVEL, JsonLinesWri
 from workflow.targets import execution_account
 
 
+def _staged_pages(s3: Any, bucket: str, keys: list[str]) -> Iterator[Any]:
+    """The staged pages in order, the next one read while this one is evaluated: each GetObject
+    waits on S3 for tens of milliseconds that the evaluation can overlap. One page ahead at most."""
+    if not keys:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="staged-page") as ahead:
+        pending = ahead.submit(get_json_gz, s3, bucket, keys[0])
+        for following in [*keys[1:], None]:
+            document = pending.result()
+            if following is not None:
+                pending = ahead.submit(get_json_gz, s3, bucket, following)
+            yield document
+
+
 def _inventory(
     s3: Any, bucket: str, run_id: str, account: str, region: str, pages: int
 ) -> Iterator[tuple[str | None, dict[str, Any]]]:
-    for page in range(pages):
-        document = get_json_gz(s3, bucket, layout.inventory_page_key(run_id, account, region, page))
+    keys = [layout.inventory_page_key(run_id, account, region, page) for page in range(pages)]
+    for document in _staged_pages(s3, bucket, keys):
         for reservation in document.get("Reservations", []):
             for instance in reservation.get("Instances", []):
                 yield reservation.get("OwnerId"), instance
@@ -42,9 +57,9 @@ def _resources(
     s3: Any, bucket: str, run_id: str, account: str, region: str, resource_type: str, pages: int
 ) -> Iterator[dict[str, Any]]:
     list_key = RESOURCE_TYPES[resource_type].list_key
-    for page in range(pages):
-        key = layout.inventory_page_key(run_id, account, region, page, resource_type)
-        yield from get_json_gz(s3, bucket, key).get(list_key, [])
+    keys = [layout.inventory_page_key(run_id, account, region, page, resource_type) for page in range(pages)]
+    for document in _staged_pages(s3, bucket, keys):
+        yield from document.get(list_key, [])
 
 
 COVERAGE_METADATA: Final = "tagwarden-coverage"
