@@ -164,7 +164,7 @@ def staged_summary_key(run_id: str) -> str:
 
 def owner_counts_key(run_id: str) -> str:
     """Noncompliant resources per owner (as digests name owners), counted by Persist report as it
-    reads every finding, so Notify reads the findings once, not twice.
+    builds the summary, so Notify reads the findings once, not twice.
 
     >>> owner_counts_key("r1")
     'staging/r1/report/owners.json'
@@ -183,7 +183,7 @@ def findings_key(dt: str, run_id: str) -> str:
     >>> findings_key("2026-11-28", "r1")
     'reports/findings/dt=2026-11-28/run=r1/findings.jsonl.gz'
     """
-    return f"{FINDINGS_PREFIX}dt={dt}/run={run_id}/findings.jsonl.gz"
+    return f"{partition_prefix(FINDINGS_PREFIX, dt, run_id)}findings.jsonl.gz"
 
 
 def summary_key(dt: str, run_id: str) -> str:
