@@ -137,6 +137,7 @@ from unittest import mock
 
 from moto import mock_aws
 
+from workflow.engine import botocore_models
 from workflow.engine.lambda_context import LambdaContext
 
 __all__ = [
@@ -943,19 +944,21 @@ class EmbeddedEngine:
 
     def _install_patches(self, stack: contextlib.ExitStack) -> None:
         try:
-            from moto.awslambda.models import LambdaFunction
-            from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
-            from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-                state_task_service_aws_sdk,
-            )
-            from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
-                WaitFunction,
-            )
-            from moto.stepfunctions.parser.backend.execution import (
-                BaseExecutionWorkerCommunication,
-                Execution,
-            )
-            from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+            # moto builds its EC2 region list at import time, parsing the EC2 model per new session.
+            with botocore_models.shared_by_new_sessions():
+                from moto.awslambda.models import LambdaFunction
+                from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+                from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+                    state_task_service_aws_sdk,
+                )
+                from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
+                    WaitFunction,
+                )
+                from moto.stepfunctions.parser.backend.execution import (
+                    BaseExecutionWorkerCommunication,
+                    Execution,
+                )
+                from moto.stepfunctions.parser.models import StepFunctionsParserBackend
         except ImportError as exc:  # pragma: no cover - depends on the moto release
             raise EngineError(f"this moto release is not supported by EmbeddedEngine: {exc}") from exc
 

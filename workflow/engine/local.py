@@ -20,12 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
-import boto3
-import botocore.loaders
-import botocore.session
-
 from workflow import aws, config, deployment, layout
 from workflow.digests import DIGEST_KIND, KIND_ATTRIBUTE, SUMMARY_KIND
+from workflow.engine.botocore_models import handler_session
 from workflow.engine.embedded import EmbeddedEngine
 from workflow.engine.event_routing import EventRouting, PutResult
 from workflow.engine.fleet_endpoint import FleetEndpoint
@@ -44,22 +41,6 @@ DATABASE: Final = "tagwarden_local"
 DEFAULT_POLICY: Final = deployment.ROOT / "policies" / "baseline.json"
 CENTRAL_ACCOUNT: Final = "123456789012"
 MEMBER_EXTERNAL_ID: Final = "tagwarden-local"
-
-
-_loader_lock = threading.Lock()
-_shared_loader: Any = None
-
-
-def _handler_session(region: str) -> boto3.Session:
-    """A session of its own (for the fleet hooks) that shares the parsed botocore models: loading
-    them again costs seconds per deployment."""
-    global _shared_loader
-    with _loader_lock:
-        if _shared_loader is None:
-            _shared_loader = botocore.loaders.create_loader()
-    core = botocore.session.Session()
-    core.register_component("data_loader", _shared_loader)
-    return boto3.Session(botocore_session=core, region_name=region)
 
 
 def _table_input(name: str, columns: Sequence[tuple[str, str]], prefix: str) -> dict[str, Any]:
@@ -197,7 +178,7 @@ class LocalDeployment:
             # metrics) out of the terminal and in this deployment's log.
             real_stdout = sys.stdout
             stack.enter_context(contextlib.redirect_stdout(_CurrentStream(real_stdout, self._log_sink)))
-            session = _handler_session(self.region)
+            session = handler_session(self.region)
             if self.ec2 == "fleet":
                 self.fleet.attach(session)
             self.members.attach(session)
