@@ -120,6 +120,15 @@ class TargetTally:
     noncompliant: set[str] = field(default_factory=set)
 
 
+def _counter(counters: dict[str, Counter[str]], key: str) -> Counter[str]:
+    """``counters[key]``, made on first use: ``setdefault(key, Counter())`` builds a Counter on
+    every call, even when the key is there."""
+    counter = counters.get(key)
+    if counter is None:
+        counter = counters[key] = Counter()
+    return counter
+
+
 @dataclass
 class SummaryBuilder:
     """Fold findings into the counts a summary needs; each instance id counts once.
@@ -167,9 +176,10 @@ class SummaryBuilder:
         resource_type = str(finding.get("resource_type") or "instance")
         self.total += 1
         compliant = bool(finding["compliant"])
-        tally = self.by_target.setdefault(
-            target or target_key(str(finding.get("account_id")), str(finding.get("region"))), TargetTally()
-        )
+        target = target or target_key(str(finding.get("account_id")), str(finding.get("region")))
+        tally = self.by_target.get(target)
+        if tally is None:
+            tally = self.by_target[target] = TargetTally()
         tally.evaluated += 1
         self.compliant += compliant
         self.exempt += bool(finding.get("exempt"))
@@ -181,9 +191,9 @@ class SummaryBuilder:
             )
             entry["expired" if exemption.get("expired") else "exempted"] += 1
         outcome = "compliant" if compliant else "noncompliant"
-        self.by_resource_type.setdefault(resource_type, Counter())[outcome] += 1
-        self.by_region.setdefault(str(finding.get("region")), Counter())[outcome] += 1
-        self.by_account.setdefault(str(finding.get("account_id")), Counter())[outcome] += 1
+        _counter(self.by_resource_type, resource_type)[outcome] += 1
+        _counter(self.by_region, str(finding.get("region")))[outcome] += 1
+        _counter(self.by_account, str(finding.get("account_id")))[outcome] += 1
         if not compliant:
             if resource_type == "instance":
                 self.noncompliant_ids.add(resource_id)
