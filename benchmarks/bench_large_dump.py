@@ -27,6 +27,7 @@ import os
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -238,6 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     floor_totals = json.loads(floor.stdout or "{}") if floor.exit_status == 0 else {}
     run_totals = {k: summary.get(k) for k in ("total", "compliant", "noncompliant")}
     same_totals = floor_totals == run_totals
+    # Side by side with best against best: how far the verdict moves with this machine's swings.
+    pair_ratios = [
+        measured.wall_seconds / floor_run.wall_seconds
+        for floor_run, measured in zip(floors, runs, strict=True)
+        if floor_run.wall_seconds
+    ]
     ratio = run.wall_seconds / floor.wall_seconds if floor.wall_seconds else float("nan")
     command = f".venv/bin/python benchmarks/bench_large_dump.py {' '.join(argv or sys.argv[1:])}".strip()
     columns = [
@@ -287,7 +294,8 @@ interface per instance, `indent=4` as the AWS CLI prints it
 
 Best of {args.runs}, the floor and the command interleaved: floor \
 {", ".join(f"{m.wall_seconds:.1f}" for m in floors)} s; command \
-{", ".join(f"{m.wall_seconds:.1f}" for m in runs)} s.
+{", ".join(f"{m.wall_seconds:.1f}" for m in runs)} s; each command over the floor measured just \
+before it: {", ".join(f"{r:.2f}x" for r in pair_ratios)} (median {statistics.median(pair_ratios):.2f}x).
 
 **Physical floor, same run:** {floor.wall_seconds:.1f} s and {_mib(floor.peak_rss_kib)} peak RSS \
 (totals {floor_totals.get("total", 0):,} / {floor_totals.get("compliant", 0):,} / \
