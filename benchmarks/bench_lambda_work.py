@@ -11,7 +11,9 @@ of the worker thread around each handler call, plus that of any thread the handl
 EC2 instances asks for the next page from one); it includes moto serving that handler's S3 calls
 in the same thread (on AWS that is network wait, not CPU), so it overstates Lambda's CPU. Bytes
 staged are the objects under the run's staging prefix: the inventory pages List EC2 instances
-writes for Evaluate tag compliance, and the per-target findings Persist report merges.
+writes for Evaluate tag compliance, and the per-target findings Persist report merges. Notify's
+SNS Publish calls are answered at the client's wire, so its figure is its own work (see the
+section's text).
 
 ``--before-tree`` runs the same child against another checkout (``PYTHONPATH`` pointing at it),
 so the "before" column is the code before this change measured by this very benchmark.
@@ -35,7 +37,33 @@ from markdown_sections import replace_section, section_header
 
 SECTION = "## Lambda work per 1,000 instances"
 ROOT = Path(__file__).resolve().parents[1]
-MEASURED_STEPS = ("list-instances", "evaluate-tags", "persist-report")
+MEASURED_STEPS = ("list-instances", "evaluate-tags", "persist-report", "notify")
+# What SNS answers a Publish: Notify's requests are built, signed and sent, and this answer parsed,
+# by botocore as in a Lambda; only SNS's own side (moto's, in this process) is left out.
+_PUBLISH_ANSWER = (
+    '<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult>'
+    "<MessageId>{id}</MessageId></PublishResult><ResponseMetadata><RequestId>{id}</RequestId>"
+    "</ResponseMetadata></PublishResponse>"
+)
+
+
+def _answer_publishes_at_the_wire(sns: Any) -> list[int]:
+    """SNS Publish answered where the request leaves the client (before moto sees it); the size of
+    each request body sent, in the returned list."""
+    import uuid
+
+    from botocore.awsrequest import AWSResponse
+    from moto.core.botocore_stubber import MockRawResponse
+
+    sent: list[int] = []
+
+    def answer(request: Any, **_kwargs: Any) -> AWSResponse:
+        sent.append(len(request.body or b""))
+        body = _PUBLISH_ANSWER.format(id=uuid.uuid4()).encode()
+        return AWSResponse(request.url, 200, {"Content-Type": "text/xml"}, MockRawResponse(body))
+
+    sns.meta.events.register_first("before-send.sns.Publish", answer)
+    return sent
 
 
 def child(count: int, seed: int) -> dict[str, Any]:
@@ -94,12 +122,15 @@ def child(count: int, seed: int) -> dict[str, Any]:
     threading.Thread.start = start  # type: ignore[method-assign,assignment]
     try:
         with LocalDeployment(fleet, retry_wait_scale=0) as local:
+            from workflow import aws
+
+            published = _answer_publishes_at_the_wire(aws.client("sns"))  # the client Notify's handler gets
             # A Lambda's heap holds its own step's work, not the fleet, moto and the engine: frozen
             # here, so the collector's passes over them are not charged to whichever step allocates.
             gc.collect()
             gc.freeze()
             try:
-                arn = local.start({"notify": "never"}, name=f"work-{count}")
+                arn = local.start({"notify": "always"}, name=f"work-{count}")
                 description = local.engine.wait(arn, timeout=3600)
             finally:
                 gc.unfreeze()
@@ -121,6 +152,7 @@ def child(count: int, seed: int) -> dict[str, Any]:
         "cpu": dict(cpu),
         "invocations": dict(invocations),
         "staged": dict(staged),
+        "published": {"messages": len(published), "request_bytes": sum(published)},
     }
 
 
@@ -174,6 +206,16 @@ def render(results: dict[tuple[str, int], dict[str, Any]], sizes: list[int], lab
         + " |"
     )
     return "\n".join(rows)
+
+
+def _published(results: dict[tuple[str, int], dict[str, Any]]) -> str:
+    shown = []
+    for (label, size), result in results.items():
+        if "published" in result:
+            messages, sent = result["published"]["messages"], result["published"]["request_bytes"]
+            plural = "" if messages == 1 else "s"
+            shown.append(f"{label}, {size:,}: {messages} message{plural}, {sent / 1024:,.0f} KiB of requests")
+    return "; ".join(shown)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,8 +274,13 @@ compliance), `staging/<run>/findings/` (per-target findings; since issue 14 Pers
 copies them into the report as they are) and `staging/<run>/summary-fields/` (what the summary
 reads of each finding, which Persist report folds in instead of parsing the findings; the before
 tree stages none). Findings are 5% larger than in the before tree: since issue 16 each carries
-`resource_type` and `resource_id`. The CPU-seconds carry into docs/cost.md, where the Lambda
-memory sizes are chosen from them.
+`resource_type` and `resource_id`. The execution notifies (`{{"notify": "always"}}`: the run's
+summary and the owner digests, {_published(results)}); each SNS Publish is answered where the
+request leaves the client (a `before-send` hook ahead of moto's), so Notify's CPU-seconds hold
+building, signing and sending every message and parsing SNS's answer, as in a Lambda, and not
+SNS's own side (measured since 2026-12-04 13:05; until then Notify did not run here; the before
+tree predates the owner digests and publishes the summary alone). The
+CPU-seconds carry into docs/cost.md, where the Lambda memory sizes are chosen from them.
 """
     if args.write:
         replace_section(args.write, SECTION, section)

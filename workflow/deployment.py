@@ -47,7 +47,9 @@ STEP_FUNCTIONS: Final = (
     StepFunction(
         "ImportSecurityHubFunctionArn", "import-security-hub", "lambdas.import_security_hub.handler", 300, 512
     ),
-    StepFunction("NotifyFunctionArn", "notify", "lambdas.notify.handler", 60, 256),
+    # 1,769 MB by the same method since its own CPU was measured (docs/cost.md); at 256 MB a
+    # 1,000,000-instance run's Notify would model at about 55 s of its 60 s timeout.
+    StepFunction("NotifyFunctionArn", "notify", "lambdas.notify.handler", 60, 1769),
 )
 
 
