@@ -26,7 +26,7 @@ import boto3
 import botocore.loaders
 import botocore.session
 
-# Reentrant: an import inside shared_by_new_sessions may itself ask for a handler session.
+# Reentrant, so handler_session called on the thread inside shared_by_new_sessions cannot deadlock.
 _lock = threading.RLock()
 _loader: Any = None
 
